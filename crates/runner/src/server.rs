@@ -1,0 +1,334 @@
+//! The HTTP front: accepts connections, routes each request, adds the headers Spin gives components, runs the
+//! route's handler with both bodies streaming, and writes one JSON log line per request when its response
+//! body has finished (or the client went away).
+
+use crate::app::App;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::handler::{ErrorCode, ExpirationError};
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub const HEALTH_PATH: &str = "/.well-known/spin/health";
+
+pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("spinlet: accept failed: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(app.clone(), req, client));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                if !e.is_incomplete_message() {
+                    eprintln!("spinlet: connection from {client}: {e}");
+                }
+            }
+        });
+    }
+}
+
+fn empty(status: StatusCode) -> Response<ResponseBody> {
+    let mut res = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|e: Infallible| match e {})
+            .boxed_unsync(),
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// Ids the runner accepts from clients for its log; anything else is replaced.
+fn sane_request_id(value: &HeaderValue) -> bool {
+    let v = value.as_bytes();
+    (1..=128).contains(&v.len())
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+async fn handle(
+    app: Arc<App>,
+    mut req: Request<Incoming>,
+    client: SocketAddr,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let request_id = match req.headers().get("x-request-id") {
+        Some(v) if sane_request_id(v) => v.to_str().unwrap_or_default().to_string(),
+        _ => uuid::Uuid::new_v4().to_string(),
+    };
+    let mut log = LogLine {
+        started: Some(started),
+        method: method.to_string(),
+        path: path.clone(),
+        request_id: request_id.clone(),
+        client: Some(client),
+        ..Default::default()
+    };
+
+    if path == HEALTH_PATH {
+        let mut res = Response::new(
+            Full::new(Bytes::from_static(b"OK"))
+                .map_err(|e: Infallible| match e {})
+                .boxed_unsync(),
+        );
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(res);
+    }
+    let Some(matched) = app.router.route(&path) else {
+        log.status = 404;
+        log.emit(0, None);
+        return Ok(empty(StatusCode::NOT_FOUND));
+    };
+    let target = matched.target.clone();
+    log.component = target.component.clone();
+    log.route = matched.route.based.clone();
+
+    // Spin's request headers. Client-sent copies are removed first: a client must never be able to
+    // claim a route, a path match or a client address.
+    let headers = req.headers_mut();
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    headers.remove(header::CONNECTION);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let full_url = format!("http://{host}{path_and_query}");
+    let mut spin_headers: Vec<(String, String)> = vec![
+        ("spin-full-url".into(), full_url.clone()),
+        ("spin-path-info".into(), matched.path_info.clone()),
+        ("spin-matched-route".into(), matched.route.based.clone()),
+        ("spin-base-path".into(), "/".into()),
+        ("spin-raw-component-route".into(), matched.route.raw.clone()),
+        (
+            "spin-component-route".into(),
+            matched.route.component_route().to_string(),
+        ),
+        ("spin-client-addr".into(), client.to_string()),
+    ];
+    for (name, value) in &matched.params {
+        spin_headers.push((
+            format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value.clone(),
+        ));
+    }
+    let headers = req.headers_mut();
+    for (name, value) in spin_headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.insert(n, v);
+        }
+    }
+    if !headers.contains_key("x-request-id")
+        || !headers.get("x-request-id").is_some_and(sane_request_id)
+    {
+        headers.insert(
+            "x-request-id",
+            HeaderValue::try_from(request_id.as_str()).expect("uuid is a valid header"),
+        );
+    }
+    match full_url.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => {
+            log.status = 400;
+            log.emit(0, None);
+            return Ok(empty(StatusCode::BAD_REQUEST));
+        }
+    }
+
+    let req = req.map(|body| {
+        body.map_err(|e| ErrorCode::from(P3ErrorCode::InternalError(Some(e.to_string()))))
+            .boxed_unsync()
+    });
+    // The guest runs in its own task: a client that disconnects mid-request drops hyper's service
+    // future, and must not cancel the guest with it (it still has to clean up, e.g. abort a
+    // multipart upload it started; its request body simply ends with an error).
+    let guest = {
+        let target = target.clone();
+        tokio::spawn(async move { target.handler.handle((), req).await })
+    };
+    let outcome = match guest.await {
+        Ok(outcome) => outcome,
+        Err(join) => Err(wasmtime::Error::msg(format!("guest task failed: {join}"))),
+    };
+    match outcome {
+        Ok(res) => {
+            let (parts, body) = res.into_parts();
+            log.status = parts.status.as_u16();
+            if let Some(id) = parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                log.request_id = id.to_string();
+            }
+            // hyper stops polling once Content-Length bytes are out (and never polls for HEAD), so the
+            // body's end is judged from the declared length, not only from an end-of-stream frame.
+            let expected = if method == http::Method::HEAD {
+                Some(0)
+            } else {
+                parts
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+            };
+            let body = LoggedBody {
+                inner: body
+                    .map_err(|e| -> BoxError { e.to_string().into() })
+                    .boxed_unsync(),
+                log: Some(log),
+                bytes: 0,
+                expected,
+            };
+            Ok(Response::from_parts(parts, body.boxed_unsync()))
+        }
+        Err(e) => {
+            // A busy guest is stopped by expiring its whole instance, which surfaces as a worker failure
+            // rather than `ExpirationError`: a request that failed at its time limit is a timeout either way.
+            let timed_out =
+                e.is::<ExpirationError>() || started.elapsed() >= app.limits.request_timeout;
+            let status = if timed_out {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            log.status = status.as_u16();
+            log.emit(0, Some(format!("{e:#}")));
+            Ok(empty(status))
+        }
+    }
+}
+
+#[derive(Default)]
+struct LogLine {
+    started: Option<Instant>,
+    method: String,
+    path: String,
+    route: String,
+    component: String,
+    status: u16,
+    request_id: String,
+    client: Option<SocketAddr>,
+}
+
+impl LogLine {
+    fn emit(&self, bytes: u64, error: Option<String>) {
+        let duration = self
+            .started
+            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+            .unwrap_or_default();
+        let line = serde_json::json!({
+            "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "requestId": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "component": self.component,
+            "status": self.status,
+            "durationMs": (duration * 1000.0).round() / 1000.0,
+            "bytesOut": bytes,
+            "client": self.client.map(|c| c.to_string()),
+            "error": error,
+        });
+        println!("{line}");
+    }
+}
+
+/// Wraps a response body to count what was sent and log the request when it ends.
+struct LoggedBody {
+    inner: ResponseBody,
+    log: Option<LogLine>,
+    bytes: u64,
+    /// The declared length (0 for HEAD): reaching it completes the response.
+    expected: Option<u64>,
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let error = Some(format!("response body failed: {e}"));
+                let bytes = self.bytes;
+                if let Some(log) = self.log.take() {
+                    log.emit(bytes, error);
+                }
+            }
+            Poll::Ready(None) => {
+                let bytes = self.bytes;
+                if let Some(log) = self.log.take() {
+                    log.emit(bytes, None);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            let complete = self.expected.is_some_and(|n| self.bytes >= n);
+            let error =
+                (!complete).then(|| "client went away before the response body ended".to_string());
+            log.emit(self.bytes, error);
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! Runner conformance: starts `spinlet` on the fixture app (tests/runner/spin.toml, built by scripts/build)
+//! on a free port and speaks HTTP to it, like `spin up` would be spoken to. Needs the wasm fixtures built and
+//! Postgres/Redis reachable (PG_ADMIN_URL / REDIS_URL, defaulting to the standard local ports).
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pg_url() -> String {
+    std::env::var("PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// host:port of a URL like `postgres://user@host:port/db`.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    authority.rsplit('@').next().unwrap().to_string()
+}
+
+struct Runner {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(envs: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spinlet"));
+    let root = repo_root();
+    cmd.current_dir(&root)
+        .args(["up", "--manifest", "tests/runner/spin.toml"])
+        .env("SPINLET_CACHE_DIR", root.join("target/spinlet-cache"))
+        .env("SPIN_VARIABLE_DB_HOST", host_port(&pg_url()))
+        .env("SPIN_VARIABLE_REDIS_HOST", host_port(&redis_url()))
+        .env_remove("SPIN_VARIABLE_ALLOWED_ORIGIN")
+        .env_remove("SPIN_VARIABLE_OVERRIDDEN");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn start(envs: &[(&str, String)]) -> Runner {
+    let port = free_port();
+    let mut envs = envs.to_vec();
+    envs.push(("SPINLET_LISTEN", format!("127.0.0.1:{port}")));
+    if !envs
+        .iter()
+        .any(|(k, _)| *k == "SPIN_VARIABLE_ALLOWED_ORIGIN")
+    {
+        envs.push(("SPIN_VARIABLE_ALLOWED_ORIGIN", "127.0.0.1:9".into()));
+    }
+    let child = command(&envs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn spinlet");
+    let runner = Runner {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Ok(res) = reqwest::blocking::get(format!("{}/.well-known/spin/health", runner.base))
+        {
+            if res.status().is_success() {
+                return runner;
+            }
+        }
+        assert!(Instant::now() < deadline, "spinlet did not become healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+fn get_json(runner: &Runner, path: &str) -> (u16, Value) {
+    let res = client()
+        .get(format!("{}{path}", runner.base))
+        .send()
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[test]
+fn routes_follow_spin_precedence_and_carry_spin_headers() {
+    let r = start(&[]);
+    let (status, body) = get_json(&r, "/items/42/sub/report%20one");
+    assert_eq!(status, 200);
+    let h = &body["headers"];
+    assert_eq!(h["spin-matched-route"], "/items/:id/sub/:name");
+    assert_eq!(h["spin-path-match-id"], "42");
+    assert_eq!(h["spin-path-match-name"], "report%20one");
+    assert_eq!(h["spin-path-info"], "");
+    assert_eq!(h["spin-component-route"], "/items/:id/sub/:name");
+    assert!(
+        h["spin-full-url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/items/42/sub/report%20one")
+    );
+    assert!(
+        h["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+
+    let (_, body) = get_json(&r, "/items/special");
+    assert_eq!(body["headers"]["spin-matched-route"], "/items/special");
+    let (_, body) = get_json(&r, "/items/a/b/c");
+    assert_eq!(body["headers"]["spin-matched-route"], "/items/...");
+    assert_eq!(body["headers"]["spin-path-info"], "/a/b/c");
+    assert_eq!(body["headers"]["spin-component-route"], "/items");
+    let (_, body) = get_json(&r, "/elsewhere");
+    assert_eq!(body["headers"]["spin-matched-route"], "/...");
+}
+
+#[test]
+fn client_cannot_spoof_spin_headers() {
+    let r = start(&[]);
+    let res = client()
+        .get(format!("{}/items/special", r.base))
+        .header("spin-matched-route", "/admin/...")
+        .header("spin-client-addr", "10.0.0.1:1")
+        .header("spin-path-match-id", "forged")
+        .send()
+        .unwrap();
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["headers"]["spin-matched-route"], "/items/special");
+    assert!(
+        body["headers"]["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(body["headers"].get("spin-path-match-id").is_none());
+}
+
+#[test]
+fn middleware_chain_transforms_request_and_response_in_order() {
+    let r = start(&[]);
+    let res = client().get(format!("{}/chain/x", r.base)).send().unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-chain-response"],
+        "beta,alpha",
+        "responses unwind innermost first"
+    );
+    let text = res.text().unwrap();
+    let inner = text
+        .strip_prefix("alpha(beta(")
+        .and_then(|t| t.strip_suffix("))"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let echoed: Value = serde_json::from_str(inner).unwrap();
+    assert_eq!(
+        echoed["headers"]["x-chain"], "alpha,beta",
+        "requests pass outermost first"
+    );
+    assert_eq!(echoed["headers"]["spin-matched-route"], "/chain/...");
+    // Without middleware the same component sees no chain.
+    let (_, plain) = get_json(&r, "/x");
+    assert!(plain["headers"].get("x-chain").is_none());
+}
+
+#[test]
+fn middleware_only_reaches_inherited_configuration() {
+    let r = start(&[]);
+    let res = client()
+        .get(format!("{}/chain/alpha-variable-probe", r.base))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200, "alpha inherits all configuration");
+    let text = res.text().unwrap();
+    assert!(text.contains(r#""x-probe":"hello""#), "{text}");
+    let res = client()
+        .get(format!("{}/chain/beta-variable-probe", r.base))
+        .send()
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        500,
+        "beta inherits nothing: reading a variable must fail"
+    );
+    let (status, _) = get_json(&r, "/chain/still-serving");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn variables_defaults_env_overrides_templates_and_scoping() {
+    let r = start(&[("SPIN_VARIABLE_OVERRIDDEN", "from-env".into())]);
+    let (status, body) = get_json(&r, "/vars");
+    assert_eq!(status, 200);
+    assert_eq!(body["greeting"]["ok"], "hello");
+    assert_eq!(body["overridden"]["ok"], "from-env");
+    assert_eq!(body["composed"]["ok"], "hello-from-env");
+    assert!(
+        body["undeclared"]["error"].is_string(),
+        "a component sees only its own variables: {body}"
+    );
+}
+
+#[test]
+fn missing_required_variable_is_a_clear_startup_error() {
+    let out = command(&[("SPINLET_LISTEN", format!("127.0.0.1:{}", free_port()))])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("allowed_origin") && stderr.contains("SPIN_VARIABLE_ALLOWED_ORIGIN"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn postgres_round_trips_types_and_pooled_connections_are_clean() {
+    let r = start(&[]);
+    let address = pg_url()
+        .replace(':', "%3A")
+        .replace('/', "%2F")
+        .replace('@', "%40");
+    let (status, body) = get_json(&r, &format!("/pg?address={address}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["u"], "6f1c7f38-2d0e-4c59-9a53-0f6a7c1f4b2e");
+    assert_eq!(body["t"], "héllo ✓");
+    assert_eq!(body["i"], -42);
+    assert_eq!(body["b"], 9_007_199_254_740_993i64);
+    assert_eq!(body["o"], true);
+    assert_eq!(body["y"], serde_json::json!([0, 1, 2, 255]));
+    assert_eq!(body["j"], serde_json::json!({"a": [1, 2, {"b": null}]}));
+    assert_eq!(
+        body["ts"],
+        serde_json::json!([2026, 11, 22, 7, 51, 28, 123_000_000])
+    );
+    assert_eq!(body["n"], serde_json::json!({"null": true}));
+    assert_eq!(body["sane"], true);
+    // Every request left a session setting and an open transaction behind; none may leak.
+    for _ in 0..40 {
+        let (status, body) = get_json(&r, &format!("/pg?address={address}"));
+        assert_eq!(status, 200, "{body}");
+        // Postgres reports a reset custom setting as '' (the placeholder stays), never the old value.
+        let leaked = &body["leakedSetting"];
+        assert!(
+            *leaked == serde_json::json!({"null": true}) || *leaked == "",
+            "setting leaked: {leaked}"
+        );
+    }
+}
+
+#[test]
+fn postgres_and_redis_outside_allowed_hosts_are_refused() {
+    let r = start(&[]);
+    let (status, body) = get_json(
+        &r,
+        "/pg?address=postgres%3A%2F%2Fpostgres%40127.0.0.1%3A1%2Fpostgres",
+    );
+    assert_eq!(status, 500);
+    assert!(
+        body["error"].as_str().unwrap().contains("not permitted"),
+        "{body}"
+    );
+    let (status, body) = get_json(&r, "/redis?address=redis%3A%2F%2F127.0.0.1%3A1&key=k");
+    assert_eq!(status, 500);
+    assert!(
+        body["error"].as_str().unwrap().contains("not permitted"),
+        "{body}"
+    );
+}
+
+#[test]
+fn redis_incr_and_expire() {
+    let r = start(&[]);
+    let key = format!("spinlet-conformance-{}", uuid::Uuid::new_v4());
+    let address = redis_url().replace(':', "%3A").replace('/', "%2F");
+    let (status, first) = get_json(&r, &format!("/redis?address={address}&key={key}"));
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["count"], 1);
+    assert_eq!(first["expireSet"], 1);
+    let ttl = first["ttl"].as_i64().unwrap();
+    assert!((1..=60).contains(&ttl), "{first}");
+    let (_, second) = get_json(&r, &format!("/redis?address={address}&key={key}"));
+    assert_eq!(second["count"], 2);
+}
+
+/// A one-shot HTTP server answering 204 to whatever comes, on a free port.
+fn tiny_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            use std::io::Write;
+            let _ = (&stream).write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+        }
+    });
+    port
+}
+
+#[test]
+fn outbound_http_only_to_allowed_hosts() {
+    let allowed = tiny_server();
+    let denied = tiny_server();
+    let r = start(&[(
+        "SPIN_VARIABLE_ALLOWED_ORIGIN",
+        format!("127.0.0.1:{allowed}"),
+    )]);
+    let (status, body) = get_json(
+        &r,
+        &format!("/outbound?url=http%3A%2F%2F127.0.0.1%3A{allowed}%2Fping"),
+    );
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (200, Some(204)),
+        "{body}"
+    );
+    let (status, body) = get_json(
+        &r,
+        &format!("/outbound?url=http%3A%2F%2F127.0.0.1%3A{denied}%2Fping"),
+    );
+    assert_eq!(status, 502);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{body}"
+    );
+}
+
+#[test]
+fn every_request_gets_a_fresh_instance() {
+    let r = start(&[]);
+    for _ in 0..5 {
+        let (_, body) = get_json(&r, "/state");
+        assert_eq!(body["requestsSeen"], 1, "state leaked between requests");
+    }
+}
+
+#[test]
+fn traps_and_memory_exhaustion_are_500_and_the_runner_keeps_serving() {
+    let r = start(&[]);
+    let res = client().get(format!("{}/trap", r.base)).send().unwrap();
+    assert_eq!(res.status(), 500);
+    let res = client().get(format!("{}/oom", r.base)).send().unwrap();
+    assert_eq!(res.status(), 500);
+    let (status, body) = get_json(&r, "/state");
+    assert_eq!((status, body["requestsSeen"].as_u64()), (200, Some(1)));
+}
+
+#[test]
+fn runaway_component_is_stopped_and_others_are_served_meanwhile() {
+    let r = start(&[("SPINLET_REQUEST_TIMEOUT_SECS", "3".into())]);
+    let base = r.base.clone();
+    let runaway = std::thread::spawn(move || {
+        client()
+            .get(format!("{base}/spin"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // While the runaway spins, the runner still answers other requests.
+    let (status, _) = get_json(&r, "/state");
+    assert_eq!(status, 200);
+    assert_eq!(runaway.join().unwrap(), 503);
+    let (status, _) = get_json(&r, "/state");
+    assert_eq!(status, 200);
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn bodies_stream_both_ways_without_buffering() {
+    const SIZE: u64 = 512 << 20;
+    let r = start(&[]);
+    // Upload: a generated body the server must count chunk by chunk.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    std::thread::spawn(move || {
+        let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+        for _ in 0..(SIZE >> 20) {
+            if tx.send(chunk.clone()).is_err() {
+                return;
+            }
+        }
+    });
+    struct ChannelReader(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>, usize);
+    impl std::io::Read for ChannelReader {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.2 == self.1.len() {
+                match self.0.recv() {
+                    Ok(next) => (self.1, self.2) = (next, 0),
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.1.len() - self.2);
+            buf[..n].copy_from_slice(&self.1[self.2..self.2 + n]);
+            self.2 += n;
+            Ok(n)
+        }
+    }
+    let body = reqwest::blocking::Body::sized(ChannelReader(rx, Vec::new(), 0), SIZE);
+    let res = client()
+        .post(format!("{}/count", r.base))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let counted: Value = res.json().unwrap();
+    assert_eq!(counted["bytes"], SIZE);
+
+    // Download: a generated body of the same size, read as it comes.
+    let mut res = client()
+        .get(format!("{}/generate?size={SIZE}", r.base))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut total, mut position_ok) = (0u64, true);
+    loop {
+        let n = std::io::Read::read(&mut res, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        position_ok &= buf[..n]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| u64::from(*b) == ((total + i as u64) % 65536) % 251);
+        total += n as u64;
+    }
+    assert_eq!(total, SIZE);
+    assert!(
+        position_ok,
+        "downloaded bytes differ from what the component generated"
+    );
+    // Moving 1 GiB through the runner must not have grown it anywhere near that size.
+    let peak = peak_rss_kib(r.child.id());
+    assert!(
+        peak < 300 * 1024,
+        "runner peak RSS {peak} KiB suggests a body was buffered"
+    );
+}

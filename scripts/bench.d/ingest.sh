@@ -1,0 +1,107 @@
+# shellcheck shell=bash
+# Issue 5: uploads through the ingest component against a direct PUT to the same Garage. Sourced by
+# scripts/bench, which has started the stack (BASE_URL, DATABASE_ADMIN_URL, S3_*, SPIN_VARIABLE_*).
+#
+# A second spinlet runs spin.toml with max_upload_bytes raised to 2 GiB and the per-user limit out of
+# reach. Measures: one BENCH_IN_SIZE_MIB upload (default 1024) through the stack (raw body, chunked
+# multipart upload to Garage, SHA-256, inspection, dedup transaction) vs `curl --aws-sigv4` PUT of the
+# same file straight to Garage (best of BENCH_IN_ROUNDS, default 2, fresh content each round so no
+# round is deduplicated); the spinlet's peak RSS during the run (VmHWM: an upper bound of the
+# component's memory, host included); and 100 uploads of 100 KiB at concurrency 10 (distinct
+# content). Rewrites "## Ingest (issue 5)" in BENCHMARKS.md.
+
+_bench_in_put_direct() { # FILE KEY -> seconds
+  curl -fsS -o /dev/null -w '%{time_total}\n' -X PUT -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY_ID:$S3_SECRET_ACCESS_KEY" \
+    -T "$1" "${S3_ENDPOINT%/}/$S3_BUCKET/$2"
+}
+
+_bench_in_upload() { # BASE TOKEN MESSAGE FILE NAME -> seconds (fails unless 201)
+  # -T streams the file (with its Content-Length) instead of reading it into memory first.
+  curl -fsS -o /dev/null -w '%{time_total}\n' -X POST -H "authorization: Bearer $2" \
+    -H 'content-type: application/octet-stream' \
+    -T "$4" "$1/api/v1/emails/$3/attachments?filename=$5"
+}
+
+bench_ingest() {
+  local mib=${BENCH_IN_SIZE_MIB:-1024} rounds=${BENCH_IN_ROUNDS:-2}
+  local work="$BENCH_OUT/ingest" port base log pid seed_json email password message token
+  mkdir -p "$work"
+  port=$(pick_port "")
+  base="http://127.0.0.1:$port"
+  log="$STACK_DIR/logs/bench-ingest-app.log"
+  say "ingest: spinlet up --manifest spin.toml --listen 127.0.0.1:$port (max_upload_bytes 2 GiB)"
+  SPIN_VARIABLE_MAX_UPLOAD_BYTES=2147483648 SPIN_VARIABLE_RATE_LIMIT=1000000000/1h \
+    start_bg bench-ingest-app "$log" \
+    "$SPINLET" up --manifest "$MANIFEST" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache"
+  pid=$_LAST_PID
+  WAIT_PID=$pid wait_until "${APP_START_TIMEOUT:-300}" "bench app" app_health "$base" ||
+    { tail -n 30 "$log" >&2; return 1; }
+
+  seed_json=$("$SEED" --database-url "$DATABASE_ADMIN_URL" --json) || return 1
+  read -r email password message < <(python3 -c '
+import json, sys
+t = json.load(sys.stdin)["tenants"][0]
+u = next(u for u in t["users"] if u["role"] == "user")
+m = next(m for m in t["messages"] if m["ownerUserId"] == u["id"])
+print(u["email"], u["password"], m["id"])' <<<"$seed_json")
+  token=$(curl -fsS "$base/api/v1/auth/token" -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"$password\"}" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])') ||
+    { say "ingest: login failed"; return 1; }
+
+  # Warm-up (compiled component, connections).
+  head -c 4096 /dev/urandom >"$work/warm.bin"
+  _bench_in_upload "$base" "$token" "$message" "$work/warm.bin" warm.bin >/dev/null || return 1
+
+  local best_stack="" best_direct="" t r
+  for ((r = 1; r <= rounds; r++)); do
+    head -c "$((mib * 1024 * 1024))" /dev/urandom >"$work/big.bin"
+    t=$(_bench_in_put_direct "$work/big.bin" "bench/ingest-direct-$r") || return 1
+    say "ingest: round $r direct PUT ${mib} MiB: ${t}s"
+    [[ -z "$best_direct" ]] || awk -v a="$t" -v b="$best_direct" 'BEGIN { exit !(a < b) }' && best_direct=$t
+    t=$(_bench_in_upload "$base" "$token" "$message" "$work/big.bin" "big-$r.bin") || return 1
+    say "ingest: round $r upload through the stack ${mib} MiB: ${t}s"
+    [[ -z "$best_stack" ]] || awk -v a="$t" -v b="$best_stack" 'BEGIN { exit !(a < b) }' && best_stack=$t
+  done
+  rm -f "$work/big.bin"
+  local ratio hwm
+  ratio=$(awk -v a="$best_stack" -v b="$best_direct" 'BEGIN { printf "%.2f", a / b }')
+  hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "?")
+
+  # 100 x 100 KiB at concurrency 10, distinct content.
+  local i
+  mkdir -p "$work/small"
+  for ((i = 1; i <= 100; i++)); do head -c 102400 /dev/urandom >"$work/small/$i.bin"; done
+  local start end total
+  start=$(date +%s.%N)
+  seq 100 | xargs -P 10 -I{} curl -fsS -o /dev/null -H "authorization: Bearer $token" \
+    -H 'content-type: application/octet-stream' --data-binary @"$work/small/{}.bin" \
+    "$base/api/v1/emails/$message/attachments?filename=s{}.bin" || { say "ingest: small uploads failed"; return 1; }
+  end=$(date +%s.%N)
+  total=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
+  say "ingest: 100 x 100 KiB at concurrency 10: ${total}s"
+  stop_pid "$pid" bench-ingest-app 5 || true
+
+  bench_write_section "$(
+    cat <<MD
+## Ingest (issue 5)
+
+$(date -u +%Y-%m-%d), $(bench_machine). \`scripts/bench ingest\`: the stack of scripts/test (release spinlet,
+Garage 2.5 single node, Postgres), a second spinlet on spin.toml with \`max_upload_bytes\` = 2 GiB. The upload
+path does: middleware (token, rate limit), message check, then per chunk size count + inspection + SHA-256 +
+8 MiB part buffer → multipart upload to Garage (SigV4 in the component), then one transaction (dedup upsert,
+scan job, attachment, audit) and a signed download URL.
+
+| ${mib} MiB upload (best of $rounds, fresh content per round) | seconds |
+|---|---|
+| direct PUT to Garage (curl --aws-sigv4, UNSIGNED-PAYLOAD) | $best_direct |
+| through the stack (raw body) | $best_stack |
+| ratio stack / direct (goal ≤ 1.5) | **$ratio** |
+| spinlet peak RSS during the run (VmHWM, host + all instances; upper bound of the component's memory) | ${hwm} MiB |
+
+100 uploads of 100 KiB (distinct content) at concurrency 10: **${total} s** (goal < 1 s; promised < 5 s).
+MD
+  )"
+  say "ingest: ratio $ratio (stack ${best_stack}s vs direct ${best_direct}s), peak RSS ${hwm} MiB, 100x100KiB ${total}s"
+}
