@@ -1,0 +1,47 @@
+//! Database tooling of the attachment service: the schema's migration runner, role bootstrap, fixtures and
+//! the database benchmark. Native only (it talks to Postgres with `tokio-postgres`); the components reach the
+//! same database through Spin's postgres interface as [`APP_ROLE`].
+//!
+//! - [`migrations`]: the versioned, checksummed SQL files and the runner that applies them.
+//! - [`bootstrap`]: the cluster-wide roles and per-database grants the migrations assume.
+//! - [`seed`]: fresh test tenants (`seed --json`) and the idempotent demo tenant (`seed --demo`).
+//! - [`args`]: the few command-line flags the binaries share.
+
+pub mod args;
+pub mod bootstrap;
+pub mod migrations;
+pub mod seed;
+
+/// Owns every schema object; NOLOGIN, BYPASSRLS. Migrations run after `SET ROLE` to it.
+pub const OWNER_ROLE: &str = "attachments_owner";
+/// What components connect as: LOGIN, NOSUPERUSER, NOBYPASSRLS, not the owner, per-table grants only.
+pub const APP_ROLE: &str = "attachments_app";
+/// The setting every RLS policy reads; components set it per transaction with
+/// `SELECT set_config('app.current_tenant_id', $1, true)`.
+pub const TENANT_GUC: &str = "app.current_tenant_id";
+/// Default admin connection for tools and tests (trust auth on loopback in dev).
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+use tokio_postgres::{Client, Config, NoTls};
+
+/// Opens a connection and drives it on the current tokio runtime. No TLS: the tools talk to a local or
+/// private-network Postgres; add a TLS connector here before pointing them across an untrusted network.
+pub async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        // The error surfaces again on the next query through the client; nothing to add here.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Quotes an SQL identifier (for DDL, where parameters cannot be used).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The admin URL from `--database-url`, else `$DATABASE_ADMIN_URL`, else [`DEFAULT_ADMIN_URL`].
+pub fn admin_url(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("DATABASE_ADMIN_URL").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string())
+}
