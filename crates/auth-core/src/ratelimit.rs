@@ -1,0 +1,570 @@
+//! Rate limiting, the pure part: policy, Redis key names, the atomic Lua script, the decision
+//! from its reply, and the response headers.
+//!
+//! # Algorithm: fixed window, started by the first request
+//!
+//! One Redis counter per (policy, subject). The first request of a window creates it with a TTL of
+//! the window length; each request increments it; the window ends when the key expires. Chosen
+//! over a sliding log or GCRA because:
+//! * it is exactly the contract's wording ("50 requests per minute", "the window resets") and the
+//!   `RateLimit` header values are exact: `r` = requests left, `t` = the key's remaining TTL;
+//! * it costs one key and one round trip (an `EVAL`) per request, atomic under concurrency (Redis
+//!   runs a script without interleaving) and survives runner restarts (state lives in Redis);
+//! * it needs no clock in the component or the script: the TTL is the clock, so component clock
+//!   skew cannot matter.
+//!
+//! The known cost: a client may get up to `2 × limit` through in a span straddling two windows.
+//! For per-user API throttling that is acceptable; login brute-force is bounded separately by the
+//! per-email and per-address failure limits, which use the same mechanism.
+//!
+//! # Using it from a component (spin:redis)
+//!
+//! ```text
+//! let args = ratelimit::hit_args(&key, &policy);        // ["<script>", "1", key, window_ms, "1"]
+//! let reply = redis.execute("EVAL", args)?;             // two integers: [count, pttl_ms]
+//! let d = Decision::after_hit(&policy, count, pttl_ms); // allowed? + headers
+//! ```
+//! On a Redis error the configured [`FailMode`] decides; never answer 500 for it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use problem::Problem;
+use sha2::{Digest, Sha256};
+
+use crate::{Email, Error, UserId};
+
+/// Default per-user limit.
+pub const DEFAULT_LIMIT: u64 = 50;
+/// Default window, seconds.
+pub const DEFAULT_WINDOW_SECS: u64 = 60;
+/// Prefix of every rate-limit key (versioned so a change of scheme never reads old counters).
+pub const KEY_PREFIX: &str = "rl:v1";
+
+/// Increments the counter, starting the window if it is new, and returns `{count, pttl_ms}`.
+/// `KEYS[1]` = counter key, `ARGV[1]` = window in milliseconds, `ARGV[2]` = cost (normally 1).
+/// A key without a TTL (only possible if something else wrote it) gets one, so a counter can
+/// never live forever.
+pub const HIT_SCRIPT: &str = "\
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}
+";
+
+/// Reads the counter without incrementing: `{count, pttl_ms}` (`{0, -2}` if there is none).
+/// Used before a login attempt; failures are then counted with [`HIT_SCRIPT`].
+pub const PEEK_SCRIPT: &str = "\
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {n, redis.call('PTTL', KEYS[1])}
+";
+
+/// A limit: `limit` requests per `window_secs`, named for the headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    name: String,
+    limit: u64,
+    window_secs: u64,
+}
+
+impl Policy {
+    /// A policy. `name` is 1..=32 chars of `[a-z0-9_-]` (it appears in keys and headers), `limit`
+    /// at least 1, `window_secs` 1..=86400.
+    pub fn new(name: &str, limit: u64, window_secs: u64) -> Result<Self, Error> {
+        let name_ok = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !name_ok {
+            return Err(Error::Config(
+                "rate limit policy name must be 1..=32 of [a-z0-9_-]".into(),
+            ));
+        }
+        if limit == 0 || !(1..=86_400).contains(&window_secs) {
+            return Err(Error::Config(
+                "rate limit must be at least 1 per 1..=86400 seconds".into(),
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            limit,
+            window_secs,
+        })
+    }
+
+    /// The per-user API policy: 50 per 60 s.
+    pub fn per_user_default() -> Self {
+        Self {
+            name: "user".into(),
+            limit: DEFAULT_LIMIT,
+            window_secs: DEFAULT_WINDOW_SECS,
+        }
+    }
+
+    /// Failed logins per email: 5 per 15 minutes.
+    pub fn login_email_default() -> Self {
+        Self {
+            name: "login-email".into(),
+            limit: 5,
+            window_secs: 900,
+        }
+    }
+
+    /// Failed logins per client address: 100 per 15 minutes (high enough for many users behind
+    /// one NAT; it stops spraying, the per-email limit stops guessing).
+    pub fn login_address_default() -> Self {
+        Self {
+            name: "login-addr".into(),
+            limit: 100,
+            window_secs: 900,
+        }
+    }
+
+    /// Parses `"<limit>/<window>"` for a policy called `name`; the window is seconds with an
+    /// optional unit `s`, `m` or `h` (`"50/60"`, `"50/60s"`, `"50/1m"`, `"1000/1h"`).
+    pub fn parse(name: &str, spec: &str) -> Result<Self, Error> {
+        let bad = || Error::Config("rate limit must look like 50/60s, 50/1m or 1000/1h".into());
+        let (limit, window) = spec.trim().split_once('/').ok_or_else(bad)?;
+        let limit: u64 = limit.trim().parse().map_err(|_| bad())?;
+        let window = window.trim();
+        let (digits, mult) = match window.as_bytes().last() {
+            Some(b's') => (&window[..window.len() - 1], 1),
+            Some(b'm') => (&window[..window.len() - 1], 60),
+            Some(b'h') => (&window[..window.len() - 1], 3600),
+            _ => (window, 1),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        Self::new(name, limit, n.checked_mul(mult).ok_or_else(bad)?)
+    }
+
+    /// The policy name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Requests per window.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Window length, seconds.
+    pub fn window_secs(&self) -> u64 {
+        self.window_secs
+    }
+
+    /// The `RateLimit-Policy` value, e.g. `"user";q=50;w=60`.
+    pub fn header_value(&self) -> String {
+        format!("\"{}\";q={};w={}", self.name, self.limit, self.window_secs)
+    }
+}
+
+/// Who a counter is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// An authenticated user (per-user API limit).
+    User(&'a UserId),
+    /// Failed logins for an email (hashed in the key: no addresses in Redis key names).
+    LoginEmail(&'a Email),
+    /// Failed logins from a client address (an IP, or whatever the runner reports).
+    LoginAddress(&'a str),
+}
+
+fn short_hash(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..16])
+}
+
+/// The Redis key of `subject`'s counter under `policy`:
+/// `rl:v1:<policy>:<window>:<kind>:<id>`. The window length is part of the key so that changing
+/// the configuration starts fresh counters. User ids are UUIDs; emails are hashed; addresses
+/// are kept when they are plain IPv4/IPv6 text and hashed otherwise, so a key is always short
+/// and free of spaces, newlines and other protocol characters.
+pub fn key(policy: &Policy, subject: Subject<'_>) -> String {
+    let (kind, id) = match subject {
+        Subject::User(u) => ("u", u.to_string()),
+        Subject::LoginEmail(e) => ("e", short_hash(e.as_str())),
+        Subject::LoginAddress(a) => {
+            let plain = !a.is_empty()
+                && a.len() <= 45
+                && a.bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':');
+            (
+                "a",
+                if plain {
+                    a.to_ascii_lowercase()
+                } else {
+                    short_hash(a)
+                },
+            )
+        }
+    };
+    format!(
+        "{KEY_PREFIX}:{}:{}:{kind}:{id}",
+        policy.name, policy.window_secs
+    )
+}
+
+/// Arguments of `EVAL` for one hit: `[script, "1", key, window_ms, cost]`.
+pub fn hit_args(key: &str, policy: &Policy) -> Vec<String> {
+    vec![
+        HIT_SCRIPT.to_owned(),
+        "1".to_owned(),
+        key.to_owned(),
+        (policy.window_secs * 1000).to_string(),
+        "1".to_owned(),
+    ]
+}
+
+/// Arguments of `EVAL` for a peek: `[script, "1", key]`.
+pub fn peek_args(key: &str) -> Vec<String> {
+    vec![PEEK_SCRIPT.to_owned(), "1".to_owned(), key.to_owned()]
+}
+
+/// Arguments of `DEL` to clear a counter (e.g. the per-email failure counter after a successful
+/// login).
+pub fn clear_args(key: &str) -> Vec<String> {
+    vec![key.to_owned()]
+}
+
+/// Reads a script reply (already converted to integers) into `(count, pttl_ms)`.
+pub fn parse_reply(values: &[i64]) -> Result<(i64, i64), Error> {
+    match values {
+        [count, pttl] => Ok((*count, *pttl)),
+        _ => Err(Error::Config("unexpected rate limit script reply".into())),
+    }
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether to serve the request.
+    pub allowed: bool,
+    /// Requests left in the window (`r`).
+    pub remaining: u64,
+    /// Seconds until the window resets (`t`), at least 1 while a window is open.
+    pub reset_secs: u64,
+}
+
+fn reset_from_pttl(policy: &Policy, pttl_ms: i64) -> u64 {
+    if pttl_ms < 0 {
+        return policy.window_secs;
+    }
+    let secs = (pttl_ms as u64).div_ceil(1000);
+    secs.clamp(1, policy.window_secs)
+}
+
+impl Decision {
+    /// After [`HIT_SCRIPT`] returned `count` (including this request): allowed while
+    /// `count <= limit`.
+    pub fn after_hit(policy: &Policy, count: i64, pttl_ms: i64) -> Self {
+        let count = count.max(0) as u64;
+        Self {
+            allowed: count <= policy.limit,
+            remaining: policy.limit.saturating_sub(count),
+            reset_secs: reset_from_pttl(policy, pttl_ms),
+        }
+    }
+
+    /// After [`PEEK_SCRIPT`]: allowed while fewer than `limit` have been counted, i.e. another
+    /// attempt may still be made.
+    pub fn after_peek(policy: &Policy, count: i64, pttl_ms: i64) -> Self {
+        let count = count.max(0) as u64;
+        Self {
+            allowed: count < policy.limit,
+            remaining: policy.limit.saturating_sub(count),
+            reset_secs: if count == 0 {
+                policy.window_secs
+            } else {
+                reset_from_pttl(policy, pttl_ms)
+            },
+        }
+    }
+
+    /// `RateLimit-Policy`, `RateLimit` and, when refused, `Retry-After` (never earlier than the
+    /// reset, as the draft asks). Set them on every response the policy covered, 429 or not.
+    pub fn headers(&self, policy: &Policy) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("RateLimit-Policy", policy.header_value()),
+            (
+                "RateLimit",
+                format!(
+                    "\"{}\";r={};t={}",
+                    policy.name, self.remaining, self.reset_secs
+                ),
+            ),
+        ];
+        if !self.allowed {
+            h.push(("Retry-After", self.reset_secs.max(1).to_string()));
+        }
+        h
+    }
+
+    /// The `429 rate_limited` problem for a refused request.
+    pub fn problem(&self) -> Problem {
+        Problem::rate_limited()
+    }
+}
+
+/// What to do when Redis cannot be reached. Either way, log it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Serve the request without rate limiting (the default: the limiter protects capacity,
+    /// not secrets).
+    #[default]
+    Open,
+    /// Refuse with `503 service_unavailable` and `Retry-After`.
+    Closed,
+}
+
+/// `Retry-After` sent when failing closed.
+pub const FAIL_CLOSED_RETRY_AFTER_SECS: u64 = 5;
+
+impl FailMode {
+    /// `None` to serve the request, or the refusal (problem and headers) to send.
+    pub fn on_backend_error(self) -> Option<(Problem, Vec<(&'static str, String)>)> {
+        match self {
+            FailMode::Open => None,
+            FailMode::Closed => Some((
+                Problem::service_unavailable(),
+                vec![("Retry-After", FAIL_CLOSED_RETRY_AFTER_SECS.to_string())],
+            )),
+        }
+    }
+}
+
+impl FromStr for FailMode {
+    type Err = Error;
+    /// `open` or `closed` (any case, surrounding spaces ignored).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Ok(FailMode::Open),
+            "closed" => Ok(FailMode::Closed),
+            _ => Err(Error::Config(
+                "rate limit fail mode must be open or closed".into(),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for FailMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailMode::Open => "open",
+            FailMode::Closed => "closed",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A model of the two scripts' semantics (Redis executes them atomically), to test the
+    /// sequence a component runs: 50 allowed, the 51st refused, a fresh window after expiry.
+    #[derive(Default)]
+    struct FakeRedis {
+        now_ms: i64,
+        keys: HashMap<String, (i64, Option<i64>)>,
+    }
+
+    impl FakeRedis {
+        fn expire(&mut self) {
+            let now = self.now_ms;
+            self.keys.retain(|_, (_, exp)| exp.is_none_or(|e| e > now));
+        }
+        fn hit(&mut self, key: &str, window_ms: i64) -> (i64, i64) {
+            self.expire();
+            let now = self.now_ms;
+            let e = self.keys.entry(key.to_owned()).or_insert((0, None));
+            e.0 += 1;
+            let ttl = match e.1 {
+                Some(exp) => exp - now,
+                None => {
+                    e.1 = Some(now + window_ms);
+                    window_ms
+                }
+            };
+            (e.0, ttl)
+        }
+        fn peek(&mut self, key: &str) -> (i64, i64) {
+            self.expire();
+            match self.keys.get(key) {
+                Some((n, Some(exp))) => (*n, exp - self.now_ms),
+                Some((n, None)) => (*n, -1),
+                None => (0, -2),
+            }
+        }
+    }
+
+    fn user() -> UserId {
+        UserId::parse("6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b").unwrap()
+    }
+
+    #[test]
+    fn fifty_first_request_is_refused_and_window_resets() {
+        let p = Policy::per_user_default();
+        let k = key(&p, Subject::User(&user()));
+        let mut r = FakeRedis::default();
+        for i in 1..=50 {
+            r.now_ms += 100;
+            let (n, ttl) = r.hit(&k, 60_000);
+            let d = Decision::after_hit(&p, n, ttl);
+            assert!(d.allowed, "request {i}");
+            assert_eq!(d.remaining, 50 - i);
+        }
+        let (n, ttl) = r.hit(&k, 60_000);
+        let d = Decision::after_hit(&p, n, ttl);
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert_eq!(
+            d.reset_secs, 56,
+            "window opened 4.9 s ago: 55.1 s left, rounded up"
+        );
+        let h = d.headers(&p);
+        assert_eq!(h[0], ("RateLimit-Policy", "\"user\";q=50;w=60".to_owned()));
+        assert_eq!(h[1], ("RateLimit", "\"user\";r=0;t=56".to_owned()));
+        assert_eq!(h[2], ("Retry-After", "56".to_owned()));
+        assert_eq!(d.problem().status(), 429);
+        assert_eq!(d.problem().code(), problem::Code::RateLimited);
+        // After Retry-After the window is new.
+        r.now_ms += 56_000;
+        let (n, ttl) = r.hit(&k, 60_000);
+        let d = Decision::after_hit(&p, n, ttl);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 49);
+        assert_eq!(d.reset_secs, 60);
+        assert_eq!(d.headers(&p).len(), 2, "no Retry-After when allowed");
+    }
+
+    #[test]
+    fn login_failures_peek_then_hit() {
+        let p = Policy::new("login-email", 5, 900).unwrap();
+        let email = Email::parse("Alice@Example.com").unwrap();
+        let k = key(&p, Subject::LoginEmail(&email));
+        let mut r = FakeRedis::default();
+        for _ in 0..5 {
+            let (n, ttl) = r.peek(&k);
+            assert!(Decision::after_peek(&p, n, ttl).allowed);
+            r.hit(&k, 900_000); // the attempt failed
+        }
+        let (n, ttl) = r.peek(&k);
+        let d = Decision::after_peek(&p, n, ttl);
+        assert!(!d.allowed);
+        assert_eq!(d.reset_secs, 900);
+        let (n, ttl) = r.peek("rl:v1:other");
+        let d = Decision::after_peek(&p, n, ttl);
+        assert!(d.allowed);
+        assert_eq!(d.reset_secs, 900);
+    }
+
+    #[test]
+    fn keys_are_safe_and_distinct() {
+        let p = Policy::per_user_default();
+        assert_eq!(
+            key(&p, Subject::User(&user())),
+            "rl:v1:user:60:u:6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+        );
+        let e = Email::parse("a@b.c").unwrap();
+        let ek = key(&p, Subject::LoginEmail(&e));
+        assert!(!ek.contains("a@b.c"));
+        assert_eq!(
+            key(&p, Subject::LoginAddress("127.0.0.1")),
+            "rl:v1:user:60:a:127.0.0.1"
+        );
+        assert_eq!(key(&p, Subject::LoginAddress("::1")), "rl:v1:user:60:a:::1");
+        let weird = key(&p, Subject::LoginAddress("1.2.3.4\r\nFLUSHALL"));
+        assert!(weird.bytes().all(|b| b.is_ascii_graphic()), "{weird}");
+        let other_window = Policy::new("user", 50, 120).unwrap();
+        assert_ne!(
+            key(&p, Subject::User(&user())),
+            key(&other_window, Subject::User(&user()))
+        );
+    }
+
+    #[test]
+    fn reset_rounding_and_bounds() {
+        let p = Policy::per_user_default();
+        assert_eq!(Decision::after_hit(&p, 1, 60_000).reset_secs, 60);
+        assert_eq!(Decision::after_hit(&p, 1, 59_001).reset_secs, 60);
+        assert_eq!(Decision::after_hit(&p, 1, 1).reset_secs, 1);
+        assert_eq!(Decision::after_hit(&p, 1, 0).reset_secs, 1);
+        assert_eq!(Decision::after_hit(&p, 1, -1).reset_secs, 60);
+        assert_eq!(Decision::after_hit(&p, 1, 10_000_000).reset_secs, 60);
+        assert_eq!(Decision::after_hit(&p, -5, 1000).remaining, 50);
+        assert_eq!(Decision::after_hit(&p, 1000, 1000).remaining, 0);
+    }
+
+    #[test]
+    fn policy_parsing() {
+        assert_eq!(
+            Policy::parse("user", "50/60").unwrap(),
+            Policy::per_user_default()
+        );
+        assert_eq!(
+            Policy::parse("user", "50/60s").unwrap(),
+            Policy::per_user_default()
+        );
+        assert_eq!(
+            Policy::parse("user", " 50 / 1m ").unwrap(),
+            Policy::per_user_default()
+        );
+        assert_eq!(
+            Policy::parse("user", "1000/1h").unwrap().window_secs(),
+            3600
+        );
+        for bad in [
+            "",
+            "50",
+            "0/60",
+            "50/0",
+            "x/60",
+            "50/2d",
+            "50/-1",
+            "50/100000",
+        ] {
+            assert!(Policy::parse("user", bad).is_err(), "{bad}");
+        }
+        assert!(Policy::new("User", 1, 1).is_err());
+        for p in [
+            Policy::per_user_default(),
+            Policy::login_email_default(),
+            Policy::login_address_default(),
+        ] {
+            assert_eq!(
+                Policy::new(p.name(), p.limit(), p.window_secs()).unwrap(),
+                p
+            );
+        }
+        assert!(Policy::new("a\"b", 1, 1).is_err());
+    }
+
+    #[test]
+    fn scripts_and_args() {
+        let p = Policy::per_user_default();
+        let a = hit_args("k", &p);
+        assert_eq!(a[0], HIT_SCRIPT);
+        assert_eq!(&a[1..], ["1", "k", "60000", "1"]);
+        assert_eq!(peek_args("k")[1..], ["1", "k"]);
+        assert_eq!(parse_reply(&[3, 1500]).unwrap(), (3, 1500));
+        assert!(parse_reply(&[3]).is_err());
+        // The script only touches KEYS[1] (cluster-safe) and sets a TTL on every path.
+        assert!(HIT_SCRIPT.contains("PEXPIRE"));
+        assert!(!HIT_SCRIPT.contains("KEYS[2]"));
+    }
+
+    #[test]
+    fn fail_modes() {
+        assert_eq!("open".parse::<FailMode>().unwrap(), FailMode::Open);
+        assert_eq!(" Closed ".parse::<FailMode>().unwrap(), FailMode::Closed);
+        assert!("maybe".parse::<FailMode>().is_err());
+        assert_eq!(FailMode::default(), FailMode::Open);
+        assert!(FailMode::Open.on_backend_error().is_none());
+        let (p, h) = FailMode::Closed.on_backend_error().unwrap();
+        assert_eq!(p.status(), 503);
+        assert_eq!(h, vec![("Retry-After", "5".to_owned())]);
+    }
+}

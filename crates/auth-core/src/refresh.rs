@@ -1,0 +1,255 @@
+//! Refresh tokens: opaque, random, stored only as a hash, rotated on every use, grouped in
+//! families so that presenting an already-rotated token revokes every token of the same login.
+//!
+//! * Token: 32 random bytes as unpadded base64url (43 chars). The client holds it; the database
+//!   holds [`RefreshToken::storage_hash`] (lowercase hex SHA-256, what `refresh_tokens.token_hash`
+//!   requires). A plain hash suffices: the input has 256 bits of entropy, so there is nothing to
+//!   brute-force, and lookup by hash is an indexed equality search.
+//! * Family: a login starts a family ([`FamilyId`]); each rotation issues the next token in the
+//!   same family.
+//! * The rotation itself is one atomic database call, `auth_rotate_refresh_token(old_hash,
+//!   new_hash, new_expires_at_ms)` (migration 0002), which locks the presented row and decides.
+//!   [`RotateOutcome`] reads its `outcome` column and says what to answer; on
+//!   [`RotateOutcome::ReuseDetected`] the transaction must be committed (the family revocation
+//!   must stick) and a security event written.
+//!
+//! Database timestamps are epoch **milliseconds**; [`expires_at_ms`] converts.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use problem::Problem;
+
+use crate::{Error, b64, ct};
+
+/// Random bytes in a refresh token.
+pub const TOKEN_BYTES: usize = 32;
+/// Length of the encoded token.
+pub const TOKEN_LEN: usize = 43;
+/// Default lifetime of one refresh token (30 days), renewed by each rotation.
+pub const DEFAULT_REFRESH_TTL_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// A refresh token as the client sees it. A secret: `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken(..)")
+    }
+}
+
+impl RefreshToken {
+    /// A new random token.
+    pub fn generate() -> Result<Self, Error> {
+        let mut b = [0u8; TOKEN_BYTES];
+        crate::random_bytes(&mut b)?;
+        Ok(Self(b64::encode(b)))
+    }
+
+    /// Accepts only the shape we issue (43 base64url chars decoding to 32 bytes), so garbage is
+    /// refused before any database lookup.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if s.len() != TOKEN_LEN {
+            return Err(Error::InvalidRefreshToken);
+        }
+        match b64::decode(s) {
+            Some(b) if b.len() == TOKEN_BYTES => Ok(Self(s.to_owned())),
+            _ => Err(Error::InvalidRefreshToken),
+        }
+    }
+
+    /// The token to send to the client.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// What the database stores and looks up.
+    pub fn storage_hash(&self) -> TokenHash {
+        TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+/// Lowercase hex SHA-256 of a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    /// The hex string (64 chars).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares with a stored hash in constant time (for code paths that compare in memory
+    /// rather than by database lookup).
+    pub fn matches(&self, stored: &str) -> bool {
+        ct::eq(
+            self.0.as_bytes(),
+            stored.trim().to_ascii_lowercase().as_bytes(),
+        )
+    }
+}
+
+impl fmt::Display for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The family of refresh tokens descended from one login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FamilyId(Uuid);
+
+impl FamilyId {
+    /// A new random family id (at login).
+    pub fn generate() -> Result<Self, Error> {
+        let mut b = [0u8; 16];
+        crate::random_bytes(&mut b)?;
+        Ok(Self(uuid::Builder::from_random_bytes(b).into_uuid()))
+    }
+
+    /// Wraps a stored id.
+    pub const fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    /// The inner UUID.
+    pub const fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl fmt::Display for FamilyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+/// The `outcome` of `auth_rotate_refresh_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The successor was stored: answer 200 with the new pair.
+    Rotated,
+    /// An already-rotated token came back: the family is now revoked. Commit, write the security
+    /// event `refresh_token_reuse`, answer 401.
+    ReuseDetected,
+    /// Revoked (logout, earlier reuse, admin): 401.
+    Revoked,
+    /// Past its expiry: 401.
+    Expired,
+    /// The user or tenant is disabled (the token was revoked): 401.
+    UserInactive,
+    /// No such token: 401.
+    Unknown,
+}
+
+impl RotateOutcome {
+    /// Parses the database's outcome string; anything unexpected is treated as `Unknown` (refused).
+    pub fn from_db(outcome: &str) -> Self {
+        match outcome {
+            "rotated" => Self::Rotated,
+            "reuse_detected" => Self::ReuseDetected,
+            "revoked" => Self::Revoked,
+            "expired" => Self::Expired,
+            "user_inactive" => Self::UserInactive,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Whether a new pair may be returned.
+    pub fn is_success(self) -> bool {
+        self == Self::Rotated
+    }
+
+    /// Whether this must be written to the audit log as a security event.
+    pub fn is_security_event(self) -> bool {
+        self == Self::ReuseDetected
+    }
+
+    /// The problem for a refusal (every refusal looks the same to the client), `None` on success.
+    pub fn problem(self) -> Option<Problem> {
+        (!self.is_success()).then(Problem::invalid_token)
+    }
+}
+
+/// `expires_at` (epoch milliseconds) of a refresh token issued at `now` (Unix seconds).
+pub fn expires_at_ms(now: i64, ttl_secs: i64) -> i64 {
+    now.saturating_add(ttl_secs).saturating_mul(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_well_formed() {
+        let a = RefreshToken::generate().unwrap();
+        let b = RefreshToken::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), TOKEN_LEN);
+        assert_eq!(RefreshToken::parse(a.as_str()).unwrap(), a);
+        assert_eq!(format!("{a:?}"), "RefreshToken(..)");
+        for bad in [
+            "",
+            "abc",
+            &"A".repeat(44),
+            &format!("{}=", &a.as_str()[..42]),
+            &"!".repeat(43),
+        ] {
+            assert_eq!(
+                RefreshToken::parse(bad),
+                Err(Error::InvalidRefreshToken),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn storage_hash_is_sha256_hex() {
+        let t = RefreshToken::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let h = t.storage_hash();
+        assert_eq!(h.as_str().len(), 64);
+        assert_eq!(
+            h.as_str(),
+            hex::encode(Sha256::digest(
+                b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            ))
+        );
+        assert!(h.matches(h.as_str()));
+        assert!(h.matches(&h.as_str().to_uppercase()));
+        assert!(!h.matches(&RefreshToken::generate().unwrap().storage_hash().to_string()));
+        assert!(!h.matches(""));
+    }
+
+    #[test]
+    fn rotate_outcomes() {
+        assert!(RotateOutcome::from_db("rotated").is_success());
+        assert!(RotateOutcome::from_db("rotated").problem().is_none());
+        assert!(RotateOutcome::from_db("reuse_detected").is_security_event());
+        for o in [
+            "reuse_detected",
+            "revoked",
+            "expired",
+            "user_inactive",
+            "unknown",
+            "",
+            "ROTATED",
+        ] {
+            let r = RotateOutcome::from_db(o);
+            assert!(!r.is_success(), "{o}");
+            assert_eq!(r.problem().unwrap().code(), problem::Code::InvalidToken);
+        }
+        assert_eq!(RotateOutcome::from_db("surprise"), RotateOutcome::Unknown);
+        assert_eq!(
+            expires_at_ms(1_750_000_000, DEFAULT_REFRESH_TTL_SECS),
+            (1_750_000_000 + 2_592_000) * 1000
+        );
+    }
+
+    #[test]
+    fn family_ids_are_distinct() {
+        assert_ne!(FamilyId::generate().unwrap(), FamilyId::generate().unwrap());
+    }
+}
