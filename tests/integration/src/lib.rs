@@ -1,0 +1,486 @@
+//! Helpers for the black-box tests in `tests/`: they speak HTTP to a running stack and nothing else
+//! (fixtures come from the `seed` tool, like a newcomer would get them).
+//!
+//! Which stack: the environment of `scripts/test` (`BASE_URL`, `DATABASE_ADMIN_URL`, `REDIS_URL`
+//! and the `SPIN_VARIABLE_*` the app was started with), else the `.data/dev.env` that `scripts/dev`
+//! writes. Tests that need a differently configured app (CORS origins, Redis down, a manifest
+//! without the middleware) start their own `spinlet` with [`Spinlet::start`]: same database, Redis
+//! and keys, a few variables overridden, a free port, stopped when dropped.
+//!
+//! Every HTTP client gets its own random loopback source address (127.x.y.z): the per-address
+//! login limit then never sees one test's failures in another test, or in an earlier run against
+//! the same Redis.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The running stack's settings.
+#[derive(Debug)]
+pub struct Stack {
+    /// e.g. `http://127.0.0.1:3000`.
+    pub base_url: String,
+    /// Superuser/owner URL of the stack's database (for the seed tool).
+    pub database_admin_url: Option<String>,
+    vars: HashMap<String, String>,
+}
+
+fn parse_env_file(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim();
+            // write_env_file quotes values with shell-special characters as '...'.
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|s| s.strip_suffix('\''))
+                .map(|s| s.replace("'\\''", "'"))
+                .unwrap_or_else(|| v.to_owned());
+            out.insert(k.trim().to_owned(), v);
+        }
+    }
+    out
+}
+
+impl Stack {
+    /// The stack under test (read once).
+    pub fn get() -> &'static Stack {
+        static STACK: OnceLock<Stack> = OnceLock::new();
+        STACK.get_or_init(|| {
+            let mut vars: HashMap<String, String> = std::env::vars().collect();
+            if !vars.contains_key("BASE_URL") {
+                let dev_env = root().join(".data/dev.env");
+                if let Ok(text) = std::fs::read_to_string(&dev_env) {
+                    for (k, v) in parse_env_file(&text) {
+                        vars.entry(k).or_insert(v);
+                    }
+                }
+            }
+            let base_url = vars.get("BASE_URL").cloned().unwrap_or_else(|| {
+                panic!(
+                    "BASE_URL is not set and there is no .data/dev.env: run these tests through \
+                     scripts/test, or start scripts/dev first"
+                )
+            });
+            Stack {
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                database_admin_url: vars.get("DATABASE_ADMIN_URL").cloned(),
+                vars,
+            }
+        })
+    }
+
+    /// A setting of the environment (e.g. `SPIN_VARIABLE_RATE_LIMIT`).
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// The value the app runs with for Spin variable `name`: the `SPIN_VARIABLE_*` set for it,
+    /// else `default` (the manifest's default).
+    pub fn spin_var<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+        self.var(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()))
+            .unwrap_or(default)
+    }
+
+    /// `base_url + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Two fresh tenants from the seed tool (one admin and two users each).
+    pub fn seed(&self) -> Seed {
+        let bin = root().join("target/release/seed");
+        let mut cmd = if bin.exists() {
+            Command::new(bin)
+        } else {
+            Command::new(root().join("scripts/seed"))
+        };
+        if let Some(url) = &self.database_admin_url {
+            cmd.args(["--database-url", url]);
+        }
+        let out = cmd.arg("--json").output().expect("running the seed tool");
+        assert!(
+            out.status.success(),
+            "seed failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("seed --json output")
+    }
+}
+
+/// `seed --json` output.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Seed {
+    /// The fresh tenants.
+    pub tenants: Vec<Tenant>,
+}
+
+/// A seeded tenant.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tenant {
+    /// Tenant id.
+    pub id: String,
+    /// Tenant name.
+    pub name: String,
+    /// Its users (one admin, two users).
+    pub users: Vec<User>,
+    /// Its messages (three per user).
+    #[serde(default)]
+    pub messages: Vec<Message>,
+}
+
+/// A seeded message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// Message id.
+    pub id: String,
+    /// The user who owns it.
+    pub owner_user_id: String,
+}
+
+/// A seeded user.
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    /// User id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// `user` or `admin`.
+    pub role: String,
+}
+
+impl Tenant {
+    /// The tenant's admin.
+    pub fn admin(&self) -> &User {
+        self.users
+            .iter()
+            .find(|u| u.role == "admin")
+            .expect("seeded admin")
+    }
+
+    /// The `n`-th message owned by `user`.
+    pub fn message_of(&self, user: &User, n: usize) -> &Message {
+        self.messages
+            .iter()
+            .filter(|m| m.owner_user_id == user.id)
+            .nth(n)
+            .expect("seeded message")
+    }
+
+    /// The tenant's `n`-th plain user (0 or 1).
+    pub fn user(&self, n: usize) -> &User {
+        self.users
+            .iter()
+            .filter(|u| u.role == "user")
+            .nth(n)
+            .expect("seeded user")
+    }
+}
+
+/// A fresh random loopback address (127.x.y.z, never 127.0.0.1).
+pub fn random_loopback() -> IpAddr {
+    let b = *uuid::Uuid::new_v4().as_bytes();
+    let pick = |x: u8| 1 + x % 254;
+    IpAddr::V4(Ipv4Addr::new(127, pick(b[0]), pick(b[1]), pick(b[2])))
+}
+
+/// A blocking client from its own random loopback address; no redirects, 60 s timeout.
+pub fn client() -> Client {
+    Client::builder()
+        .local_address(random_loopback())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
+}
+
+/// A response read completely: status, headers (lower-case names) and body.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers; repeated ones joined with `, `.
+    pub headers: HashMap<String, String>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Reply {
+    /// Reads a response.
+    pub fn from(res: Response) -> Reply {
+        let status = res.status().as_u16();
+        let mut headers: HashMap<String, String> = HashMap::new();
+        for (k, v) in res.headers() {
+            let v = v.to_str().unwrap_or("<binary>").to_owned();
+            headers
+                .entry(k.as_str().to_owned())
+                .and_modify(|e| {
+                    e.push_str(", ");
+                    e.push_str(&v);
+                })
+                .or_insert(v);
+        }
+        let body = res.text().unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A header (name in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The body as JSON (panics with the body if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    /// Asserts a problem+json error with this status and code, and returns the body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status, status,
+            "expected {status} {code}, got: {self:?}"
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
+        let v = self.json();
+        assert_eq!(v["code"], code, "{self:?}");
+        assert_eq!(v["status"], status, "{self:?}");
+        assert!(
+            self.header("x-request-id")
+                .is_some_and(|r| v["requestId"] == r),
+            "requestId must equal the x-request-id header: {self:?}"
+        );
+        v
+    }
+}
+
+/// Sends a request and reads the reply.
+pub fn send(rb: RequestBuilder) -> Reply {
+    Reply::from(rb.send().expect("request failed"))
+}
+
+/// Tokens from `/token` or `/refresh`.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// The access token.
+    pub access: String,
+    /// The refresh token.
+    pub refresh: String,
+    /// The whole response body.
+    pub body: Value,
+}
+
+impl Tokens {
+    /// Reads a `200` token response.
+    #[track_caller]
+    pub fn from_reply(r: &Reply) -> Tokens {
+        assert_eq!(r.status, 200, "token response: {r:?}");
+        let body = r.json();
+        Tokens {
+            access: body["accessToken"]
+                .as_str()
+                .expect("accessToken")
+                .to_owned(),
+            refresh: body["refreshToken"]
+                .as_str()
+                .expect("refreshToken")
+                .to_owned(),
+            body,
+        }
+    }
+}
+
+/// `POST /api/v1/auth/token`.
+pub fn login_reply(c: &Client, base: &str, email: &str, password: &str) -> Reply {
+    send(
+        c.post(format!("{base}/api/v1/auth/token"))
+            .json(&serde_json::json!({ "email": email, "password": password })),
+    )
+}
+
+/// Logs `user` in (must succeed).
+#[track_caller]
+pub fn login(c: &Client, base: &str, user: &User) -> Tokens {
+    Tokens::from_reply(&login_reply(c, base, &user.email, &user.password))
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; good enough for a test).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A `spinlet` the test started; killed when dropped.
+pub struct Spinlet {
+    child: Child,
+    /// Its base URL.
+    pub base_url: String,
+    log: PathBuf,
+}
+
+impl Spinlet {
+    /// Starts `target/release/spinlet up` with `manifest` (relative to the repository root) and the
+    /// stack's environment plus `overrides` (`SPIN_VARIABLE_*` names), and waits until healthy.
+    pub fn start(manifest: &str, overrides: &[(&str, &str)]) -> Spinlet {
+        let bin = root().join("target/release/spinlet");
+        assert!(
+            bin.exists(),
+            "target/release/spinlet is not built (scripts/build)"
+        );
+        let port = free_port();
+        let log =
+            std::env::temp_dir().join(format!("itest-spinlet-{port}-{}.log", std::process::id()));
+        let log_file = std::fs::File::create(&log).expect("spinlet log file");
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(root())
+            .args(["up", "--manifest", manifest, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--cache-dir")
+            .arg(root().join(".data/cache"))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file);
+        // The stack's own settings first (they may come from .data/dev.env), then the overrides.
+        for (k, v) in &Stack::get().vars {
+            if k.starts_with("SPIN_VARIABLE_") {
+                cmd.env(k, v);
+            }
+        }
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("starting spinlet");
+        let mut s = Spinlet {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        s.wait_healthy(Duration::from_secs(300));
+        s
+    }
+
+    fn wait_healthy(&mut self, limit: Duration) {
+        let c = Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("spinlet exited ({status}): {}", self.log_text());
+            }
+            if c.get(format!("{}/.well-known/spin/health", self.base_url))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "spinlet not healthy after {limit:?}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// What it wrote so far (stdout and stderr).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Spinlet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Decodes the (unverified) JSON header of a JWT.
+pub fn jwt_header(token: &str) -> Value {
+    use base64::Engine as _;
+    let part = token.split('.').next().unwrap_or("");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url JWT header");
+    serde_json::from_slice(&bytes).expect("JSON JWT header")
+}
+
+/// Parses `RateLimit-Policy: "user";q=50;w=60` into `(q, w)`.
+pub fn parse_policy(value: &str) -> (u64, u64) {
+    let param = |name: &str| {
+        value
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix(&format!("{name}=")))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in RateLimit-Policy {value:?}"))
+    };
+    (param("q"), param("w"))
+}
+
+/// Parses `r` of `RateLimit: "user";r=49;t=60`.
+pub fn parse_remaining(value: &str) -> u64 {
+    value
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("r="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("r in RateLimit {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_parsing() {
+        let m = parse_env_file("# c\nA=1\nB='x y'\nC='it'\\''s'\n\n");
+        assert_eq!(m["A"], "1");
+        assert_eq!(m["B"], "x y");
+        assert_eq!(m["C"], "it's");
+    }
+
+    #[test]
+    fn header_parsers() {
+        assert_eq!(parse_policy("\"user\";q=50;w=60"), (50, 60));
+        assert_eq!(parse_remaining("\"user\";r=7;t=3"), 7);
+        match random_loopback() {
+            IpAddr::V4(v4) => {
+                assert_eq!(v4.octets()[0], 127);
+                assert_ne!(v4, Ipv4Addr::new(127, 0, 0, 1));
+            }
+            IpAddr::V6(_) => panic!("v4 expected"),
+        }
+    }
+}

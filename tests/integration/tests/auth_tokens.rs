@@ -1,0 +1,485 @@
+//! Issue 4, token service over HTTP: login → me, JWKS, wrong password vs unknown email, failed
+//! login limits, refresh rotation and reuse detection, logout, and the admin-only audit log.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use integration_tests::{Reply, Spinlet, Stack, Tokens, client, login, login_reply, send};
+use serde_json::Value;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn without_request_id(mut v: Value) -> Value {
+    v.as_object_mut().unwrap().remove("requestId");
+    v
+}
+
+#[test]
+fn login_then_me() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let tenant = &seed.tenants[0];
+    let user = tenant.user(0);
+    let c = client();
+
+    let r = send(
+        c.post(stack.url("/api/v1/auth/token"))
+            .header("x-request-id", "itest-login-1")
+            .json(&serde_json::json!({ "email": user.email, "password": user.password })),
+    );
+    assert_eq!(r.header("x-request-id"), Some("itest-login-1"), "{r:?}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let t = Tokens::from_reply(&r);
+    let ttl: i64 = stack
+        .spin_var("auth_access_ttl_secs", "900")
+        .parse()
+        .unwrap();
+    let refresh_ttl: i64 = stack
+        .spin_var("auth_refresh_ttl_secs", "2592000")
+        .parse()
+        .unwrap();
+    assert_eq!(t.body["tokenType"], "Bearer");
+    assert_eq!(t.body["expiresIn"], ttl);
+    assert_eq!(t.body["refreshExpiresIn"], refresh_ttl);
+    assert_eq!(t.refresh.len(), 43, "opaque 256-bit refresh token");
+    assert_ne!(t.refresh, t.access);
+
+    let header = integration_tests::jwt_header(&t.access);
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["typ"], "at+jwt");
+    let kid = header["kid"].as_str().expect("kid").to_owned();
+
+    let me = send(
+        c.get(stack.url("/api/v1/auth/me"))
+            .bearer_auth(&t.access)
+            .header("x-request-id", "itest-me-1"),
+    );
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.header("x-request-id"), Some("itest-me-1"));
+    let v = me.json();
+    assert_eq!(v["userId"], user.id);
+    assert_eq!(v["tenantId"], tenant.id);
+    assert_eq!(v["role"], "user");
+    assert_eq!(
+        v["email"].as_str().unwrap().to_lowercase(),
+        user.email.to_lowercase()
+    );
+    let expires_at = v["expiresAt"].as_i64().expect("expiresAt ms");
+    let expected = now_ms() + ttl * 1000;
+    assert!(
+        (expected - 120_000..=expected + 5_000).contains(&expires_at),
+        "expiresAt {expires_at} vs ~{expected}"
+    );
+
+    // The signing key is published; nothing private is.
+    let jwks = send(c.get(stack.url("/.well-known/jwks.json")));
+    assert_eq!(jwks.status, 200, "{jwks:?}");
+    assert!(jwks.header("x-request-id").is_some());
+    let keys = jwks.json()["keys"].as_array().expect("keys").clone();
+    assert!(
+        keys.iter().any(|k| k["kid"] == kid.as_str()),
+        "kid {kid} not in {keys:?}"
+    );
+    assert!(
+        keys.iter().all(|k| k.get("d").is_none()),
+        "private key material in JWKS"
+    );
+
+    // Emails are matched case-insensitively; the admin gets role admin.
+    let t2 = login_reply(
+        &c,
+        &stack.base_url,
+        &user.email.to_uppercase(),
+        &user.password,
+    );
+    assert_eq!(t2.status, 200, "{t2:?}");
+    let admin = login(&c, &stack.base_url, tenant.admin());
+    let me = send(
+        c.get(stack.url("/api/v1/auth/me"))
+            .bearer_auth(&admin.access),
+    );
+    assert_eq!(me.json()["role"], "admin");
+}
+
+#[test]
+fn malformed_login_requests() {
+    let stack = Stack::get();
+    let c = client();
+    let url = stack.url("/api/v1/auth/token");
+    send(
+        c.post(&url)
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .assert_problem(400, "bad_request");
+    send(c.post(&url).json(&serde_json::json!({ "email": "a@b.c" })))
+        .assert_problem(400, "bad_request");
+    send(c.post(&url).body(r#"{"email":"a@b.c","password":"x"}"#))
+        .assert_problem(415, "unsupported_media_type");
+    send(c.get(&url)).assert_problem(405, "method_not_allowed");
+    let big = "x".repeat(64 * 1024);
+    send(
+        c.post(&url)
+            .json(&serde_json::json!({ "email": "a@b.c", "password": big })),
+    )
+    .assert_problem(413, "payload_too_large");
+}
+
+#[test]
+fn wrong_password_and_unknown_email_answer_alike() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let user = seed.tenants[0].user(1);
+    let c = client();
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    let mut bodies: Vec<(Reply, Reply)> = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let a = login_reply(&c, &stack.base_url, &user.email, "not-the-password");
+        known.push(t.elapsed());
+        let stranger = format!("nobody-{}@example.test", uuid::Uuid::new_v4().simple());
+        let t = Instant::now();
+        let b = login_reply(&c, &stack.base_url, &stranger, "not-the-password");
+        unknown.push(t.elapsed());
+        bodies.push((a, b));
+    }
+    for (a, b) in &bodies {
+        let va = a.assert_problem(401, "invalid_credentials");
+        let vb = b.assert_problem(401, "invalid_credentials");
+        assert_eq!(
+            without_request_id(va),
+            without_request_id(vb),
+            "bodies differ"
+        );
+        let mut ha: Vec<&String> = a.headers.keys().filter(|k| *k != "date").collect();
+        let mut hb: Vec<&String> = b.headers.keys().filter(|k| *k != "date").collect();
+        ha.sort();
+        hb.sort();
+        assert_eq!(ha, hb, "header names differ");
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[1].as_secs_f64(), unknown[1].as_secs_f64());
+    // Both do one argon2id verification (~0.1-0.3 s); without the dummy hash the unknown email
+    // would answer in a few ms. The band is wide because the machine is shared.
+    assert!(
+        (0.33..3.0).contains(&(k / u)),
+        "median wrong password {k:.3}s vs unknown email {u:.3}s"
+    );
+    assert!(
+        u > 0.02,
+        "unknown email answered in {u:.4}s: no password work was done"
+    );
+}
+
+#[test]
+fn failed_logins_are_limited_per_email() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let user = seed.tenants[0].user(0);
+    let other = seed.tenants[0].user(1);
+    let spec = stack.spin_var("login_rate_limit_email", "5/15m");
+    let limit: usize = spec.split('/').next().unwrap().trim().parse().unwrap();
+    assert!(
+        limit <= 20,
+        "login_rate_limit_email {spec} is too high to test here"
+    );
+    let c = client();
+    for i in 0..limit {
+        login_reply(&c, &stack.base_url, &user.email, &format!("wrong-{i}"))
+            .assert_problem(401, "invalid_credentials");
+    }
+    // Budget spent: refused before any password check, even with the right password.
+    let r = login_reply(&c, &stack.base_url, &user.email, &user.password);
+    r.assert_problem(429, "rate_limited");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{r:?}");
+    assert!(
+        r.header("ratelimit-policy")
+            .unwrap()
+            .contains("\"login-email\""),
+        "{r:?}"
+    );
+    // From another address too: the limit is per email.
+    let r = login_reply(&client(), &stack.base_url, &user.email, &user.password);
+    r.assert_problem(429, "rate_limited");
+    // Other emails are unaffected (from the same address).
+    assert_eq!(
+        login_reply(&c, &stack.base_url, &other.email, &other.password).status,
+        200
+    );
+}
+
+#[test]
+fn failed_logins_are_limited_per_client_address() {
+    // A private app with a tiny per-address budget, so the test needs only a few attempts.
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_ADDRESS", "3/15m"),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL", "100/15m"),
+        ],
+    );
+    let seed = Stack::get().seed();
+    let user = seed.tenants[0].user(0);
+    let c = client();
+    for i in 0..3 {
+        let stranger = format!("spray-{i}-{}@example.test", uuid::Uuid::new_v4().simple());
+        login_reply(&c, &app.base_url, &stranger, "guess")
+            .assert_problem(401, "invalid_credentials");
+    }
+    let r = login_reply(&c, &app.base_url, &user.email, &user.password);
+    r.assert_problem(429, "rate_limited");
+    assert!(
+        r.header("ratelimit-policy")
+            .unwrap()
+            .contains("\"login-addr\""),
+        "{r:?}"
+    );
+    assert!(r.header("retry-after").is_some());
+    // The same credentials from another address work.
+    assert_eq!(
+        login_reply(&client(), &app.base_url, &user.email, &user.password).status,
+        200
+    );
+}
+
+fn refresh(c: &reqwest::blocking::Client, stack: &Stack, token: &str) -> Reply {
+    send(
+        c.post(stack.url("/api/v1/auth/refresh"))
+            .json(&serde_json::json!({ "refreshToken": token })),
+    )
+}
+
+fn audit_entries(
+    c: &reqwest::blocking::Client,
+    stack: &Stack,
+    admin: &Tokens,
+    query: &str,
+) -> Value {
+    let r = send(
+        c.get(stack.url(&format!("/api/v1/audit-log{query}")))
+            .bearer_auth(&admin.access),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()
+}
+
+#[test]
+fn refresh_rotates_and_reuse_revokes_the_family() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let tenant = &seed.tenants[0];
+    let user = tenant.user(0);
+    let c = client();
+    let first = login(&c, &stack.base_url, user);
+
+    let second = Tokens::from_reply(&refresh(&c, stack, &first.refresh));
+    assert_ne!(second.refresh, first.refresh, "rotated");
+    assert_ne!(second.access, first.access);
+    let me = send(
+        c.get(stack.url("/api/v1/auth/me"))
+            .bearer_auth(&second.access),
+    );
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.json()["userId"], user.id);
+
+    // A second login is another family: it must survive the reuse below.
+    let other_session = login(&c, &stack.base_url, user);
+
+    // The rotated token again: reuse. Refused, and the whole family is revoked...
+    refresh(&c, stack, &first.refresh).assert_problem(401, "invalid_token");
+    // ...so the current token of that family stops working too.
+    refresh(&c, stack, &second.refresh).assert_problem(401, "invalid_token");
+    assert_eq!(
+        refresh(&c, stack, &other_session.refresh).status,
+        200,
+        "other family untouched"
+    );
+
+    // Garbage and unknown tokens.
+    refresh(&c, stack, "not-a-token").assert_problem(401, "invalid_token");
+    refresh(&c, stack, &"A".repeat(43)).assert_problem(401, "invalid_token");
+    send(
+        c.post(stack.url("/api/v1/auth/refresh"))
+            .json(&serde_json::json!({})),
+    )
+    .assert_problem(400, "bad_request");
+
+    // The reuse is a security event in the tenant's audit log.
+    let admin = login(&c, &stack.base_url, tenant.admin());
+    let log = audit_entries(&c, stack, &admin, "?limit=200");
+    let reuse: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.token_reuse")
+        .collect();
+    assert_eq!(reuse.len(), 1, "{log}");
+    assert_eq!(reuse[0]["userId"], user.id);
+    assert_eq!(reuse[0]["resourceType"], "refresh_token_family");
+}
+
+#[test]
+fn logout_revokes_the_session_and_only_ones_own() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let tenant = &seed.tenants[0];
+    let (alice, bob) = (tenant.user(0), tenant.user(1));
+    let c = client();
+    let a = login(&c, &stack.base_url, alice);
+    let b = login(&c, &stack.base_url, bob);
+
+    // Bob's refresh token in Alice's logout revokes nothing.
+    let r = send(
+        c.post(stack.url("/api/v1/auth/logout"))
+            .bearer_auth(&a.access)
+            .json(&serde_json::json!({ "refreshToken": b.refresh })),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let b2 = Tokens::from_reply(&refresh(&c, stack, &b.refresh));
+
+    let r = send(
+        c.post(stack.url("/api/v1/auth/logout"))
+            .bearer_auth(&a.access)
+            .header("x-request-id", "itest-logout")
+            .json(&serde_json::json!({ "refreshToken": a.refresh })),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.header("x-request-id"), Some("itest-logout"));
+    refresh(&c, stack, &a.refresh).assert_problem(401, "invalid_token");
+
+    // No body is fine; no token is not.
+    let r = send(
+        c.post(stack.url("/api/v1/auth/logout"))
+            .bearer_auth(&b2.access),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = send(c.post(stack.url("/api/v1/auth/logout")));
+    r.assert_problem(401, "invalid_token");
+    assert!(
+        r.header("www-authenticate").unwrap().starts_with("Bearer"),
+        "{r:?}"
+    );
+
+    let admin = login(&c, &stack.base_url, tenant.admin());
+    let log = audit_entries(&c, stack, &admin, "?limit=200");
+    let logouts = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.logout" && e["userId"] == alice.id.as_str())
+        .count();
+    assert_eq!(logouts, 2, "{log}");
+}
+
+#[test]
+fn audit_log_is_admin_only_newest_first_paged_and_tenant_scoped() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let (ta, tb) = (&seed.tenants[0], &seed.tenants[1]);
+    let user = ta.user(0);
+    let c = client();
+
+    login_reply(&c, &stack.base_url, &user.email, "wrong")
+        .assert_problem(401, "invalid_credentials");
+    let u = login(&c, &stack.base_url, user);
+    let r = send(c.get(stack.url("/api/v1/audit-log")).bearer_auth(&u.access));
+    r.assert_problem(403, "forbidden");
+    assert!(
+        r.header("ratelimit").is_some(),
+        "rate limit headers on a 403 too: {r:?}"
+    );
+
+    let admin = login(&c, &stack.base_url, ta.admin());
+    let all = audit_entries(&c, stack, &admin, "?limit=200");
+    assert!(all["nextBefore"].is_null(), "{all}");
+    let entries = all["entries"].as_array().unwrap();
+    let has = |action: &str, uid: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action && e["userId"] == uid)
+            .unwrap_or_else(|| panic!("no {action} for {uid} in {all}"))
+    };
+    assert_eq!(
+        has("auth.login_failed", &user.id)["details"]["reason"],
+        "wrong_password"
+    );
+    has("auth.login", &user.id);
+    has("auth.login", &ta.admin().id);
+    let forbidden = has("auth.forbidden", &user.id);
+    assert_eq!(forbidden["resourceId"], "GET /api/v1/audit-log");
+    assert!(
+        forbidden["clientAddr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.")),
+        "{forbidden}"
+    );
+
+    // Only this tenant's users, newest first.
+    let ids: Vec<&str> = ta.users.iter().map(|u| u.id.as_str()).collect();
+    for e in entries {
+        assert!(
+            ids.contains(&e["userId"].as_str().unwrap_or("")),
+            "foreign row {e}"
+        );
+    }
+    let keys: Vec<(i64, i64)> = entries
+        .iter()
+        .map(|e| (e["createdAt"].as_i64().unwrap(), e["id"].as_i64().unwrap()))
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] > w[1]),
+        "not newest first: {keys:?}"
+    );
+
+    // Pages of 2 walk the same list.
+    let mut walked = Vec::new();
+    let mut query = String::from("?limit=2");
+    loop {
+        let page = audit_entries(&c, stack, &admin, &query);
+        let got = page["entries"].as_array().unwrap();
+        assert!(got.len() <= 2);
+        walked.extend(got.iter().map(|e| e["id"].as_i64().unwrap()));
+        match page["nextBefore"].as_str() {
+            Some(cursor) => query = format!("?limit=2&before={cursor}"),
+            None => break,
+        }
+        assert!(walked.len() <= keys.len(), "paging does not end");
+    }
+    // Rows written after the full listing (the listing itself writes none) could only be newer.
+    assert_eq!(walked, keys.iter().map(|k| k.1).collect::<Vec<_>>());
+
+    for bad in [
+        "?limit=0",
+        "?limit=201",
+        "?limit=x",
+        "?before=abc",
+        "?before=1_",
+    ] {
+        let r = send(
+            c.get(stack.url(&format!("/api/v1/audit-log{bad}")))
+                .bearer_auth(&admin.access),
+        );
+        r.assert_problem(400, "bad_request");
+    }
+
+    // The other tenant's admin sees none of it.
+    let admin_b = login(&c, &stack.base_url, tb.admin());
+    let other = audit_entries(&c, stack, &admin_b, "?limit=200");
+    for e in other["entries"].as_array().unwrap() {
+        assert!(
+            !ids.contains(&e["userId"].as_str().unwrap_or("")),
+            "tenant A row in B's log: {e}"
+        );
+    }
+}

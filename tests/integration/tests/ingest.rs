@@ -1,0 +1,906 @@
+//! Issue 5, attachment upload over HTTP against the real stack (Postgres, Garage, the runner):
+//! raw and multipart uploads, the stored bytes (read back from the bucket with our own SigV4
+//! requests), dedup per tenant, the bad-input matrix, aborted uploads leaving nothing behind, and
+//! list/get/delete permissions.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use integration_tests::{Reply, Stack, Tenant, User, client, login, send};
+use reqwest::blocking::Client;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use storage::request::Signer;
+use storage::{Body, ObjectKey, S3Request, StorageConfig, response};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn sha256_hex(b: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    // xorshift: incompressible enough, no extra dependency, reproducible.
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The bucket of the stack, read with the storage crate's signed requests.
+struct Bucket {
+    cfg: StorageConfig,
+    http: Client,
+}
+
+impl Bucket {
+    fn get() -> Bucket {
+        let s = Stack::get();
+        let v = |k: &str| {
+            s.var(k)
+                .unwrap_or_else(|| panic!("{k} is not set (run through scripts/test)"))
+                .to_owned()
+        };
+        Bucket {
+            cfg: StorageConfig::new(
+                &v("S3_ENDPOINT"),
+                &v("S3_REGION"),
+                &v("S3_BUCKET"),
+                &v("S3_ACCESS_KEY_ID"),
+                &v("S3_SECRET_ACCESS_KEY"),
+            )
+            .expect("storage config"),
+            http: Client::new(),
+        }
+    }
+
+    fn send(&self, r: S3Request) -> (u16, Vec<u8>) {
+        let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
+        let mut rb = self.http.request(method, &r.url);
+        for (n, v) in &r.headers {
+            if n != "content-length" {
+                rb = rb.header(n, v);
+            }
+        }
+        if let Body::Bytes(b) = &r.body {
+            rb = rb.body(b.to_vec());
+        }
+        let res = rb.send().expect("storage request");
+        let status = res.status().as_u16();
+        (status, res.bytes().expect("storage body").to_vec())
+    }
+
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let req = Signer::new(&self.cfg)
+                .list_objects_v2(prefix, next.as_deref(), SystemTime::now())
+                .unwrap();
+            let (status, body) = self.send(req);
+            let page = response::list_page(status, &body).expect("ListObjectsV2");
+            out.extend(page.keys);
+            match page.next {
+                Some(n) => next = Some(n),
+                None => return out,
+            }
+        }
+    }
+
+    fn uploads(&self, prefix: &str) -> Vec<String> {
+        let req = Signer::new(&self.cfg)
+            .list_multipart_uploads(prefix, SystemTime::now())
+            .unwrap();
+        let (status, body) = self.send(req);
+        response::multipart_upload_keys(status, &body).expect("ListMultipartUploads")
+    }
+
+    fn object(&self, key: &str) -> Vec<u8> {
+        let key = ObjectKey::from_stored(key).unwrap();
+        let req = Signer::new(&self.cfg)
+            .get_object(&key, None, SystemTime::now())
+            .unwrap();
+        let (status, body) = self.send(req);
+        assert_eq!(status, 200, "GetObject {key}");
+        body
+    }
+
+    /// Hashes of every object of `tenant`.
+    fn tenant_hashes(&self, tenant: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .keys(&format!("tenants/{tenant}/"))
+            .iter()
+            .map(|k| sha256_hex(&self.object(k)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Waits (a few seconds at most) until `tenant` has no object and no open multipart upload.
+    fn assert_tenant_empty(&self, tenant: &str) {
+        let prefix = format!("tenants/{tenant}/");
+        let start = Instant::now();
+        loop {
+            let keys = self.keys(&prefix);
+            let uploads = self.uploads(&prefix);
+            if keys.is_empty() && uploads.is_empty() {
+                return;
+            }
+            // An abandoned body is detected after the component's idle timeout (20 s).
+            assert!(
+                start.elapsed() < Duration::from_secs(45),
+                "left behind: objects {keys:?}, multipart uploads {uploads:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// A value from the stack's database (psql as the admin), trimmed.
+fn sql(query: &str) -> String {
+    let url = Stack::get()
+        .database_admin_url
+        .clone()
+        .expect("DATABASE_ADMIN_URL");
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-tAXc", query])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn attachment_rows(message: &str) -> i64 {
+    sql(&format!(
+        "SELECT count(*) FROM email_attachments WHERE message_id = '{message}'"
+    ))
+    .parse()
+    .unwrap()
+}
+
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn attachments_url(message: &str) -> String {
+    Stack::get().url(&format!("/api/v1/emails/{message}/attachments"))
+}
+
+/// A raw upload with the filename in `Content-Disposition` (`filename*`).
+fn upload(c: &Client, token: &str, message: &str, name: &str, ct: &str, body: Vec<u8>) -> Reply {
+    send(
+        c.post(attachments_url(message))
+            .bearer_auth(token)
+            .header("content-type", ct)
+            .header(
+                "content-disposition",
+                format!("attachment; filename*=UTF-8''{}", pct(name)),
+            )
+            .body(body),
+    )
+}
+
+/// A `multipart/form-data` body: `(field, Some(filename), content type, bytes)` parts.
+fn multipart_body(parts: &[(&str, Option<&str>, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = format!("itest-{}", uuid::Uuid::new_v4().simple());
+    let mut b = Vec::new();
+    for (field, file, ct, data) in parts {
+        b.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => b.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{field}\"; filename=\"{f}\"\r\nContent-Type: {ct}\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => b.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{field}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        b.extend_from_slice(data);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+struct Who {
+    tenant: Tenant,
+    user: User,
+    token: String,
+    c: Client,
+}
+
+fn who(seed_tenant: &Tenant, user: &User) -> Who {
+    let c = client();
+    let token = login(&c, &Stack::get().base_url, user).access;
+    Who {
+        tenant: seed_tenant.clone(),
+        user: user.clone(),
+        token,
+        c,
+    }
+}
+
+impl Who {
+    fn message(&self, n: usize) -> String {
+        self.tenant.message_of(&self.user, n).id.clone()
+    }
+}
+
+const PDF: &[u8] =
+    b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn raw_uploads_store_exactly_the_bytes_sent() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let msg = u.message(0);
+    let bucket = Bucket::get();
+
+    // Small: one PutObject.
+    let small = b"hello, attachments\n".to_vec();
+    let r = upload(
+        &u.c,
+        &u.token,
+        &msg,
+        "résumé.txt",
+        "text/plain; charset=utf-8",
+        small.clone(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let a = r.json();
+    assert_eq!(a["filename"], "résumé.txt");
+    assert_eq!(a["messageId"], msg.as_str());
+    assert_eq!(a["mimeType"], "text/plain");
+    assert_eq!(a["size"], small.len());
+    assert_eq!(a["contentHash"], sha256_hex(&small));
+    assert_eq!(a["virusScanStatus"], "pending");
+    assert_eq!(a["isDeduplicated"], false);
+    let id = a["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/v1/attachments/{id}").as_str())
+    );
+    assert!(a["createdAt"].as_i64().unwrap() > 1_700_000_000_000);
+    let url = a["downloadUrl"].as_str().expect("downloadUrl");
+    assert!(url.contains(&format!("/api/v1/files/{id}?")), "{url}");
+    assert!(a["downloadUrlExpiresAt"].as_i64().unwrap() > a["createdAt"].as_i64().unwrap());
+    // No storage key or credential in the answer.
+    assert!(!r.body.contains("tenants/"), "{}", r.body);
+
+    // Large, chunked (no Content-Length): a multipart upload of several parts.
+    let big = pseudo_random(19 * 1024 * 1024 + 123, 7);
+    let r = send(
+        u.c.post(format!("{}?filename=big%20data.dat", attachments_url(&msg)))
+            .bearer_auth(&u.token)
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+                big.clone(),
+            ))),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let b = r.json();
+    assert_eq!(b["filename"], "big data.dat");
+    assert_eq!(b["size"], big.len());
+    assert_eq!(b["contentHash"], sha256_hex(&big));
+    assert_eq!(b["mimeType"], "application/octet-stream");
+
+    // What the bucket holds is exactly what was sent, and nothing else.
+    let mut want = vec![sha256_hex(&small), sha256_hex(&big)];
+    want.sort();
+    assert_eq!(bucket.tenant_hashes(&t.id), want);
+    assert!(bucket.uploads(&format!("tenants/{}/", t.id)).is_empty());
+
+    // One transaction wrote the rows: blob, scan job for new content, attachment, audit.
+    let blob_jobs = sql(&format!(
+        "SELECT count(*) FROM scan_jobs j JOIN attachment_blobs b ON b.id = j.blob_id \
+         WHERE b.tenant_id = '{}' AND j.status = 'pending'",
+        t.id
+    ));
+    assert_eq!(blob_jobs, "2");
+    let audit = sql(&format!(
+        "SELECT count(*) FROM email_audit_log WHERE tenant_id = '{}' AND action = 'attachment.upload' \
+         AND resource_id = '{id}'",
+        t.id
+    ));
+    assert_eq!(audit, "1");
+    let declared = sql(&format!(
+        "SELECT declared_mime || ' ' || detected_mime FROM email_attachments WHERE id = '{id}'"
+    ));
+    assert_eq!(declared, "text/plain text/plain");
+}
+
+#[test]
+fn multipart_uploads_every_file_part_all_or_nothing() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let msg = u.message(0);
+    let bucket = Bucket::get();
+
+    let one = b"first file\n".to_vec();
+    let two = pseudo_random(9 * 1024 * 1024, 3);
+    let (ct, body) = multipart_body(&[
+        ("note", None, "", b"a plain field"),
+        ("file", Some("one.txt"), "text/plain", &one),
+        ("file", Some("report.pdf"), "image/png", PDF),
+        ("other", Some("two.dat"), "application/octet-stream", &two),
+    ]);
+    let r = send(
+        u.c.post(attachments_url(&msg))
+            .bearer_auth(&u.token)
+            .header("content-type", ct)
+            .body(body),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(r.header("location").is_none());
+    let v = r.json();
+    let list = v["attachments"].as_array().expect("attachments");
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["filename"], "one.txt");
+    assert_eq!(list[0]["contentHash"], sha256_hex(&one));
+    assert_eq!(list[1]["filename"], "report.pdf");
+    assert_eq!(list[1]["mimeType"], "application/pdf", "spoofed image/png");
+    assert_eq!(list[2]["size"], two.len());
+    assert_eq!(list[2]["contentHash"], sha256_hex(&two));
+    let mut want = vec![sha256_hex(&one), sha256_hex(PDF), sha256_hex(&two)];
+    want.sort();
+    assert_eq!(bucket.tenant_hashes(&t.id), want);
+
+    // One bad part refuses the whole request and stores nothing of it.
+    let other = &seed.tenants[1];
+    let w = who(other, other.user(0));
+    let (ct, body) = multipart_body(&[
+        ("file", Some("fine.txt"), "text/plain", b"fine"),
+        (
+            "file",
+            Some("big.txt"),
+            "text/plain",
+            &pseudo_random(6 * 1024 * 1024, 9),
+        ),
+        (
+            "file",
+            Some("invoice.pdf"),
+            "application/pdf",
+            b"MZ\x90\x00\x03\x00\x00\x00",
+        ),
+    ]);
+    let r = send(
+        w.c.post(attachments_url(&w.message(0)))
+            .bearer_auth(&w.token)
+            .header("content-type", ct)
+            .body(body),
+    );
+    r.assert_problem(415, "blocked_file_type");
+    bucket.assert_tenant_empty(&other.id);
+    assert_eq!(attachment_rows(&w.message(0)), 0);
+
+    // No file part at all.
+    let (ct, body) = multipart_body(&[("note", None, "", b"x")]);
+    let r = send(
+        w.c.post(attachments_url(&w.message(0)))
+            .bearer_auth(&w.token)
+            .header("content-type", ct)
+            .body(body),
+    );
+    r.assert_problem(400, "bad_request");
+}
+
+#[test]
+fn dedup_within_a_tenant_never_across_tenants() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let (t1, t2) = (&seed.tenants[0], &seed.tenants[1]);
+    let a = who(t1, t1.user(0));
+    let b = who(t1, t1.user(1));
+    let x = who(t2, t2.user(0));
+    let bucket = Bucket::get();
+    let content = pseudo_random(300 * 1024, 11);
+    let hash = sha256_hex(&content);
+
+    let r1 = upload(
+        &a.c,
+        &a.token,
+        &a.message(0),
+        "a.dat",
+        "application/octet-stream",
+        content.clone(),
+    );
+    assert_eq!(r1.status, 201, "{r1:?}");
+    assert_eq!(r1.json()["isDeduplicated"], false);
+    // Same tenant, another message (and another user): deduplicated.
+    let r2 = upload(
+        &b.c,
+        &b.token,
+        &b.message(0),
+        "b.dat",
+        "application/octet-stream",
+        content.clone(),
+    );
+    assert_eq!(r2.status, 201, "{r2:?}");
+    let v2 = r2.json();
+    assert_eq!(v2["isDeduplicated"], true);
+    assert_eq!(v2["contentHash"], hash);
+    assert_ne!(v2["id"], r1.json()["id"]);
+    // One object for the tenant: the second copy was removed.
+    assert_eq!(bucket.tenant_hashes(&t1.id), vec![hash.clone()]);
+    assert_eq!(
+        sql(&format!(
+            "SELECT ref_count FROM attachment_blobs WHERE tenant_id = '{}' AND content_sha256 = '{hash}'",
+            t1.id
+        )),
+        "2"
+    );
+    assert_eq!(
+        sql(&format!(
+            "SELECT count(*) FROM scan_jobs WHERE tenant_id = '{}'",
+            t1.id
+        )),
+        "1",
+        "a scan job for new content only"
+    );
+    // Listing shows the flag too.
+    let l = send(
+        b.c.get(attachments_url(&b.message(0)))
+            .bearer_auth(&b.token),
+    );
+    assert_eq!(l.json()["attachments"][0]["isDeduplicated"], true);
+
+    // Another tenant: its own copy.
+    let r3 = upload(
+        &x.c,
+        &x.token,
+        &x.message(0),
+        "x.dat",
+        "application/octet-stream",
+        content.clone(),
+    );
+    assert_eq!(r3.status, 201, "{r3:?}");
+    assert_eq!(r3.json()["isDeduplicated"], false);
+    assert_eq!(bucket.tenant_hashes(&t2.id), vec![hash.clone()]);
+
+    // Repr-Digest naming content the user already uploaded: verified, not stored again.
+    let digest = format!("sha-256=:{}:", base64_std(&Sha256::digest(&content)));
+    let r4 = send(
+        a.c.post(attachments_url(&a.message(1)))
+            .bearer_auth(&a.token)
+            .header("content-type", "application/octet-stream")
+            .header("repr-digest", &digest)
+            .header("content-disposition", "attachment; filename=again.dat")
+            .body(content.clone()),
+    );
+    assert_eq!(r4.status, 201, "{r4:?}");
+    assert_eq!(r4.json()["isDeduplicated"], true);
+    assert_eq!(bucket.tenant_hashes(&t1.id), vec![hash.clone()]);
+    // The same digest with other bytes: refused, nothing recorded.
+    let r5 = send(
+        a.c.post(attachments_url(&a.message(2)))
+            .bearer_auth(&a.token)
+            .header("content-type", "application/octet-stream")
+            .header("repr-digest", &digest)
+            .header("content-disposition", "attachment; filename=liar.dat")
+            .body(b"not the same bytes".to_vec()),
+    );
+    r5.assert_problem(422, "digest_mismatch");
+    assert_eq!(attachment_rows(&a.message(2)), 0);
+}
+
+fn base64_std(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Sends a hand-written request over TCP; returns the status line's code, or `None` when the
+/// server closed without answering.
+fn raw_request(head: &str, body: &[u8], close_early: bool) -> Option<u16> {
+    let base = &Stack::get().base_url;
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    for chunk in body.chunks(64 * 1024) {
+        if s.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    if close_early {
+        drop(s);
+        return None;
+    }
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
+}
+
+#[test]
+fn bad_input_matrix() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let (t1, t2) = (&seed.tenants[0], &seed.tenants[1]);
+    let u = who(t1, t1.user(0));
+    let msg = u.message(0);
+    let bucket = Bucket::get();
+    let limit: usize = stack
+        .spin_var("max_upload_bytes", "52428800")
+        .parse()
+        .unwrap();
+
+    // Oversize, judged from Content-Length before any byte is read.
+    let host = stack.base_url.trim_start_matches("http://");
+    let head = format!(
+        "POST /api/v1/emails/{msg}/attachments?filename=big.txt HTTP/1.1\r\nHost: {host}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        u.token,
+        limit + 1
+    );
+    assert_eq!(raw_request(&head, b"", false), Some(413));
+
+    // Oversize without Content-Length (chunked), counted while streaming.
+    let r = send(
+        u.c.post(format!("{}?filename=big.txt", attachments_url(&msg)))
+            .bearer_auth(&u.token)
+            .header("content-type", "text/plain")
+            .body(reqwest::blocking::Body::new(
+                std::io::repeat(b'a').take(limit as u64 + 1),
+            )),
+    );
+    r.assert_problem(413, "payload_too_large");
+
+    // Filename tricks.
+    for (name, status, code) in [
+        ("invoice.pdf.exe", 415, "blocked_file_type"),
+        ("payload.exe.pdf", 415, "blocked_file_type"),
+        ("run.JS", 415, "blocked_file_type"),
+        ("evil.exe.", 415, "blocked_file_type"),
+        ("report.pdf.", 422, "invalid_filename"),
+        ("report.pdf ", 422, "invalid_filename"),
+        ("invoice\u{202E}fdp.txt", 422, "invalid_filename"),
+        ("a\u{2066}b.txt", 422, "invalid_filename"),
+        ("nul\u{0}.txt", 422, "invalid_filename"),
+        ("line\nbreak.txt", 422, "invalid_filename"),
+        ("CON.txt", 422, "invalid_filename"),
+        ("lpt1", 422, "invalid_filename"),
+        ("..", 422, "invalid_filename"),
+    ] {
+        let r = upload(&u.c, &u.token, &msg, name, "text/plain", b"x".to_vec());
+        assert_eq!(r.status, status, "{name:?}: {r:?}");
+        r.assert_problem(status, code);
+    }
+    let r = upload(
+        &u.c,
+        &u.token,
+        &msg,
+        &"a".repeat(256),
+        "text/plain",
+        b"x".to_vec(),
+    );
+    r.assert_problem(422, "invalid_filename");
+    // No filename at all.
+    let r = send(
+        u.c.post(attachments_url(&msg))
+            .bearer_auth(&u.token)
+            .header("content-type", "text/plain")
+            .body("x"),
+    );
+    r.assert_problem(422, "invalid_filename");
+
+    // Executable renamed .pdf, whatever the declared type.
+    let mut pe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00".to_vec();
+    pe.extend(pseudo_random(5000, 5));
+    let r = upload(&u.c, &u.token, &msg, "invoice.pdf", "application/pdf", pe);
+    r.assert_problem(415, "blocked_file_type");
+    let r = upload(
+        &u.c,
+        &u.token,
+        &msg,
+        "notes.txt",
+        "text/plain",
+        b"#!/bin/sh\necho hi\n".to_vec(),
+    );
+    r.assert_problem(415, "blocked_file_type");
+    let r = upload(
+        &u.c,
+        &u.token,
+        &msg,
+        "logo.svg",
+        "image/svg+xml",
+        br#"<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>"#.to_vec(),
+    );
+    r.assert_problem(415, "blocked_file_type");
+    // An ELF with a large body: refused at the first chunk; the stream is not stored.
+    let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    elf.extend(pseudo_random(10 * 1024 * 1024, 13));
+    // (The answer comes before the client finished sending: only its status is sure to arrive.)
+    let r = upload(&u.c, &u.token, &msg, "manual.pdf", "application/pdf", elf);
+    assert_eq!(r.status, 415, "{r:?}");
+
+    // Spoofed MIME: a PDF declared as PNG is stored as what it is.
+    let r = upload(&u.c, &u.token, &msg, "scan.png", "image/png", PDF.to_vec());
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["mimeType"], "application/pdf");
+    let ok_id = r.json()["id"].as_str().unwrap().to_owned();
+
+    // Empty file.
+    let r = upload(&u.c, &u.token, &msg, "empty.txt", "text/plain", Vec::new());
+    r.assert_problem(400, "bad_request");
+
+    // Digest mismatch, and a malformed digest.
+    let r = send(
+        u.c.post(format!("{}?filename=d.txt", attachments_url(&msg)))
+            .bearer_auth(&u.token)
+            .header("content-type", "text/plain")
+            .header(
+                "repr-digest",
+                format!("sha-256=:{}:", base64_std(&[0u8; 32])),
+            )
+            .body("some text"),
+    );
+    r.assert_problem(422, "digest_mismatch");
+    let r = send(
+        u.c.post(format!("{}?filename=d.txt", attachments_url(&msg)))
+            .bearer_auth(&u.token)
+            .header("content-type", "text/plain")
+            .header("repr-digest", "sha-256=:nope:")
+            .body("some text"),
+    );
+    r.assert_problem(400, "bad_request");
+    let r = send(
+        u.c.post(format!("{}?filename=d.txt", attachments_url(&msg)))
+            .bearer_auth(&u.token)
+            .header("content-type", "text/plain")
+            .header(
+                "repr-digest",
+                format!("sha-256=:{}:", base64_std(&Sha256::digest(b"some text"))),
+            )
+            .body("some text"),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+
+    // Another tenant's message: 404. Another user's message in the tenant: 403.
+    let other_tenant_msg = &t2.messages[0].id;
+    let r = upload(
+        &u.c,
+        &u.token,
+        other_tenant_msg,
+        "x.txt",
+        "text/plain",
+        b"x".to_vec(),
+    );
+    r.assert_problem(404, "not_found");
+    let other_user_msg = t1.message_of(t1.user(1), 0).id.clone();
+    let r = upload(
+        &u.c,
+        &u.token,
+        &other_user_msg,
+        "x.txt",
+        "text/plain",
+        b"x".to_vec(),
+    );
+    r.assert_problem(403, "forbidden");
+    let r = upload(
+        &u.c,
+        &u.token,
+        &uuid::Uuid::new_v4().to_string(),
+        "x.txt",
+        "text/plain",
+        b"x".to_vec(),
+    );
+    r.assert_problem(404, "not_found");
+
+    // Malformed UUIDs.
+    let r = upload(
+        &u.c,
+        &u.token,
+        "not-a-uuid",
+        "x.txt",
+        "text/plain",
+        b"x".to_vec(),
+    );
+    r.assert_problem(400, "invalid_id");
+    let r = send(
+        u.c.get(stack.url("/api/v1/attachments/1234"))
+            .bearer_auth(&u.token),
+    );
+    r.assert_problem(400, "invalid_id");
+
+    // Only the two accepted uploads left anything: rows and objects.
+    assert_eq!(attachment_rows(&msg), 2);
+    assert_eq!(attachment_rows(other_tenant_msg), 0);
+    assert_eq!(attachment_rows(&other_user_msg), 0);
+    let mut want = vec![sha256_hex(PDF), sha256_hex(b"some text")];
+    want.sort();
+    assert_eq!(bucket.tenant_hashes(&t1.id), want);
+    assert!(bucket.uploads(&format!("tenants/{}/", t1.id)).is_empty());
+    assert!(!ok_id.is_empty());
+}
+
+#[test]
+fn truncated_or_abandoned_uploads_leave_nothing() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let msg = u.message(0);
+    let bucket = Bucket::get();
+    let host = stack.base_url.trim_start_matches("http://");
+    let head = |len: usize, name: &str| {
+        format!(
+            "POST /api/v1/emails/{msg}/attachments?filename={name} HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n\
+             Content-Length: {len}\r\n\r\n",
+            u.token
+        )
+    };
+    // More than one part already sent (a multipart upload is under way), then the client stops
+    // sending and half-closes: a truncated body.
+    let sent = pseudo_random(12 * 1024 * 1024, 21);
+    let status = raw_request(&head(20 * 1024 * 1024, "t.dat"), &sent, false);
+    assert!(
+        status.is_none() || status.is_some_and(|s| s >= 400),
+        "truncated upload answered {status:?}"
+    );
+    // The client disappears mid-upload.
+    raw_request(&head(20 * 1024 * 1024, "gone.dat"), &sent, true);
+    // A small one, under one part (nothing sent to storage before the end).
+    raw_request(&head(1000, "small.dat"), &sent[..500], true);
+
+    bucket.assert_tenant_empty(&t.id);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(attachment_rows(&msg), 0);
+    bucket.assert_tenant_empty(&t.id);
+    // The stack still serves.
+    let r = upload(
+        &u.c,
+        &u.token,
+        &msg,
+        "after.txt",
+        "text/plain",
+        b"after".to_vec(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+#[test]
+fn list_get_delete_by_owner_admin_other_user_other_tenant() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let (t1, t2) = (&seed.tenants[0], &seed.tenants[1]);
+    let owner = who(t1, t1.user(0));
+    let other = who(t1, t1.user(1));
+    let admin = who(t1, t1.admin());
+    let stranger = who(t2, t2.admin());
+    let msg = owner.message(0);
+
+    let first = upload(
+        &owner.c,
+        &owner.token,
+        &msg,
+        "1.txt",
+        "text/plain",
+        b"one".to_vec(),
+    );
+    assert_eq!(first.status, 201, "{first:?}");
+    std::thread::sleep(Duration::from_millis(5));
+    let second = upload(
+        &owner.c,
+        &owner.token,
+        &msg,
+        "2.txt",
+        "text/plain",
+        b"two".to_vec(),
+    );
+    assert_eq!(second.status, 201, "{second:?}");
+    let id1 = first.json()["id"].as_str().unwrap().to_owned();
+    let id2 = second.json()["id"].as_str().unwrap().to_owned();
+    let item = |id: &str| stack.url(&format!("/api/v1/attachments/{id}"));
+
+    // List: newest first, for the owner and the admin; 403 for another user; 404 across tenants.
+    let l = send(owner.c.get(attachments_url(&msg)).bearer_auth(&owner.token));
+    assert_eq!(l.status, 200, "{l:?}");
+    let ids: Vec<String> = l.json()["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, vec![id2.clone(), id1.clone()]);
+    let l = send(admin.c.get(attachments_url(&msg)).bearer_auth(&admin.token));
+    assert_eq!(l.json()["attachments"].as_array().unwrap().len(), 2);
+    send(other.c.get(attachments_url(&msg)).bearer_auth(&other.token))
+        .assert_problem(403, "forbidden");
+    send(
+        stranger
+            .c
+            .get(attachments_url(&msg))
+            .bearer_auth(&stranger.token),
+    )
+    .assert_problem(404, "not_found");
+
+    // Get.
+    let g = send(owner.c.get(item(&id1)).bearer_auth(&owner.token));
+    assert_eq!(g.status, 200, "{g:?}");
+    let v: Value = g.json();
+    assert_eq!(v["filename"], "1.txt");
+    assert_eq!(v["contentHash"], sha256_hex(b"one"));
+    assert!(v["downloadUrl"].as_str().is_some());
+    assert_eq!(
+        send(admin.c.get(item(&id1)).bearer_auth(&admin.token)).status,
+        200
+    );
+    send(other.c.get(item(&id1)).bearer_auth(&other.token)).assert_problem(403, "forbidden");
+    send(stranger.c.get(item(&id1)).bearer_auth(&stranger.token)).assert_problem(404, "not_found");
+    send(
+        owner
+            .c
+            .get(item(&uuid::Uuid::new_v4().to_string()))
+            .bearer_auth(&owner.token),
+    )
+    .assert_problem(404, "not_found");
+
+    // Delete: not by another user or tenant; by the owner and by an admin; idempotent.
+    send(other.c.delete(item(&id1)).bearer_auth(&other.token)).assert_problem(403, "forbidden");
+    send(stranger.c.delete(item(&id1)).bearer_auth(&stranger.token))
+        .assert_problem(404, "not_found");
+    let d = send(owner.c.delete(item(&id1)).bearer_auth(&owner.token));
+    assert_eq!(d.status, 204, "{d:?}");
+    assert_eq!(
+        send(owner.c.delete(item(&id1)).bearer_auth(&owner.token)).status,
+        204
+    );
+    send(owner.c.get(item(&id1)).bearer_auth(&owner.token)).assert_problem(404, "not_found");
+    let d = send(admin.c.delete(item(&id2)).bearer_auth(&admin.token));
+    assert_eq!(d.status, 204, "{d:?}");
+    let l = send(owner.c.get(attachments_url(&msg)).bearer_auth(&owner.token));
+    assert_eq!(l.json()["attachments"].as_array().unwrap().len(), 0);
+    // Soft delete: rows kept, references released, audited.
+    assert_eq!(attachment_rows(&msg), 2);
+    assert_eq!(
+        sql(&format!(
+            "SELECT sum(ref_count) FROM attachment_blobs WHERE tenant_id = '{}'",
+            t1.id
+        )),
+        "0"
+    );
+    assert_eq!(
+        sql(&format!(
+            "SELECT count(*) FROM email_audit_log WHERE tenant_id = '{}' AND action = 'attachment.delete'",
+            t1.id
+        )),
+        "2"
+    );
+    // Method not allowed on the item route.
+    let r = send(owner.c.put(item(&id1)).bearer_auth(&owner.token).body("x"));
+    assert_eq!(r.status, 405, "{r:?}");
+}
