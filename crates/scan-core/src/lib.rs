@@ -2,5 +2,15 @@
 //!
 //! - [`signature`]: the `X-Scan-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`
 //!   scheme, signing (worker, external scanners) and verification against a ring of secrets (callback).
+//! - [`callback`]: the callback body, parsed into newtypes by the receiver and built (and signed) by
+//!   scanners from the same types ([`callback::Callback::signed`]).
+//! - [`verdict`]: the per-content verdict state machine ([`verdict::decide`]).
+//! - [`quarantine`]: quarantine keys and the storage steps of quarantining content.
 
+pub mod callback;
+pub mod quarantine;
 pub mod signature;
+pub mod verdict;
+
+pub use callback::{BodyError, Callback, ContentHash, Target, Verdict, VerdictStatus};
+pub use verdict::{Decision, Ignored, ScanStatus};
