@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::handler::{ErrorCode, ExpirationError};
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
@@ -174,7 +174,8 @@ async fn handle(
     }
 
     let req = req.map(|body| {
-        body.map_err(|e| ErrorCode::from(P3ErrorCode::InternalError(Some(e.to_string()))))
+        LingeringBody::new(body)
+            .map_err(|e| ErrorCode::from(P3ErrorCode::InternalError(Some(e.to_string()))))
             .boxed_unsync()
     });
     // The guest runs in its own task: a client that disconnects mid-request drops hyper's service
@@ -268,6 +269,79 @@ impl LogLine {
             "error": error,
         });
         println!("{line}");
+    }
+}
+
+/// How long, and how much, of a request body the runner still reads after the guest stopped reading it.
+const LINGER_TIME: Duration = Duration::from_secs(10);
+const LINGER_BYTES: u64 = 128 << 20;
+
+/// The request body as the guest sees it. A guest that answers early (413 on an oversized upload, 415 on
+/// an executable at its first bytes) drops the rest of the body unread; closing the connection then would
+/// make the kernel reset it, and a client still sending would lose the answer it was sent. So the rest
+/// is read and discarded in the background, within [`LINGER_TIME`] and [`LINGER_BYTES`], the way
+/// nginx's lingering close does; past either bound the connection is closed.
+struct LingeringBody {
+    inner: Option<Incoming>,
+}
+
+impl LingeringBody {
+    fn new(inner: Incoming) -> Self {
+        Self { inner: Some(inner) }
+    }
+}
+
+impl Body for LingeringBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map(|b| b.size_hint())
+            .unwrap_or_else(|| SizeHint::with_exact(0))
+    }
+}
+
+impl Drop for LingeringBody {
+    fn drop(&mut self) {
+        let Some(mut rest) = self.inner.take() else {
+            return;
+        };
+        if rest.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let mut read = 0u64;
+            let _ = tokio::time::timeout(LINGER_TIME, async {
+                while read < LINGER_BYTES {
+                    match rest.frame().await {
+                        Some(Ok(frame)) => {
+                            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+            .await;
+        });
     }
 }
 

@@ -411,6 +411,26 @@ fn runaway_component_is_stopped_and_others_are_served_meanwhile() {
     assert_eq!(status, 200);
 }
 
+#[test]
+fn early_answer_reaches_a_client_still_sending() {
+    // `state` answers without reading the body; the client is still writing 48 MiB when the answer is
+    // sent. It must read that answer, not a connection reset, and the connection stays usable.
+    let r = start(&[]);
+    let c = client();
+    for _ in 0..3 {
+        let res = c
+            .post(format!("{}/state", r.base))
+            .body(reqwest::blocking::Body::new(
+                std::io::Read::take(std::io::repeat(b'x'), 48 << 20),
+            ))
+            .send()
+            .expect("the early answer arrives");
+        assert_eq!(res.status(), 200);
+        let v: Value = serde_json::from_str(&res.text().unwrap()).unwrap();
+        assert!(v["requestsSeen"].as_u64().is_some(), "{v}");
+    }
+}
+
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
