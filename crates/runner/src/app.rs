@@ -38,6 +38,8 @@ pub struct Limits {
     pub max_memory: usize,
     /// Instances alive at once (each request uses one); sizes the pooling allocator.
     pub max_instances: u32,
+    /// Bytes of a freed linear memory (and table) zeroed in place and kept resident for the next instance.
+    pub keep_resident: usize,
 }
 
 pub struct App {
@@ -73,6 +75,11 @@ pub fn engine(limits: &Limits) -> Result<Engine> {
     pool.max_tables_per_component(64);
     pool.max_core_instances_per_component(64);
     pool.max_memory_size(limits.max_memory);
+    // A fresh instance per request makes slot reuse the hot path: by default a freed slot is reset with
+    // madvise and the next instance faults every page back in. Zeroing the first pages in place keeps them
+    // resident (Rust guests touch their stack and first heap pages on every request).
+    pool.linear_memory_keep_resident(limits.keep_resident);
+    pool.table_keep_resident(limits.keep_resident.min(64 << 10));
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;
     // Epoch ticker: lets busy guests be preempted and timed out without taking the runner down.
@@ -173,6 +180,7 @@ impl App {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                memory_high_water: Default::default(),
             };
             configs.insert(id.clone(), Arc::new(config));
         }

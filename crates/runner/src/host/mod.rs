@@ -3,6 +3,7 @@
 //! `spin:postgres@4.2.0` and `spin:redis@3.0.0`. Bindings are generated from the WIT the `spin-sdk` crate
 //! ships (see build.rs), never from a copy.
 
+pub mod memory;
 pub mod pg;
 pub mod redis;
 
@@ -12,7 +13,6 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use std::sync::Arc;
 use wasmtime::component::{Accessor, HasSelf, Linker, ResourceTable};
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
@@ -31,6 +31,8 @@ pub struct ComponentConfig {
     pub allowed_hosts: AllowedHosts,
     pub variables: ComponentVariables,
     pub environment: Vec<(String, String)>,
+    /// The most linear memory any instance of this component (with its middleware) has held.
+    pub memory_high_water: memory::HighWater,
 }
 
 /// Connections shared by every instance (pools), created once.
@@ -46,7 +48,7 @@ pub struct State {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
     pub outbound: OutboundHttp,
-    pub limits: StoreLimits,
+    pub limits: memory::MemoryLimiter,
     pub component: Arc<ComponentConfig>,
     pub services: Arc<Services>,
 }
@@ -70,10 +72,7 @@ impl State {
             outbound: OutboundHttp {
                 component: component.clone(),
             },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(max_memory)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: memory::MemoryLimiter::new(max_memory, component.clone()),
             component,
             services,
         }
