@@ -1,0 +1,368 @@
+//! Settings from flags and the environment (a flag wins over its variable). Secrets come from the
+//! environment only (`SCAN_CALLBACK_SECRET`, and preferably `DATABASE_URL`), so they never show in `ps`;
+//! `Debug` redacts them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use storage::StorageConfig;
+
+pub const USAGE: &str = "\
+usage: scan-worker [--once] [options]
+
+Claims virus-scan jobs from Postgres, streams each object from S3 to clamd (INSTREAM) and posts the
+signed verdict to the scan callback. Every option also reads an environment variable (the flag wins).
+
+  --database-url URL        DATABASE_URL        the application role (attachments_app), as the components use
+  --clamd HOST:PORT         CLAMD_ADDR          clamd's TCP socket (default 127.0.0.1:3310)
+  --callback-url URL        SCAN_CALLBACK_URL   POST /api/v1/scan/callback of the app
+                            SCAN_CALLBACK_SECRET  signing secret (env only; a comma-separated ring signs with the first)
+                            S3_ENDPOINT, S3_REGION (garage), S3_BUCKET (attachments), S3_ACCESS_KEY_ID,
+                            S3_SECRET_ACCESS_KEY  the bucket (env only)
+  --worker-name NAME        SCAN_WORKER_NAME    lease holder name (default <hostname>-<pid>)
+  --lease-secs N            SCAN_LEASE_SECS     lease per claimed job (default 300); a job is given up before it ends
+  --concurrency N           SCAN_CONCURRENCY    jobs scanned at once (default 2)
+  --max-scan-bytes N        SCAN_MAX_BYTES      larger objects get the verdict error \"too large to scan\"
+                                                (default 62914560 = 60 MiB; keep it below clamd's StreamMaxLength)
+  --poll-secs N             SCAN_POLL_SECS      idle wait between claims (default 2)
+  --clamd-timeout-secs N    SCAN_CLAMD_TIMEOUT_SECS  connect / answer timeout (default 120)
+  --once                                        process what is claimable now, then exit (tests, cron)
+  --max-jobs N                                  claim at most N jobs, then finish them and exit
+  --help";
+
+/// What the worker runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub storage: StorageConfig,
+    pub clamd_addr: String,
+    pub callback_url: String,
+    pub callback_secret: Vec<u8>,
+    pub worker_name: String,
+    pub lease_secs: u32,
+    pub concurrency: usize,
+    pub max_scan_bytes: u64,
+    pub poll_interval: Duration,
+    pub clamd_timeout: Duration,
+    pub once: bool,
+    pub max_jobs: Option<u64>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("storage", &self.storage)
+            .field("clamd_addr", &self.clamd_addr)
+            .field("callback_url", &self.callback_url)
+            .field("callback_secret", &"<redacted>")
+            .field("worker_name", &self.worker_name)
+            .field("lease_secs", &self.lease_secs)
+            .field("concurrency", &self.concurrency)
+            .field("max_scan_bytes", &self.max_scan_bytes)
+            .field("poll_interval", &self.poll_interval)
+            .field("clamd_timeout", &self.clamd_timeout)
+            .field("once", &self.once)
+            .field("max_jobs", &self.max_jobs)
+            .finish()
+    }
+}
+
+/// `--help`, or a configuration error (one line).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    Help,
+    Invalid(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Help => f.write_str("help requested"),
+            ConfigError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+fn invalid(m: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(m.into())
+}
+
+/// (flag, environment variable) of the valued options.
+const VALUED: &[(&str, Option<&str>)] = &[
+    ("database-url", Some("DATABASE_URL")),
+    ("clamd", Some("CLAMD_ADDR")),
+    ("callback-url", Some("SCAN_CALLBACK_URL")),
+    ("worker-name", Some("SCAN_WORKER_NAME")),
+    ("lease-secs", Some("SCAN_LEASE_SECS")),
+    ("concurrency", Some("SCAN_CONCURRENCY")),
+    ("max-scan-bytes", Some("SCAN_MAX_BYTES")),
+    ("poll-secs", Some("SCAN_POLL_SECS")),
+    ("clamd-timeout-secs", Some("SCAN_CLAMD_TIMEOUT_SECS")),
+    ("max-jobs", None),
+];
+
+pub const DEFAULT_MAX_SCAN_BYTES: u64 = 60 * 1024 * 1024;
+
+impl Config {
+    /// From `argv[1..]`, an environment lookup and the default worker name.
+    pub fn parse(
+        argv: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+        default_worker_name: impl FnOnce() -> String,
+    ) -> Result<Config, ConfigError> {
+        let mut flags: BTreeMap<&str, String> = BTreeMap::new();
+        let mut once = false;
+        let mut it = argv.into_iter();
+        while let Some(arg) = it.next() {
+            let body = arg
+                .strip_prefix("--")
+                .ok_or_else(|| invalid(format!("unexpected argument `{arg}`")))?;
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (body, None),
+            };
+            match name {
+                "help" => return Err(ConfigError::Help),
+                "once" if inline.is_none() => once = true,
+                _ => {
+                    let (flag, _) = VALUED
+                        .iter()
+                        .find(|(f, _)| *f == name)
+                        .ok_or_else(|| invalid(format!("unknown option --{name}")))?;
+                    let value = match inline {
+                        Some(v) => v,
+                        None => it.next().ok_or_else(|| invalid(format!("--{name} needs a value")))?,
+                    };
+                    flags.insert(flag, value);
+                }
+            }
+        }
+        let env = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |flag: &str| -> Option<String> {
+            flags.get(flag).cloned().or_else(|| {
+                VALUED
+                    .iter()
+                    .find(|(f, _)| *f == flag)
+                    .and_then(|(_, var)| var.and_then(&env))
+            })
+        };
+        let required =
+            |flag: &str, var: &str| get(flag).ok_or_else(|| invalid(format!("--{flag} or {var} is required")));
+        fn number<T: std::str::FromStr>(flag: &str, v: Option<String>, default: T) -> Result<T, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| invalid(format!("--{flag}: `{v}` is not a valid number"))),
+            }
+        }
+
+        let database_url = required("database-url", "DATABASE_URL")?;
+        database_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|_| invalid("DATABASE_URL is not a valid postgres URL"))?;
+
+        let env_req = |k: &str| env(k).ok_or_else(|| invalid(format!("{k} is required")));
+        let storage = StorageConfig::new(
+            &env_req("S3_ENDPOINT")?,
+            &env("S3_REGION").unwrap_or_else(|| "garage".into()),
+            &env("S3_BUCKET").unwrap_or_else(|| "attachments".into()),
+            &env_req("S3_ACCESS_KEY_ID")?,
+            &env_req("S3_SECRET_ACCESS_KEY")?,
+        )
+        .map_err(|e| invalid(format!("S3 settings: {e}")))?;
+
+        let clamd_addr = get("clamd").unwrap_or_else(|| "127.0.0.1:3310".into());
+        match clamd_addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "--clamd / CLAMD_ADDR must be host:port, not `{clamd_addr}`"
+                )));
+            }
+        }
+
+        let callback_url = required("callback-url", "SCAN_CALLBACK_URL")?;
+        let parsed = reqwest::Url::parse(&callback_url).map_err(|_| invalid("SCAN_CALLBACK_URL is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(invalid("SCAN_CALLBACK_URL must be an http(s) URL"));
+        }
+        let ring = env_req("SCAN_CALLBACK_SECRET")?;
+        let callback_secret = scan_core::signature::SecretRing::parse(&ring)
+            .map_err(|e| invalid(format!("SCAN_CALLBACK_SECRET: {e}")))?
+            .current()
+            .to_vec();
+
+        let worker_name = get("worker-name").unwrap_or_else(default_worker_name);
+        if worker_name.is_empty() || worker_name.len() > 200 || worker_name.chars().any(char::is_control) {
+            return Err(invalid("worker name must be 1..=200 printable characters"));
+        }
+        let lease_secs: u32 = number("lease-secs", get("lease-secs"), 300)?;
+        if !(1..=86_400).contains(&lease_secs) {
+            return Err(invalid("--lease-secs must be 1..=86400"));
+        }
+        let concurrency: usize = number("concurrency", get("concurrency"), 2)?;
+        if !(1..=64).contains(&concurrency) {
+            return Err(invalid("--concurrency must be 1..=64"));
+        }
+        let max_scan_bytes: u64 = number("max-scan-bytes", get("max-scan-bytes"), DEFAULT_MAX_SCAN_BYTES)?;
+        if max_scan_bytes == 0 {
+            return Err(invalid("--max-scan-bytes must be positive"));
+        }
+        let poll: u64 = number("poll-secs", get("poll-secs"), 2)?;
+        let clamd_timeout: u64 = number("clamd-timeout-secs", get("clamd-timeout-secs"), 120)?;
+        let max_jobs = match get("max-jobs") {
+            None => None,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(invalid(format!("--max-jobs: `{v}` is not a positive number"))),
+            },
+        };
+        if poll == 0 || poll > 3600 || clamd_timeout == 0 || clamd_timeout > 3600 {
+            return Err(invalid("--poll-secs and --clamd-timeout-secs must be 1..=3600"));
+        }
+        Ok(Config {
+            database_url,
+            storage,
+            clamd_addr,
+            callback_url,
+            callback_secret,
+            worker_name,
+            lease_secs,
+            concurrency,
+            max_scan_bytes,
+            poll_interval: Duration::from_secs(poll),
+            clamd_timeout: Duration::from_secs(clamd_timeout),
+            once,
+            max_jobs,
+        })
+    }
+}
+
+/// `<hostname>-<pid>`.
+pub fn default_worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "scan-worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| m.get(k).cloned()
+    }
+
+    fn base_env() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (
+                "DATABASE_URL",
+                "postgres://attachments_app:pw@127.0.0.1:5432/attachments",
+            ),
+            ("S3_ENDPOINT", "http://127.0.0.1:3900"),
+            ("S3_ACCESS_KEY_ID", "GK1"),
+            ("S3_SECRET_ACCESS_KEY", "s3cret"),
+            ("SCAN_CALLBACK_URL", "http://127.0.0.1:3000/api/v1/scan/callback"),
+            ("SCAN_CALLBACK_SECRET", SECRET),
+        ]
+    }
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::parse(args.iter().map(|s| s.to_string()), env_of(env), || "host-1".into())
+    }
+
+    #[test]
+    fn defaults_from_the_environment() {
+        let c = parse(&[], &base_env()).unwrap();
+        assert_eq!(c.clamd_addr, "127.0.0.1:3310");
+        assert_eq!(c.worker_name, "host-1");
+        assert_eq!(
+            (c.lease_secs, c.concurrency, c.max_scan_bytes),
+            (300, 2, DEFAULT_MAX_SCAN_BYTES)
+        );
+        assert_eq!(c.storage.bucket(), "attachments");
+        assert_eq!(c.callback_secret, SECRET.as_bytes());
+        assert!(!c.once);
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("pw@") && !dbg.contains(SECRET) && !dbg.contains("s3cret"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_environment() {
+        let mut env = base_env();
+        env.push(("CLAMD_ADDR", "127.0.0.1:1"));
+        env.push(("SCAN_LEASE_SECS", "60"));
+        env.push((
+            "SCAN_CALLBACK_SECRET",
+            "ffffffffffffffffffffffffffffffff,0123456789abcdef0123456789abcdef",
+        ));
+        let c = parse(
+            &[
+                "--clamd",
+                "127.0.0.1:2",
+                "--lease-secs=3",
+                "--once",
+                "--worker-name",
+                "w9",
+                "--max-jobs",
+                "1",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.max_jobs, Some(1));
+        assert_eq!(c.clamd_addr, "127.0.0.1:2");
+        assert_eq!(c.lease_secs, 3);
+        assert_eq!(c.worker_name, "w9");
+        assert!(c.once);
+        // A ring signs with its first secret.
+        assert_eq!(c.callback_secret, b"ffffffffffffffffffffffffffffffff");
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(parse(&["--help"], &base_env()).unwrap_err(), ConfigError::Help);
+        for (args, drop, add) in [
+            (&["--nope"][..], "", ("", "")),
+            (&["stray"][..], "", ("", "")),
+            (&["--lease-secs"][..], "", ("", "")),
+            (&["--lease-secs", "0"][..], "", ("", "")),
+            (&["--concurrency", "x"][..], "", ("", "")),
+            (&["--clamd", "nohost"][..], "", ("", "")),
+            (&["--max-scan-bytes", "0"][..], "", ("", "")),
+            (&["--max-jobs", "0"][..], "", ("", "")),
+            (&[][..], "DATABASE_URL", ("", "")),
+            (&[][..], "SCAN_CALLBACK_SECRET", ("", "")),
+            (&[][..], "S3_ENDPOINT", ("", "")),
+            (&[][..], "SCAN_CALLBACK_SECRET", ("SCAN_CALLBACK_SECRET", "short")),
+            (&[][..], "SCAN_CALLBACK_URL", ("SCAN_CALLBACK_URL", "ftp://x/y")),
+        ] {
+            let mut env: Vec<(&str, &str)> = base_env().into_iter().filter(|(k, _)| *k != drop).collect();
+            if !add.0.is_empty() {
+                env.push(add);
+            }
+            assert!(
+                matches!(parse(args, &env), Err(ConfigError::Invalid(_))),
+                "{args:?} without {drop} with {add:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_name_has_the_pid() {
+        assert!(default_worker_name().ends_with(&format!("-{}", std::process::id())));
+    }
+}

@@ -1,0 +1,84 @@
+//! `scan-worker`: see `scan_worker::config::USAGE` and the crate documentation.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use scan_worker::config::{Config, ConfigError, USAGE, default_worker_name};
+use scan_worker::log;
+use scan_worker::worker::Worker;
+use serde_json::json;
+
+fn main() -> ExitCode {
+    let cfg = match Config::parse(std::env::args().skip(1), |k| std::env::var(k).ok(), default_worker_name) {
+        Ok(c) => c,
+        Err(ConfigError::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ConfigError::Invalid(e)) => {
+            eprintln!("scan-worker: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> ExitCode {
+    let worker = match Worker::new(cfg) {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            log::error("worker.start_failed", json!({"error": e.to_string()}));
+            return ExitCode::FAILURE;
+        }
+    };
+    let c = worker.config();
+    // A short probe: a clamd that is still loading its database must not hold up the start.
+    let version = scan_worker::clamd::Clamd::new(c.clamd_addr.clone(), std::time::Duration::from_secs(3))
+        .version()
+        .await;
+    log::info(
+        "worker.started",
+        json!({
+            "worker": c.worker_name, "clamd": c.clamd_addr, "clamd_version": version.as_ref().ok(),
+            "bucket": c.storage.bucket(), "s3_endpoint": c.storage.endpoint(), "callback": c.callback_url,
+            "lease_secs": c.lease_secs, "concurrency": c.concurrency, "max_scan_bytes": c.max_scan_bytes, "once": c.once,
+        }),
+    );
+    if let Err(e) = &version {
+        // Not fatal: clamd may still be loading its database; jobs are retried until it answers.
+        log::warn("clamd.unreachable", json!({"error": e.to_string()}));
+    }
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        log::info("worker.stopping", json!({"signal": name}));
+        let _ = tx.send(true);
+    });
+
+    match worker.run(rx).await {
+        Ok(s) => {
+            log::info(
+                "worker.stopped",
+                json!({"jobs": s.jobs, "posted": s.posted, "retried": s.retried}),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error("worker.failed", json!({"error": e.to_string()}));
+            ExitCode::FAILURE
+        }
+    }
+}
