@@ -18,6 +18,7 @@ MANIFEST="$ROOT/spin.toml"
 APP_DB_USER=attachments_app
 
 KEYGEN="$ROOT/target/release/keygen"
+SCAN_WORKER_BIN="$ROOT/target/release/scan-worker"
 
 # Dev secrets: generated once into .data/secrets.env (mode 600, KEY=value lines read by
 # load_or_create_env, not meant to be sourced) and reused; the environment wins.
@@ -101,7 +102,8 @@ _spinvar() {
 }
 
 DEV_ENV_KEYS=(BASE_URL DATABASE_URL DATABASE_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET
-  S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY SCAN_CALLBACK_URL SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD PG_ADMIN_URL)
+  S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY SCAN_CALLBACK_URL SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD PG_ADMIN_URL
+  CLAMD_ADDR)
 
 # write_env_file FILE: the dev.env keys and the app's SPIN_VARIABLE_* as shell KEY=value lines
 # (single-quoted when needed; mode 600: it holds secrets).
@@ -126,6 +128,19 @@ write_env_file() {
 }
 
 app_health() { curl -fsS --max-time 2 -o /dev/null "$1/.well-known/spin/health"; }
+
+# scan_worker_start LOGFILE: one scan worker (crates/scan-worker) in the background, stopped on exit,
+# with the stack's settings from the environment (DATABASE_URL, S3_*, CLAMD_ADDR, SCAN_CALLBACK_URL,
+# SCAN_CALLBACK_SECRET). Only warns when it is not built: uploads then stay pending.
+scan_worker_start() {
+  local log=$1
+  if [[ ! -x "$SCAN_WORKER_BIN" ]]; then
+    warn "target/release/scan-worker is not built (crates/scan-worker): uploads stay pending"
+    return 0
+  fi
+  start_bg scan-worker "$log" "$SCAN_WORKER_BIN"
+  say "scan-worker: running (pid $_LAST_PID, clamd $CLAMD_ADDR, log ${log#"$ROOT"/})"
+}
 
 # app_start PORT LOGFILE: start spinlet (stopped on exit) and wait until it is healthy.
 # Returns non-zero (does not exit) when it cannot.

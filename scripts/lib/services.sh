@@ -15,11 +15,15 @@
 #   Garage    S3_ENDPOINT + S3_ACCESS_KEY_ID + S3_SECRET_ACCESS_KEY (+ S3_REGION, S3_BUCKET),
 #             else a private single-node Garage with data in .data/<stack>/garage, ports
 #             $GARAGE_S3_PORT / $GARAGE_RPC_PORT / $GARAGE_ADMIN_PORT or free ones.
+#   clamd     CLAMD_ADDR (host:port of a running clamd, checked with PING), else a private clamd
+#             (Debian clamav-daemon) on $CLAMD_PORT or a free loopback port, with the project's test
+#             signatures (crates/scan-worker/signatures, or CLAMD_DATABASE_DIR); config and logs in
+#             .data/<stack>. Never a system clamd on 3310: its signatures are not the tests'.
 #   USE_SYSTEM_SERVICES=0   never use the standard ports; always start private services.
 #
 # After `services_up STACK` these are exported: PG_ADMIN_URL, PG_HOSTPORT, REDIS_URL,
 # REDIS_HOSTPORT, S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY,
-# STACK, STACK_DIR.
+# CLAMD_ADDR, STACK, STACK_DIR.
 #
 # Run directly for a services-only stack in the foreground:
 #   scripts/lib/services.sh [STACK]        (Ctrl-C stops what it started)
@@ -311,17 +315,71 @@ TOML
   say "garage: single node up, S3 on $S3_ENDPOINT (bucket $S3_BUCKET, signed round trip ok), admin on 127.0.0.1:$admin_port"
 }
 
+# ---- ClamAV (clamd) ----------------------------------------------------------------
+# clamd_ping HOST:PORT: true when clamd answers zPING with PONG.
+clamd_ping() {
+  local host=${1%:*} port=${1##*:}
+  (
+    exec 3<>"/dev/tcp/$host/$port" || exit 1
+    printf 'zPING\0' >&3
+    IFS= read -r -t 5 -d '' answer <&3
+    [[ "$answer" == PONG ]]
+  ) 2>/dev/null
+}
+
+clamd_up() {
+  if [[ -n "${CLAMD_ADDR:-}" ]]; then
+    clamd_ping "$CLAMD_ADDR" || die "clamd: CLAMD_ADDR is set ($CLAMD_ADDR) but does not answer PING"
+    export CLAMD_ADDR
+    say "clamd: using CLAMD_ADDR ($CLAMD_ADDR)"
+    return 0
+  fi
+  local bin dir="$STACK_DIR/clamd" port db=${CLAMD_DATABASE_DIR:-$ROOT/crates/scan-worker/signatures}
+  bin=$(command -v clamd || echo /usr/sbin/clamd)
+  [[ -x "$bin" ]] || die "clamd: not installed (run scripts/bootstrap: Debian clamav-daemon)"
+  compgen -G "$db/*.[hn]db" >/dev/null || die "clamd: no signature database in $db"
+  port=$(pick_port "${CLAMD_PORT:-}")
+  mkdir -p "$dir/tmp"
+  # StreamMaxLength must stay above the scan worker's own cap (SCAN_MAX_BYTES, 60 MiB by default):
+  # the worker refuses larger objects itself ("too large to scan") instead of streaming them.
+  # AlertExceedsMax: content past clamd's other limits is reported (Heuristics.Limits.Exceeded),
+  # not answered OK. No LocalSocket.
+  cat >"$dir/clamd.conf" <<CONF
+# Written by scripts/lib/services.sh on every start; edit the script, not this file.
+Foreground yes
+TCPSocket $port
+TCPAddr 127.0.0.1
+DatabaseDirectory $db
+TemporaryDirectory $dir/tmp
+StreamMaxLength ${CLAMD_STREAM_MAX:-64M}
+MaxFileSize ${CLAMD_STREAM_MAX:-64M}
+MaxScanSize 256M
+AlertExceedsMax yes
+MaxThreads ${CLAMD_MAX_THREADS:-4}
+LogFile $STACK_DIR/logs/clamd.log
+LogTime yes
+SelfCheck 3600
+CONF
+  start_bg clamd "$STACK_DIR/logs/clamd.log" "$bin" --config-file="$dir/clamd.conf"
+  CLAMD_ADDR="127.0.0.1:$port"
+  export CLAMD_ADDR
+  WAIT_PID=$_LAST_PID wait_until "${CLAMD_START_TIMEOUT:-60}" "clamd" clamd_ping "$CLAMD_ADDR" ||
+    { tail -n 20 "$STACK_DIR/logs/clamd.log" >&2; die "clamd: private daemon did not answer PING on $CLAMD_ADDR"; }
+  say "clamd: started a private daemon on $CLAMD_ADDR (signatures: ${db#"$ROOT"/})"
+}
+
 # ---- all of them -----------------------------------------------------------------
 services_up() {
   stack_init "$1"
   postgres_up
   redis_up
   garage_up
+  clamd_up
 }
 
 services_print_env() {
   local k
-  for k in PG_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY; do
+  for k in PG_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY CLAMD_ADDR; do
     printf '%s=%s\n' "$k" "${!k}"
   done
 }
