@@ -53,7 +53,7 @@ enum Command {
         max_instances: u32,
         /// Bytes of each freed linear memory reset with memset and kept resident, in KiB, instead of being
         /// returned to the kernel: the next instance in that slot then starts without page faults.
-        #[arg(long, default_value_t = 1024, env = "SPINLET_KEEP_RESIDENT_KIB")]
+        #[arg(long, default_value_t = 0, env = "SPINLET_KEEP_RESIDENT_KIB")]
         keep_resident_kib: usize,
     },
 }
