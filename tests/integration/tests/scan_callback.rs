@@ -1,0 +1,676 @@
+//! Issue 7, the scan callback and scan status over HTTP against the real stack: the signature
+//! matrix, replays, the verdict state machine, concurrent verdicts, targets by attachment and by
+//! content, the scan-status route and its tenancy, dedup'd content sharing a verdict, and quarantine
+//! (download refused, object gone from its key, checked in the bucket with our own SigV4 requests).
+//!
+//! Signatures are computed here with hmac/sha2, independently of crates/scan-core.
+//!
+//! A scan worker may run beside these tests (scripts/dev starts one) and post its own verdicts with
+//! `scannedAt` = its clock. The verdicts posted here are dated [`AHEAD_MS`] in the future (within
+//! the 300 s the callback allows), so they always outrank the worker's, and the assertions hold
+//! either way.
+
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hmac::{KeyInit, Mac};
+use integration_tests::{Reply, Stack, Tenant, User, client, login, send};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use storage::request::Signer;
+use storage::{ObjectKey, StorageConfig};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// How far ahead of now the verdicts of these tests are dated.
+const AHEAD_MS: i64 = 120_000;
+
+fn stack() -> &'static Stack {
+    Stack::get()
+}
+
+fn var(name: &str) -> String {
+    stack()
+        .var(name)
+        .unwrap_or_else(|| panic!("{name} is not set (run through scripts/test or scripts/dev)"))
+        .to_owned()
+}
+
+fn secret() -> String {
+    // The app may run with a ring (`new,old`); the test secret is the one scripts/test generated.
+    var("SCAN_CALLBACK_SECRET")
+}
+
+fn now_s() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let tag: String = mac.finalize().into_bytes().iter().map(|x| format!("{x:02x}")).collect();
+    format!("t={t},v1={tag}")
+}
+
+fn callback_url() -> String {
+    stack().url("/api/v1/scan/callback")
+}
+
+/// Posts `body` with these `X-Scan-Signature` headers (none, one or several).
+fn post_raw(body: &[u8], signatures: &[&str], content_type: &str) -> Reply {
+    let mut rb = client()
+        .post(callback_url())
+        .header("content-type", content_type)
+        .body(body.to_vec());
+    for s in signatures {
+        rb = rb.header("x-scan-signature", *s);
+    }
+    send(rb)
+}
+
+/// Posts `body` correctly signed now.
+fn post(body: &Value) -> Reply {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let sig = sign(&secret(), now_s(), &bytes);
+    post_raw(&bytes, &[&sig], "application/json")
+}
+
+#[track_caller]
+fn post_ok(body: &Value) {
+    let r = post(body);
+    assert_eq!(r.status, 204, "{body}: {r:?}");
+    assert!(r.header("x-request-id").is_some(), "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
+}
+
+fn verdict(target: Value, status: &str, scanned_at: i64) -> Value {
+    let mut v = target;
+    v["status"] = status.into();
+    v["engine"] = "itest-engine 1.0".into();
+    v["signature"] = if status == "infected" || status == "suspicious" {
+        "Itest-Signature".into()
+    } else {
+        Value::Null
+    };
+    v["details"] = format!("{status} at {scanned_at}").into();
+    v["scannedAt"] = scanned_at.into();
+    v
+}
+
+fn by_attachment(id: &str) -> Value {
+    json!({ "attachmentId": id })
+}
+
+fn by_content(tenant: &str, hash: &str) -> Value {
+    json!({ "tenantId": tenant, "contentHash": hash })
+}
+
+/// A value from the stack's database (psql as the admin).
+fn psql(sql: &str) -> String {
+    let url = stack().database_admin_url.clone().expect("DATABASE_ADMIN_URL");
+    let out = Command::new("psql")
+        .args([&url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The bucket, read with the storage crate's signed requests.
+struct Bucket {
+    cfg: StorageConfig,
+    http: Client,
+}
+
+impl Bucket {
+    fn get() -> Bucket {
+        Bucket {
+            cfg: StorageConfig::new(
+                &var("S3_ENDPOINT"),
+                &var("S3_REGION"),
+                &var("S3_BUCKET"),
+                &var("S3_ACCESS_KEY_ID"),
+                &var("S3_SECRET_ACCESS_KEY"),
+            )
+            .expect("storage config"),
+            http: Client::new(),
+        }
+    }
+
+    /// Whether an object exists at `key` (HeadObject: 200 or 404).
+    fn exists(&self, key: &str) -> bool {
+        let key = ObjectKey::from_stored(key).unwrap();
+        let r = Signer::new(&self.cfg).head_object(&key, SystemTime::now()).unwrap();
+        let mut rb = self.http.head(&r.url);
+        for (n, v) in &r.headers {
+            if n != "content-length" {
+                rb = rb.header(n, v);
+            }
+        }
+        match rb.send().expect("HeadObject").status().as_u16() {
+            200 => true,
+            404 => false,
+            s => panic!("HeadObject {key}: {s}"),
+        }
+    }
+}
+
+/// A logged-in user of a seeded tenant.
+struct Who {
+    tenant: Tenant,
+    user: User,
+    token: String,
+    c: Client,
+}
+
+fn who(t: &Tenant, u: &User) -> Who {
+    let c = client();
+    let token = login(&c, &stack().base_url, u).access;
+    Who { tenant: t.clone(), user: u.clone(), token, c }
+}
+
+/// Content no one else has.
+fn unique(label: &str) -> Vec<u8> {
+    format!("scan test {label} {}\n", uuid::Uuid::new_v4()).into_bytes()
+}
+
+impl Who {
+    fn message(&self, n: usize) -> String {
+        self.tenant.message_of(&self.user, n).id.clone()
+    }
+
+    /// Uploads `bytes` as a text file to message `n`; the Attachment JSON.
+    #[track_caller]
+    fn upload(&self, n: usize, bytes: &[u8]) -> Value {
+        let r = send(
+            self.c
+                .post(stack().url(&format!("/api/v1/emails/{}/attachments", self.message(n))))
+                .bearer_auth(&self.token)
+                .header("content-type", "text/plain")
+                .header("content-disposition", "attachment; filename=\"notes.txt\"")
+                .body(bytes.to_vec()),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        r.json()
+    }
+
+    fn scan_status(&self, id: &str) -> Reply {
+        send(
+            self.c
+                .get(stack().url(&format!("/api/v1/attachments/{id}/scan-status")))
+                .bearer_auth(&self.token),
+        )
+    }
+
+    #[track_caller]
+    fn status_of(&self, id: &str) -> Value {
+        let r = self.scan_status(id);
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()
+    }
+
+    /// A fresh download URL of `id`.
+    #[track_caller]
+    fn download_url(&self, id: &str) -> String {
+        let r = send(
+            self.c
+                .post(stack().url(&format!("/api/v1/attachments/{id}/download-url")))
+                .bearer_auth(&self.token)
+                .json(&json!({})),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()["url"].as_str().unwrap().to_owned()
+    }
+
+    /// The tenant's audit rows with this action (admin route; `self` must be the admin).
+    fn audit(&self, action: &str) -> Vec<Value> {
+        let r = send(
+            self.c
+                .get(stack().url("/api/v1/audit-log?limit=200"))
+                .bearer_auth(&self.token),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    }
+}
+
+fn storage_key(tenant: &str, hash: &str) -> String {
+    psql(&format!(
+        "SELECT storage_key FROM attachment_blobs WHERE tenant_id = '{tenant}' AND content_sha256 = '{hash}'"
+    ))
+}
+
+fn fetch(url: &str) -> Reply {
+    send(client().get(url))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn scan_callback_signature_matrix() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let a = u.upload(0, &unique("signature matrix"));
+    let id = a["id"].as_str().unwrap();
+    let before = u.status_of(id);
+
+    let at = now_ms() + AHEAD_MS;
+    let body = serde_json::to_vec(&verdict(by_attachment(id), "infected", at)).unwrap();
+    let now = now_s();
+    let good = sign(&secret(), now, &body);
+    let other_body = serde_json::to_vec(&verdict(by_attachment(id), "clean", at)).unwrap();
+    let tag = good.split_once(",v1=").unwrap().1.to_owned();
+    let refused: Vec<(&str, Vec<String>, Vec<u8>)> = vec![
+        ("no header", vec![], body.clone()),
+        ("wrong secret", vec![sign("not-the-secret-0123456789abcdef", now, &body)], body.clone()),
+        ("stale t", vec![sign(&secret(), now - 301, &body)], body.clone()),
+        ("future t", vec![sign(&secret(), now + 301, &body)], body.clone()),
+        ("modified body", vec![good.clone()], other_body.clone()),
+        ("body with a trailing space", vec![good.clone()], [body.clone(), b" ".to_vec()].concat()),
+        ("t moved", vec![format!("t={},v1={tag}", now + 1)], body.clone()),
+        ("malformed t", vec![format!("t=abc,v1={tag}")], body.clone()),
+        ("no t", vec![format!("v1={tag}")], body.clone()),
+        ("no v1", vec![format!("t={now}")], body.clone()),
+        ("short tag", vec![format!("t={now},v1={}", &tag[..40])], body.clone()),
+        ("garbage", vec!["Bearer abc".into()], body.clone()),
+        ("two headers", vec![good.clone(), good.clone()], body.clone()),
+    ];
+    for (what, sigs, b) in &refused {
+        let sigs: Vec<&str> = sigs.iter().map(String::as_str).collect();
+        let r = post_raw(b, &sigs, "application/json");
+        let p = r.assert_problem(401, "signature_invalid");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("X-Scan-Signature realm=\"scan-callback\""),
+            "{what}: {r:?}"
+        );
+        // The same answer for every refusal: nothing tells which check failed.
+        assert_eq!(p["detail"], "X-Scan-Signature is missing, malformed, outside the allowed time window, or does not match.", "{what}");
+    }
+    // An unsigned request for an unknown target learns nothing either (401, not 404).
+    let unknown = serde_json::to_vec(&verdict(by_attachment(&uuid::Uuid::new_v4().to_string()), "clean", at)).unwrap();
+    post_raw(&unknown, &[], "application/json").assert_problem(401, "signature_invalid");
+    // Nothing changed.
+    assert_eq!(u.status_of(id), before);
+
+    // Signed but not acceptable: media type, shape, oversize, method.
+    let r = post_raw(&body, &[&good], "text/plain");
+    r.assert_problem(415, "unsupported_media_type");
+    for bad in [
+        json!({ "attachmentId": id, "status": "pending", "scannedAt": at }),
+        json!({ "attachmentId": id, "tenantId": t.id, "status": "clean", "scannedAt": at }),
+        json!({ "attachmentId": "not-a-uuid", "status": "clean", "scannedAt": at }),
+        json!({ "attachmentId": id, "status": "clean", "scannedAt": at / 1000 }),
+        json!({ "attachmentId": id, "status": "clean", "scannedAt": now_ms() + 400_000 }),
+        json!({ "tenantId": t.id, "contentHash": "ABC", "status": "clean", "scannedAt": at }),
+        json!({ "attachmentId": id, "status": "clean", "scannedAt": at, "engine": "x".repeat(101) }),
+    ] {
+        post(&bad).assert_problem(400, "bad_request");
+    }
+    let big = vec![b' '; 64 * 1024 + 1];
+    post_raw(&big, &[&sign(&secret(), now_s(), &big)], "application/json").assert_problem(413, "payload_too_large");
+    let r = send(client().get(callback_url()));
+    r.assert_problem(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(u.status_of(id), before);
+
+    // The correctly signed original is accepted, also with the secret among others in the header.
+    let two = format!("{},v1={tag}", sign("not-the-secret-0123456789abcdef", now, &body));
+    let r = post_raw(&body, &[&two], "application/json");
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(u.status_of(id)["status"], "infected");
+}
+
+#[test]
+fn scan_callback_replay_is_a_noop() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let admin = who(t, t.admin());
+    let bytes = unique("replay");
+    let a = u.upload(0, &bytes);
+    let id = a["id"].as_str().unwrap();
+    let hash = sha256_hex(&bytes);
+
+    let at = now_ms() + AHEAD_MS;
+    let body = serde_json::to_vec(&verdict(by_attachment(id), "clean", at)).unwrap();
+    let sig = sign(&secret(), now_s(), &body);
+    for _ in 0..3 {
+        let r = post_raw(&body, &[&sig], "application/json");
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+    let s = u.status_of(id);
+    assert_eq!(s, json!({
+        "status": "clean", "details": format!("clean at {at}"), "engine": "itest-engine 1.0",
+        "signature": null, "scannedAt": at
+    }));
+    // One applied verdict, one audit row; the replays wrote nothing.
+    let rows: Vec<Value> = admin
+        .audit("scan.verdict")
+        .into_iter()
+        .filter(|e| e["details"]["contentHash"] == hash.as_str() && e["details"]["engine"] == "itest-engine 1.0")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["resourceType"], "attachment_blob");
+    assert_eq!(rows[0]["details"]["status"], "clean");
+    assert_eq!(rows[0]["details"]["attachmentId"], id);
+    assert!(rows[0]["userId"].is_null());
+    // The verdict completed the content's scan job.
+    let open = psql(&format!(
+        "SELECT count(*) FROM scan_jobs j JOIN attachment_blobs b ON b.id = j.blob_id \
+         WHERE b.tenant_id = '{}' AND b.content_sha256 = '{hash}' AND j.status IN ('pending', 'running')",
+        t.id
+    ));
+    assert_eq!(open, "0");
+    let version = psql(&format!(
+        "SELECT scan_verdict_version FROM attachment_blobs WHERE tenant_id = '{}' AND content_sha256 = '{hash}'",
+        t.id
+    ));
+    // 1 from this test's verdict; a scan worker running beside may have applied one before it.
+    assert!(version == "1" || version == "2", "{version}");
+}
+
+#[test]
+fn scan_verdict_state_machine_over_http() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let admin = who(t, t.admin());
+    let bytes = unique("transitions");
+    let a = u.upload(0, &bytes);
+    let id = a["id"].as_str().unwrap();
+    let hash = sha256_hex(&bytes);
+    let target = by_attachment(id);
+    let t0 = now_ms() + AHEAD_MS;
+
+    // pending -> clean
+    post_ok(&verdict(target.clone(), "clean", t0));
+    assert_eq!(u.status_of(id)["status"], "clean");
+    // clean -> error (a failed rescan) is ignored: the content stays clean.
+    post_ok(&verdict(target.clone(), "error", t0 + 1_000));
+    let s = u.status_of(id);
+    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("clean"), Some(t0)));
+    // clean -> infected on a rescan.
+    post_ok(&verdict(target.clone(), "infected", t0 + 2_000));
+    let s = u.status_of(id);
+    assert_eq!(s["status"], "infected");
+    assert_eq!(s["signature"], "Itest-Signature");
+    assert_eq!(s["scannedAt"], t0 + 2_000);
+    // infected -> clean (newer) is ignored, not an error.
+    post_ok(&verdict(target.clone(), "clean", t0 + 3_000));
+    // infected -> suspicious (newer) is ignored too.
+    post_ok(&verdict(target.clone(), "suspicious", t0 + 3_500));
+    // An older verdict never overwrites a newer one.
+    post_ok(&verdict(target.clone(), "infected", t0 + 1_500));
+    let s = u.status_of(id);
+    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0 + 2_000)));
+    assert_eq!(s["details"], format!("infected at {}", t0 + 2_000));
+    // A newer infected verdict refreshes the details.
+    post_ok(&verdict(target.clone(), "infected", t0 + 4_000));
+    let s = u.status_of(id);
+    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0 + 4_000)));
+    // The attachment itself reports the same status.
+    let r = send(u.c.get(stack().url(&format!("/api/v1/attachments/{id}"))).bearer_auth(&u.token));
+    assert_eq!(r.json()["virusScanStatus"], "infected");
+
+    // Audit: three applied verdicts, one release refused (infected -> clean); the stale and the
+    // kept-clean ones are not audited. One quarantine.
+    let mine = |action: &str| -> Vec<Value> {
+        admin
+            .audit(action)
+            .into_iter()
+            // Only this test's verdicts (a scan worker's have another engine).
+            .filter(|e| e["details"]["contentHash"] == hash.as_str())
+            .filter(|e| action == "attachment.quarantine" || e["details"]["engine"] == "itest-engine 1.0")
+            .collect()
+    };
+    let applied: Vec<String> = mine("scan.verdict")
+        .iter()
+        .map(|e| format!("{}->{}", e["details"]["previousStatus"].as_str().unwrap(), e["details"]["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert!(applied.contains(&"clean->infected".to_owned()), "{applied:?}");
+    assert!(applied.contains(&"infected->infected".to_owned()), "{applied:?}");
+    let ignored = mine("scan.verdict_ignored");
+    assert_eq!(ignored.len(), 2, "{ignored:?}");
+    assert!(ignored.iter().all(|e| e["details"]["reason"] == "quarantined"));
+    assert_eq!(mine("attachment.quarantine").len(), 1);
+}
+
+#[test]
+fn scan_infected_content_is_quarantined_and_never_served() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let bucket = Bucket::get();
+    let bytes = unique("quarantine");
+    let hash = sha256_hex(&bytes);
+    let a = u.upload(0, &bytes);
+    let id = a["id"].as_str().unwrap();
+    let original = storage_key(&t.id, &hash);
+    assert!(original.starts_with(&format!("tenants/{}/", t.id)), "{original}");
+    assert!(bucket.exists(&original));
+
+    let t0 = now_ms() + AHEAD_MS;
+    post_ok(&verdict(by_attachment(id), "clean", t0));
+    let url = u.download_url(id);
+    let r = fetch(&url);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body.as_bytes(), &bytes[..]);
+
+    post_ok(&verdict(by_attachment(id), "infected", t0 + 1_000));
+    // Refused at once, through the URL issued before the verdict and through a new one.
+    fetch(&url).assert_problem(403, "scan_blocked");
+    fetch(&u.download_url(id)).assert_problem(403, "scan_blocked");
+    // The object left its key: moved under quarantine/ (quarantine_mode = move, the default), and the
+    // row points at the quarantined object.
+    let mode = stack().spin_var("quarantine_mode", "move").to_owned();
+    assert!(!bucket.exists(&original), "the infected object is still at its original key");
+    let now_key = storage_key(&t.id, &hash);
+    let recorded = psql(&format!(
+        "SELECT quarantine_action FROM attachment_blobs WHERE tenant_id = '{}' AND content_sha256 = '{hash}'",
+        t.id
+    ));
+    if mode == "move" {
+        assert_eq!(now_key, format!("quarantine/{original}"));
+        assert!(bucket.exists(&now_key));
+        assert_eq!(recorded, "moved");
+    } else {
+        assert_eq!(now_key, original);
+        assert_eq!(recorded, "deleted");
+    }
+
+    // Retries are harmless and change nothing.
+    post_ok(&verdict(by_attachment(id), "infected", t0 + 1_000));
+    post_ok(&verdict(by_attachment(id), "clean", t0 + 2_000));
+    assert_eq!(storage_key(&t.id, &hash), now_key);
+    assert_eq!(bucket.exists(&now_key), mode == "move");
+    fetch(&url).assert_problem(403, "scan_blocked");
+    // The scan status still reports it, for the UI.
+    assert_eq!(u.status_of(id)["status"], "infected");
+
+    // Suspicious content is quarantined the same way.
+    let bytes2 = unique("suspicious");
+    let b = u.upload(1, &bytes2);
+    let id2 = b["id"].as_str().unwrap();
+    let original2 = storage_key(&t.id, &sha256_hex(&bytes2));
+    post_ok(&verdict(by_attachment(id2), "suspicious", t0));
+    fetch(&u.download_url(id2)).assert_problem(403, "scan_blocked");
+    assert!(!bucket.exists(&original2));
+}
+
+#[test]
+fn scan_concurrent_verdicts_end_consistent() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let admin = who(t, t.admin());
+    let bucket = Bucket::get();
+    let t0 = now_ms() + AHEAD_MS;
+    let mut cases = Vec::new();
+    for i in 0..4 {
+        let bytes = unique(&format!("concurrent {i}"));
+        let a = u.upload(i % 3, &bytes);
+        cases.push((a["id"].as_str().unwrap().to_owned(), sha256_hex(&bytes)));
+    }
+    for (i, (id, _)) in cases.iter().enumerate() {
+        // Case 0 and 1: clean (older) and infected (newer) race; 2: infected and suspicious race
+        // with the same scannedAt; 3: the same infected verdict twice at once.
+        let (first, second) = match i {
+            0 | 1 => (verdict(by_attachment(id), "clean", t0), verdict(by_attachment(id), "infected", t0 + 10)),
+            2 => (verdict(by_attachment(id), "infected", t0), verdict(by_attachment(id), "suspicious", t0)),
+            _ => (verdict(by_attachment(id), "infected", t0), verdict(by_attachment(id), "infected", t0)),
+        };
+        let (a, b) = if i == 1 { (second, first) } else { (first, second) };
+        let ha = std::thread::spawn(move || post(&a));
+        let hb = std::thread::spawn(move || post(&b));
+        for h in [ha, hb] {
+            let r = h.join().unwrap();
+            assert_eq!(r.status, 204, "{r:?}");
+        }
+    }
+    for (i, (id, hash)) in cases.iter().enumerate() {
+        let s = u.status_of(id);
+        match i {
+            0 | 1 => assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0 + 10)), "case {i}"),
+            // Whichever came first is in force; the other was stale (same scannedAt).
+            2 => assert!(s["status"] == "infected" || s["status"] == "suspicious", "case {i}: {s}"),
+            _ => assert_eq!(s["status"], "infected", "case {i}"),
+        }
+        let key = storage_key(&t.id, hash);
+        assert!(key.starts_with("quarantine/") || stack().spin_var("quarantine_mode", "move") == "delete", "{key}");
+        if let Some(original) = key.strip_prefix("quarantine/") {
+            assert!(!bucket.exists(original), "case {i}: original left behind");
+            assert!(bucket.exists(&key), "case {i}: quarantined object missing");
+        }
+    }
+    // Exactly one quarantine per content, however many verdicts raced.
+    let quarantines = admin.audit("attachment.quarantine");
+    for (i, (_, hash)) in cases.iter().enumerate() {
+        let n = quarantines.iter().filter(|e| e["details"]["contentHash"] == hash.as_str()).count();
+        assert_eq!(n, 1, "case {i}");
+    }
+}
+
+#[test]
+fn scan_callback_by_content_and_unknown_targets() {
+    let seed = stack().seed();
+    let (t, other) = (&seed.tenants[0], &seed.tenants[1]);
+    let u = who(t, t.user(0));
+    let bytes = unique("by content");
+    let hash = sha256_hex(&bytes);
+    let a = u.upload(0, &bytes);
+    let id = a["id"].as_str().unwrap();
+    let t0 = now_ms() + AHEAD_MS;
+
+    post_ok(&verdict(by_content(&t.id, &hash), "clean", t0));
+    let s = u.status_of(id);
+    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("clean"), Some(t0)));
+
+    // Unknown targets: 404 (signed, so the scanner learns the target does not exist).
+    for target in [
+        by_attachment(&uuid::Uuid::new_v4().to_string()),
+        by_content(&t.id, &sha256_hex(b"never uploaded")),
+        // The content exists, but in another tenant.
+        by_content(&other.id, &hash),
+        by_content(&uuid::Uuid::new_v4().to_string(), &hash),
+    ] {
+        let r = post(&verdict(target.clone(), "infected", t0 + 1));
+        r.assert_problem(404, "not_found");
+    }
+    assert_eq!(u.status_of(id)["status"], "clean");
+}
+
+#[test]
+fn scan_status_route_and_tenancy() {
+    let seed = stack().seed();
+    let (t, other) = (&seed.tenants[0], &seed.tenants[1]);
+    let owner = who(t, t.user(0));
+    let colleague = who(t, t.user(1));
+    let admin = who(t, t.admin());
+    let stranger = who(other, other.admin());
+    let a = owner.upload(0, &unique("status route"));
+    let id = a["id"].as_str().unwrap();
+
+    let s = owner.status_of(id);
+    let keys: Vec<&str> = {
+        let mut k: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys, ["details", "engine", "scannedAt", "signature", "status"]);
+    // A scan worker may have judged it already.
+    assert!(s["status"] == "pending" || s["status"] == "clean", "{s}");
+    if s["status"] == "pending" {
+        assert_eq!(s, json!({ "status": "pending", "details": null, "engine": null, "signature": null, "scannedAt": null }));
+    }
+    let r = owner.scan_status(id);
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(r.header("ratelimit-policy").is_some(), "behind the middleware: {r:?}");
+
+    assert_eq!(admin.status_of(id)["status"], s["status"]);
+    colleague.scan_status(id).assert_problem(403, "forbidden");
+    stranger.scan_status(id).assert_problem(404, "not_found");
+    owner.scan_status(&uuid::Uuid::new_v4().to_string()).assert_problem(404, "not_found");
+    owner.scan_status("not-a-uuid").assert_problem(400, "invalid_id");
+    let r = send(client().get(stack().url(&format!("/api/v1/attachments/{id}/scan-status"))));
+    r.assert_problem(401, "invalid_token");
+    let r = send(
+        owner.c.post(stack().url(&format!("/api/v1/attachments/{id}/scan-status"))).bearer_auth(&owner.token),
+    );
+    assert_eq!(r.status, 405, "{r:?}");
+
+    // A deleted attachment has no scan status.
+    let r = send(owner.c.delete(stack().url(&format!("/api/v1/attachments/{id}"))).bearer_auth(&owner.token));
+    assert_eq!(r.status, 204, "{r:?}");
+    owner.scan_status(id).assert_problem(404, "not_found");
+}
+
+#[test]
+fn scan_dedup_attachments_share_the_verdict() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let bytes = unique("dedup");
+    let first = u.upload(0, &bytes);
+    let second = u.upload(1, &bytes);
+    assert_eq!(second["isDeduplicated"], true, "{second}");
+    let (id1, id2) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+
+    let t0 = now_ms() + AHEAD_MS;
+    post_ok(&verdict(by_attachment(id1), "infected", t0));
+    for id in [id1, id2] {
+        let s = u.status_of(id);
+        assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0)), "{id}");
+        fetch(&u.download_url(id)).assert_problem(403, "scan_blocked");
+    }
+    // A third upload of the same content is dedup'd onto the quarantined content: still refused.
+    let third = u.upload(2, &bytes);
+    assert_eq!(third["virusScanStatus"], "infected");
+    fetch(&u.download_url(third["id"].as_str().unwrap())).assert_problem(403, "scan_blocked");
+}
