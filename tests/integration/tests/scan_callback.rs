@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit, Mac};
-use integration_tests::{Reply, Stack, Tenant, User, client, login, send};
+use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, send};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -82,9 +82,20 @@ fn post_raw(body: &[u8], signatures: &[&str], content_type: &str) -> Reply {
 
 /// Posts `body` correctly signed now.
 fn post(body: &Value) -> Reply {
+    post_to(&stack().base_url, body)
+}
+
+/// Posts `body` correctly signed now to the app at `base`.
+fn post_to(base: &str, body: &Value) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap();
     let sig = sign(&secret(), now_s(), &bytes);
-    post_raw(&bytes, &[&sig], "application/json")
+    send(
+        client()
+            .post(format!("{base}/api/v1/scan/callback"))
+            .header("content-type", "application/json")
+            .header("x-scan-signature", sig)
+            .body(bytes),
+    )
 }
 
 #[track_caller]
@@ -673,4 +684,50 @@ fn scan_dedup_attachments_share_the_verdict() {
     let third = u.upload(2, &bytes);
     assert_eq!(third["virusScanStatus"], "infected");
     fetch(&u.download_url(third["id"].as_str().unwrap())).assert_problem(403, "scan_blocked");
+}
+
+#[test]
+fn scan_quarantine_mode_delete() {
+    // An app with quarantine_mode = delete beside the stack's (same database and bucket).
+    let app = Spinlet::start("spin.toml", &[("SPIN_VARIABLE_QUARANTINE_MODE", "delete")]);
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let admin = who(t, t.admin());
+    let bucket = Bucket::get();
+    let bytes = unique("delete mode");
+    let hash = sha256_hex(&bytes);
+    let a = u.upload(0, &bytes);
+    let id = a["id"].as_str().unwrap();
+    let key = storage_key(&t.id, &hash);
+    assert!(bucket.exists(&key));
+
+    let t0 = now_ms() + AHEAD_MS;
+    let r = post_to(&app.base_url, &verdict(by_attachment(id), "infected", t0));
+    assert_eq!(r.status, 204, "{r:?}\n{}", app.log_text());
+    fetch(&u.download_url(id)).assert_problem(403, "scan_blocked");
+    // The object is gone; the row keeps its key and says the object was deleted.
+    assert!(!bucket.exists(&key));
+    assert!(!bucket.exists(&format!("quarantine/{key}")));
+    assert_eq!(storage_key(&t.id, &hash), key);
+    let recorded = psql(&format!(
+        "SELECT quarantine_action || ' ' || (quarantined_at IS NOT NULL) FROM attachment_blobs \
+         WHERE tenant_id = '{}' AND content_sha256 = '{hash}'",
+        t.id
+    ));
+    assert_eq!(recorded, "deleted true");
+    let q: Vec<Value> = admin
+        .audit("attachment.quarantine")
+        .into_iter()
+        .filter(|e| e["details"]["contentHash"] == hash.as_str())
+        .collect();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["details"]["action"], "deleted");
+    // No storage key in the audit trail the tenant's admins can read.
+    assert!(!q[0].to_string().contains("tenants/"), "{}", q[0]);
+
+    // A retry through an app in the other mode resumes from the record: nothing is moved.
+    post_ok(&verdict(by_attachment(id), "infected", t0));
+    assert_eq!(storage_key(&t.id, &hash), key);
+    assert!(!bucket.exists(&format!("quarantine/{key}")));
 }
