@@ -25,7 +25,7 @@ signed verdict to the scan callback. Every option also reads an environment vari
   --concurrency N           SCAN_CONCURRENCY    jobs scanned at once (default 2)
   --max-scan-bytes N        SCAN_MAX_BYTES      larger objects get the verdict error \"too large to scan\"
                                                 (default 62914560 = 60 MiB; keep it below clamd's StreamMaxLength)
-  --poll-secs N             SCAN_POLL_SECS      idle wait between claims (default 2)
+  --poll-secs S             SCAN_POLL_SECS      idle wait between claims, may be fractional (default 2)
   --clamd-timeout-secs N    SCAN_CLAMD_TIMEOUT_SECS  connect / answer timeout (default 120)
   --once                                        process what is claimable now, then exit (tests, cron)
   --max-jobs N                                  claim at most N jobs, then finish them and exit
@@ -211,7 +211,7 @@ impl Config {
         if max_scan_bytes == 0 {
             return Err(invalid("--max-scan-bytes must be positive"));
         }
-        let poll: u64 = number("poll-secs", get("poll-secs"), 2)?;
+        let poll: f64 = number("poll-secs", get("poll-secs"), 2.0)?;
         let clamd_timeout: u64 = number("clamd-timeout-secs", get("clamd-timeout-secs"), 120)?;
         let max_jobs = match get("max-jobs") {
             None => None,
@@ -220,8 +220,11 @@ impl Config {
                 _ => return Err(invalid(format!("--max-jobs: `{v}` is not a positive number"))),
             },
         };
-        if poll == 0 || poll > 3600 || clamd_timeout == 0 || clamd_timeout > 3600 {
-            return Err(invalid("--poll-secs and --clamd-timeout-secs must be 1..=3600"));
+        if !(0.05..=3600.0).contains(&poll) {
+            return Err(invalid("--poll-secs must be 0.05..=3600"));
+        }
+        if clamd_timeout == 0 || clamd_timeout > 3600 {
+            return Err(invalid("--clamd-timeout-secs must be 1..=3600"));
         }
         Ok(Config {
             database_url,
@@ -233,7 +236,7 @@ impl Config {
             lease_secs,
             concurrency,
             max_scan_bytes,
-            poll_interval: Duration::from_secs(poll),
+            poll_interval: Duration::from_secs_f64(poll),
             clamd_timeout: Duration::from_secs(clamd_timeout),
             once,
             max_jobs,
@@ -324,6 +327,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.max_jobs, Some(1));
+        assert_eq!(
+            parse(&["--poll-secs", "0.25"], &env).unwrap().poll_interval,
+            Duration::from_millis(250)
+        );
         assert_eq!(c.clamd_addr, "127.0.0.1:2");
         assert_eq!(c.lease_secs, 3);
         assert_eq!(c.worker_name, "w9");
@@ -344,6 +351,7 @@ mod tests {
             (&["--clamd", "nohost"][..], "", ("", "")),
             (&["--max-scan-bytes", "0"][..], "", ("", "")),
             (&["--max-jobs", "0"][..], "", ("", "")),
+            (&["--poll-secs", "0.01"][..], "", ("", "")),
             (&[][..], "DATABASE_URL", ("", "")),
             (&[][..], "SCAN_CALLBACK_SECRET", ("", "")),
             (&[][..], "S3_ENDPOINT", ("", "")),
