@@ -7,8 +7,9 @@
 //! 3. JSON media type (`415`) and the body ([`scan_core::Callback::parse`], `400 bad_request`);
 //! 4. the target: `attachmentId` through the SECURITY DEFINER `resolve_attachment_tenant`, or
 //!    `tenantId` + `contentHash` under RLS with that tenant (`404 not_found` when unknown);
-//! 5. one transaction with the tenant set: the content's row locked (`FOR UPDATE`, so concurrent
-//!    verdicts for one content are decided one after the other on fresh state),
+//! 5. one transaction with the tenant set: the content's open jobs and then its row locked
+//!    (`FOR UPDATE`, so concurrent verdicts for one content are decided one after the other on
+//!    fresh state, in the lock order of the scan queue's functions),
 //!    [`scan_core::verdict::decide`], the guarded `UPDATE`, the open `scan_jobs` rows of the content
 //!    marked `done`, the `scan.verdict` audit row;
 //! 6. for `infected`/`suspicious` content, the object's quarantine ([`crate::quarantine`]), resumed
@@ -37,6 +38,13 @@ use crate::{Reply, config, quarantine};
 /// Largest callback body. A valid one is under 8 KiB (bounded fields); the cap leaves room for
 /// JSON escapes and members we ignore.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// The content's open scan jobs, locked first: the SQL functions of the scan queue
+/// (`scan_complete_job`, `scan_claim_jobs`) lock a job and then update its blob, so taking the locks
+/// in the same order (jobs, then the blob) rules out a deadlock with them. `{where}` as below.
+const LOCK_JOBS: &str = "SELECT j.id FROM scan_jobs j \
+     JOIN attachment_blobs b ON b.tenant_id = j.tenant_id AND b.id = j.blob_id \
+     WHERE b.{where} AND j.status IN ('pending', 'running') ORDER BY j.id FOR UPDATE OF j";
 
 /// `SELECT` of the content row, locked; `{where}` is `id = $1` or `content_sha256 = $1`.
 const LOCK_BLOB: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
@@ -182,8 +190,11 @@ pub(crate) async fn receive(
     log.tenant_id = Some(target.tenant.to_string());
 
     let tx = db.begin_for_tenant(&target.tenant).await?;
+    let condition = format!("{} = $1", target.column);
+    tx.query(&LOCK_JOBS.replace("{where}", &condition), vec![target.key.clone()])
+        .await?;
     let rows = tx
-        .query(&LOCK_BLOB.replace("{where}", &format!("{} = $1", target.column)), vec![target.key.clone()])
+        .query(&LOCK_BLOB.replace("{where}", &condition), vec![target.key.clone()])
         .await?;
     let Some(row) = rows.first() else {
         // Another tenant's content, or none: the same answer.
