@@ -202,7 +202,11 @@ async fn handle(
             }
             // hyper stops polling once Content-Length bytes are out (and never polls for HEAD), so the
             // body's end is judged from the declared length, not only from an end-of-stream frame.
-            let expected = if method == http::Method::HEAD {
+            // 204 and 304 never have a body: hyper does not poll it either.
+            let bodiless = method == http::Method::HEAD
+                || parts.status == StatusCode::NO_CONTENT
+                || parts.status == StatusCode::NOT_MODIFIED;
+            let expected = if bodiless {
                 Some(0)
             } else {
                 parts
@@ -350,7 +354,7 @@ struct LoggedBody {
     inner: ResponseBody,
     log: Option<LogLine>,
     bytes: u64,
-    /// The declared length (0 for HEAD): reaching it completes the response.
+    /// The declared length (0 for HEAD, 204, 304): reaching it completes the response.
     expected: Option<u64>,
 }
 
