@@ -5,9 +5,11 @@
 //!    (`403`); a raw body's filename passes [`SafeFilename`] (`422` / `415`).
 //! 2. Each file streams chunk by chunk through the size counter (whole request body), the
 //!    [`ContentInspector`] (`415` as soon as it is executable/script content), SHA-256, and the
-//!    storage [`ObjectWriter`] under a fresh key (one part buffer of memory at most). A raw body whose
-//!    `Repr-Digest` names content this user already uploaded is hashed and checked but not stored
-//!    again (it must still hash to the digest; other users' content is never looked up).
+//!    storage [`ObjectWriter`] under a fresh key (a few part buffers of memory at most: the parts
+//!    uploading while the next one fills).
+//!    A raw body whose `Repr-Digest` names content this user already uploaded is hashed and
+//!    checked but not stored again (it must still hash to the digest; other users' content is
+//!    never looked up).
 //! 3. Any failure (policy, client abort, storage, database) aborts the multipart upload / deletes
 //!    every object this request stored, and no row is written.
 //! 4. One transaction: dedup upsert of the blob (`scan_jobs` row for new content), the attachment
@@ -40,7 +42,8 @@ use uuid::Uuid;
 use crate::view::{self, Attachment};
 use crate::{COMPONENT, Config, Reply, records};
 
-/// Part size of multipart uploads (and the largest single PUT): the component's memory bound.
+/// Part size of multipart uploads (and the largest single PUT). The writer holds at most
+/// `storage::client::PARTS_IN_FLIGHT + 1` parts: the component's memory bound.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
 fn policy(e: PolicyError) -> ApiError {
@@ -236,7 +239,7 @@ async fn ingest_file(
     let mut inspector = ContentInspector::new(declared.as_deref(), ext.as_deref());
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
-    let result: Result<Detected, ApiError> = async {
+    let result: Result<(Detected, ContentHash), ApiError> = async {
         while let Some(chunk) = src.next_chunk().await? {
             if chunk.is_empty() {
                 continue;
@@ -252,14 +255,16 @@ async fn ingest_file(
         if size == 0 {
             return Err(ApiError::new(Problem::bad_request("The file is empty.")));
         }
+        let hash = ContentHash::finish(std::mem::take(&mut hasher));
         if let Some(w) = writer.as_mut() {
-            w.finish().await.map_err(storage_error)?;
+            // A single PutObject is signed with this hash rather than hashing the bytes again.
+            w.finish(Some(*hash.bytes())).await.map_err(storage_error)?;
         }
-        Ok(detected)
+        Ok((detected, hash))
     }
     .await;
     match result {
-        Ok(detected) => {
+        Ok((detected, hash)) => {
             stored.push(Stored {
                 key,
                 uploaded: writer.is_some(),
@@ -267,7 +272,7 @@ async fn ingest_file(
                 declared,
                 detected,
                 size,
-                hash: ContentHash::finish(hasher),
+                hash,
             });
             Ok(())
         }

@@ -1,18 +1,22 @@
 //! Sending the signed requests from a Spin component (`spin_sdk::http::send`, outbound HTTP to
 //! the configured endpoint; the component must allow it in `allowed_outbound_hosts`).
 //!
-//! [`ObjectWriter`] is the upload path: memory stays bounded by one part buffer whatever the object
-//! size. Content that ends before the first part fills goes up as one `PutObject` (with its
+//! [`ObjectWriter`] is the upload path: memory stays bounded by a few part buffers whatever the
+//! object size. Content that ends before the first part fills goes up as one `PutObject` (with its
 //! payload hash signed); anything larger becomes a multipart upload with fixed-size parts, so it
-//! works on AWS S3 (which refuses an unknown-length PutObject) as well as on Garage.
+//! works on AWS S3 (which refuses an unknown-length PutObject) as well as on Garage. Parts upload
+//! while the next one fills (at most [`PARTS_IN_FLIGHT`] at once), each checked by storage
+//! against its CRC32 ([`Body::Crc32`]) instead of a second SHA-256 pass over the bytes.
 //! Whoever owns a writer must end it with [`ObjectWriter::finish`] or [`ObjectWriter::abort`].
 
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use futures::channel::oneshot;
 use http_body_util::{BodyExt, Empty, Full};
 use spin_sdk::http::body::IncomingBodyExt;
 
+use crate::parts::{CompletedParts, PartBuffer, Window};
 use crate::request::{Body, ByteRange, Signer};
 use crate::response::{self, ListPage};
 use crate::{MIN_PART_SIZE, ObjectKey, S3Request, StorageConfig, StorageError};
@@ -62,13 +66,13 @@ impl Client {
             req.url.split_once('?').map_or("", |(_, q)| q)
         );
         let res = match req.body.clone() {
-            Body::Bytes(b) => {
+            Body::Bytes(b) | Body::Hashed { bytes: b, .. } | Body::Crc32 { bytes: b, .. } => {
                 let r = req.into_http(Full::new(b))?;
-                spin_sdk::http::send(r).await
+                PollAgain::new(spin_sdk::http::send(r)).await
             }
             _ => {
                 let r = req.into_http(Empty::<Bytes>::new())?;
-                spin_sdk::http::send(r).await
+                PollAgain::new(spin_sdk::http::send(r)).await
             }
         }
         .map_err(|e| transport(format!("{op}: {e}")))?;
@@ -93,9 +97,19 @@ impl Client {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<String, StorageError> {
-        let req =
-            self.signer()
-                .put_object(key, content_type, Body::Bytes(bytes), SystemTime::now())?;
+        self.put_body(key, content_type, Body::Bytes(bytes)).await
+    }
+
+    /// `PutObject` of a body in memory ([`Body::Bytes`] or [`Body::Hashed`]); returns the ETag.
+    pub async fn put_body(
+        &self,
+        key: &ObjectKey,
+        content_type: Option<&str>,
+        body: Body,
+    ) -> Result<String, StorageError> {
+        let req = self
+            .signer()
+            .put_object(key, content_type, body, SystemTime::now())?;
         let a = self.send(req).await?;
         response::check(a.status, &a.body)?;
         response::etag(a.headers.get("etag").and_then(|v| v.to_str().ok()))
@@ -122,16 +136,55 @@ impl Client {
         part_number: u32,
         bytes: Bytes,
     ) -> Result<String, StorageError> {
-        let req = self.signer().upload_part(
-            key,
-            upload_id,
-            part_number,
-            Body::Bytes(bytes),
-            SystemTime::now(),
-        )?;
+        self.upload_part_body(key, upload_id, part_number, Body::Bytes(bytes))
+            .await
+    }
+
+    /// `UploadPart` of a body in memory ([`Body::Bytes`], or [`Body::Crc32`] for an upload begun
+    /// with [`Client::create_multipart_upload_crc32`]); returns the part's ETag.
+    pub async fn upload_part_body(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        body: Body,
+    ) -> Result<String, StorageError> {
+        let req =
+            self.signer()
+                .upload_part(key, upload_id, part_number, body, SystemTime::now())?;
         let a = self.send(req).await?;
         response::check(a.status, &a.body)?;
         response::etag(a.headers.get("etag").and_then(|v| v.to_str().ok()))
+    }
+
+    /// `CreateMultipartUpload` of parts checked by CRC32; returns the upload id.
+    pub async fn create_multipart_upload_crc32(
+        &self,
+        key: &ObjectKey,
+        content_type: Option<&str>,
+    ) -> Result<String, StorageError> {
+        let req =
+            self.signer()
+                .create_multipart_upload_crc32(key, content_type, SystemTime::now())?;
+        let a = self.send(req).await?;
+        response::upload_id(a.status, &a.body)
+    }
+
+    /// `CompleteMultipartUpload` of parts checked by CRC32 (number, ETag, CRC32 in part order).
+    pub async fn complete_multipart_upload_crc32(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[(u32, String, u32)],
+    ) -> Result<(), StorageError> {
+        let req = self.signer().complete_multipart_upload_crc32(
+            key,
+            upload_id,
+            parts,
+            SystemTime::now(),
+        )?;
+        let a = self.send(req).await?;
+        response::complete(a.status, &a.body)
     }
 
     /// `CompleteMultipartUpload`.
@@ -211,7 +264,8 @@ impl Client {
         response::list_page(a.status, &a.body)
     }
 
-    /// A writer of a new object at `key`, with parts of `part_size` bytes (at least 5 MiB).
+    /// A writer of a new object at `key`, with parts of `part_size` bytes (at least 5 MiB) and
+    /// up to [`PARTS_IN_FLIGHT`] parts uploading while the next one fills.
     pub fn writer(
         &self,
         key: ObjectKey,
@@ -223,25 +277,39 @@ impl Client {
             client: self,
             key,
             content_type,
-            part_size,
-            buf: BytesMut::new(),
+            buf: PartBuffer::new(part_size),
             upload_id: None,
-            parts: Vec::new(),
+            window: Window::new(PARTS_IN_FLIGHT),
+            done: CompletedParts::new(),
             written: 0,
             put_attempted: false,
         }
     }
 }
 
+/// How many parts of one object upload at once while the next part fills: the writer holds at
+/// most this many part buffers plus the one filling.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
+/// The answer to one part's upload, delivered by the task that sent it.
+type PartResult = (u32, oneshot::Receiver<Result<String, StorageError>>);
+
 /// Writes one object in bounded memory (see the module docs).
+///
+/// Parts upload concurrently with the caller: a full part is handed to a task of its own
+/// (`spin_sdk::wasip3::spawn`, the component's executor) and the writer returns at once, so the
+/// caller reads and hashes the next part while storage receives this one. At most
+/// [`PARTS_IN_FLIGHT`] parts are in flight; the writer waits for the oldest before starting
+/// another. A part that failed is reported by a later `write`, `finish`, or `abort`.
 pub struct ObjectWriter<'a> {
     client: &'a Client,
     key: ObjectKey,
     content_type: Option<String>,
-    part_size: usize,
-    buf: BytesMut,
+    buf: PartBuffer,
     upload_id: Option<String>,
-    parts: Vec<(u32, String)>,
+    window: Window<PartResult>,
+    /// Each stored part's ETag and CRC32.
+    done: CompletedParts<(String, u32)>,
     written: u64,
     put_attempted: bool,
 }
@@ -257,84 +325,118 @@ impl ObjectWriter<'_> {
         self.written
     }
 
-    /// Appends `chunk`; uploads a part whenever the buffer holds a full one.
+    /// Appends `chunk`; starts a part's upload whenever the buffer holds a full one.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
         self.written += chunk.len() as u64;
         let mut rest = chunk;
         while !rest.is_empty() {
-            let room = self.part_size - self.buf.len();
-            let take = room.min(rest.len());
-            if self.buf.is_empty() && self.buf.capacity() < self.part_size.min(1 << 20) {
-                self.buf.reserve(self.part_size.min(1 << 20));
-            }
-            self.buf.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.buf.len() == self.part_size {
-                self.flush_part().await?;
+            let took = self.buf.fill(rest);
+            rest = &rest[took..];
+            if self.buf.is_full() {
+                self.start_part().await?;
             }
         }
         Ok(())
     }
 
-    async fn flush_part(&mut self) -> Result<(), StorageError> {
+    /// Awaits the oldest part in flight and records its ETag.
+    async fn await_oldest(&mut self) -> Result<(), StorageError> {
+        let Some((n, (crc32, rx))) = self.window.pop_oldest() else {
+            return Ok(());
+        };
+        let etag = rx
+            .await
+            .map_err(|_| transport(format!("part {n}: upload task vanished")))??;
+        self.done.insert(n, (etag, crc32))
+    }
+
+    /// Hands the buffered part to its own upload task (after making room in the window).
+    async fn start_part(&mut self) -> Result<(), StorageError> {
+        while !self.window.has_room() {
+            self.await_oldest().await?;
+        }
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
                 let id = self
                     .client
-                    .create_multipart_upload(&self.key, self.content_type.as_deref())
+                    .create_multipart_upload_crc32(&self.key, self.content_type.as_deref())
                     .await?;
                 self.upload_id = Some(id.clone());
                 id
             }
         };
-        let n = u32::try_from(self.parts.len() + 1).unwrap_or(u32::MAX);
-        if n > crate::MAX_PARTS {
-            return Err(StorageError::Protocol(
-                "object needs more than 10000 parts".into(),
-            ));
-        }
-        let part = self.buf.split().freeze();
-        let etag = self
-            .client
-            .upload_part(&self.key, &upload_id, n, part)
-            .await?;
-        self.parts.push((n, etag));
+        let part = self.buf.take_part()?;
+        let (n, crc32) = (part.number, part.crc32);
+        let body = Body::Crc32 {
+            bytes: Bytes::from(part.bytes),
+            crc32,
+        };
+        let (tx, rx) = oneshot::channel();
+        let client = self.client.clone();
+        let key = self.key.clone();
+        spin_sdk::wasip3::spawn(async move {
+            let r = client.upload_part_body(&key, &upload_id, n, body).await;
+            // The writer may be gone (its request failed): nothing else to do then.
+            let _ = tx.send(r);
+        });
+        self.window.push(n, (crc32, rx))?;
+        // Let the executor start the task now (see [`PollAgain`]).
+        YieldOnce(false).await;
         Ok(())
     }
 
     /// Stores what was written: one `PutObject` when it fit in one part, else the last part and
-    /// `CompleteMultipartUpload`. On error the caller must still [`ObjectWriter::abort`].
-    pub async fn finish(&mut self) -> Result<(), StorageError> {
-        match &self.upload_id {
-            None => {
-                self.put_attempted = true;
-                let bytes = self.buf.split().freeze();
-                self.client
-                    .put_bytes(&self.key, self.content_type.as_deref(), bytes)
-                    .await
-                    .map(|_| ())
-            }
-            Some(id) => {
-                let id = id.clone();
-                if !self.buf.is_empty() || self.parts.is_empty() {
-                    self.flush_part().await?;
-                }
-                self.client
-                    .complete_multipart_upload(&self.key, &id, &self.parts)
-                    .await?;
-                // From here the object exists: a later failure must delete it.
-                self.put_attempted = true;
-                self.upload_id = None;
-                Ok(())
-            }
+    /// `CompleteMultipartUpload` once every part is stored. On error the caller must still
+    /// [`ObjectWriter::abort`].
+    ///
+    /// `sha256`, when given, must be the SHA-256 of every byte written (the caller hashed them
+    /// anyway): a single `PutObject` is then signed with it instead of hashing the bytes again.
+    /// A wrong hash makes storage refuse the upload, never store other bytes.
+    pub async fn finish(&mut self, sha256: Option<[u8; 32]>) -> Result<(), StorageError> {
+        if self.upload_id.is_none() {
+            self.put_attempted = true;
+            let bytes = Bytes::from(self.buf.take_all());
+            let body = match sha256 {
+                Some(h) => Body::Hashed { bytes, sha256: h },
+                None => Body::Bytes(bytes),
+            };
+            return self
+                .client
+                .put_body(&self.key, self.content_type.as_deref(), body)
+                .await
+                .map(|_| ());
         }
+        if !self.buf.is_empty() || self.buf.parts_taken() == 0 {
+            self.start_part().await?;
+        }
+        while !self.window.is_empty() {
+            self.await_oldest().await?;
+        }
+        let id = self.upload_id.clone().unwrap_or_default();
+        let parts: Vec<(u32, String, u32)> = self
+            .done
+            .contiguous(self.buf.parts_taken())?
+            .iter()
+            .map(|(n, (etag, crc))| (*n, etag.clone(), *crc))
+            .collect();
+        self.client
+            .complete_multipart_upload_crc32(&self.key, &id, &parts)
+            .await?;
+        // From here the object exists: a later failure must delete it.
+        self.put_attempted = true;
+        self.upload_id = None;
+        Ok(())
     }
 
-    /// Leaves nothing behind: aborts the multipart upload and/or deletes the object (best effort
-    /// both; the error of the first failing step is returned for the log).
+    /// Leaves nothing behind: lets the parts in flight end (so none lands after the abort), then
+    /// aborts the multipart upload and/or deletes the object (best effort both; the error of the
+    /// first failing step is returned for the log).
     pub async fn abort(&mut self) -> Result<(), StorageError> {
-        self.buf = BytesMut::new();
+        self.buf.clear();
+        while let Some((_, (_, rx))) = self.window.pop_oldest() {
+            let _ = rx.await;
+        }
         let mut result = Ok(());
         if let Some(id) = self.upload_id.take() {
             result = self.client.abort_multipart_upload(&self.key, &id).await;
@@ -346,6 +448,64 @@ impl ObjectWriter<'_> {
             }
         }
         result
+    }
+}
+
+/// Polls `fut`, and after its first `Pending` wakes the task once, so the executor polls again.
+///
+/// wit-bindgen's executor adds a task spawned during a poll only after that poll, and polls it
+/// only at the next wake-up. `spin_sdk::http::send` spawns the task that writes the request body
+/// and then awaits the response: when nothing else is pending, that task never runs and the host
+/// waits for a body that never comes. Measured: a 1 GiB upload hung on its last part (the other
+/// parts' answers had already arrived) until the request timed out. The same holds for the part
+/// upload tasks the writer spawns. One extra wake-up per request costs one more poll.
+struct PollAgain<F> {
+    fut: std::pin::Pin<Box<F>>,
+    woken: bool,
+}
+
+impl<F: std::future::Future> PollAgain<F> {
+    fn new(fut: F) -> Self {
+        Self {
+            fut: Box::pin(fut),
+            woken: false,
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for PollAgain<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let polled = self.fut.as_mut().poll(cx);
+        if polled.is_pending() && !self.woken {
+            self.woken = true;
+            cx.waker().wake_by_ref();
+        }
+        polled
+    }
+}
+
+/// Returns `Pending` once, having woken its task: the executor polls again at once, and with it
+/// any task spawned before (see [`PollAgain`]).
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 

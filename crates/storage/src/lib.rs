@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`config`] | [`StorageConfig`]: path-style endpoint, region, bucket, keys (the secret never printed) |
 //! | [`key`] | [`ObjectKey`]: keys we mint (uuid / content hash), never client input |
+//! | [`parts`] | the pure bookkeeping of a pipelined multipart upload: part buffers, the in-flight window, ETags in order |
 //! | [`request`] | pure, SigV4-signed request builders (aws-sigv4): Put/Get(Range)/Head/Delete/Copy, multipart, ListObjectsV2 |
 //! | [`response`] | parsing answers: UploadId, ETags, listed keys, S3 XML errors → [`StorageError`] |
 //! | `client` (feature `spin`) | sending them from a component with `spin_sdk::http::send`, streaming bodies |
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod error;
 pub mod key;
+pub mod parts;
 pub mod request;
 pub mod response;
 

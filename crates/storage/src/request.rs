@@ -34,6 +34,27 @@ pub enum Body {
     Empty,
     /// These bytes (small: XML documents, buffered parts). Signed with their SHA-256.
     Bytes(Bytes),
+    /// These bytes, whose SHA-256 the caller already computed: signed with `sha256` without
+    /// hashing them again. A wrong hash makes the service refuse the request (SigV4 checks the
+    /// payload against `x-amz-content-sha256`), so it can cost a retry, never integrity.
+    Hashed {
+        /// The bytes.
+        bytes: Bytes,
+        /// Their SHA-256.
+        sha256: [u8; 32],
+    },
+    /// These bytes, signed as `UNSIGNED-PAYLOAD` and sent with their CRC32 in
+    /// `x-amz-checksum-crc32` (a signed header): storage checks the bytes it received against
+    /// it and refuses the request on a mismatch (AWS S3, Garage, MinIO, R2), the protection
+    /// AWS's SDKs add to uploads by default. It costs a CRC instead of a second SHA-256 pass over
+    /// every part. Like any unsigned payload it relies on TLS (an `https` endpoint) against
+    /// deliberate tampering in transit.
+    Crc32 {
+        /// The bytes.
+        bytes: Bytes,
+        /// Their CRC32 (IEEE, as `crc32fast` computes it).
+        crc32: u32,
+    },
     /// A body the caller streams; signed as `UNSIGNED-PAYLOAD`. `content_length` is sent as
     /// `Content-Length` when known (AWS needs it; Garage accepts chunked).
     Stream {
@@ -160,10 +181,17 @@ impl<'a> Signer<'a> {
         let payload_hash = match body {
             Body::Empty => sha256_hex(b""),
             Body::Bytes(b) => sha256_hex(b),
-            Body::Stream { .. } => UNSIGNED_PAYLOAD.to_owned(),
+            Body::Hashed { sha256, .. } => hex::encode(sha256),
+            Body::Crc32 { .. } | Body::Stream { .. } => UNSIGNED_PAYLOAD.to_owned(),
         };
         match body {
-            Body::Bytes(b) => headers.push(("content-length".into(), b.len().to_string())),
+            Body::Bytes(b) | Body::Hashed { bytes: b, .. } => {
+                headers.push(("content-length".into(), b.len().to_string()))
+            }
+            Body::Crc32 { bytes, crc32 } => {
+                headers.push(("content-length".into(), bytes.len().to_string()));
+                headers.push(("x-amz-checksum-crc32".into(), crc32_header(*crc32)));
+            }
             Body::Stream {
                 content_length: Some(n),
             } => headers.push(("content-length".into(), n.to_string())),
@@ -245,6 +273,48 @@ impl<'a> Signer<'a> {
             h.push(("content-type".into(), ct.to_owned()));
         }
         self.build(Method::PUT, self.object_url(key, ""), h, body, time)
+    }
+
+    /// `CreateMultipartUpload` whose parts are sent as [`Body::Crc32`]: declares the checksum
+    /// algorithm (`x-amz-checksum-algorithm: CRC32`), as S3 requires before it accepts part
+    /// checksums; complete it with [`Signer::complete_multipart_upload_crc32`].
+    pub fn create_multipart_upload_crc32(
+        &self,
+        key: &ObjectKey,
+        content_type: Option<&str>,
+        time: SystemTime,
+    ) -> Result<S3Request, StorageError> {
+        let mut h = vec![("x-amz-checksum-algorithm".to_owned(), "CRC32".to_owned())];
+        if let Some(ct) = content_type {
+            h.push(("content-type".into(), ct.to_owned()));
+        }
+        self.build(
+            Method::POST,
+            self.object_url(key, "uploads="),
+            h,
+            Body::Empty,
+            time,
+        )
+    }
+
+    /// `CompleteMultipartUpload` of an upload begun with
+    /// [`Signer::create_multipart_upload_crc32`]: each part's ETag and CRC32, in part order.
+    pub fn complete_multipart_upload_crc32(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[(u32, String, u32)],
+        time: SystemTime,
+    ) -> Result<S3Request, StorageError> {
+        let body = Body::Bytes(Bytes::from(complete_multipart_xml_crc32(parts)));
+        let h = vec![("content-type".into(), "application/xml".into())];
+        self.build(
+            Method::POST,
+            self.object_url(key, &Self::upload_query(upload_id)),
+            h,
+            body,
+            time,
+        )
     }
 
     /// `CreateMultipartUpload` (`POST /bucket/key?uploads`).
@@ -441,6 +511,27 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The `x-amz-checksum-crc32` value: base64 of the big-endian CRC.
+pub fn crc32_header(crc32: u32) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(crc32.to_be_bytes())
+}
+
+/// The `CompleteMultipartUpload` document of parts with CRC32 checksums.
+pub fn complete_multipart_xml_crc32(parts: &[(u32, String, u32)]) -> String {
+    let mut x =
+        String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    for (n, etag, crc) in parts {
+        x.push_str(&format!(
+            "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag><ChecksumCRC32>{}</ChecksumCRC32></Part>",
+            xml_escape(etag),
+            crc32_header(*crc)
+        ));
+    }
+    x.push_str("</CompleteMultipartUpload>");
+    x
+}
+
 /// The `CompleteMultipartUpload` document.
 pub fn complete_multipart_xml(parts: &[(u32, String)]) -> String {
     let mut x =
@@ -606,6 +697,56 @@ mod tests {
             Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
         assert_eq!(r.header("content-length"), Some("3"));
+        // Bytes whose hash the caller already has are signed exactly like bytes hashed here.
+        let hashed = s
+            .put_object(
+                &key,
+                None,
+                Body::Hashed {
+                    bytes: Bytes::from_static(b"abc"),
+                    sha256: Sha256::digest(b"abc").into(),
+                },
+                t,
+            )
+            .unwrap();
+        assert_eq!(hashed.headers, r.headers);
+
+        // A part checked by CRC32 rather than signed with its SHA-256.
+        let part = s
+            .upload_part(
+                &key,
+                "u",
+                2,
+                Body::Crc32 {
+                    bytes: Bytes::from_static(b"123456789"),
+                    crc32: 0xcbf4_3926, // the CRC-32 check value
+                },
+                t,
+            )
+            .unwrap();
+        assert_eq!(part.header("x-amz-content-sha256"), Some(UNSIGNED_PAYLOAD));
+        assert_eq!(part.header("x-amz-checksum-crc32"), Some("y/Q5Jg=="));
+        assert_eq!(part.header("content-length"), Some("9"));
+        assert!(
+            part.header("authorization")
+                .unwrap()
+                .contains("x-amz-checksum-crc32"),
+            "the checksum header is signed"
+        );
+        let r = s.create_multipart_upload_crc32(&key, None, t).unwrap();
+        assert_eq!(r.header("x-amz-checksum-algorithm"), Some("CRC32"));
+        assert!(r.url.ends_with("/tenants/t/blobs/b?uploads="));
+        let r = s
+            .complete_multipart_upload_crc32(&key, "u1", &[(1, "\"e1\"".into(), 0xcbf4_3926)], t)
+            .unwrap();
+        match &r.body {
+            Body::Bytes(b) => assert!(
+                std::str::from_utf8(b).unwrap().contains(
+                    "<Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;</ETag><ChecksumCRC32>y/Q5Jg==</ChecksumCRC32></Part>"
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
 
         let r = s.create_multipart_upload(&key, None, t).unwrap();
         assert_eq!(r.method, Method::POST);
