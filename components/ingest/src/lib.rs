@@ -10,6 +10,7 @@
 //! This file owns routing, configuration and the one place an [`ApiError`] becomes a
 //! problem+json response. Identity comes only from the middleware's `x-auth-context`.
 
+mod body;
 mod records;
 mod upload;
 mod view;

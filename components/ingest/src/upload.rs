@@ -6,7 +6,7 @@
 //! 2. Each file streams chunk by chunk through the size counter (whole request body), the
 //!    [`ContentInspector`] (`415` as soon as it is executable/script content), SHA-256, and the
 //!    storage [`ObjectWriter`] under a fresh key (a few part buffers of memory at most: the parts
-//!    uploading while the next one fills).
+//!    uploading while the next one fills; the body is read in large pieces, see [`crate::body`]).
 //!    A raw body whose `Repr-Digest` names content this user already uploaded is hashed and
 //!    checked but not stored again (it must still hash to the digest; other users' content is
 //!    never looked up).
@@ -33,7 +33,6 @@ use http::{HeaderMap, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use spin_sdk::http::Request;
-use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::pg::ParameterValue;
 use storage::ObjectKey;
 use storage::client::ObjectWriter;
@@ -475,7 +474,7 @@ pub(crate) async fn upload(
         failure: None,
     }));
     let counted = CountedBody {
-        inner: Box::pin(body.stream()),
+        inner: Box::pin(crate::body::chunks(body)),
         state: state.clone(),
     };
     let mut stored: Vec<Stored> = Vec::new();
