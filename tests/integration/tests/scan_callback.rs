@@ -298,8 +298,10 @@ fn scan_callback_signature_matrix() {
     let refused: Vec<(&str, Vec<String>, Vec<u8>)> = vec![
         ("no header", vec![], body.clone()),
         ("wrong secret", vec![sign("not-the-secret-0123456789abcdef", now, &body)], body.clone()),
-        ("stale t", vec![sign(&secret(), now - 301, &body)], body.clone()),
-        ("future t", vec![sign(&secret(), now + 301, &body)], body.clone()),
+        // Well outside the 300 s window: the server's clock moves on while these run, and the exact
+        // boundary is the unit tests' job (scan-core's signature tests).
+        ("stale t", vec![sign(&secret(), now - 360, &body)], body.clone()),
+        ("future t", vec![sign(&secret(), now + 360, &body)], body.clone()),
         ("modified body", vec![good.clone()], other_body.clone()),
         ("body with a trailing space", vec![good.clone()], [body.clone(), b" ".to_vec()].concat()),
         ("t moved", vec![format!("t={},v1={tag}", now + 1)], body.clone()),
