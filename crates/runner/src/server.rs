@@ -174,7 +174,7 @@ async fn handle(
     }
 
     let req = req.map(|body| {
-        LingeringBody::new(body)
+        RequestBody::new(body)
             .map_err(|e| ErrorCode::from(P3ErrorCode::InternalError(Some(e.to_string()))))
             .boxed_unsync()
     });
@@ -279,23 +279,72 @@ impl LogLine {
 /// How long, and how much, of a request body the runner still reads after the guest stopped reading it.
 const LINGER_TIME: Duration = Duration::from_secs(10);
 const LINGER_BYTES: u64 = 128 << 20;
+/// Frames of request body read ahead of the guest (hyper hands over at most its read buffer per frame,
+/// a few hundred KiB): memory stays bounded per request.
+const READ_AHEAD_FRAMES: usize = 4;
 
-/// The request body as the guest sees it. A guest that answers early (413 on an oversized upload, 415 on
-/// an executable at its first bytes) drops the rest of the body unread; closing the connection then would
-/// make the kernel reset it, and a client still sending would lose the answer it was sent. So the rest
-/// is read and discarded in the background, within [`LINGER_TIME`] and [`LINGER_BYTES`], the way
-/// nginx's lingering close does; past either bound the connection is closed.
-struct LingeringBody {
-    inner: Option<Incoming>,
+type Frames = tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, hyper::Error>>;
+
+/// The request body as the guest sees it, read from the connection by a task of its own.
+///
+/// - Read-ahead: the next frames are read from the socket while the guest is still busy with the
+///   previous ones (hashing, uploading), instead of only when it asks; at most [`READ_AHEAD_FRAMES`].
+/// - Lingering close: a guest that answers early (413 on an oversized upload, 415 on an executable at its
+///   first bytes) drops the rest unread; closing the connection then would make the kernel reset it, and a
+///   client still sending would lose the answer. So the rest is read and discarded, within
+///   [`LINGER_TIME`] and [`LINGER_BYTES`], the way nginx's lingering close does; past either bound the
+///   connection is closed.
+struct RequestBody {
+    frames: Option<Frames>,
+    /// What is still to come, if the client declared it.
+    remaining: Option<u64>,
 }
 
-impl LingeringBody {
-    fn new(inner: Incoming) -> Self {
-        Self { inner: Some(inner) }
+impl RequestBody {
+    fn new(incoming: Incoming) -> Self {
+        let remaining = incoming.size_hint().exact();
+        if incoming.is_end_stream() {
+            return Self {
+                frames: None,
+                remaining,
+            };
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_FRAMES);
+        tokio::spawn(async move {
+            let mut incoming = incoming;
+            while let Some(frame) = incoming.frame().await {
+                let failed = frame.is_err();
+                if tx.send(frame).await.is_err() {
+                    linger(incoming).await;
+                    return;
+                }
+                if failed {
+                    return;
+                }
+            }
+        });
+        Self {
+            frames: Some(rx),
+            remaining,
+        }
     }
 }
 
-impl Body for LingeringBody {
+/// Reads and discards what is left of a body nobody wants, within the lingering bounds.
+async fn linger(mut rest: Incoming) {
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while read < LINGER_BYTES {
+            match rest.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
+impl Body for RequestBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -303,49 +352,32 @@ impl Body for LingeringBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_frame(cx),
-            None => Poll::Ready(None),
+        let Some(frames) = self.frames.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = frames.poll_recv(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(left), Some(data)) = (self.remaining.as_mut(), frame.data_ref()) {
+                    *left = left.saturating_sub(data.len() as u64);
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.frames = None,
+            Poll::Pending => {}
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.frames.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map(|b| b.size_hint())
-            .unwrap_or_else(|| SizeHint::with_exact(0))
-    }
-}
-
-impl Drop for LingeringBody {
-    fn drop(&mut self) {
-        let Some(mut rest) = self.inner.take() else {
-            return;
-        };
-        if rest.is_end_stream() {
-            return;
+        match (self.frames.is_none(), self.remaining) {
+            (true, _) => SizeHint::with_exact(0),
+            (false, Some(n)) => SizeHint::with_exact(n),
+            (false, None) => SizeHint::default(),
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            let mut read = 0u64;
-            let _ = tokio::time::timeout(LINGER_TIME, async {
-                while read < LINGER_BYTES {
-                    match rest.frame().await {
-                        Some(Ok(frame)) => {
-                            read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                        }
-                        _ => break,
-                    }
-                }
-            })
-            .await;
-        });
     }
 }
 
