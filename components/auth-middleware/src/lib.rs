@@ -21,6 +21,8 @@
 //! protected component declares the variables read in [`Config::load`] and the outbound hosts
 //! (`redis://`, `postgres://`) this middleware uses (see spin.toml).
 
+mod forward;
+
 use std::sync::OnceLock;
 
 use auth_core::context::{self, AuthContext, ContextKey};
@@ -36,6 +38,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use spin_sdk::http::{BoxBody, IntoResponse, Request, Response, box_body};
 use spin_sdk::http_service;
+use spin_sdk::wasip3::http::types as wasi;
 
 const COMPONENT: &str = "auth-middleware";
 
@@ -91,8 +94,14 @@ fn header_str(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Opt
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What this middleware answers with: its own response (preflight, refusal), or the next handler's.
+enum Answer {
+    Own(Response<BoxBody>),
+    Next(spin_sdk::http::Response),
+}
+
 #[http_service]
-async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+async fn handle(req: Request) -> anyhow::Result<wasi::Response> {
     let rid = edge::inner::request_id(req.headers());
     let mut log = RequestLog::start(
         COMPONENT,
@@ -107,7 +116,24 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         Err(e) => Err(e),
     };
     let mut res = match result {
-        Ok(res) => res,
+        Ok(Answer::Next(mut res)) => {
+            response::apply_headers(&mut res, &extra);
+            response::set_request_id(&mut res, &rid);
+            let status = res.status().as_u16();
+            let (parts, body) = res.into_parts();
+            match forward::response(parts, body) {
+                Ok(res) => {
+                    log.emit(status);
+                    return Ok(res);
+                }
+                Err(e) => {
+                    let e = ApiError::internal(format!("relaying the next handler's response: {e:?}"));
+                    log.record_error(&e);
+                    e.into_response(&rid).map(box_body)
+                }
+            }
+        }
+        Ok(Answer::Own(res)) => res,
         Err(e) => {
             log.record_error(&e);
             e.into_response(&rid).map(box_body)
@@ -116,7 +142,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     response::apply_headers(&mut res, &extra);
     response::set_request_id(&mut res, &rid);
     log.emit(res.status().as_u16());
-    Ok(res)
+    Ok(res.into_response()?)
 }
 
 async fn serve(
@@ -125,7 +151,7 @@ async fn serve(
     rid: &RequestId,
     log: &mut RequestLog,
     extra: &mut Vec<(&'static str, String)>,
-) -> Result<Response<BoxBody>, ApiError> {
+) -> Result<Answer, ApiError> {
     let now = auth_core::unix_now();
     let headers = req.headers();
     let origin = header_str(headers, header::ORIGIN);
@@ -141,7 +167,7 @@ async fn serve(
                 log.outcome = "preflight".into();
                 let mut res = response::empty(StatusCode::NO_CONTENT, rid);
                 response::apply_headers(&mut res, &h);
-                return Ok(res.map(box_body));
+                return Ok(Answer::Own(res.map(box_body)));
             }
             Preflight::Denied(h) => {
                 log.outcome = "preflight_denied".into();
@@ -200,7 +226,7 @@ async fn serve(
     let res = spin_sdk::http::next(Request::from_parts(parts, body))
         .await
         .map_err(|e| ApiError::internal(format!("next handler failed: {e:?}")))?;
-    Ok(res.map(box_body))
+    Ok(Answer::Next(res))
 }
 
 /// Exactly one `Authorization: Bearer` header, fully verified. Several `Authorization` headers
