@@ -26,7 +26,7 @@ use auth_core::ratelimit::{FailMode, Policy};
 use auth_core::{ContextKey, Issuer, KeyRing};
 use edge::log::RequestLog;
 use edge::spin::variable;
-use edge::{ApiError, Code, Problem, RequestId, response};
+use edge::{ApiError, Problem, RequestId, response};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use spin_sdk::http::{IntoResponse, Request};
@@ -185,12 +185,7 @@ async fn route(
         return preflight(req.headers(), methods, rid).await;
     }
     if !methods.contains(&method) {
-        let allow = methods
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(ApiError::new(Problem::new(Code::MethodNotAllowed)).with_header("Allow", allow));
+        return Err(ApiError::method_not_allowed(methods));
     }
     match path {
         "/api/v1/auth/token" => login::token(req, public_config().await?, rid, log).await,

@@ -151,10 +151,6 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     res.into_response().map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
-fn method_not_allowed(allowed: &str) -> ApiError {
-    ApiError::new(Problem::new(Code::MethodNotAllowed)).with_header("Allow", allowed.to_owned())
-}
-
 async fn route(
     req: Request,
     path: &str,
@@ -164,7 +160,7 @@ async fn route(
     if path.starts_with("/api/v1/files/") || path == "/api/v1/files" {
         return match *req.method() {
             Method::GET | Method::HEAD => content::serve(req, rid, log).await,
-            _ => Err(method_not_allowed("GET, HEAD")),
+            _ => Err(ApiError::method_not_allowed(&[Method::GET, Method::HEAD])),
         };
     }
     let rest = path.strip_prefix("/api/v1/attachments/");
@@ -173,7 +169,7 @@ async fn route(
         _ => return Err(Problem::not_found().into()),
     };
     if req.method() != Method::POST {
-        return Err(method_not_allowed("POST"));
+        return Err(ApiError::method_not_allowed(&[Method::POST]));
     }
     let id = uuid::Uuid::try_parse(id).map_err(|_| ApiError::new(Problem::new(Code::InvalidId)))?;
     match action {

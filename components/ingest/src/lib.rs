@@ -21,13 +21,12 @@ use attachment_policy::{ExtensionPolicy, SizeLimit};
 use auth_core::{AuthContext, ContextKey};
 use edge::log::RequestLog;
 use edge::spin::variable;
-use edge::{ApiError, Code, Problem, RequestId, response};
+use edge::{ApiError, Problem, RequestId, response};
 use http::Method;
 use signed_url::{PublicBaseUrl, UrlSigner};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 use storage::StorageConfig;
-use uuid::Uuid;
 
 const COMPONENT: &str = "ingest";
 
@@ -102,16 +101,6 @@ fn route_of(path: &str) -> Option<Route<'_>> {
     }
 }
 
-/// A path id: canonical hyphenated UUID, else `400 invalid_id`.
-pub(crate) fn parse_id(s: &str) -> Result<Uuid, ApiError> {
-    if s.len() == 36
-        && let Ok(u) = Uuid::try_parse(s)
-    {
-        return Ok(u);
-    }
-    Err(ApiError::new(Problem::new(Code::InvalidId)))
-}
-
 pub(crate) fn note_identity(log: &mut RequestLog, ctx: &AuthContext) {
     log.user_id = Some(ctx.user.to_string());
     log.tenant_id = Some(ctx.tenant.to_string());
@@ -151,12 +140,7 @@ async fn route(
     };
     let method = req.method().clone();
     if !allowed.contains(&method) {
-        let allow = allowed
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(ApiError::new(Problem::new(Code::MethodNotAllowed)).with_header("Allow", allow));
+        return Err(ApiError::method_not_allowed(allowed));
     }
     let cfg = config().await?;
     let ctx = edge::inner::authenticate(req.headers(), &cfg.context_key, auth_core::unix_now())?;
@@ -164,19 +148,19 @@ async fn route(
     *rid = RequestId::from_client(Some(ctx.request_id.as_bytes()));
     match (route, method) {
         (Route::MessageAttachments(id), Method::POST) => {
-            let message = parse_id(id)?;
+            let message = edge::path_id(id)?;
             upload::upload(req, cfg, &ctx, message, rid, log).await
         }
         (Route::MessageAttachments(id), _) => {
-            let message = parse_id(id)?;
+            let message = edge::path_id(id)?;
             records::list(cfg, &ctx, message, rid).await
         }
         (Route::Attachment(id), Method::GET) => {
-            let id = parse_id(id)?;
+            let id = edge::path_id(id)?;
             records::get(cfg, &ctx, id, rid).await
         }
         (Route::Attachment(id), _) => {
-            let id = parse_id(id)?;
+            let id = edge::path_id(id)?;
             records::delete(req.headers(), cfg, &ctx, id, rid).await
         }
     }
@@ -198,8 +182,5 @@ mod tests {
         );
         assert_eq!(route_of("/api/v1/attachments/y/download-url"), None);
         assert_eq!(route_of("/api/v1/emails/x"), None);
-        assert!(parse_id("not-a-uuid").is_err());
-        assert!(parse_id("6f1c2a8e3b4d4e5f8a9b0c1d2e3f4a5b").is_err());
-        assert!(parse_id("6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b").is_ok());
     }
 }

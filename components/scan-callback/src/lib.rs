@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use auth_core::ContextKey;
 use edge::log::RequestLog;
 use edge::spin::variable;
-use edge::{ApiError, Code, Problem, RequestId, response};
+use edge::{ApiError, Problem, RequestId, response};
 use http::Method;
 use scan_core::quarantine::Mode;
 use scan_core::signature::SecretRing;
@@ -103,20 +103,6 @@ fn route_of(path: &str) -> Option<Route<'_>> {
     }
 }
 
-/// A path id: canonical hyphenated UUID, else `400 invalid_id`.
-pub(crate) fn parse_id(s: &str) -> Result<uuid::Uuid, ApiError> {
-    if s.len() == 36
-        && let Ok(u) = uuid::Uuid::try_parse(s)
-    {
-        return Ok(u);
-    }
-    Err(ApiError::new(Problem::new(Code::InvalidId)))
-}
-
-fn method_not_allowed(allowed: &'static str) -> ApiError {
-    ApiError::new(Problem::new(Code::MethodNotAllowed)).with_header("Allow", allowed)
-}
-
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let mut rid = edge::inner::request_id(req.headers());
@@ -145,11 +131,11 @@ async fn route(
         Some(Route::Callback) if req.method() == Method::POST => {
             callback::receive(req, rid, log).await
         }
-        Some(Route::Callback) => Err(method_not_allowed("POST")),
+        Some(Route::Callback) => Err(ApiError::method_not_allowed(&[Method::POST])),
         Some(Route::ScanStatus(id)) if req.method() == Method::GET => {
             status::get(req, id, rid, log).await
         }
-        Some(Route::ScanStatus(_)) => Err(method_not_allowed("GET")),
+        Some(Route::ScanStatus(_)) => Err(ApiError::method_not_allowed(&[Method::GET])),
         None => Err(Problem::not_found().into()),
     }
 }

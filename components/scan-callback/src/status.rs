@@ -15,7 +15,7 @@ use serde::Serialize;
 use spin_sdk::http::Request;
 use spin_sdk::pg::ParameterValue;
 
-use crate::{Reply, config, context_key, parse_id};
+use crate::{Reply, config, context_key};
 
 const SELECT_STATUS: &str = "SELECT b.scan_status, b.scan_details, b.scan_engine, b.scan_signature, b.scanned_at, \
      a.is_deleted, a.uploader_user_id, m.owner_user_id \
@@ -51,7 +51,7 @@ pub(crate) async fn get(
     log.tenant_id = Some(ctx.tenant.to_string());
     log.role = Some(ctx.role.as_str());
     *rid = RequestId::from_client(Some(ctx.request_id.as_bytes()));
-    let id = parse_id(id)?;
+    let id = edge::path_id(id)?;
     let cfg = config().await?;
 
     let db = Db::open(&cfg.database_url).await?;

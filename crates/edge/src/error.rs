@@ -47,6 +47,16 @@ impl ApiError {
             .with_cause(cause)
     }
 
+    /// `405 method_not_allowed` with the `Allow` header listing the methods the resource accepts.
+    pub fn method_not_allowed(allowed: &[http::Method]) -> Self {
+        let allow = allowed
+            .iter()
+            .map(http::Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self::new(Problem::new(problem::Code::MethodNotAllowed)).with_header("Allow", allow)
+    }
+
     /// Adds a response header (replacing one of the same name when the response is built).
     #[must_use]
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {

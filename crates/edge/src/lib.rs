@@ -30,3 +30,41 @@ pub mod spin;
 
 pub use error::ApiError;
 pub use problem::{Code, Problem, RequestId};
+
+/// An id from a request path: the canonical hyphenated UUID (any case), else `400 invalid_id`. Other
+/// spellings (simple, braced, `urn:uuid:`) are refused so one resource has one URL.
+pub fn path_id(s: &str) -> Result<uuid::Uuid, ApiError> {
+    if s.len() == 36
+        && let Ok(u) = uuid::Uuid::try_parse(s)
+    {
+        return Ok(u);
+    }
+    Err(ApiError::new(Problem::new(Code::InvalidId)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_ids_are_canonical_uuids() {
+        assert!(path_id("6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b").is_ok());
+        assert!(path_id("6F1C2A8E-3B4D-4E5F-8A9B-0C1D2E3F4A5B").is_ok());
+        for bad in [
+            "not-a-uuid",
+            "6f1c2a8e3b4d4e5f8a9b0c1d2e3f4a5b",
+            "{6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5}",
+            "",
+        ] {
+            let e = path_id(bad).unwrap_err();
+            assert_eq!(e.problem().code(), Code::InvalidId, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_lists_the_allowed_methods() {
+        let e = ApiError::method_not_allowed(&[http::Method::GET, http::Method::HEAD]);
+        assert_eq!(e.problem().code(), Code::MethodNotAllowed);
+        assert!(e.headers().contains(&("Allow", "GET, HEAD".to_owned())));
+    }
+}
