@@ -1,11 +1,12 @@
 //! Loads a manifest into a served application: resolves variables, composes middleware chains, compiles each
-//! route's component once (cached on disk by content hash), pre-instantiates it, and hands out a fresh
-//! instance per request (pooling allocator) with memory and time limits.
+//! route's component once (cached on disk by content hash), pre-instantiates it, and serves requests from
+//! instances (pooling allocator) with memory and time limits, reusing them as Spin 4 does (see `reuse`).
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::compose::{self, Inherit, Middleware};
 use crate::host::{self, ComponentConfig, Services, State};
 use crate::manifest::{InheritDecl, Manifest, RouteDecl, SourceDecl};
+use crate::reuse::{Accept, InstanceReuse, ReusePolicy};
 use crate::routes::{Route, Router};
 use crate::variables::{AppVariables, ComponentVariables};
 use anyhow::{Context, Result, bail};
@@ -36,9 +37,11 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Largest linear memory one instance may grow to.
     pub max_memory: usize,
-    /// Instances alive at once (each request uses one); sizes the pooling allocator.
+    /// Instances alive at once; sizes the pooling allocator.
     pub max_instances: u32,
-    /// Bytes of a freed linear memory (and table) zeroed in place and kept resident for the next instance.
+    /// How instances are reused across requests.
+    pub reuse: ReusePolicy,
+    /// Bytes of a freed linear memory (and table) reset in place and kept resident for the next instance.
     pub keep_resident: usize,
 }
 
@@ -65,6 +68,11 @@ pub fn engine(limits: &Limits) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    // Developer knob: `SPINLET_PROFILE=perfmap` writes /tmp/perf-<pid>.map, so `perf record` on the
+    // runner names the guests' compiled functions (where a request's time goes inside a component).
+    if std::env::var("SPINLET_PROFILE").is_ok_and(|p| p == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let mut pool = PoolingAllocationConfig::default();
     // A composed chain has a few core instances and memories per component instance.
     pool.total_component_instances(limits.max_instances);
@@ -75,9 +83,11 @@ pub fn engine(limits: &Limits) -> Result<Engine> {
     pool.max_tables_per_component(64);
     pool.max_core_instances_per_component(64);
     pool.max_memory_size(limits.max_memory);
-    // A fresh instance per request makes slot reuse the hot path: by default a freed slot is reset with
-    // madvise and the next instance faults its pages back in; this zeroes the first pages in place instead.
-    // Off by default: it measured no better for our components (see README, the runner).
+    // A fresh instance per request makes slot reuse the hot path. By default a freed slot is reset with
+    // madvise, which on a multi-threaded host is a TLB shootdown on every core, and the next instance
+    // faults its pages back in. With `keep_resident`, the pages the instance dirtied (found with the
+    // PAGEMAP_SCAN ioctl, Linux 6.7+) are reset in place instead, up to that many bytes.
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
     pool.linear_memory_keep_resident(limits.keep_resident);
     pool.table_keep_resident(limits.keep_resident.min(64 << 10));
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -277,9 +287,9 @@ impl App {
 impl HandlerState for RouteHandler {
     type StoreData = State;
     type WorkerExpiration = Expiration;
-    type WorkerState = SingleUse;
+    type WorkerState = Reuse;
 
-    async fn instantiate(&self) -> wasmtime::Result<Instance<State, Expiration, SingleUse>> {
+    async fn instantiate(&self) -> wasmtime::Result<Instance<State, Expiration, Reuse>> {
         let state = State::new(
             self.config.clone(),
             self.services.clone(),
@@ -290,12 +300,14 @@ impl HandlerState for RouteHandler {
         // Yield to the executor at every tick so a busy guest cannot starve the runner or its timeouts.
         store.epoch_deadline_async_yield_and_update(1);
         let proxy: Proxy = self.pre.instantiate_async(&mut store).await?;
+        let reuse = self.limits.reuse.draw();
         Ok(Instance {
             store,
             proxy,
             view: ViewFn::P3(State::http_view),
-            expiration: Expiration::new(self.limits.request_timeout),
-            state: SingleUse {
+            expiration: Expiration::new(reuse.idle_timeout, self.limits.request_timeout),
+            state: Reuse {
+                reuse,
                 timeout: self.limits.request_timeout,
                 component: self.config.id.clone(),
             },
@@ -303,21 +315,22 @@ impl HandlerState for RouteHandler {
     }
 }
 
-/// Spin semantics: every request gets a fresh instance, so no state leaks from one request to the next.
-pub struct SingleUse {
+/// One instance's share of requests (Spin 4's reuse rules, see `reuse`), and each request's time limit.
+pub struct Reuse {
+    reuse: InstanceReuse,
     timeout: Duration,
     component: String,
 }
 
-impl WorkerState for SingleUse {
+impl WorkerState for Reuse {
     type StoreData = State;
     type RequestId = ();
 
-    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
-        if total == 0 {
-            ShouldAccept::Yes
-        } else {
-            ShouldAccept::Never
+    fn should_accept_request(&self, running: usize, served: usize) -> ShouldAccept {
+        match self.reuse.accept(running, served) {
+            Accept::Yes => ShouldAccept::Yes,
+            Accept::NotNow => ShouldAccept::No,
+            Accept::Never => ShouldAccept::Never,
         }
     }
 
@@ -337,16 +350,19 @@ impl WorkerState for SingleUse {
     }
 }
 
-/// Ends the instance once its request is done, or when it exceeds the request timeout in any state.
+/// Ends an instance that stayed idle for its idle timeout, or whose requests outlived the request timeout
+/// (wasmtime's second line of defence when a guest keeps the store busy, see `WorkerState`).
 pub struct Expiration {
-    timeout: Duration,
+    idle: Duration,
+    request: Duration,
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 impl Expiration {
-    fn new(timeout: Duration) -> Self {
+    fn new(idle: Duration, request: Duration) -> Self {
         Self {
-            timeout,
+            idle,
+            request,
             timer: None,
         }
     }
@@ -360,19 +376,20 @@ impl WorkerExpiration for Expiration {
         start: Instant,
     ) -> Poll<()> {
         let this = self.get_mut();
-        match state {
-            WorkerStatus::Idle => Poll::Ready(()),
-            WorkerStatus::Requests | WorkerStatus::PostReturn => {
-                let deadline = start + this.timeout;
-                if this.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
-                    this.timer = Some((
-                        deadline,
-                        Box::pin(tokio::time::sleep_until(deadline.into())),
-                    ));
-                }
-                let (_, timer) = this.timer.as_mut().expect("set above");
-                timer.as_mut().poll(cx)
-            }
+        let limit = match state {
+            WorkerStatus::Idle => this.idle,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => this.request,
+        };
+        let Some(deadline) = start.checked_add(limit) else {
+            return Poll::Pending;
+        };
+        if this.timer.as_ref().is_none_or(|(d, _)| *d != deadline) {
+            this.timer = Some((
+                deadline,
+                Box::pin(tokio::time::sleep_until(deadline.into())),
+            ));
         }
+        let (_, timer) = this.timer.as_mut().expect("set above");
+        timer.as_mut().poll(cx)
     }
 }

@@ -370,13 +370,118 @@ fn outbound_http_only_to_allowed_hosts() {
     );
 }
 
+fn requests_seen(r: &Runner) -> u64 {
+    let (status, body) = get_json(r, "/state");
+    assert_eq!(status, 200, "{body}");
+    body["requestsSeen"].as_u64().expect("requestsSeen")
+}
+
 #[test]
-fn every_request_gets_a_fresh_instance() {
+fn instances_are_reused_serially_as_spin_4_does() {
+    // Spin 4's defaults: one idle instance takes the next request.
     let r = start(&[]);
+    let seen: Vec<u64> = (0..5).map(|_| requests_seen(&r)).collect();
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    // An instance serves at most --max-instance-reuse-count requests.
+    let r = start(&[("SPINLET_MAX_INSTANCE_REUSE_COUNT", "3".into())]);
+    let seen: Vec<u64> = (0..7).map(|_| requests_seen(&r)).collect();
+    assert_eq!(seen, [1, 2, 3, 1, 2, 3, 1]);
+}
+
+#[test]
+fn reuse_count_1_gives_every_request_a_fresh_instance() {
+    let r = start(&[("SPINLET_MAX_INSTANCE_REUSE_COUNT", "1".into())]);
     for _ in 0..5 {
-        let (_, body) = get_json(&r, "/state");
-        assert_eq!(body["requestsSeen"], 1, "state leaked between requests");
+        assert_eq!(requests_seen(&r), 1, "state leaked between requests");
     }
+}
+
+#[test]
+fn an_idle_instance_is_dropped_after_the_idle_timeout() {
+    let r = start(&[("SPINLET_IDLE_INSTANCE_TIMEOUT", "150ms".into())]);
+    assert_eq!(requests_seen(&r), 1);
+    assert_eq!(requests_seen(&r), 2, "reused while recently busy");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        requests_seen(&r),
+        1,
+        "a new instance after the idle timeout"
+    );
+}
+
+/// Starts `POST {path}` whose body arrives only when the returned sender says so (dropped: the body ends).
+fn request_in_flight(
+    r: &Runner,
+    path: &str,
+) -> (
+    std::sync::mpsc::SyncSender<Vec<u8>>,
+    std::thread::JoinHandle<(u16, Value)>,
+) {
+    struct ChannelBody(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>, usize);
+    impl std::io::Read for ChannelBody {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.2 == self.1.len() {
+                match self.0.recv() {
+                    Ok(next) => (self.1, self.2) = (next, 0),
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.1.len() - self.2);
+            buf[..n].copy_from_slice(&self.1[self.2..self.2 + n]);
+            self.2 += n;
+            Ok(n)
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+    let url = format!("{}{path}", r.base);
+    let handle = std::thread::spawn(move || {
+        let res = client()
+            .post(url)
+            .body(reqwest::blocking::Body::new(ChannelBody(rx, Vec::new(), 0)))
+            .send()
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, serde_json::from_str(&res.text().unwrap()).unwrap())
+    });
+    tx.send(b"first".to_vec()).unwrap();
+    // Let the request reach its instance before the caller sends others.
+    std::thread::sleep(Duration::from_millis(300));
+    (tx, handle)
+}
+
+#[test]
+fn a_busy_instance_takes_concurrent_requests_up_to_the_limit() {
+    // Default: 16 at once. /count is waiting for the rest of its body, and /state joins its instance.
+    let r = start(&[]);
+    let (tx, pending) = request_in_flight(&r, "/count");
+    assert_eq!(
+        requests_seen(&r),
+        2,
+        "served by the busy instance, concurrently"
+    );
+    drop(tx);
+    assert_eq!(pending.join().unwrap().0, 200);
+    // At most 1 at once: /state gets an instance of its own.
+    let r = start(&[("SPINLET_MAX_INSTANCE_CONCURRENT_REUSE_COUNT", "1".into())]);
+    let (tx, pending) = request_in_flight(&r, "/count");
+    assert_eq!(requests_seen(&r), 1, "a second instance");
+    drop(tx);
+    assert_eq!(pending.join().unwrap().0, 200);
+}
+
+#[test]
+fn backpressure_sends_new_requests_to_another_instance() {
+    let r = start(&[]);
+    let (tx, pending) = request_in_flight(&r, "/pressure");
+    assert_eq!(
+        requests_seen(&r),
+        1,
+        "the instance under backpressure took no other request"
+    );
+    tx.send(b"more".to_vec()).unwrap();
+    drop(tx);
+    let (status, body) = pending.join().unwrap();
+    assert_eq!((status, body["bytes"].as_u64()), (200, Some(9)));
 }
 
 #[test]
@@ -420,9 +525,10 @@ fn early_answer_reaches_a_client_still_sending() {
     for _ in 0..3 {
         let res = c
             .post(format!("{}/state", r.base))
-            .body(reqwest::blocking::Body::new(
-                std::io::Read::take(std::io::repeat(b'x'), 48 << 20),
-            ))
+            .body(reqwest::blocking::Body::new(std::io::Read::take(
+                std::io::repeat(b'x'),
+                48 << 20,
+            )))
             .send()
             .expect("the early answer arrives");
         assert_eq!(res.status(), 200);

@@ -11,7 +11,8 @@ use spin_sdk::pg::{self, DbValue, ParameterValue};
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Incremented by every request this instance serves: a fresh instance per request always reports 1.
+/// Incremented by every request this instance serves: how many requests the instance has taken (Spin 4
+/// reuses WASI P3 instances; with `--max-instance-reuse-count 1` it is always 1).
 static REQUESTS_SEEN: AtomicU64 = AtomicU64::new(0);
 
 fn json_response(status: StatusCode, value: Value) -> Response<String> {
@@ -50,6 +51,14 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
         "count" => boxed(count_body(request).await),
+        "pressure" => {
+            // Refuses concurrent requests while it reads its body (component-model backpressure): the
+            // runner must send other requests to another instance meanwhile.
+            spin_sdk::wit_bindgen::backpressure_inc();
+            let res = count_body(request).await;
+            spin_sdk::wit_bindgen::backpressure_dec();
+            boxed(res)
+        }
         "generate" => generate(&query),
         _ => boxed(echo(&request)),
     };
