@@ -5,7 +5,8 @@
 //!    for the configured origins only; browsers send no credentials on a preflight.
 //! 2. Bearer token: full verification by `auth_core::Verifier` (signature, `alg` allow-list, `kid`,
 //!    `iss`, `aud`, `nbf`/`exp` with leeway, claim shapes). Any failure is `401` with
-//!    `WWW-Authenticate`.
+//!    `WWW-Authenticate`. A token this instance already verified (Spin 4 reuses instances) skips the
+//!    signature check; its time rules are checked again (`auth_core::verified`).
 //! 3. Per-user rate limit (fixed window in Redis, one atomic `EVAL`), counted before RBAC so refused
 //!    calls count too. `RateLimit-Policy`/`RateLimit` on every authenticated response, `429` with
 //!    `Retry-After` over the limit. Redis down: the configured fail mode (logged, never a 500).
@@ -23,13 +24,14 @@
 
 mod forward;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use auth_core::context::{self, AuthContext, ContextKey};
 use auth_core::cors::{CorsPolicy, Preflight};
 use auth_core::keys::Alg;
 use auth_core::ratelimit::{self, FailMode, Policy, Subject};
 use auth_core::rbac::Rbac;
+use auth_core::verified::{self, VerifiedTokens};
 use auth_core::{AccessClaims, KeyRing, Verifier, VerifierConfig};
 use edge::log::RequestLog;
 use edge::spin::{AuditEntry, Db, RateLimiter, variable};
@@ -44,7 +46,8 @@ const COMPONENT: &str = "auth-middleware";
 
 /// Everything read from variables, parsed once per instance.
 struct Config {
-    verifier: Verifier,
+    /// The verifier, with the tokens it verified in this instance.
+    tokens: Mutex<VerifiedTokens>,
     context_key: ContextKey,
     cors: CorsPolicy,
     policy: Policy,
@@ -68,7 +71,10 @@ impl Config {
             vc = vc.allow_es256();
         }
         Ok(Self {
-            verifier: Verifier::new(&keys, vc)?,
+            tokens: Mutex::new(VerifiedTokens::new(
+                Verifier::new(&keys, vc)?,
+                verified::DEFAULT_CAPACITY,
+            )),
             context_key: ContextKey::from_config(&variable("auth_context_key").await?)?,
             cors: CorsPolicy::from_config(&variable("cors_origins").await?)?,
             policy: Policy::parse("user", &variable("rate_limit").await?)?,
@@ -177,7 +183,7 @@ async fn serve(
     }
     extra.extend(cfg.cors.response_headers(origin));
 
-    let claims = verify(headers, &cfg.verifier, now).inspect_err(|e| {
+    let claims = verify(headers, &cfg.tokens, now).inspect_err(|e| {
         log.outcome = "invalid_token".into();
         log.reason = Some(e.reason().to_owned());
     })?;
@@ -233,7 +239,7 @@ async fn serve(
 /// are refused rather than guessing which one counts.
 fn verify(
     headers: &HeaderMap,
-    verifier: &Verifier,
+    tokens: &Mutex<VerifiedTokens>,
     now: i64,
 ) -> Result<AccessClaims, auth_core::Error> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
@@ -241,7 +247,9 @@ fn verify(
     if values.next().is_some() {
         return Err(auth_core::Error::MalformedToken);
     }
-    verifier.verify_authorization(first.map(HeaderValue::as_bytes), now)
+    // One thread per instance: the lock is never contended; a poisoned one still holds valid data.
+    let mut tokens = tokens.lock().unwrap_or_else(|p| p.into_inner());
+    tokens.verify_authorization(first.map(HeaderValue::as_bytes), now)
 }
 
 /// Removes everything an inner component could mistake for identity: every `x-auth-*` header a

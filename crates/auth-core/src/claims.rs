@@ -263,6 +263,23 @@ impl Verifier {
         self.check_claims(claims, key, now)
     }
 
+    /// The time rules, at `now`: the only part of a verified token's validity that changes later
+    /// (see [`crate::verified::VerifiedTokens`]).
+    pub(crate) fn check_times(&self, exp: i64, nbf: i64, iat: i64, now: i64) -> Result<(), Error> {
+        let leeway = self.config.leeway_secs;
+        // Valid while now < exp + leeway (RFC 7519 §4.1.4: "on or after" is expired).
+        if now >= exp.saturating_add(leeway) {
+            return Err(Error::Expired);
+        }
+        if now < nbf.saturating_sub(leeway) || now < iat.saturating_sub(leeway) {
+            return Err(Error::NotYetValid);
+        }
+        if exp <= iat || nbf > exp || exp.saturating_sub(iat) > MAX_ACCESS_TTL_SECS {
+            return Err(Error::InvalidClaims);
+        }
+        Ok(())
+    }
+
     fn check_claims(
         &self,
         claims: &Claims<WireClaims>,
@@ -284,17 +301,7 @@ impl Verifier {
         let exp = timestamp(claims.expiration)?;
         let nbf = timestamp(claims.not_before)?;
         let iat = timestamp(claims.issued_at)?;
-        let leeway = self.config.leeway_secs;
-        // Valid while now < exp + leeway (RFC 7519 §4.1.4: "on or after" is expired).
-        if now >= exp.saturating_add(leeway) {
-            return Err(Error::Expired);
-        }
-        if now < nbf.saturating_sub(leeway) || now < iat.saturating_sub(leeway) {
-            return Err(Error::NotYetValid);
-        }
-        if exp <= iat || nbf > exp || exp.saturating_sub(iat) > MAX_ACCESS_TTL_SECS {
-            return Err(Error::InvalidClaims);
-        }
+        self.check_times(exp, nbf, iat, now)?;
 
         let user = UserId::parse(&c.sub).map_err(|_| Error::InvalidClaims)?;
         let tenant = TenantId::parse(&c.tid).map_err(|_| Error::InvalidClaims)?;

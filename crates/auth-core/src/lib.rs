@@ -14,6 +14,7 @@
 //! | [`cors`] | the CORS policy: preflight decisions and response headers |
 //! | [`rbac`] | which role each route needs |
 //! | [`ct`] | constant-time comparison of secrets |
+//! | [`verified`] | the tokens a reused component instance already verified (each signature checked once) |
 //!
 //! Time is always passed in as Unix seconds (`now: i64`) so everything is testable; components
 //! use [`unix_now`].
@@ -29,6 +30,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod rbac;
 pub mod refresh;
+pub mod verified;
 
 pub use claims::{AccessClaims, IssuedToken, Issuer, Verifier, VerifierConfig};
 pub use context::{AuthContext, ContextKey};
