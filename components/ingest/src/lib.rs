@@ -39,6 +39,8 @@ pub(crate) struct Config {
     pub database_url: String,
     pub storage: storage::client::Client,
     pub size_limit: SizeLimit,
+    /// Part-buffer memory shared by this instance's concurrent uploads.
+    pub buffers: storage::budget::BufferBudget,
     pub extensions: ExtensionPolicy,
     pub url_signer: UrlSigner,
     pub public_base: PublicBaseUrl,
@@ -64,6 +66,17 @@ impl Config {
             storage: storage::client::Client::new(storage),
             size_limit: SizeLimit::from_config(&variable("max_upload_bytes").await?)
                 .map_err(|e| config_error("max_upload_bytes", e))?,
+            buffers: storage::budget::BufferBudget::new(
+                variable("upload_buffer_bytes")
+                    .await?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= storage::MIN_PART_SIZE)
+                    .ok_or_else(|| {
+                        config_error("upload_buffer_bytes", "expected bytes, at least 5 MiB")
+                    })?,
+            ),
             extensions: ExtensionPolicy::from_config(&variable("blocked_extensions").await?)
                 .map_err(|e| config_error("blocked_extensions", e))?,
             url_signer: UrlSigner::from_config(&variable("url_signing_keys").await?)

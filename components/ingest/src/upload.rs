@@ -223,6 +223,9 @@ struct Stored {
     hash: ContentHash,
 }
 
+/// One file's bytes through policy, hash and storage. `at_most`: an upper bound of its size when the
+/// request's `Content-Length` gives one (part buffers are then no larger than the file).
+#[allow(clippy::too_many_arguments)]
 async fn ingest_file(
     src: &mut impl ChunkSource,
     cfg: &Config,
@@ -230,10 +233,16 @@ async fn ingest_file(
     filename: SafeFilename,
     declared: Option<String>,
     store: bool,
+    at_most: Option<u64>,
     stored: &mut Vec<Stored>,
 ) -> Result<(), ApiError> {
     let key = ObjectKey::new_upload(tenant);
-    let mut writer = store.then(|| cfg.storage.writer(key.clone(), None, PART_SIZE));
+    let mut writer = store.then(|| {
+        cfg.storage
+            .writer(key.clone(), None, PART_SIZE)
+            .with_budget(cfg.buffers.clone())
+            .expect_at_most(at_most)
+    });
     let ext = filename.extension();
     let mut inspector = ContentInspector::new(declared.as_deref(), ext.as_deref());
     let mut hasher = Sha256::new();
@@ -485,13 +494,24 @@ pub(crate) async fn upload(
                 body: counted,
                 expected,
             };
-            ingest_file(&mut src, cfg, tenant, name, declared, store, &mut stored).await
+            ingest_file(
+                &mut src,
+                cfg,
+                tenant,
+                name,
+                declared,
+                store,
+                expected,
+                &mut stored,
+            )
+            .await
         }
         None => {
             ingest_multipart(
                 counted,
                 &state,
                 content_type.as_deref(),
+                expected,
                 cfg,
                 tenant,
                 &mut stored,
@@ -558,6 +578,7 @@ async fn ingest_multipart<S, E>(
     counted: CountedBody<S>,
     state: &Arc<Mutex<BodyState>>,
     content_type: Option<&str>,
+    content_length: Option<u64>,
     cfg: &Config,
     tenant: Uuid,
     stored: &mut Vec<Stored>,
@@ -590,11 +611,14 @@ where
             };
             let name = SafeFilename::parse(&raw, &cfg.extensions).map_err(policy)?;
             let declared = essence(field.content_type().map(|m| m.essence_str()));
+            // A file is at most the whole request body (what the parser already read ahead of this
+            // field may belong to it, so the body read so far is not subtracted).
+            let at_most = content_length;
             let mut src = FieldSource {
                 field: &mut field,
                 state: state.clone(),
             };
-            ingest_file(&mut src, cfg, tenant, name, declared, true, stored).await?;
+            ingest_file(&mut src, cfg, tenant, name, declared, true, at_most, stored).await?;
         }
         if stored.is_empty() {
             return Err(ApiError::new(Problem::bad_request(

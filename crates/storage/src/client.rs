@@ -16,6 +16,7 @@ use futures::channel::oneshot;
 use http_body_util::{BodyExt, Empty, Full};
 use spin_sdk::http::body::IncomingBodyExt;
 
+use crate::budget::{BufferBudget, BufferPermit};
 use crate::parts::{CompletedParts, PartBuffer, Window};
 use crate::request::{Body, ByteRange, Signer};
 use crate::response::{self, ListPage};
@@ -283,6 +284,8 @@ impl Client {
             done: CompletedParts::new(),
             written: 0,
             put_attempted: false,
+            budget: None,
+            filling: None,
         }
     }
 }
@@ -291,7 +294,7 @@ impl Client {
 /// most this many part buffers plus the one filling.
 pub const PARTS_IN_FLIGHT: usize = 2;
 
-/// The answer to one part's upload, delivered by the task that sent it.
+/// The answer to one part's upload (its CRC32, then the ETag from the task that sent it).
 type PartResult = (u32, oneshot::Receiver<Result<String, StorageError>>);
 
 /// Writes one object in bounded memory (see the module docs).
@@ -301,6 +304,10 @@ type PartResult = (u32, oneshot::Receiver<Result<String, StorageError>>);
 /// caller reads and hashes the next part while storage receives this one. At most
 /// [`PARTS_IN_FLIGHT`] parts are in flight; the writer waits for the oldest before starting
 /// another. A part that failed is reported by a later `write`, `finish`, or `abort`.
+///
+/// With [`ObjectWriter::with_budget`], each part buffer's bytes are reserved from a budget shared by
+/// the instance's uploads before it is allocated, and given back once that part is stored; with
+/// [`ObjectWriter::expect_at_most`], buffers are no larger than the bytes still to come.
 pub struct ObjectWriter<'a> {
     client: &'a Client,
     key: ObjectKey,
@@ -312,9 +319,29 @@ pub struct ObjectWriter<'a> {
     done: CompletedParts<(String, u32)>,
     written: u64,
     put_attempted: bool,
+    budget: Option<BufferBudget>,
+    /// The budget reservation of the part buffer being filled.
+    filling: Option<BufferPermit>,
 }
 
 impl ObjectWriter<'_> {
+    /// Reserves every part buffer from `budget` (see [`crate::budget`]).
+    #[must_use]
+    pub fn with_budget(mut self, budget: BufferBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// At most `bytes` will be written (e.g. the request's `Content-Length`): part buffers are
+    /// allocated no larger than what is still to come.
+    #[must_use]
+    pub fn expect_at_most(mut self, bytes: Option<u64>) -> Self {
+        if let Some(n) = bytes {
+            self.buf.expect_at_most(n);
+        }
+        self
+    }
+
     /// The object's key.
     pub fn key(&self) -> &ObjectKey {
         &self.key
@@ -330,6 +357,12 @@ impl ObjectWriter<'_> {
         self.written += chunk.len() as u64;
         let mut rest = chunk;
         while !rest.is_empty() {
+            if self.filling.is_none()
+                && let Some(budget) = &self.budget
+            {
+                let bytes = self.buf.capacity_for(rest.len());
+                self.filling = Some(budget.reserve(bytes).await);
+            }
             let took = self.buf.fill(rest);
             rest = &rest[took..];
             if self.buf.is_full() {
@@ -375,8 +408,11 @@ impl ObjectWriter<'_> {
         let (tx, rx) = oneshot::channel();
         let client = self.client.clone();
         let key = self.key.clone();
+        // The part's budget goes with its bytes and is given back once storage has them.
+        let reserved = self.filling.take();
         spin_sdk::wasip3::spawn(async move {
             let r = client.upload_part_body(&key, &upload_id, n, body).await;
+            drop(reserved);
             // The writer may be gone (its request failed): nothing else to do then.
             let _ = tx.send(r);
         });
@@ -401,11 +437,13 @@ impl ObjectWriter<'_> {
                 Some(h) => Body::Hashed { bytes, sha256: h },
                 None => Body::Bytes(bytes),
             };
-            return self
+            let stored = self
                 .client
                 .put_body(&self.key, self.content_type.as_deref(), body)
                 .await
                 .map(|_| ());
+            self.filling = None;
+            return stored;
         }
         if !self.buf.is_empty() || self.buf.parts_taken() == 0 {
             self.start_part().await?;
@@ -434,6 +472,7 @@ impl ObjectWriter<'_> {
     /// first failing step is returned for the log).
     pub async fn abort(&mut self) -> Result<(), StorageError> {
         self.buf.clear();
+        self.filling = None;
         while let Some((_, (_, rx))) = self.window.pop_oldest() {
             let _ = rx.await;
         }

@@ -2,6 +2,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`budget`] | [`budget::BufferBudget`]: the bytes all part buffers of one component instance may hold at once |
 //! | [`config`] | [`StorageConfig`]: path-style endpoint, region, bucket, keys (the secret never printed) |
 //! | [`key`] | [`ObjectKey`]: keys we mint (uuid / content hash), never client input |
 //! | [`parts`] | the pure bookkeeping of a pipelined multipart upload: part buffers, the in-flight window, ETags in order |
@@ -12,6 +13,7 @@
 //! Everything but `client` is pure and unit-tested natively; signing takes the time as an
 //! argument, so known-answer tests are exact.
 
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod key;

@@ -2,9 +2,10 @@
 //!
 //! * [`PartBuffer`] cuts a byte stream into numbered parts of exactly `part_size` bytes (the last
 //!   one may be shorter), with each part's CRC32 computed as it fills (the checksum storage
-//!   verifies the part against). Each part's buffer is allocated once at its full size, so
-//!   filling it never reallocates, and it is handed over by value (no copy) to the request that
-//!   uploads it.
+//!   verifies the part against). Each part's buffer is allocated once, at the part size or, when the
+//!   caller knows an upper bound of the bytes still to come (a `Content-Length`), at no more than that
+//!   (a 100 KiB upload holds 100 KiB, not a whole part), so filling it never reallocates; it is handed
+//!   over by value (no copy) to the request that uploads it.
 //! * [`Window`] keeps the parts being uploaded in part order and says when the oldest must be
 //!   awaited before another may start: at most `depth` parts are in flight, so memory stays
 //!   bounded by `depth + 1` part buffers (the ones uploading plus the one filling).
@@ -23,6 +24,8 @@ pub struct PartBuffer {
     buf: Vec<u8>,
     crc: crc32fast::Hasher,
     taken: u32,
+    /// An upper bound of the bytes still to come, when known.
+    remaining: Option<u64>,
 }
 
 /// One part, cut: its number (`1..=10000`), bytes and CRC32.
@@ -44,7 +47,27 @@ impl PartBuffer {
             buf: Vec::new(),
             crc: crc32fast::Hasher::new(),
             taken: 0,
+            remaining: None,
         }
+    }
+
+    /// At most `bytes` more will be filled in (e.g. from a `Content-Length`): later part buffers
+    /// are allocated no larger than that. More bytes than announced still fit: the buffer then
+    /// grows up to the part size.
+    pub fn expect_at_most(&mut self, bytes: u64) {
+        self.remaining = Some(bytes);
+    }
+
+    /// The capacity the current part's buffer has or will be given when `chunk_len` more bytes
+    /// arrive: what the caller reserves before filling.
+    pub fn capacity_for(&self, chunk_len: usize) -> usize {
+        if self.buf.capacity() > 0 {
+            return self.buf.capacity();
+        }
+        let expected = self
+            .remaining
+            .map_or(self.part_size, |r| usize::try_from(r).unwrap_or(usize::MAX));
+        expected.max(chunk_len).min(self.part_size)
     }
 
     /// The part size.
@@ -57,11 +80,14 @@ impl PartBuffer {
     pub fn fill(&mut self, chunk: &[u8]) -> usize {
         let take = (self.part_size - self.buf.len()).min(chunk.len());
         if take > 0 && self.buf.capacity() == 0 {
-            // One allocation of the whole part: filling it never moves it.
-            self.buf = Vec::with_capacity(self.part_size);
+            // One allocation for the part: filling it never moves it.
+            self.buf = Vec::with_capacity(self.capacity_for(take));
         }
         self.buf.extend_from_slice(&chunk[..take]);
         self.crc.update(&chunk[..take]);
+        if let Some(r) = self.remaining.as_mut() {
+            *r = r.saturating_sub(take as u64);
+        }
         take
     }
 
@@ -301,6 +327,53 @@ mod tests {
             b.take_part().unwrap().crc32,
             0xcbf4_3926,
             "a cleared part starts afresh"
+        );
+    }
+
+    #[test]
+    fn a_known_size_bounds_each_part_buffer() {
+        let mut b = PartBuffer::new(1000);
+        b.expect_at_most(2500);
+        assert_eq!(
+            b.capacity_for(10),
+            1000,
+            "more than a part to come: a whole part"
+        );
+        b.fill(&[7u8; 1000]);
+        let first = b.take_part().unwrap();
+        assert_eq!(first.bytes.capacity(), 1000);
+        b.fill(&[7u8; 1000]);
+        b.take_part().unwrap();
+        assert_eq!(b.capacity_for(100), 500, "the last part: what is left");
+        b.fill(&[7u8; 300]);
+        assert_eq!(b.capacity_for(10), 500, "allocated once");
+        b.fill(&[7u8; 200]);
+        assert_eq!(b.take_all().capacity(), 500);
+        // A small upload holds its own size, not a part.
+        let mut small = PartBuffer::new(1 << 20);
+        small.expect_at_most(100);
+        small.fill(&[1u8; 60]);
+        small.fill(&[1u8; 40]);
+        let all = small.take_all();
+        assert_eq!((all.len(), all.capacity()), (100, 100));
+        // A bound that was wrong: the buffer grows, every byte is kept.
+        let mut wrong = PartBuffer::new(1000);
+        wrong.expect_at_most(10);
+        assert_eq!(wrong.capacity_for(4), 10);
+        wrong.fill(&[2u8; 4]);
+        wrong.fill(&[3u8; 30]);
+        let kept = wrong.take_all();
+        assert_eq!(kept.len(), 34);
+        assert_eq!(&kept[..5], &[2, 2, 2, 2, 3]);
+        // Unknown size: whole parts, at least the chunk.
+        let unknown = PartBuffer::new(1000);
+        assert_eq!(unknown.capacity_for(10), 1000);
+        let mut hinted = PartBuffer::new(1000);
+        hinted.expect_at_most(0);
+        assert_eq!(
+            hinted.capacity_for(64),
+            64,
+            "at least the chunk that arrived"
         );
     }
 

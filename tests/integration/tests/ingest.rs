@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use integration_tests::{Reply, Stack, Tenant, User, client, login, send};
+use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, send};
 use reqwest::blocking::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -790,6 +790,59 @@ fn truncated_or_abandoned_uploads_leave_nothing() {
         b"after".to_vec(),
     );
     assert_eq!(r.status, 201, "{r:?}");
+}
+
+/// Spin 4 runs up to 16 requests in one ingest instance, whose linear memory is the sum of what its
+/// uploads hold. A second app with a tight memory limit per instance (64 MiB) and a 32 MiB part-buffer
+/// budget takes six concurrent 20 MiB uploads (each would hold 24 MiB of parts unbudgeted: 144 MiB in
+/// one instance, a trap): all are stored, byte for byte.
+#[test]
+fn concurrent_uploads_share_the_instance_buffer_budget() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[1];
+    let u = who(t, t.user(0));
+    let msg = u.message(0);
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPINLET_MAX_MEMORY_MIB", "64"),
+            ("SPIN_VARIABLE_UPLOAD_BUFFER_BYTES", "33554432"),
+        ],
+    );
+    let files: Vec<Vec<u8>> = (0..6)
+        .map(|i| pseudo_random(20 * 1024 * 1024, 901 + 2 * i))
+        .collect();
+    let url = format!("{}/api/v1/emails/{msg}/attachments", app.base_url);
+    let answers: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (url, token) = (&url, &u.token);
+                scope.spawn(move || {
+                    send(
+                        client()
+                            .post(format!("{url}?filename=concurrent-{i}.dat"))
+                            .bearer_auth(token)
+                            .header("content-type", "application/octet-stream")
+                            .body(f.clone()),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (f, r) in files.iter().zip(&answers) {
+        assert_eq!(r.status, 201, "{r:?}\n{}", app.log_text());
+        assert_eq!(r.json()["contentHash"], sha256_hex(f));
+    }
+    let mut want: Vec<String> = files.iter().map(|f| sha256_hex(f)).collect();
+    want.sort();
+    let bucket = Bucket::get();
+    let mut held = bucket.tenant_hashes(&t.id);
+    held.retain(|h| want.contains(h));
+    assert_eq!(held, want);
 }
 
 #[test]
