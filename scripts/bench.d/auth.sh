@@ -2,9 +2,9 @@
 # Issue 4: the auth middleware's own cost. Sourced by scripts/bench, which has started the stack
 # (BASE_URL, DATABASE_ADMIN_URL, SPIN_VARIABLE_* in the environment).
 #
-# It starts a second spinlet with tests/auth/bench-spin.toml: the same trivial primary (the
-# conformance fixture's echo) at /bench/plain/x without and at /bench/auth/x with the middleware,
-# and the real GET /api/v1/auth/me behind it. The per-user limit is raised out of reach so every
+# It starts two spinlets with tests/auth/bench-spin.toml (Spin 4 instance reuse, and a fresh instance
+# per request), each with the same trivial primary (the conformance fixture's echo) at /bench/plain/x
+# without and at /bench/auth/x with the middleware, and the real GET /api/v1/auth/me behind it. The per-user limit is raised out of reach so every
 # request is served (the limiter's Redis round trip is still paid). wrk measures each route in the
 # same run, alternating, at 1 connection (latency: p50/p99) and 8 connections (throughput), and
 # the section "## Auth middleware (issue 4)" of BENCHMARKS.md is rewritten.
@@ -19,46 +19,57 @@ _bench_auth_wrk() {
 }
 
 bench_auth_middleware() {
-  local manifest="$ROOT/tests/auth/bench-spin.toml" port base log seed_json email password token
+  local manifest="$ROOT/tests/auth/bench-spin.toml" seed_json email password token mode
   [[ -f "$ROOT/target/wasm32-wasip2/release/conformance.wasm" ]] ||
     { say "auth: target/wasm32-wasip2/release/conformance.wasm is missing (scripts/build)"; return 1; }
-  port=$(pick_port "")
-  base="http://127.0.0.1:$port"
-  log="$STACK_DIR/logs/bench-auth-app.log"
-  say "auth: spinlet up --manifest tests/auth/bench-spin.toml --listen 127.0.0.1:$port"
-  SPIN_VARIABLE_RATE_LIMIT=1000000000/1h start_bg bench-auth-app "$log" \
-    "$SPINLET" up --manifest "$manifest" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache"
-  WAIT_PID=$_LAST_PID wait_until "${APP_START_TIMEOUT:-300}" "bench app" app_health "$base" ||
-    { tail -n 30 "$log" >&2; return 1; }
+  # Two apps in the same run: Spin 4's instance reuse (the default: 128 requests per instance, 16 at
+  # once), and a fresh instance per request (--max-instance-reuse-count 1, as WASI P2 components get).
+  declare -A base
+  for mode in reuse fresh; do
+    local port log reuse_count=128
+    [[ "$mode" == fresh ]] && reuse_count=1
+    port=$(pick_port "")
+    base[$mode]="http://127.0.0.1:$port"
+    log="$STACK_DIR/logs/bench-auth-$mode-app.log"
+    say "auth: spinlet up --manifest tests/auth/bench-spin.toml --max-instance-reuse-count $reuse_count --listen 127.0.0.1:$port"
+    SPIN_VARIABLE_RATE_LIMIT=1000000000/1h start_bg "bench-auth-$mode-app" "$log" \
+      "$SPINLET" up --manifest "$manifest" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache" \
+      --max-instance-reuse-count "$reuse_count"
+    WAIT_PID=$_LAST_PID wait_until "${APP_START_TIMEOUT:-300}" "bench app ($mode)" app_health "${base[$mode]}" ||
+      { tail -n 30 "$log" >&2; return 1; }
+  done
 
   seed_json=$("$SEED" --database-url "$DATABASE_ADMIN_URL" --json) || return 1
   read -r email password < <(python3 -c '
 import json, sys
 u = next(u for u in json.load(sys.stdin)["tenants"][0]["users"] if u["role"] == "user")
 print(u["email"], u["password"])' <<<"$seed_json")
-  token=$(curl -fsS "$base/api/v1/auth/token" -H 'content-type: application/json' \
+  token=$(curl -fsS "${base[reuse]}/api/v1/auth/token" -H 'content-type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"$password\"}" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])') ||
     { say "auth: login failed"; return 1; }
 
-  # name|url|token: the same primary with and without the middleware, and the real /me.
-  local routes=(
-    "plain|$base/bench/plain/x|"
-    "middleware|$base/bench/auth/x|$token"
-    "me|$base/api/v1/auth/me|$token"
-  )
+  # mode/name|url|token: the same primary with and without the middleware, and the real /me.
+  local routes=()
+  for mode in reuse fresh; do
+    routes+=(
+      "$mode/plain|${base[$mode]}/bench/plain/x|"
+      "$mode/middleware|${base[$mode]}/bench/auth/x|$token"
+      "$mode/me|${base[$mode]}/api/v1/auth/me|$token"
+    )
+  done
   local r name url tok conns round f
   # Warm-up: compiled code, pooled connections, Redis script cache.
   for r in "${routes[@]}"; do
     IFS='|' read -r name url tok <<<"$r"
-    BENCH_AUTH_SECONDS=2 _bench_auth_wrk "$name" 1 "$url" "$tok" warmup >/dev/null || return 1
+    BENCH_AUTH_SECONDS=2 _bench_auth_wrk "${name/\//-}" 1 "$url" "$tok" warmup >/dev/null || return 1
   done
   declare -A rps p50 p99 bad
   for ((round = 1; round <= ${BENCH_AUTH_ROUNDS:-2}; round++)); do
     for conns in 1 8; do
       for r in "${routes[@]}"; do
         IFS='|' read -r name url tok <<<"$r"
-        f=$(_bench_auth_wrk "$name" "$conns" "$url" "$tok" "$round") || { say "auth: wrk failed"; return 1; }
+        f=$(_bench_auth_wrk "${name/\//-}" "$conns" "$url" "$tok" "$round") || { say "auth: wrk failed"; return 1; }
         read -r a b c d < <(bench_wrk_parse "$f")
         say "auth: round $round, $name, $conns conn: $a req/s, p50 $b ms, p99 $c ms, non-2xx $d"
         # Keep the round with the lower p50 (the machine is shared; the better round is less disturbed).
@@ -71,8 +82,24 @@ print(u["email"], u["password"])' <<<"$seed_json")
     done
   done
 
-  local added
-  added=$(awk -v a="${p50[middleware/1]}" -v b="${p50[plain/1]}" 'BEGIN { printf "%.3f", a - b }')
+  declare -A added
+  for mode in reuse fresh; do
+    added[$mode]=$(awk -v a="${p50[$mode/middleware/1]}" -v b="${p50[$mode/plain/1]}" 'BEGIN { printf "%.3f", a - b }')
+  done
+  local rows="" c label
+  for mode in reuse fresh; do
+    for c in 1 8; do
+      for name in plain middleware me; do
+        case $name in
+          plain) label="echo, no middleware" ;;
+          middleware) label="echo + auth middleware" ;;
+          me) label="/api/v1/auth/me (middleware + auth)" ;;
+        esac
+        local k="$mode/$name/$c"
+        rows+="| $mode | $label | $c | ${rps[$k]} | ${p50[$k]} ms | ${p99[$k]} ms | ${bad[$k]} |"$'\n'
+      done
+    done
+  done
   local section
   section=$(
     cat <<MD
@@ -81,28 +108,26 @@ print(u["email"], u["password"])' <<<"$seed_json")
 Generated by \`scripts/bench auth_middleware\` (\`scripts/bench.d/auth.sh\`); rerun it to refresh this section.
 
 Machine: $(bench_machine).
-Setup: \`spinlet\` (release) with \`tests/auth/bench-spin.toml\`; the same trivial primary (the conformance
+Setup: two \`spinlet\`s (release) with \`tests/auth/bench-spin.toml\`: *reuse* serves with Spin 4's instance
+reuse (its default for WASI P3 components: up to 128 requests per instance, 16 at once), *fresh* with a new
+instance per request (\`--max-instance-reuse-count 1\`). Each has the same trivial primary (the conformance
 fixture's echo) without and with the auth middleware, and the real \`GET /api/v1/auth/me\` (middleware + a
 tenant transaction reading the user). Every request is authenticated with one user's EdDSA token and counted
 in Redis (the limit is set out of reach, so all are served). wrk, ${BENCH_AUTH_SECONDS:-10} s per measurement,
 alternating routes, best of ${BENCH_AUTH_ROUNDS:-2} rounds by p50; raw output in \`.data/bench/\`.
 
-| route | connections | req/s | p50 | p99 | non-2xx |
-|---|---:|---:|---:|---:|---:|
-| echo, no middleware | 1 | ${rps[plain/1]} | ${p50[plain/1]} ms | ${p99[plain/1]} ms | ${bad[plain/1]} |
-| echo + auth middleware | 1 | ${rps[middleware/1]} | ${p50[middleware/1]} ms | ${p99[middleware/1]} ms | ${bad[middleware/1]} |
-| /api/v1/auth/me (middleware + auth) | 1 | ${rps[me/1]} | ${p50[me/1]} ms | ${p99[me/1]} ms | ${bad[me/1]} |
-| echo, no middleware | 8 | ${rps[plain/8]} | ${p50[plain/8]} ms | ${p99[plain/8]} ms | ${bad[plain/8]} |
-| echo + auth middleware | 8 | ${rps[middleware/8]} | ${p50[middleware/8]} ms | ${p99[middleware/8]} ms | ${bad[middleware/8]} |
-| /api/v1/auth/me (middleware + auth) | 8 | ${rps[me/8]} | ${p50[me/8]} ms | ${p99[me/8]} ms | ${bad[me/8]} |
-
-Middleware cost at 1 connection: **${added} ms added to p50** (goal: under 0.5 ms). It covers composing the
-middleware instance, reading its variables, verifying the token (Ed25519), one Redis \`EVAL\`, MAC-ing the
-context and the extra hop to the primary.
+| instances | route | connections | req/s | p50 | p99 | non-2xx |
+|---|---|---:|---:|---:|---:|---:|
+${rows}
+Middleware cost at 1 connection, p50 added: **${added[reuse]} ms** with Spin 4's instance reuse (goal: under
+0.5 ms), **${added[fresh]} ms** with a fresh instance per request. Per request it verifies the token (Ed25519;
+a token the instance already verified only has its time rules checked), makes one Redis \`EVAL\`, MACs the
+context and hops to the primary; a fresh instance also pays for instantiating the composed middleware and
+reading its variables.
 MD
   )
   bench_write_section "$section"
-  say "auth: BENCHMARKS.md section 'Auth middleware (issue 4)' updated (p50 added: $added ms)"
+  say "auth: BENCHMARKS.md section 'Auth middleware (issue 4)' updated (p50 added: ${added[reuse]} ms reused, ${added[fresh]} ms fresh)"
   local total=0 k
   for k in "${!bad[@]}"; do total=$((total + bad[$k])); done
   ((total == 0)) || { say "auth: $total non-2xx responses: the numbers are not valid"; return 1; }
