@@ -12,6 +12,8 @@
 //! the SQL text and database messages go to the log cause only. Redis errors are returned as
 //! strings so the caller applies its fail mode (see [`crate::limits::backend_down`]).
 
+use std::cell::Cell;
+
 use auth_core::ratelimit::{self, Decision, Policy};
 use auth_core::{TenantId, UserId};
 use serde_json::Value;
@@ -38,8 +40,17 @@ fn pg_error(context: &'static str, e: pg::Error) -> ApiError {
 }
 
 /// One Postgres connection (pooled by the host).
+///
+/// A transaction this connection began and did not end (an early `?` between `BEGIN` and `COMMIT`) is
+/// rolled back when the `Db` is dropped. The host does not do it for us: Spin returns the connection to
+/// its pool, whose recycling (deadpool-postgres `Clean`) resets settings but leaves an open transaction
+/// open, so the next request to get that connection would continue it, and commit our half-written rows
+/// with its own `COMMIT`.
 pub struct Db {
-    conn: pg::Connection,
+    /// `None` only once dropped.
+    conn: Option<pg::Connection>,
+    /// Whether a transaction is open on `conn`.
+    in_transaction: Cell<bool>,
 }
 
 impl Db {
@@ -47,17 +58,27 @@ impl Db {
     pub async fn open(url: &str) -> Result<Self, ApiError> {
         pg::Connection::open(url)
             .await
-            .map(|conn| Self { conn })
+            .map(|conn| Self {
+                conn: Some(conn),
+                in_transaction: Cell::new(false),
+            })
             .map_err(|e| pg_error("open", e))
+    }
+
+    fn conn(&self) -> &pg::Connection {
+        self.conn.as_ref().expect("present until dropped")
     }
 
     /// `BEGIN` without a tenant: only the pre-tenant SECURITY DEFINER entry points see anything.
     pub async fn begin(&self) -> Result<Tx<'_>, ApiError> {
-        self.conn
+        // Marked before the statement: if `BEGIN` reached the server but its answer did not reach us,
+        // a `ROLLBACK` on drop is still right (outside a transaction it only warns).
+        self.in_transaction.set(true);
+        self.conn()
             .execute("BEGIN", Vec::<ParameterValue>::new())
             .await
             .map_err(|e| pg_error("begin", e))?;
-        Ok(Tx { conn: &self.conn })
+        Ok(Tx { db: self })
     }
 
     /// `BEGIN` and set the tenant for this transaction.
@@ -74,7 +95,22 @@ impl Db {
         sql: &str,
         params: Vec<ParameterValue>,
     ) -> Result<Vec<Row>, ApiError> {
-        run_query(&self.conn, sql, params).await
+        run_query(self.conn(), sql, params).await
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if !self.in_transaction.get() {
+            return;
+        }
+        if let Some(conn) = self.conn.take() {
+            // The rollback owns the connection, so it goes back to the pool only afterwards. The task
+            // runs on within this request's component-model task, even after the response is sent.
+            spin_sdk::wasip3::spawn(async move {
+                let _ = conn.execute("ROLLBACK", Vec::<ParameterValue>::new()).await;
+            });
+        }
     }
 }
 
@@ -90,10 +126,10 @@ async fn run_query(
     result.collect().await.map_err(|e| pg_error("query", e))
 }
 
-/// An open transaction. Dropping it without [`Tx::commit`] leaves the rollback to the host, which
-/// resets a pooled connection before reuse; error paths may also call [`Tx::rollback`].
+/// An open transaction. Dropping it without [`Tx::commit`] or [`Tx::rollback`] leaves it open until
+/// its [`Db`] is dropped, which rolls it back.
 pub struct Tx<'a> {
-    conn: &'a pg::Connection,
+    db: &'a Db,
 }
 
 /// The audit row statement. `client_addr` is bound as text and cast, so a malformed address is a
@@ -146,12 +182,13 @@ impl Tx<'_> {
         sql: &str,
         params: Vec<ParameterValue>,
     ) -> Result<Vec<Row>, ApiError> {
-        run_query(self.conn, sql, params).await
+        run_query(self.db.conn(), sql, params).await
     }
 
     /// A statement; affected row count.
     pub async fn execute(&self, sql: &str, params: Vec<ParameterValue>) -> Result<u64, ApiError> {
-        self.conn
+        self.db
+            .conn()
             .execute(sql, params)
             .await
             .map_err(|e| pg_error("execute", e))
@@ -185,15 +222,21 @@ impl Tx<'_> {
 
     /// `COMMIT`.
     pub async fn commit(self) -> Result<(), ApiError> {
-        self.execute("COMMIT", Vec::new()).await.map(|_| ())
+        self.execute("COMMIT", Vec::new()).await?;
+        self.db.in_transaction.set(false);
+        Ok(())
     }
 
-    /// `ROLLBACK`, best effort (the host resets the connection anyway).
+    /// `ROLLBACK`, best effort: when it fails, dropping the [`Db`] tries again.
     pub async fn rollback(self) {
-        let _ = self
-            .conn
+        let done = self
+            .db
+            .conn()
             .execute("ROLLBACK", Vec::<ParameterValue>::new())
             .await;
+        if done.is_ok() {
+            self.db.in_transaction.set(false);
+        }
     }
 }
 

@@ -845,6 +845,57 @@ fn concurrent_uploads_share_the_instance_buffer_budget() {
     assert_eq!(held, want);
 }
 
+/// Spin's connection pool cleans a returned connection without rolling back (deadpool-postgres
+/// `Clean`): a transaction a request left open would be continued, and committed, by the next request
+/// to get that connection. A second app whose pool cleans the same way (`SPINLET_PG_RECYCLE=spin`) takes
+/// requests refused after their transaction began (an upload to, and the list of, another user's
+/// message; an upload to another tenant's message): no connection of the app role may stay idle in a
+/// transaction afterwards.
+#[test]
+fn refused_requests_leave_no_transaction_open() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let (t1, t2) = (&seed.tenants[0], &seed.tenants[1]);
+    let owner = who(t1, t1.user(0));
+    let other = who(t1, t1.user(1));
+    let stranger = who(t2, t2.user(0));
+    let app = Spinlet::start("spin.toml", &[("SPINLET_PG_RECYCLE", "spin")]);
+    let attachments = format!(
+        "{}/api/v1/emails/{}/attachments",
+        app.base_url,
+        owner.message(0)
+    );
+    let refused = [
+        (&other, true, 403),
+        (&other, false, 403),
+        (&stranger, true, 404),
+    ];
+    for _ in 0..2 {
+        for (caller, upload, status) in refused {
+            let request = if upload {
+                caller
+                    .c
+                    .post(format!("{attachments}?filename=b.txt"))
+                    .header("content-type", "text/plain")
+                    .body("not yours")
+            } else {
+                caller.c.get(&attachments)
+            };
+            let r = send(request.bearer_auth(&caller.token));
+            assert_eq!(r.status, status, "{r:?}");
+        }
+    }
+    // A transaction of a request in flight is idle between statements for milliseconds; one left
+    // behind stays so until the connection is used again.
+    std::thread::sleep(Duration::from_secs(3));
+    let left_open = sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'attachments_app' \
+         AND state LIKE 'idle in transaction%' AND now() - state_change > interval '2 seconds'",
+    );
+    assert_eq!(left_open, "0", "{}", app.log_text());
+    assert_eq!(attachment_rows(&owner.message(0)), 0);
+}
+
 #[test]
 fn list_get_delete_by_owner_admin_other_user_other_tenant() {
     let stack = Stack::get();

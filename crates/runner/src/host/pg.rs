@@ -1,8 +1,11 @@
 //! `spin:postgres/postgres@4.2.0` on tokio-postgres. Connections come from a pool per address; a guest's
 //! `connection` owns one pooled client for its lifetime, so `BEGIN … COMMIT` and `set_config(…, true)` work
 //! across statements. When the guest drops it, the client goes back to the pool and is cleaned before its
-//! next use (`ROLLBACK`, then `DISCARD ALL`), so no transaction, setting or tenant context leaks between
-//! requests. TLS is not offered: this runner serves local development; production Spin brings its own.
+//! next use: by default `ROLLBACK`, then `DISCARD ALL`, so no transaction, setting or tenant context leaks
+//! between requests. Spin 4 cleans less (deadpool-postgres' `Clean`: settings, cursors, locks, temporary
+//! tables; an open transaction stays open for the next user), so a component must end its transactions
+//! itself; `SPINLET_PG_RECYCLE=spin` cleans the way Spin does, for tests that check that. TLS is not
+//! offered: this runner serves local development; production Spin brings its own.
 
 use super::State;
 use super::bindings::spin::postgres::postgres::{
@@ -31,6 +34,26 @@ pub struct PgConnectionBuilder {
 
 pub struct PgManager {
     config: tokio_postgres::Config,
+    recycle: Recycle,
+}
+
+/// How a pooled client is cleaned before its next use (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recycle {
+    /// `ROLLBACK` and `DISCARD ALL`: nothing survives.
+    Strict,
+    /// What Spin 4's pool runs (deadpool-postgres `RecyclingMethod::Clean`): an open transaction survives.
+    Spin,
+}
+
+impl Recycle {
+    /// `SPINLET_PG_RECYCLE=spin`, else strict.
+    pub fn from_env() -> Self {
+        match std::env::var("SPINLET_PG_RECYCLE").as_deref() {
+            Ok("spin") => Self::Spin,
+            _ => Self::Strict,
+        }
+    }
 }
 
 impl managed::Manager for PgManager {
@@ -53,33 +76,60 @@ impl managed::Manager for PgManager {
         if client.is_closed() {
             return Err(RecycleError::message("connection closed"));
         }
-        // Separate statements: DISCARD ALL refuses to run inside a (multi-statement implicit) transaction.
-        client.batch_execute("ROLLBACK").await?;
-        client.batch_execute("DISCARD ALL").await?;
+        match self.recycle {
+            Recycle::Strict => {
+                // Separate statements: DISCARD ALL refuses to run inside a (multi-statement implicit)
+                // transaction.
+                client.batch_execute("ROLLBACK").await?;
+                client.batch_execute("DISCARD ALL").await?;
+            }
+            Recycle::Spin => {
+                client
+                    .batch_execute(
+                        "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+                         SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;",
+                    )
+                    .await?;
+            }
+        }
         Ok(())
     }
 }
 
 /// The pools, shared by every instance of every component (keyed by the address the guest asked for).
-#[derive(Default)]
-pub struct PgPools(Mutex<HashMap<String, managed::Pool<PgManager>>>);
+pub struct PgPools {
+    pools: Mutex<HashMap<String, managed::Pool<PgManager>>>,
+    recycle: Recycle,
+}
+
+impl Default for PgPools {
+    fn default() -> Self {
+        Self {
+            pools: Mutex::default(),
+            recycle: Recycle::from_env(),
+        }
+    }
+}
 
 impl PgPools {
     fn pool(&self, address: &str) -> Result<managed::Pool<PgManager>, Error> {
-        let mut pools = self.0.lock().unwrap();
+        let mut pools = self.pools.lock().unwrap();
         if let Some(p) = pools.get(address) {
             return Ok(p.clone());
         }
         let config: tokio_postgres::Config = address
             .parse()
             .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
-        let pool = managed::Pool::builder(PgManager { config })
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(CHECKOUT_TIMEOUT))
-            .create_timeout(Some(CHECKOUT_TIMEOUT))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::Other(e.to_string()))?;
+        let pool = managed::Pool::builder(PgManager {
+            config,
+            recycle: self.recycle,
+        })
+        .max_size(POOL_SIZE)
+        .wait_timeout(Some(CHECKOUT_TIMEOUT))
+        .create_timeout(Some(CHECKOUT_TIMEOUT))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::Other(e.to_string()))?;
         pools.insert(address.to_string(), pool.clone());
         Ok(pool)
     }
