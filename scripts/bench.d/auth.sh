@@ -24,27 +24,14 @@ bench_auth_middleware() {
     { say "auth: target/wasm32-wasip2/release/conformance.wasm is missing (scripts/build)"; return 1; }
   # Two apps in the same run: Spin 4's instance reuse (the default: 128 requests per instance, 16 at
   # once), and a fresh instance per request (--max-instance-reuse-count 1, as WASI P2 components get).
-  declare -A base
-  for mode in reuse fresh; do
-    local port log reuse_count=128
-    [[ "$mode" == fresh ]] && reuse_count=1
-    port=$(pick_port "")
-    base[$mode]="http://127.0.0.1:$port"
-    log="$STACK_DIR/logs/bench-auth-$mode-app.log"
-    say "auth: spinlet up --manifest tests/auth/bench-spin.toml --max-instance-reuse-count $reuse_count --listen 127.0.0.1:$port"
-    SPIN_VARIABLE_RATE_LIMIT=1000000000/1h start_bg "bench-auth-$mode-app" "$log" \
-      "$SPINLET" up --manifest "$manifest" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache" \
-      --max-instance-reuse-count "$reuse_count"
-    WAIT_PID=$_LAST_PID wait_until "${APP_START_TIMEOUT:-300}" "bench app ($mode)" app_health "${base[$mode]}" ||
-      { tail -n 30 "$log" >&2; return 1; }
-  done
+  bench_spinlet_modes auth "$manifest" SPIN_VARIABLE_RATE_LIMIT=1000000000/1h || return 1
 
   seed_json=$("$SEED" --database-url "$DATABASE_ADMIN_URL" --json) || return 1
   read -r email password < <(python3 -c '
 import json, sys
 u = next(u for u in json.load(sys.stdin)["tenants"][0]["users"] if u["role"] == "user")
 print(u["email"], u["password"])' <<<"$seed_json")
-  token=$(curl -fsS "${base[reuse]}/api/v1/auth/token" -H 'content-type: application/json' \
+  token=$(curl -fsS "${BENCH_BASE[reuse]}/api/v1/auth/token" -H 'content-type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"$password\"}" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])') ||
     { say "auth: login failed"; return 1; }
@@ -53,9 +40,9 @@ print(u["email"], u["password"])' <<<"$seed_json")
   local routes=()
   for mode in reuse fresh; do
     routes+=(
-      "$mode/plain|${base[$mode]}/bench/plain/x|"
-      "$mode/middleware|${base[$mode]}/bench/auth/x|$token"
-      "$mode/me|${base[$mode]}/api/v1/auth/me|$token"
+      "$mode/plain|${BENCH_BASE[$mode]}/bench/plain/x|"
+      "$mode/middleware|${BENCH_BASE[$mode]}/bench/auth/x|$token"
+      "$mode/me|${BENCH_BASE[$mode]}/api/v1/auth/me|$token"
     )
   done
   local r name url tok conns round f

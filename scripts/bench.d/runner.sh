@@ -13,24 +13,11 @@ bench_runner() {
   local secs=${BENCH_RUNNER_SECONDS:-10} mode
   [[ -f "$ROOT/target/wasm32-wasip2/release/conformance.wasm" ]] ||
     { say "runner: target/wasm32-wasip2/release/conformance.wasm is missing (scripts/build)"; return 1; }
-  declare -A base
-  for mode in reuse fresh; do
-    local port log reuse_count=128
-    [[ "$mode" == fresh ]] && reuse_count=1
-    port=$(pick_port "")
-    base[$mode]="http://127.0.0.1:$port"
-    log="$STACK_DIR/logs/bench-runner-$mode-app.log"
-    say "runner: spinlet up --manifest tests/runner/spin.toml --max-instance-reuse-count $reuse_count --listen 127.0.0.1:$port"
-    SPIN_VARIABLE_ALLOWED_ORIGIN=127.0.0.1:9 start_bg "bench-runner-$mode-app" "$log" \
-      "$SPINLET" up --manifest "$ROOT/tests/runner/spin.toml" --listen "127.0.0.1:$port" \
-      --cache-dir "$DATA_DIR/cache" --max-instance-reuse-count "$reuse_count"
-    WAIT_PID=$_LAST_PID wait_until "${APP_START_TIMEOUT:-300}" "runner bench app ($mode)" app_health "${base[$mode]}" ||
-      { tail -n 30 "$log" >&2; return 1; }
-  done
+  bench_spinlet_modes runner "$ROOT/tests/runner/spin.toml" SPIN_VARIABLE_ALLOWED_ORIGIN=127.0.0.1:9 || return 1
 
   local routes=() r name url conns f
   for mode in reuse fresh; do
-    routes+=("$mode/trivial|${base[$mode]}/state" "$mode/chain|${base[$mode]}/chain/state")
+    routes+=("$mode/trivial|${BENCH_BASE[$mode]}/state" "$mode/chain|${BENCH_BASE[$mode]}/chain/state")
   done
   for r in "${routes[@]}"; do
     IFS='|' read -r name url <<<"$r"

@@ -409,6 +409,38 @@ fn an_idle_instance_is_dropped_after_the_idle_timeout() {
     );
 }
 
+/// A request body fed from a channel: it ends when the sender is dropped.
+struct ChannelBody {
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl ChannelBody {
+    fn new(chunks: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        Self {
+            chunks,
+            current: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl std::io::Read for ChannelBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(next) => (self.current, self.at) = (next, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Starts `POST {path}` whose body arrives only when the returned sender says so (dropped: the body ends).
 fn request_in_flight(
     r: &Runner,
@@ -417,27 +449,12 @@ fn request_in_flight(
     std::sync::mpsc::SyncSender<Vec<u8>>,
     std::thread::JoinHandle<(u16, Value)>,
 ) {
-    struct ChannelBody(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>, usize);
-    impl std::io::Read for ChannelBody {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if self.2 == self.1.len() {
-                match self.0.recv() {
-                    Ok(next) => (self.1, self.2) = (next, 0),
-                    Err(_) => return Ok(0),
-                }
-            }
-            let n = buf.len().min(self.1.len() - self.2);
-            buf[..n].copy_from_slice(&self.1[self.2..self.2 + n]);
-            self.2 += n;
-            Ok(n)
-        }
-    }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
     let url = format!("{}{path}", r.base);
     let handle = std::thread::spawn(move || {
         let res = client()
             .post(url)
-            .body(reqwest::blocking::Body::new(ChannelBody(rx, Vec::new(), 0)))
+            .body(reqwest::blocking::Body::new(ChannelBody::new(rx)))
             .send()
             .unwrap();
         let status = res.status().as_u16();
@@ -560,22 +577,7 @@ fn bodies_stream_both_ways_without_buffering() {
             }
         }
     });
-    struct ChannelReader(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>, usize);
-    impl std::io::Read for ChannelReader {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if self.2 == self.1.len() {
-                match self.0.recv() {
-                    Ok(next) => (self.1, self.2) = (next, 0),
-                    Err(_) => return Ok(0),
-                }
-            }
-            let n = buf.len().min(self.1.len() - self.2);
-            buf[..n].copy_from_slice(&self.1[self.2..self.2 + n]);
-            self.2 += n;
-            Ok(n)
-        }
-    }
-    let body = reqwest::blocking::Body::sized(ChannelReader(rx, Vec::new(), 0), SIZE);
+    let body = reqwest::blocking::Body::sized(ChannelBody::new(rx), SIZE);
     let res = client()
         .post(format!("{}/count", r.base))
         .body(body)
