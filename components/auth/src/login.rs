@@ -4,10 +4,12 @@
 //!   invalid_credentials` body after the same argon2id work (`password::verify` runs against a
 //!   dummy hash when there is no user), so neither body nor timing tells whether an email exists.
 //!   A disabled user or tenant answers the same way.
-//! * Failed attempts are counted per email and per client address (`auth_core::ratelimit`
-//!   fixed windows in Redis); while either budget is exhausted the route answers `429
-//!   rate_limited` with `Retry-After` before doing any password work. A success clears the
-//!   per-email count. Unknown emails are counted too, so the limit cannot be used to probe.
+//! * Failed attempts are limited per email and per client address (`auth_core::ratelimit`
+//!   fixed windows in Redis). Every attempt is counted before its password is checked, so parallel
+//!   guesses cannot all pass a check made before any of them was counted; a success clears the
+//!   per-email count and gives its attempt back to the per-address one. While either budget is
+//!   spent the route answers `429 rate_limited` with `Retry-After` before doing any password work.
+//!   Unknown emails are counted too, so the limit cannot be used to probe.
 //! * Success stores the new refresh token (hashed) as the first of a new family and writes
 //!   `auth.login`; a failure for an existing user writes `auth.login_failed` in that user's tenant.
 //!   An unknown email has no tenant to audit in: it is logged as an event instead.
@@ -103,15 +105,18 @@ impl<'a> Budgets<'a> {
         Self { counters }
     }
 
-    /// `Err(429)` while a budget is exhausted; a down Redis follows the fail mode (checked once).
-    async fn check(
+    /// Counts this attempt against every budget before the password is checked, atomically per
+    /// budget, so parallel guesses cannot all pass a check made before any of them was counted.
+    /// `Err(429)` when a budget is spent (the refused attempt counts too); a down Redis follows the
+    /// fail mode.
+    async fn take_attempt(
         &self,
         cfg: &PublicConfig,
         limiter: &mut RateLimiter,
         log: &mut RequestLog,
     ) -> Result<(), ApiError> {
         for (policy, key) in &self.counters {
-            match limiter.peek(policy, key).await {
+            match limiter.hit(policy, key).await {
                 Ok(d) if !d.allowed => {
                     log.outcome = "rate_limited".into();
                     log.reason = Some(policy.name().to_owned());
@@ -127,25 +132,23 @@ impl<'a> Budgets<'a> {
         Ok(())
     }
 
-    /// Counts a failed attempt. Best effort: the attempt already failed and is answered `401`.
-    async fn count_failure(&self, limiter: &mut RateLimiter) {
+    /// After a success: the per-email count is cleared, and the attempt is given back to the
+    /// per-address budget (which keeps counting the failures of others behind the same address).
+    /// Best effort: the login already succeeded.
+    async fn succeeded(&self, cfg: &PublicConfig, limiter: &mut RateLimiter) {
         for (policy, key) in &self.counters {
-            if let Err(cause) = limiter.hit(policy, key).await {
+            let done = if policy.name() == cfg.login_email.name() {
+                limiter.clear(key).await
+            } else {
+                limiter.give_back(key).await
+            };
+            if let Err(cause) = done {
                 log::event(
                     COMPONENT,
                     "ratelimit_backend_down",
                     json!({ "policy": policy.name(), "cause": cause }),
                 );
                 return;
-            }
-        }
-    }
-
-    /// Clears the per-email count after a success (the per-address one keeps counting others).
-    async fn clear_email(&self, cfg: &PublicConfig, limiter: &mut RateLimiter) {
-        for (policy, key) in &self.counters {
-            if policy.name() == cfg.login_email.name() {
-                let _ = limiter.clear(key).await;
             }
         }
     }
@@ -167,7 +170,7 @@ pub(crate) async fn token(
 
     let budgets = Budgets::new(cfg, email.as_ref(), client.as_deref());
     let mut limiter = RateLimiter::new(cfg.redis_url.as_str());
-    budgets.check(cfg, &mut limiter, log).await?;
+    budgets.take_attempt(cfg, &mut limiter, log).await?;
 
     let db = Db::open(&cfg.database_url).await?;
     let user = match &email {
@@ -183,7 +186,6 @@ pub(crate) async fn token(
     let user = match user {
         Some(u) if password_ok && u.active => u,
         other => {
-            budgets.count_failure(&mut limiter).await;
             let reason = match &other {
                 None => "unknown_email",
                 Some(u) if !u.active => "inactive",
@@ -235,7 +237,7 @@ pub(crate) async fn token(
     })
     .await?;
     tx.commit().await?;
-    budgets.clear_email(cfg, &mut limiter).await;
+    budgets.succeeded(cfg, &mut limiter).await;
 
     log.user_id = Some(user.id.to_string());
     log.tenant_id = Some(user.tenant.to_string());

@@ -15,7 +15,9 @@
 //!
 //! The known cost: a client may get up to `2 × limit` through in a span straddling two windows.
 //! For per-user API throttling that is acceptable; login brute-force is bounded separately by the
-//! per-email and per-address failure limits, which use the same mechanism.
+//! per-email and per-address failure limits, which use the same mechanism: a login attempt is counted
+//! before its password is checked (so parallel guesses cannot all pass a check made before any of them
+//! was counted), and a successful one is given back ([`GIVE_BACK_SCRIPT`]).
 //!
 //! # Using it from a component (spin:redis)
 //!
@@ -55,10 +57,13 @@ end
 return {n, ttl}
 ";
 
-/// Reads the counter without incrementing: `{count, pttl_ms}` (`{0, -2}` if there is none).
-/// Used before a login attempt; failures are then counted with [`HIT_SCRIPT`].
-pub const PEEK_SCRIPT: &str = "\
+/// Gives back one request counted by [`HIT_SCRIPT`] (a login attempt that succeeded), while the counter's
+/// window lasts; never below 0, never creating a counter. `{count, pttl_ms}` after it.
+pub const GIVE_BACK_SCRIPT: &str = "\
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  n = redis.call('DECR', KEYS[1])
+end
 return {n, redis.call('PTTL', KEYS[1])}
 ";
 
@@ -218,9 +223,9 @@ pub fn hit_args(key: &str, policy: &Policy) -> Vec<String> {
     ]
 }
 
-/// Arguments of `EVAL` for a peek: `[script, "1", key]`.
-pub fn peek_args(key: &str) -> Vec<String> {
-    vec![PEEK_SCRIPT.to_owned(), "1".to_owned(), key.to_owned()]
+/// Arguments of `EVAL` to give one request back: `[script, "1", key]`.
+pub fn give_back_args(key: &str) -> Vec<String> {
+    vec![GIVE_BACK_SCRIPT.to_owned(), "1".to_owned(), key.to_owned()]
 }
 
 /// Arguments of `DEL` to clear a counter (e.g. the per-email failure counter after a successful
@@ -265,21 +270,6 @@ impl Decision {
             allowed: count <= policy.limit,
             remaining: policy.limit.saturating_sub(count),
             reset_secs: reset_from_pttl(policy, pttl_ms),
-        }
-    }
-
-    /// After [`PEEK_SCRIPT`]: allowed while fewer than `limit` have been counted, i.e. another
-    /// attempt may still be made.
-    pub fn after_peek(policy: &Policy, count: i64, pttl_ms: i64) -> Self {
-        let count = count.max(0) as u64;
-        Self {
-            allowed: count < policy.limit,
-            remaining: policy.limit.saturating_sub(count),
-            reset_secs: if count == 0 {
-                policy.window_secs
-            } else {
-                reset_from_pttl(policy, pttl_ms)
-            },
         }
     }
 
@@ -390,11 +380,14 @@ mod tests {
             };
             (e.0, ttl)
         }
-        fn peek(&mut self, key: &str) -> (i64, i64) {
+        fn give_back(&mut self, key: &str) -> (i64, i64) {
             self.expire();
-            match self.keys.get(key) {
-                Some((n, Some(exp))) => (*n, exp - self.now_ms),
-                Some((n, None)) => (*n, -1),
+            let now = self.now_ms;
+            match self.keys.get_mut(key) {
+                Some((n, exp)) => {
+                    *n = (*n - 1).max(0);
+                    (*n, exp.map_or(-1, |e| e - now))
+                }
                 None => (0, -2),
             }
         }
@@ -441,24 +434,29 @@ mod tests {
     }
 
     #[test]
-    fn login_failures_peek_then_hit() {
+    fn login_attempts_are_counted_first_and_successes_given_back() {
         let p = Policy::new("login-email", 5, 900).unwrap();
         let email = Email::parse("Alice@Example.com").unwrap();
         let k = key(&p, Subject::LoginEmail(&email));
         let mut r = FakeRedis::default();
+        // Five attempts taken at once (parallel guesses): all counted before any password check.
         for _ in 0..5 {
-            let (n, ttl) = r.peek(&k);
-            assert!(Decision::after_peek(&p, n, ttl).allowed);
-            r.hit(&k, 900_000); // the attempt failed
+            let (n, ttl) = r.hit(&k, 900_000);
+            assert!(Decision::after_hit(&p, n, ttl).allowed);
         }
-        let (n, ttl) = r.peek(&k);
-        let d = Decision::after_peek(&p, n, ttl);
-        assert!(!d.allowed);
+        let (n, ttl) = r.hit(&k, 900_000);
+        let d = Decision::after_hit(&p, n, ttl);
+        assert!(!d.allowed, "the sixth is refused");
         assert_eq!(d.reset_secs, 900);
-        let (n, ttl) = r.peek("rl:v1:other");
-        let d = Decision::after_peek(&p, n, ttl);
-        assert!(d.allowed);
-        assert_eq!(d.reset_secs, 900);
+        // Attempts that succeeded give their count back; never below zero, never a new counter.
+        r.give_back(&k);
+        r.give_back(&k);
+        let (n, ttl) = r.hit(&k, 900_000);
+        assert!(Decision::after_hit(&p, n, ttl).allowed, "5 of 5 again");
+        assert_eq!(r.give_back("rl:v1:other"), (0, -2));
+        assert!(!r.keys.contains_key("rl:v1:other"));
+        r.now_ms += 900_000;
+        assert_eq!(r.give_back(&k), (0, -2), "the window is over");
     }
 
     #[test]
@@ -548,7 +546,8 @@ mod tests {
         let a = hit_args("k", &p);
         assert_eq!(a[0], HIT_SCRIPT);
         assert_eq!(&a[1..], ["1", "k", "60000", "1"]);
-        assert_eq!(peek_args("k")[1..], ["1", "k"]);
+        assert_eq!(give_back_args("k")[1..], ["1", "k"]);
+        assert!(GIVE_BACK_SCRIPT.contains("DECR") && !GIVE_BACK_SCRIPT.contains("KEYS[2]"));
         assert_eq!(parse_reply(&[3, 1500]).unwrap(), (3, 1500));
         assert!(parse_reply(&[3]).is_err());
         // The script only touches KEYS[1] (cluster-safe) and sets a TTL on every path.

@@ -344,10 +344,9 @@ impl RateLimiter {
         Ok(Decision::after_hit(policy, count, pttl))
     }
 
-    /// Whether another attempt is still allowed, without counting one.
-    pub async fn peek(&mut self, policy: &Policy, key: &str) -> Result<Decision, String> {
-        let (count, pttl) = self.eval(ratelimit::peek_args(key)).await?;
-        Ok(Decision::after_peek(policy, count, pttl))
+    /// Gives back one request counted against `key` (a login attempt that succeeded).
+    pub async fn give_back(&mut self, key: &str) -> Result<(), String> {
+        self.eval(ratelimit::give_back_args(key)).await.map(|_| ())
     }
 
     /// Deletes a counter (e.g. the per-email failure count after a successful login).

@@ -253,6 +253,56 @@ fn failed_logins_are_limited_per_client_address() {
     );
 }
 
+#[test]
+fn parallel_guesses_cannot_outrun_the_login_limits() {
+    // Each attempt is counted before its password is checked: of 12 wrong passwords sent at once
+    // for one email (each from its own address), exactly the 4 the budget allows are judged.
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL", "4/15m"),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_ADDRESS", "100/15m"),
+        ],
+    );
+    let seed = Stack::get().seed();
+    let user = seed.tenants[0].user(0);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..12)
+            .map(|i| {
+                let (base, email) = (&app.base_url, &user.email);
+                scope.spawn(move || {
+                    login_reply(&client(), base, email, &format!("guess-{i}")).status
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let judged = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((judged, refused), (4, 8), "{statuses:?}");
+    // Successes give their attempt back to the per-address budget: from one address with a budget
+    // of 2, three good logins in a row all succeed, then two failures spend it.
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_ADDRESS", "2/15m"),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL", "100/15m"),
+        ],
+    );
+    let c = client();
+    for _ in 0..3 {
+        assert_eq!(
+            login_reply(&c, &app.base_url, &user.email, &user.password).status,
+            200
+        );
+    }
+    for i in 0..2 {
+        login_reply(&c, &app.base_url, &user.email, &format!("wrong-{i}"))
+            .assert_problem(401, "invalid_credentials");
+    }
+    login_reply(&c, &app.base_url, &user.email, &user.password).assert_problem(429, "rate_limited");
+}
+
 fn refresh(c: &reqwest::blocking::Client, stack: &Stack, token: &str) -> Reply {
     send(
         c.post(stack.url("/api/v1/auth/refresh"))
