@@ -115,6 +115,28 @@ impl Bucket {
         body
     }
 
+    /// How many parts the object was uploaded in, from its ETag (`"<md5 of the parts' md5s>-<n>"` for a
+    /// multipart upload); `None` for a single `PutObject` (a plain MD5).
+    fn upload_parts(&self, key: &str) -> Option<u32> {
+        let key = ObjectKey::from_stored(key).unwrap();
+        let r = Signer::new(&self.cfg)
+            .head_object(&key, SystemTime::now())
+            .unwrap();
+        let mut rb = self.http.head(&r.url);
+        for (n, v) in &r.headers {
+            rb = rb.header(n, v);
+        }
+        let res = rb.send().expect("HeadObject");
+        assert_eq!(res.status(), 200, "HeadObject {key}");
+        let etag = res.headers()["etag"]
+            .to_str()
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        etag.split_once('-')
+            .map(|(_, n)| n.parse().expect("part count"))
+    }
+
     /// Hashes of every object of `tenant`.
     fn tenant_hashes(&self, tenant: &str) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -314,10 +336,20 @@ fn raw_uploads_store_exactly_the_bytes_sent() {
     assert_eq!(b["contentHash"], sha256_hex(&big));
     assert_eq!(b["mimeType"], "application/octet-stream");
 
-    // What the bucket holds is exactly what was sent, and nothing else.
+    // What the bucket holds is exactly what was sent, and nothing else: the small file as one
+    // PutObject, the large one as a multipart upload of 8 MiB parts.
     let mut want = vec![sha256_hex(&small), sha256_hex(&big)];
     want.sort();
     assert_eq!(bucket.tenant_hashes(&t.id), want);
+    let mut held: Vec<(String, Option<u32>)> = bucket
+        .keys(&format!("tenants/{}/", t.id))
+        .iter()
+        .map(|k| (sha256_hex(&bucket.object(k)), bucket.upload_parts(k)))
+        .collect();
+    held.sort();
+    let mut expected = vec![(sha256_hex(&small), None), (sha256_hex(&big), Some(3))];
+    expected.sort();
+    assert_eq!(held, expected);
     assert!(bucket.uploads(&format!("tenants/{}/", t.id)).is_empty());
 
     // One transaction wrote the rows: blob, scan job for new content, attachment, audit.
@@ -513,6 +545,55 @@ fn dedup_within_a_tenant_never_across_tenants() {
     );
     r5.assert_problem(422, "digest_mismatch");
     assert_eq!(attachment_rows(&a.message(2)), 0);
+}
+
+/// The `Repr-Digest` shortcut really skips storage, and only for the caller's own content: on an app
+/// whose storage is unreachable, an upload naming content the caller already uploaded succeeds, while
+/// the same bytes without the digest, or with the digest of a colleague's content, must be stored and
+/// fail (`503`), leaving no row.
+#[test]
+fn a_digest_of_own_content_skips_storage_and_nobody_elses() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[0];
+    let (a, b) = (who(t, t.user(0)), who(t, t.user(1)));
+    let content = pseudo_random(70_000, 77);
+    let r = upload(
+        &a.c,
+        &a.token,
+        &a.message(0),
+        "mine.dat",
+        "application/octet-stream",
+        content.clone(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let digest = format!("sha-256=:{}:", base64_std(&Sha256::digest(&content)));
+    let offline = Spinlet::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_S3_ENDPOINT", "http://127.0.0.1:9")],
+    );
+    let post = |who: &Who, message: &str, name: &str, digest: Option<&str>| {
+        let mut rb = who
+            .c
+            .post(format!(
+                "{}/api/v1/emails/{message}/attachments?filename={name}",
+                offline.base_url
+            ))
+            .bearer_auth(&who.token)
+            .header("content-type", "application/octet-stream");
+        if let Some(d) = digest {
+            rb = rb.header("repr-digest", d);
+        }
+        send(rb.body(content.clone()))
+    };
+    let again = post(&a, &a.message(1), "again.dat", Some(&digest));
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(again.json()["contentHash"], sha256_hex(&content));
+    assert_eq!(attachment_rows(&a.message(1)), 1);
+    post(&a, &a.message(2), "plain.dat", None).assert_problem(503, "service_unavailable");
+    post(&b, &b.message(0), "theirs.dat", Some(&digest)).assert_problem(503, "service_unavailable");
+    assert_eq!(attachment_rows(&a.message(2)), 0);
+    assert_eq!(attachment_rows(&b.message(0)), 0);
 }
 
 fn base64_std(b: &[u8]) -> String {
