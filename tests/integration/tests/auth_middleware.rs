@@ -578,6 +578,47 @@ fn inner_routes_mounted_without_the_middleware_are_not_authenticated() {
     assert_eq!(r.status, 200, "{r:?}");
 }
 
+/// The per-user count lives in Redis, so it survives the runner: a user's requests counted by one
+/// runner process go on being counted by the next. Each request's log line names its user and tenant.
+#[test]
+fn the_count_survives_a_runner_restart_and_log_lines_name_the_caller() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let tenant = &seed.tenants[1];
+    let user = tenant.user(0);
+    let limits = [("SPIN_VARIABLE_RATE_LIMIT", "10/15m")];
+    let c = client();
+    let remaining_after = |app: &Spinlet, token: &str| {
+        let r = send(
+            c.get(format!("{}/api/v1/auth/me", app.base_url))
+                .bearer_auth(token),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        parse_remaining(r.header("ratelimit").expect("RateLimit"))
+    };
+    let first = Spinlet::start("spin.toml", &limits);
+    let t = login(&c, &first.base_url, user);
+    let seen: Vec<u64> = (0..3).map(|_| remaining_after(&first, &t.access)).collect();
+    assert_eq!(seen, [9, 8, 7]);
+    let line = first
+        .log_text()
+        .lines()
+        .find(|l| l.contains("\"component\":\"auth-middleware\"") && l.contains("/api/v1/auth/me"))
+        .map(str::to_owned)
+        .expect("a request log line of the middleware");
+    let logged: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+    assert_eq!(logged["userId"], user.id.as_str(), "{line}");
+    assert_eq!(logged["tenantId"], tenant.id.as_str(), "{line}");
+    assert_eq!(logged["status"], 200, "{line}");
+    drop(first);
+    let second = Spinlet::start("spin.toml", &limits);
+    assert_eq!(
+        remaining_after(&second, &t.access),
+        6,
+        "counted on from Redis"
+    );
+}
+
 #[test]
 fn redis_down_fails_open_when_configured_open() {
     let stack = Stack::get();
