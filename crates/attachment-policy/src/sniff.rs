@@ -6,9 +6,13 @@
 //!   scripts (`#!`), PHP (`<?php`), and the executable types `infer` knows (wasm, dex, Java class,
 //!   ...).
 //! * Markup (HTML, SVG, XML: by content, declared type or extension) is scanned over the WHOLE
-//!   stream (with a carry-over between chunks) for script: `<script`, `javascript:` / `vbscript:`
-//!   / `data:text/html` URLs and `on*=` event-handler attributes. HTML or SVG without script is
-//!   allowed (downloads never serve it inline).
+//!   stream (with a carry-over between chunks) for script and embedded active content: `<script`,
+//!   `<iframe`/`<frame`, `<object`, `<embed`, `<applet`, SVG's `<foreignObject`, `<meta http-equiv`
+//!   (refresh redirects), `on*=` event-handler attributes, and `javascript:` / `vbscript:` /
+//!   `data:text/html` / `data:image/svg+xml` URLs, the URLs also as a browser reads them: character
+//!   references decoded (`&#106;avascript:`, `&#x6A;`, `&colon;`) and the tabs and line breaks it
+//!   ignores inside a URL removed (`java&#9;script:`). HTML or SVG without any of that is allowed
+//!   (downloads never serve it inline).
 //! * The stored media type ([`Detected::mime`]) is the sniffed one when the magic bytes say so;
 //!   else markup's own type; else the declared type (or the extension's), unless it is a type the
 //!   magic bytes would have recognised (a PNG that is not a PNG) or active content, in which case
@@ -199,16 +203,97 @@ fn has_event_handler(lower: &[u8]) -> bool {
     false
 }
 
-fn script_marker(lower: &[u8]) -> bool {
-    contains(lower, b"<script")
-        || contains(lower, b"javascript:")
-        || contains(lower, b"vbscript:")
-        || contains(lower, b"data:text/html")
-        || has_event_handler(lower)
+/// Elements that run or embed active content (lowercase, matched at a tag start).
+const ACTIVE_ELEMENTS: &[&[u8]] = &[
+    b"<script",
+    b"<iframe",
+    b"<frame",
+    b"<object",
+    b"<embed",
+    b"<applet",
+    b"<foreignobject",
+];
+
+/// URL schemes that run script or load a document (lowercase).
+const ACTIVE_URLS: &[&[u8]] = &[
+    b"javascript:",
+    b"vbscript:",
+    b"data:text/html",
+    b"data:image/svg+xml",
+];
+
+/// A named character reference a URL scheme could be spelt with, and its character.
+const NAMED_REFERENCES: &[(&[u8], u8)] = &[
+    (b"colon", b':'),
+    (b"sol", b'/'),
+    (b"tab", b'\t'),
+    (b"newline", b'\n'),
+    (b"plus", b'+'),
+    (b"period", b'.'),
+];
+
+/// `lower` as a browser reads a URL in it: character references decoded, then tab, line feed and
+/// carriage return removed (the URL parser drops them anywhere in a URL).
+fn as_url_text(lower: &[u8]) -> Vec<u8> {
+    let mut decoded = Vec::with_capacity(lower.len());
+    let mut i = 0;
+    while i < lower.len() {
+        if lower[i] == b'&'
+            && let Some((ch, used)) = character_reference(&lower[i + 1..])
+        {
+            decoded.push(ch);
+            i += 1 + used;
+            continue;
+        }
+        decoded.push(lower[i]);
+        i += 1;
+    }
+    decoded.retain(|b| !matches!(b, b'\t' | b'\n' | b'\r'));
+    decoded
 }
 
-/// Overlap kept between chunks so a marker split across them is still seen.
-const CARRY: usize = 64;
+/// The ASCII character of a reference after `&` (`#106;`, `#x6a`, `colon;`) and the bytes it used;
+/// `None` for anything else (non-ASCII characters cannot spell a scheme).
+fn character_reference(after: &[u8]) -> Option<(u8, usize)> {
+    let (digits, radix, start) = match after {
+        [b'#', b'x', ..] => (&after[2..], 16, 2),
+        [b'#', ..] => (&after[1..], 10, 1),
+        _ => {
+            let (name, ch) = NAMED_REFERENCES
+                .iter()
+                .find(|(name, _)| after.starts_with(name))?;
+            let used = name.len() + usize::from(after.get(name.len()) == Some(&b';'));
+            return Some((*ch, used));
+        }
+    };
+    // Browsers accept leading zeros and a missing `;`.
+    let len = digits
+        .iter()
+        .take_while(|b| char::from(**b).is_digit(radix))
+        .count();
+    if len == 0 || len > 8 {
+        return None;
+    }
+    let value = u32::from_str_radix(std::str::from_utf8(&digits[..len]).ok()?, radix).ok()?;
+    let ch = u8::try_from(value).ok().filter(u8::is_ascii)?;
+    let used = start + len + usize::from(digits.get(len) == Some(&b';'));
+    Some((ch.to_ascii_lowercase(), used))
+}
+
+fn script_marker(lower: &[u8]) -> bool {
+    if ACTIVE_ELEMENTS.iter().any(|e| contains(lower, e))
+        || contains(lower, b"http-equiv")
+        || has_event_handler(lower)
+    {
+        return true;
+    }
+    let url_text = as_url_text(lower);
+    ACTIVE_URLS.iter().any(|u| contains(&url_text, u))
+}
+
+/// Overlap kept between chunks so a marker split across them is still seen (a scheme spelt with
+/// character references takes up to ~11 × 10 bytes).
+const CARRY: usize = 160;
 
 fn looks_text(head: &[u8], complete: bool) -> bool {
     if head.contains(&0) {
@@ -497,6 +582,75 @@ mod tests {
             .unwrap_err(),
             b
         );
+    }
+
+    #[test]
+    fn script_urls_spelt_as_a_browser_would_read_them_are_blocked() {
+        let b = Code::BlockedFileType;
+        for body in [
+            &br#"<a href="&#106;avascript:alert(1)">x</a>"#[..],
+            br#"<a href="&#x6A;avascript:alert(1)">x</a>"#,
+            br#"<a href="&#X6a;avascript:alert(1)">x</a>"#,
+            br#"<a href="&#0000106avascript:alert(1)">x</a>"#,
+            br#"<a href="java&#9;script:alert(1)">x</a>"#,
+            br#"<a href="java&Tab;script:alert(1)">x</a>"#,
+            b"<a href=\"java\tscr\nipt:alert(1)\">x</a>",
+            br#"<a href="javascript&colon;alert(1)">x</a>"#,
+            br#"<a href="vbscript&#58;x">x</a>"#,
+            br#"<svg><use href="data:image/svg+xml;base64,PHN2Zz4="/></svg>"#,
+            br#"<svg><animate attributeName="href" to="&#106;avascript:x"/></svg>"#,
+        ] {
+            assert_eq!(
+                one(None, Some("html"), body).unwrap_err(),
+                b,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn embedded_active_content_is_blocked() {
+        let b = Code::BlockedFileType;
+        for body in [
+            &br#"<html><iframe srcdoc="<p>x</p>"></iframe></html>"#[..],
+            br#"<html><frame src="x.html"></html>"#,
+            br#"<html><object data="x.swf"></object></html>"#,
+            br#"<html><EMBED src="x"></html>"#,
+            br#"<html><applet code="x"></applet></html>"#,
+            br#"<svg><foreignObject><div>x</div></foreignObject></svg>"#,
+            br#"<html><meta http-equiv="refresh" content="0;url=https://evil.example"></html>"#,
+        ] {
+            assert_eq!(
+                one(None, Some("html"), body).unwrap_err(),
+                b,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Split across chunks, references and all.
+        assert_eq!(
+            run(
+                None,
+                Some("html"),
+                &[b"<html><a href=\"&#x6A;&#x61;&#x76;", b"&#x61;script:x\">"]
+            )
+            .unwrap_err(),
+            b
+        );
+    }
+
+    #[test]
+    fn character_references_and_words_alone_are_fine() {
+        for body in [
+            &b"<p>Fish &amp; chips, 3 &lt; 4, caf&eacute;, &#169; 2026</p>"[..],
+            b"<p>Learn Java script: the basics</p>",
+            b"<p>The frameworks we embedded in the objects</p>",
+            b"<p>Ratio 1&colon;2 &#58; noted</p>",
+        ] {
+            let d = one(Some("text/html"), Some("html"), body).unwrap();
+            assert_eq!(d.mime, "text/html", "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]
