@@ -688,6 +688,16 @@ fn bad_input_matrix() {
         b"x".to_vec(),
     );
     r.assert_problem(422, "invalid_filename");
+    // A path is stripped to its last segment, and the name is stored in NFC.
+    for (sent, stored) in [
+        ("../../etc/notes.txt", "notes.txt"),
+        ("C:\\Users\\me\\report.txt", "report.txt"),
+        ("cafe\u{301}.txt", "caf\u{e9}.txt"),
+    ] {
+        let r = upload(&u.c, &u.token, &msg, sent, "text/plain", b"x".to_vec());
+        assert_eq!(r.status, 201, "{sent:?}: {r:?}");
+        assert_eq!(r.json()["filename"], stored, "{sent:?}");
+    }
     // No filename at all.
     let r = send(
         u.c.post(attachments_url(&msg))
@@ -816,11 +826,12 @@ fn bad_input_matrix() {
     );
     r.assert_problem(400, "invalid_id");
 
-    // Only the two accepted uploads left anything: rows and objects.
-    assert_eq!(attachment_rows(&msg), 2);
+    // Only the accepted uploads left anything: rows (the two above, and the three stripped or
+    // normalised names, one deduplicated content) and objects.
+    assert_eq!(attachment_rows(&msg), 5);
     assert_eq!(attachment_rows(other_tenant_msg), 0);
     assert_eq!(attachment_rows(&other_user_msg), 0);
-    let mut want = vec![sha256_hex(PDF), sha256_hex(b"some text")];
+    let mut want = vec![sha256_hex(PDF), sha256_hex(b"some text"), sha256_hex(b"x")];
     want.sort();
     assert_eq!(bucket.tenant_hashes(&t1.id), want);
     assert!(bucket.uploads(&format!("tenants/{}/", t1.id)).is_empty());
@@ -1088,4 +1099,23 @@ fn list_get_delete_by_owner_admin_other_user_other_tenant() {
     // Method not allowed on the item route.
     let r = send(owner.c.put(item(&id1)).bearer_auth(&owner.token).body("x"));
     assert_eq!(r.status, 405, "{r:?}");
+    // An admin may upload to a user's message of the tenant; an admin of another tenant may not.
+    let by_admin = upload(
+        &admin.c,
+        &admin.token,
+        &msg,
+        "from-admin.txt",
+        "text/plain",
+        b"admin".to_vec(),
+    );
+    assert_eq!(by_admin.status, 201, "{by_admin:?}");
+    upload(
+        &stranger.c,
+        &stranger.token,
+        &msg,
+        "from-afar.txt",
+        "text/plain",
+        b"afar".to_vec(),
+    )
+    .assert_problem(404, "not_found");
 }
