@@ -22,8 +22,6 @@
 //! protected component declares the variables read in [`Config::load`] and the outbound hosts
 //! (`redis://`, `postgres://`) this middleware uses (see spin.toml).
 
-mod forward;
-
 use std::sync::{Mutex, OnceLock};
 
 use auth_core::context::{self, AuthContext, ContextKey};
@@ -127,7 +125,7 @@ async fn handle(req: Request) -> anyhow::Result<wasi::Response> {
             response::set_request_id(&mut res, &rid);
             let status = res.status().as_u16();
             let (parts, body) = res.into_parts();
-            match forward::response(parts, body) {
+            match edge::relay::response(parts, body) {
                 Ok(res) => {
                     log.emit(status);
                     return Ok(res);

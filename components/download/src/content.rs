@@ -24,7 +24,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::json;
 use signed_url::{Disposition, VerifyError};
-use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http::Request;
 use spin_sdk::pg::ParameterValue;
 use storage::ObjectKey;
 use storage::request::ByteRange;
@@ -236,13 +236,14 @@ pub(crate) async fn serve(
     }
     tx.commit().await?;
 
+    // Storage's body stream is handed on, not copied through the component.
     let body = upstream.into_body();
-    let mut res = http::Response::new(body);
+    let mut res = http::Response::new(());
     *res.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     apply(res.headers_mut(), &answer.headers);
     response::set_request_id(&mut res, rid);
-    let res = res
-        .into_response()
+    let (parts, ()) = res.into_parts();
+    let res = edge::relay::response(parts, body)
         .map_err(|e| ApiError::internal(format!("response: {e:?}")))?;
     Ok(Reply::Wasi(answer.status, res))
 }

@@ -15,8 +15,9 @@
 //! | [`limits`] | rate-limit refusals (`429` + headers) and the fail-open/closed answer when Redis is down |
 //! | [`log`] | the one JSON log line per request and security-event lines (stderr) |
 //! | `spin` (feature `spin`) | Spin host glue: variables, Postgres tenant transactions and audit rows, the Redis rate limiter |
+//! | `relay` (feature `spin`) | answering with a received response's body stream handed on, not copied through the component |
 //!
-//! Everything but `spin` is pure and unit-tested natively.
+//! Everything but `spin` and `relay` is pure and unit-tested natively.
 
 pub mod body;
 pub mod client;
@@ -24,6 +25,8 @@ pub mod error;
 pub mod inner;
 pub mod limits;
 pub mod log;
+#[cfg(feature = "spin")]
+pub mod relay;
 pub mod response;
 #[cfg(feature = "spin")]
 pub mod spin;

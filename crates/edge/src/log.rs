@@ -141,7 +141,10 @@ mod tests {
         assert_eq!(l.outcome, "internal_error");
         assert_eq!(l.cause.as_deref(), Some("db down"));
         l.record_error(&crate::ApiError::from(problem::Code::NotFound));
-        assert_eq!(l.outcome, "internal_error", "an earlier outcome is not overwritten");
+        assert_eq!(
+            l.outcome, "internal_error",
+            "an earlier outcome is not overwritten"
+        );
     }
 
     #[test]

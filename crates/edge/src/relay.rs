@@ -1,13 +1,14 @@
-//! Returning the next handler's response without copying its body through this middleware.
+//! Answering with a response that came from elsewhere (the next handler of a middleware chain, a
+//! storage `GET`) without copying its body through this component.
 //!
 //! The SDK's conversion turns an `http::Response` back into wasi:http by spawning a task that reads the
-//! body in 16 KiB frames into this instance's memory and writes it out again. wasi:http 0.3 bodies are
-//! streams, and a stream handle can be handed on: the response is rebuilt with our headers around the
-//! SAME body stream. If the body was already started, the SDK's copying conversion is used instead.
+//! body in 16 KiB frames into this instance's memory and writes it out again: some 65,000 guest/host
+//! round trips per GiB. wasi:http 0.3 bodies are streams, and a stream handle can be handed on: the
+//! response is rebuilt with our status and headers around the SAME body stream, and the bytes go from
+//! host to host. If the body was already started, the SDK's copying conversion is used instead.
 //!
-//! The request goes on through the SDK's copying conversion: rebuilding it around the incoming body
-//! stream the same way made chunked uploads of several MiB stall in our runner (wasmtime 47), a cause
-//! not yet understood; see the closing note of issue 4.
+//! Requests are not relayed this way: rebuilding one around the incoming body stream made chunked
+//! uploads of several MiB stall in our runner (wasmtime 47), a cause not yet understood.
 
 use spin_sdk::wasip3::http::types::{self, ErrorCode, Fields};
 use spin_sdk::wasip3::http_compat::{IncomingResponseBody, http_into_wasi_response};
@@ -28,8 +29,8 @@ fn relay(
     });
 }
 
-/// `parts` (the next handler's status, plus the headers this middleware adds) around the next handler's
-/// own response body stream.
+/// `parts` (a status and headers of our choosing) around `body`, the body stream of a response this
+/// component received.
 pub fn response(
     parts: http::response::Parts,
     mut body: IncomingResponseBody,
