@@ -163,6 +163,10 @@ fn idle_error() -> ApiError {
 #[allow(async_fn_in_trait)]
 trait ChunkSource {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError>;
+
+    /// An upper bound of the file's size when the request's `Content-Length` gives one (part buffers
+    /// are then no larger than the file).
+    fn at_most(&self) -> Option<u64>;
 }
 
 struct RawSource<S> {
@@ -176,6 +180,10 @@ where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Debug,
 {
+    fn at_most(&self) -> Option<u64> {
+        self.expected
+    }
+
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
         match or_idle(self.body.next()).await.ok_or_else(idle_error)? {
             None => {
@@ -197,9 +205,16 @@ where
 struct FieldSource<'a, 'r> {
     field: &'a mut multer::Field<'r>,
     state: Arc<Mutex<BodyState>>,
+    /// The request's `Content-Length`: a file is at most the whole body (what the parser read ahead of
+    /// this field may belong to it, so the body read so far is no bound).
+    content_length: Option<u64>,
 }
 
 impl ChunkSource for FieldSource<'_, '_> {
+    fn at_most(&self) -> Option<u64> {
+        self.content_length
+    }
+
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
         or_idle(self.field.chunk())
             .await
@@ -223,9 +238,6 @@ struct Stored {
     hash: ContentHash,
 }
 
-/// One file's bytes through policy, hash and storage. `at_most`: an upper bound of its size when the
-/// request's `Content-Length` gives one (part buffers are then no larger than the file).
-#[allow(clippy::too_many_arguments)]
 async fn ingest_file(
     src: &mut impl ChunkSource,
     cfg: &Config,
@@ -233,7 +245,6 @@ async fn ingest_file(
     filename: SafeFilename,
     declared: Option<String>,
     store: bool,
-    at_most: Option<u64>,
     stored: &mut Vec<Stored>,
 ) -> Result<(), ApiError> {
     let key = ObjectKey::new_upload(tenant);
@@ -241,7 +252,7 @@ async fn ingest_file(
         cfg.storage
             .writer(key.clone(), None, PART_SIZE)
             .with_budget(cfg.buffers.clone())
-            .expect_at_most(at_most)
+            .expect_at_most(src.at_most())
     });
     let ext = filename.extension();
     let mut inspector = ContentInspector::new(declared.as_deref(), ext.as_deref());
@@ -494,17 +505,7 @@ pub(crate) async fn upload(
                 body: counted,
                 expected,
             };
-            ingest_file(
-                &mut src,
-                cfg,
-                tenant,
-                name,
-                declared,
-                store,
-                expected,
-                &mut stored,
-            )
-            .await
+            ingest_file(&mut src, cfg, tenant, name, declared, store, &mut stored).await
         }
         None => {
             ingest_multipart(
@@ -611,14 +612,12 @@ where
             };
             let name = SafeFilename::parse(&raw, &cfg.extensions).map_err(policy)?;
             let declared = essence(field.content_type().map(|m| m.essence_str()));
-            // A file is at most the whole request body (what the parser already read ahead of this
-            // field may belong to it, so the body read so far is not subtracted).
-            let at_most = content_length;
             let mut src = FieldSource {
                 field: &mut field,
                 state: state.clone(),
+                content_length,
             };
-            ingest_file(&mut src, cfg, tenant, name, declared, true, at_most, stored).await?;
+            ingest_file(&mut src, cfg, tenant, name, declared, true, stored).await?;
         }
         if stored.is_empty() {
             return Err(ApiError::new(Problem::bad_request(
