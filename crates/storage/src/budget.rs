@@ -8,22 +8,26 @@
 //! stored (it stops reading its body meanwhile, so its client is slowed by TCP flow control); one that
 //! fits goes on at once. A single reservation larger than the whole budget is cut to the budget, so a
 //! misconfigured budget slows uploads down but never blocks them forever.
+//!
+//! Reservations are taken with [`BufferBudget::try_reserve`]; the waiting is the caller's (the
+//! component polls on a host timer, see `client`): bytes given back by one request's upload would
+//! otherwise have to wake another request's component-model task, a cross-task wake-up. A plain
+//! atomic count is all the budget needs then.
 
 use std::sync::Arc;
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Bytes that part buffers may hold at once (see the module docs). Clones share the budget.
 #[derive(Debug, Clone)]
 pub struct BufferBudget {
-    bytes: Arc<Semaphore>,
+    free: Arc<AtomicUsize>,
     total: usize,
 }
 
 /// Bytes reserved from a [`BufferBudget`]; given back when dropped.
 #[derive(Debug)]
 pub struct BufferPermit {
-    _permit: Option<OwnedSemaphorePermit>,
+    free: Arc<AtomicUsize>,
     bytes: usize,
 }
 
@@ -34,12 +38,18 @@ impl BufferPermit {
     }
 }
 
+impl Drop for BufferPermit {
+    fn drop(&mut self) {
+        self.free.fetch_add(self.bytes, Ordering::AcqRel);
+    }
+}
+
 impl BufferBudget {
     /// A budget of `total` bytes (at least 1).
     pub fn new(total: usize) -> Self {
-        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        let total = total.max(1);
         Self {
-            bytes: Arc::new(Semaphore::new(total)),
+            free: Arc::new(AtomicUsize::new(total)),
             total,
         }
     }
@@ -51,54 +61,40 @@ impl BufferBudget {
 
     /// Bytes not reserved right now.
     pub fn available(&self) -> usize {
-        self.bytes.available_permits()
+        self.free.load(Ordering::Acquire)
     }
 
-    /// Reserves `bytes` (at most the whole budget), waiting while the budget is spent.
-    pub async fn reserve(&self, bytes: usize) -> BufferPermit {
+    /// Reserves `bytes` (at most the whole budget) if they are free now.
+    pub fn try_reserve(&self, bytes: usize) -> Option<BufferPermit> {
         let bytes = bytes.min(self.total);
-        if bytes == 0 {
-            return BufferPermit {
-                _permit: None,
-                bytes,
-            };
-        }
-        // Never fails: the semaphore is never closed, and `bytes` fits in u32 once capped below.
-        let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
-        let permit = self
-            .bytes
-            .clone()
-            .acquire_many_owned(permits)
-            .await
-            .expect("the budget's semaphore is never closed");
-        BufferPermit {
-            _permit: Some(permit),
-            bytes: permits as usize,
-        }
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                free.checked_sub(bytes)
+            })
+            .ok()?;
+        Some(BufferPermit {
+            free: self.free.clone(),
+            bytes,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::FutureExt;
 
     #[test]
-    fn reservations_wait_for_what_others_give_back() {
+    fn reservations_fit_in_what_others_gave_back() {
         let budget = BufferBudget::new(10);
-        let a = budget.reserve(6).now_or_never().expect("fits");
+        let a = budget.try_reserve(6).expect("fits");
         assert_eq!(budget.available(), 4);
-        let b = budget.reserve(4).now_or_never().expect("fits exactly");
+        let b = budget.try_reserve(4).expect("fits exactly");
         assert_eq!(budget.available(), 0);
-        let mut waiting = Box::pin(budget.reserve(5));
-        assert!((&mut waiting).now_or_never().is_none(), "budget spent");
+        assert!(budget.try_reserve(5).is_none(), "budget spent");
         drop(b);
-        assert!(
-            (&mut waiting).now_or_never().is_none(),
-            "4 free, 5 wanted: still waiting"
-        );
+        assert!(budget.try_reserve(5).is_none(), "4 free, 5 wanted");
         drop(a);
-        let c = waiting.now_or_never().expect("given back");
+        let c = budget.try_reserve(5).expect("given back");
         assert_eq!((c.bytes(), budget.available()), (5, 5));
         drop(c);
         assert_eq!(budget.available(), 10);
@@ -107,19 +103,13 @@ mod tests {
     #[test]
     fn a_reservation_never_exceeds_the_budget_and_zero_is_free() {
         let budget = BufferBudget::new(8);
-        let big = budget
-            .reserve(100)
-            .now_or_never()
-            .expect("cut to the budget");
+        let big = budget.try_reserve(100).expect("cut to the budget");
         assert_eq!(big.bytes(), 8);
-        let zero = budget
-            .reserve(0)
-            .now_or_never()
-            .expect("nothing to wait for");
+        let zero = budget.try_reserve(0).expect("nothing to wait for");
         assert_eq!(zero.bytes(), 0);
         drop(big);
         let clone = budget.clone();
-        let _held = clone.reserve(3).now_or_never().unwrap();
+        let _held = clone.try_reserve(3).unwrap();
         assert_eq!(budget.available(), 5, "clones share one budget");
     }
 }

@@ -361,7 +361,7 @@ impl ObjectWriter<'_> {
                 && let Some(budget) = &self.budget
             {
                 let bytes = self.buf.capacity_for(rest.len());
-                self.filling = Some(budget.reserve(bytes).await);
+                self.filling = Some(reserve(budget, bytes).await);
             }
             let took = self.buf.fill(rest);
             rest = &rest[took..];
@@ -487,6 +487,22 @@ impl ObjectWriter<'_> {
             }
         }
         result
+    }
+}
+
+/// Reserves `bytes` from `budget`, waiting while it is spent. The wait polls on a host timer instead of
+/// parking on the budget's semaphore: bytes another request's upload gives back would then have to wake
+/// this request's component-model task (Spin 4 runs several requests in one instance), a cross-task
+/// wake-up. With wit-bindgen's `inter-task-wakeup`, one test run out of some ten saw an upload hang
+/// until its client's 60 s timeout; the timer needs no such wake-up.
+async fn reserve(budget: &BufferBudget, bytes: usize) -> BufferPermit {
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if let Some(permit) = budget.try_reserve(bytes) {
+            return permit;
+        }
+        spin_sdk::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(16));
     }
 }
 
