@@ -83,7 +83,8 @@ pub fn engine(limits: &Limits) -> Result<Engine> {
     pool.max_tables_per_component(64);
     pool.max_core_instances_per_component(64);
     pool.max_memory_size(limits.max_memory);
-    // A fresh instance per request makes slot reuse the hot path. By default a freed slot is reset with
+    // Instances come and go all the time (each request's with `--max-instance-reuse-count 1`, else after
+    // 128 requests or 1 s idle), so reusing a freed slot is on the request path. By default it is reset with
     // madvise, which on a multi-threaded host is a TLB shootdown on every core, and the next instance
     // faults its pages back in. With `keep_resident`, the pages the instance dirtied (found with the
     // PAGEMAP_SCAN ioctl, Linux 6.7+) are reset in place instead, up to that many bytes.
