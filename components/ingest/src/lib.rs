@@ -66,17 +66,10 @@ impl Config {
             storage: storage::client::Client::new(storage),
             size_limit: SizeLimit::from_config(&variable("max_upload_bytes").await?)
                 .map_err(|e| config_error("max_upload_bytes", e))?,
-            buffers: storage::budget::BufferBudget::new(
-                variable("upload_buffer_bytes")
-                    .await?
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n >= storage::MIN_PART_SIZE)
-                    .ok_or_else(|| {
-                        config_error("upload_buffer_bytes", "expected bytes, at least 5 MiB")
-                    })?,
-            ),
+            buffers: storage::budget::BufferBudget::from_config(
+                &variable("upload_buffer_bytes").await?,
+            )
+            .map_err(|e| config_error("upload_buffer_bytes", e))?,
             extensions: ExtensionPolicy::from_config(&variable("blocked_extensions").await?)
                 .map_err(|e| config_error("blocked_extensions", e))?,
             url_signer: UrlSigner::from_config(&variable("url_signing_keys").await?)

@@ -54,6 +54,17 @@ impl BufferBudget {
         }
     }
 
+    /// The budget from configuration (`upload_buffer_bytes`): bytes, at least one part
+    /// ([`crate::MIN_PART_SIZE`]), or no upload could ever fill a part.
+    pub fn from_config(s: &str) -> Result<Self, String> {
+        s.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= crate::MIN_PART_SIZE)
+            .map(Self::new)
+            .ok_or_else(|| format!("expected bytes, at least {}", crate::MIN_PART_SIZE))
+    }
+
     /// The budget.
     pub fn total(&self) -> usize {
         self.total
@@ -98,6 +109,29 @@ mod tests {
         assert_eq!((c.bytes(), budget.available()), (5, 5));
         drop(c);
         assert_eq!(budget.available(), 10);
+    }
+
+    #[test]
+    fn configuration_is_bytes_of_at_least_one_part() {
+        assert_eq!(
+            BufferBudget::from_config(" 67108864 ").unwrap().total(),
+            67_108_864
+        );
+        assert_eq!(
+            BufferBudget::from_config(&crate::MIN_PART_SIZE.to_string())
+                .unwrap()
+                .total(),
+            crate::MIN_PART_SIZE
+        );
+        for bad in [
+            "",
+            "64MiB",
+            "-1",
+            "0",
+            &(crate::MIN_PART_SIZE - 1).to_string(),
+        ] {
+            assert!(BufferBudget::from_config(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
