@@ -18,15 +18,25 @@ fn main() {
         .collect();
     files.sort();
 
-    let mut out = String::from("/// Migrations embedded at build time: (file name, SQL), sorted by file name.\n");
+    let mut out = String::from(
+        "/// Migrations embedded at build time: (file name, SQL), sorted by file name.\n",
+    );
     out.push_str("pub static EMBEDDED: &[(&str, &str)] = &[\n");
     for path in &files {
-        let name = path.file_name().unwrap().to_str().expect("UTF-8 migration file name");
+        let name = path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .expect("UTF-8 migration file name");
         let abs = path.canonicalize().expect("canonical path");
-        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", abs.to_str().expect("UTF-8 path")));
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            abs.to_str().expect("UTF-8 path")
+        ));
     }
     out.push_str("];\n");
 
-    let out_path = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("embedded_migrations.rs");
+    let out_path =
+        PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("embedded_migrations.rs");
     fs::write(&out_path, out).expect("write embedded_migrations.rs");
 }

@@ -57,7 +57,9 @@ impl Args {
     pub fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
         match self.values.get(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{name}: `{v}` is not a valid number")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: `{v}` is not a valid number")),
         }
     }
 }
@@ -72,8 +74,12 @@ mod tests {
 
     #[test]
     fn parses_both_value_forms_and_switches() {
-        let a = Args::parse(argv(&["--database-url", "x", "--tenants=3", "--json"]), &["database-url", "tenants"], &["json"])
-            .unwrap();
+        let a = Args::parse(
+            argv(&["--database-url", "x", "--tenants=3", "--json"]),
+            &["database-url", "tenants"],
+            &["json"],
+        )
+        .unwrap();
         assert_eq!(a.value("database-url").as_deref(), Some("x"));
         assert_eq!(a.number("tenants", 2u32).unwrap(), 3);
         assert!(a.flag("json"));

@@ -26,20 +26,30 @@ pub enum BootstrapError {
     MissingRole { role: &'static str },
     #[error("role {APP_ROLE} is unsafe ({problem}); fix it as a superuser or rerun migrate as one")]
     UnsafeAppRole { problem: String },
-    #[error("--app-password needs a superuser connection (only a superuser may set another role's password here)")]
+    #[error(
+        "--app-password needs a superuser connection (only a superuser may set another role's password here)"
+    )]
     PasswordNeedsSuperuser,
 }
 
 /// Whether the session user may create roles and fix their attributes.
 pub async fn is_superuser(client: &Client) -> Result<bool, tokio_postgres::Error> {
-    let row = client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = session_user", &[]).await?;
+    let row = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = session_user",
+            &[],
+        )
+        .await?;
     Ok(row.get(0))
 }
 
 /// Creates [`OWNER_ROLE`] and [`APP_ROLE`] if missing and makes their attributes safe; optionally sets the
 /// app role's password (sent as a SCRAM verifier computed here, so the plaintext never reaches the server's
 /// logs). Needs a superuser session (BYPASSRLS can only be granted by one).
-pub async fn ensure_roles(client: &Client, app_password: Option<&str>) -> Result<(), BootstrapError> {
+pub async fn ensure_roles(
+    client: &Client,
+    app_password: Option<&str>,
+) -> Result<(), BootstrapError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -67,18 +77,30 @@ fn is_transient_catalog_conflict(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-async fn ensure_roles_once(client: &Client, app_password: Option<&str>) -> Result<(), BootstrapError> {
+async fn ensure_roles_once(
+    client: &Client,
+    app_password: Option<&str>,
+) -> Result<(), BootstrapError> {
     // The owner logs in nowhere (migrations SET ROLE to it). BYPASSRLS: its SECURITY DEFINER functions serve
     // the flows that run before a tenant is known (login, refresh, the cross-tenant scan queue).
     create_role_if_missing(client, OWNER_ROLE, "NOLOGIN BYPASSRLS").await?;
-    create_role_if_missing(client, APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION")
-        .await?;
+    create_role_if_missing(
+        client,
+        APP_ROLE,
+        "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION",
+    )
+    .await?;
 
     let owner = client
-        .query_one("SELECT rolbypassrls FROM pg_roles WHERE rolname = $1", &[&OWNER_ROLE])
+        .query_one(
+            "SELECT rolbypassrls FROM pg_roles WHERE rolname = $1",
+            &[&OWNER_ROLE],
+        )
         .await?;
     if !owner.get::<_, bool>(0) {
-        client.batch_execute(&format!("ALTER ROLE {OWNER_ROLE} BYPASSRLS")).await?;
+        client
+            .batch_execute(&format!("ALTER ROLE {OWNER_ROLE} BYPASSRLS"))
+            .await?;
     }
 
     let app = client
@@ -107,7 +129,9 @@ async fn ensure_roles_once(client: &Client, app_password: Option<&str>) -> Resul
         )
         .await?;
     if direct.is_some() {
-        client.batch_execute(&format!("REVOKE {OWNER_ROLE} FROM {APP_ROLE}")).await?;
+        client
+            .batch_execute(&format!("REVOKE {OWNER_ROLE} FROM {APP_ROLE}"))
+            .await?;
     }
     check_app_role(client).await?;
 
@@ -115,14 +139,24 @@ async fn ensure_roles_once(client: &Client, app_password: Option<&str>) -> Resul
         let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
         // The verifier is base64 and `$:` only; quoting it as a literal is safe.
         client
-            .batch_execute(&format!("ALTER ROLE {APP_ROLE} PASSWORD '{}'", verifier.replace('\'', "''")))
+            .batch_execute(&format!(
+                "ALTER ROLE {APP_ROLE} PASSWORD '{}'",
+                verifier.replace('\'', "''")
+            ))
             .await?;
     }
     Ok(())
 }
 
-async fn create_role_if_missing(client: &Client, role: &str, attributes: &str) -> Result<(), BootstrapError> {
-    let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]).await?.is_some();
+async fn create_role_if_missing(
+    client: &Client,
+    role: &str,
+    attributes: &str,
+) -> Result<(), BootstrapError> {
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+        .await?
+        .is_some();
     if exists {
         return Ok(());
     }
@@ -164,7 +198,9 @@ pub async fn check_app_role(client: &Client) -> Result<(), BootstrapError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(BootstrapError::UnsafeAppRole { problem: problems.join(", ") })
+        Err(BootstrapError::UnsafeAppRole {
+            problem: problems.join(", "),
+        })
     }
 }
 
@@ -172,14 +208,22 @@ pub async fn check_app_role(client: &Client) -> Result<(), BootstrapError> {
 /// may create schemas (the `ops` monitoring schema); the app may connect and use temp tables. Callers hold
 /// the migration advisory lock, so concurrent runners on one database do not race on these catalog rows.
 pub async fn prepare_database(client: &Client) -> Result<(), BootstrapError> {
-    let db: String = client.query_one("SELECT current_database()", &[]).await?.get(0);
+    let db: String = client
+        .query_one("SELECT current_database()", &[])
+        .await?
+        .get(0);
     let db = quote_ident(&db);
     let public_owner: String = client
-        .query_one("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'", &[])
+        .query_one(
+            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public'",
+            &[],
+        )
         .await?
         .get(0);
     if public_owner != OWNER_ROLE {
-        client.batch_execute(&format!("ALTER SCHEMA public OWNER TO {OWNER_ROLE}")).await?;
+        client
+            .batch_execute(&format!("ALTER SCHEMA public OWNER TO {OWNER_ROLE}"))
+            .await?;
     }
     let granted = client
         .query_one(

@@ -42,6 +42,10 @@ pub fn quote_ident(name: &str) -> String {
 
 /// The admin URL from `--database-url`, else `$DATABASE_ADMIN_URL`, else [`DEFAULT_ADMIN_URL`].
 pub fn admin_url(flag: Option<String>) -> String {
-    flag.or_else(|| std::env::var("DATABASE_ADMIN_URL").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string())
+    flag.or_else(|| {
+        std::env::var("DATABASE_ADMIN_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string())
 }

@@ -47,20 +47,29 @@ pub struct Migration {
 impl Migration {
     /// Parses `NNNN_name.sql` and computes the checksum.
     pub fn new(file_name: &str, sql: impl Into<String>) -> Result<Self, MigrateError> {
-        let bad = || MigrateError::BadFileName { file: file_name.to_string() };
+        let bad = || MigrateError::BadFileName {
+            file: file_name.to_string(),
+        };
         let stem = file_name.strip_suffix(".sql").ok_or_else(bad)?;
         let (number, name) = stem.split_once('_').ok_or_else(bad)?;
         if number.is_empty()
             || !number.bytes().all(|b| b.is_ascii_digit())
             || name.is_empty()
-            || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
             return Err(bad());
         }
         let version = number.parse().map_err(|_| bad())?;
         let sql = sql.into();
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
-        Ok(Self { version, file_name: file_name.to_string(), sql, checksum })
+        Ok(Self {
+            version,
+            file_name: file_name.to_string(),
+            sql,
+            checksum,
+        })
     }
 }
 
@@ -77,14 +86,21 @@ pub fn embedded() -> Vec<Migration> {
 
 /// Reads `*.sql` from a directory (other files are ignored), validated and sorted.
 pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, MigrateError> {
-    let io = |e: std::io::Error| MigrateError::Io { path: dir.display().to_string(), message: e.to_string() };
+    let io = |e: std::io::Error| MigrateError::Io {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
     let mut list = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.extension().is_none_or(|e| e != "sql") {
             continue;
         }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let sql = std::fs::read_to_string(&path).map_err(io)?;
         list.push(Migration::new(&name, sql)?);
     }
@@ -110,7 +126,10 @@ pub enum MigrateError {
     #[error("invalid database URL: {0}")]
     Url(String),
     #[error("cannot connect to {target}: {source}")]
-    Connect { target: String, source: tokio_postgres::Error },
+    Connect {
+        target: String,
+        source: tokio_postgres::Error,
+    },
     #[error("{0}")]
     Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("database error: {0}")]
@@ -126,7 +145,11 @@ pub enum MigrateError {
          (applied sha256 {applied}, file sha256 {current}); applied migrations are immutable: \
          restore the file and put the change in a new migration"
     )]
-    Edited { file: String, applied: String, current: String },
+    Edited {
+        file: String,
+        applied: String,
+        current: String,
+    },
     #[error(
         "this database has migration {version} ({file}) applied, which this build does not know; \
          refusing to run an older schema against a newer database"
@@ -175,10 +198,13 @@ pub struct Options {
 /// Brings the database named by `database_url` to the newest migration: optionally creates it, makes sure
 /// the roles exist (superuser session) or are usable (owner session), then applies pending migrations.
 pub async fn migrate(database_url: &str, options: Options) -> Result<Report, MigrateError> {
-    let config: Config = database_url.parse().map_err(|e: tokio_postgres::Error| MigrateError::Url(e.to_string()))?;
-    let db_name = config.get_dbname().map(str::to_string).unwrap_or_else(|| {
-        config.get_user().unwrap_or("postgres").to_string()
-    });
+    let config: Config = database_url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| MigrateError::Url(e.to_string()))?;
+    let db_name = config
+        .get_dbname()
+        .map(str::to_string)
+        .unwrap_or_else(|| config.get_user().unwrap_or("postgres").to_string());
 
     if options.create_db {
         create_database_if_missing(&config, &db_name, options.app_password.as_deref()).await?;
@@ -186,9 +212,14 @@ pub async fn migrate(database_url: &str, options: Options) -> Result<Report, Mig
 
     let mut client = connect(&config)
         .await
-        .map_err(|source| MigrateError::Connect { target: format!("database {db_name}"), source })?;
+        .map_err(|source| MigrateError::Connect {
+            target: format!("database {db_name}"),
+            source,
+        })?;
 
-    client.query_one("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
+    client
+        .query_one("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
     let result = async {
         if bootstrap::is_superuser(&client).await? {
             bootstrap::ensure_roles(&client, options.app_password.as_deref()).await?;
@@ -199,13 +230,17 @@ pub async fn migrate(database_url: &str, options: Options) -> Result<Report, Mig
             }
             bootstrap::check_owner_session(&client).await?;
         }
-        client.batch_execute(&format!("SET ROLE {OWNER_ROLE}")).await?;
+        client
+            .batch_execute(&format!("SET ROLE {OWNER_ROLE}"))
+            .await?;
         apply(&mut client, &options.migrations).await
     }
     .await;
     // Closing the session would release the lock too; unlocking explicitly keeps a pooled caller honest.
     let _ = client.batch_execute("RESET ROLE").await;
-    let _ = client.query_one("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await;
+    let _ = client
+        .query_one("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
     result
 }
 
@@ -219,8 +254,14 @@ async fn create_database_if_missing(
     maintenance.dbname("postgres");
     let client = connect(&maintenance)
         .await
-        .map_err(|source| MigrateError::Connect { target: "maintenance database postgres".into(), source })?;
-    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db_name]).await?.is_some();
+        .map_err(|source| MigrateError::Connect {
+            target: "maintenance database postgres".into(),
+            source,
+        })?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db_name])
+        .await?
+        .is_some();
     if exists {
         return Ok(());
     }
@@ -228,7 +269,10 @@ async fn create_database_if_missing(
     // effectively needs as well.
     bootstrap::ensure_roles(&client, app_password).await?;
     match client
-        .batch_execute(&format!("CREATE DATABASE {} OWNER {OWNER_ROLE}", quote_ident(db_name)))
+        .batch_execute(&format!(
+            "CREATE DATABASE {} OWNER {OWNER_ROLE}",
+            quote_ident(db_name)
+        ))
         .await
     {
         Ok(()) => Ok(()),
@@ -241,7 +285,10 @@ async fn create_database_if_missing(
 /// Applies pending migrations on a session that already acts as the owner and holds the advisory lock.
 /// Public for tests that drive the runner on their own connection.
 pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Report, MigrateError> {
-    let database: String = client.query_one("SELECT current_database()", &[]).await?.get(0);
+    let database: String = client
+        .query_one("SELECT current_database()", &[])
+        .await?
+        .get(0);
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS public.schema_migrations (
@@ -255,7 +302,10 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
         .await?;
 
     let applied: Vec<(i64, String, String)> = client
-        .query("SELECT version, file_name, checksum FROM public.schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version, file_name, checksum FROM public.schema_migrations ORDER BY version",
+            &[],
+        )
         .await?
         .into_iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -263,7 +313,12 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
 
     for (version, file_name, checksum) in &applied {
         match migrations.iter().find(|m| m.version == *version) {
-            None => return Err(MigrateError::UnknownApplied { version: *version, file: file_name.clone() }),
+            None => {
+                return Err(MigrateError::UnknownApplied {
+                    version: *version,
+                    file: file_name.clone(),
+                });
+            }
             Some(m) if &m.checksum != checksum => {
                 return Err(MigrateError::Edited {
                     file: m.file_name.clone(),
@@ -276,20 +331,32 @@ pub async fn apply(client: &mut Client, migrations: &[Migration]) -> Result<Repo
     }
 
     let newest = applied.last().map(|(v, f, _)| (*v, f.clone()));
-    let pending: Vec<&Migration> =
-        migrations.iter().filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version)).collect();
+    let pending: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
+        .collect();
     if let (Some((newest_version, newest_file)), Some(first)) = (&newest, pending.first())
         && first.version < *newest_version
     {
-        return Err(MigrateError::OutOfOrder { file: first.file_name.clone(), newest: newest_file.clone() });
+        return Err(MigrateError::OutOfOrder {
+            file: first.file_name.clone(),
+            newest: newest_file.clone(),
+        });
     }
 
-    let mut report = Report { database, applied: Vec::new(), already_applied: applied.len() };
+    let mut report = Report {
+        database,
+        applied: Vec::new(),
+        already_applied: applied.len(),
+    };
     for m in pending {
         let started = Instant::now();
         let tx = client.transaction().await?;
         if let Err(e) = tx.batch_execute(&m.sql).await {
-            return Err(MigrateError::Failed { file: m.file_name.clone(), detail: describe_sql_error(&e, &m.sql) });
+            return Err(MigrateError::Failed {
+                file: m.file_name.clone(),
+                detail: describe_sql_error(&e, &m.sql),
+            });
         }
         let duration_ms = started.elapsed().as_millis() as i64;
         tx.execute(
@@ -311,7 +378,12 @@ fn describe_sql_error(e: &tokio_postgres::Error, sql: &str) -> String {
     let mut out = format!("{} (SQLSTATE {})", db.message(), db.code().code());
     if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.position() {
         // The position counts characters, 1-based, from the start of the batch.
-        let line = sql.chars().take(*pos as usize).filter(|c| *c == '\n').count() + 1;
+        let line = sql
+            .chars()
+            .take(*pos as usize)
+            .filter(|c| *c == '\n')
+            .count()
+            + 1;
         out.push_str(&format!(" at line {line}"));
     }
     if let Some(detail) = db.detail() {
@@ -332,15 +404,29 @@ mod tests {
         let m = Migration::new("0003_email_core.sql", "SELECT 1").unwrap();
         assert_eq!(m.version, 3);
         assert_eq!(m.checksum, hex::encode(Sha256::digest(b"SELECT 1")));
-        for bad in ["3.sql", "0003.sql", "0003_.sql", "abcd_x.sql", "0003_Email.sql", "0003_x.txt", "_x.sql"] {
+        for bad in [
+            "3.sql",
+            "0003.sql",
+            "0003_.sql",
+            "abcd_x.sql",
+            "0003_Email.sql",
+            "0003_x.txt",
+            "_x.sql",
+        ] {
             assert!(Migration::new(bad, "").is_err(), "{bad} should be refused");
         }
     }
 
     #[test]
     fn duplicate_versions_are_refused() {
-        let list = vec![Migration::new("0001_a.sql", "").unwrap(), Migration::new("0001_b.sql", "").unwrap()];
-        assert!(matches!(validate(list), Err(MigrateError::DuplicateVersion { .. })));
+        let list = vec![
+            Migration::new("0001_a.sql", "").unwrap(),
+            Migration::new("0001_b.sql", "").unwrap(),
+        ];
+        assert!(matches!(
+            validate(list),
+            Err(MigrateError::DuplicateVersion { .. })
+        ));
     }
 
     #[test]
@@ -351,8 +437,13 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
         let on_disk = load_dir(&dir).unwrap();
         assert_eq!(
-            list.iter().map(|m| (&m.file_name, &m.checksum)).collect::<Vec<_>>(),
-            on_disk.iter().map(|m| (&m.file_name, &m.checksum)).collect::<Vec<_>>()
+            list.iter()
+                .map(|m| (&m.file_name, &m.checksum))
+                .collect::<Vec<_>>(),
+            on_disk
+                .iter()
+                .map(|m| (&m.file_name, &m.checksum))
+                .collect::<Vec<_>>()
         );
     }
 }

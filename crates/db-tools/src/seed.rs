@@ -5,7 +5,7 @@
 //! Every write of a tenant happens in one transaction with `app.current_tenant_id` set to it, so seeding
 //! works for any role with the grants (RLS holds), not only for a superuser.
 //!
-//! The output shape is the contract of `shared/api.md`:
+//! The output shape is relied on by the integration tests, the bench scripts and the README's walkthrough:
 //! `{"tenants":[{"id","name","users":[{"id","email","password","role"}],"messages":[{"id","ownerUserId"}]}]}`.
 
 use argon2::{Argon2, PasswordHasher, password_hash::SaltString};
@@ -59,7 +59,11 @@ const DEMO_DOMAIN: &str = "demo.attachments.test";
 
 /// A random password of 24 alphanumerics (~143 bits).
 pub fn random_password() -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
 }
 
 /// Hashes like the auth component does: argon2id, default parameters, random 16-byte salt, PHC string.
@@ -68,7 +72,10 @@ pub fn hash_password(password: &str) -> String {
     rand::rng().fill_bytes(&mut salt);
     // rand 0.9 and argon2 0.5 use different rand_core versions, so the salt is made here and encoded.
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
-    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default params").to_string()
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default params")
+        .to_string()
 }
 
 /// Hashes several passwords on the blocking pool (argon2 is deliberately slow; do them in parallel).
@@ -92,7 +99,10 @@ fn random_suffix() -> String {
 }
 
 /// Creates `count` fresh tenants with random names, emails and passwords.
-pub async fn seed_tenants(client: &mut Client, count: usize) -> Result<SeedOutput, tokio_postgres::Error> {
+pub async fn seed_tenants(
+    client: &mut Client,
+    count: usize,
+) -> Result<SeedOutput, tokio_postgres::Error> {
     let mut tenants = Vec::with_capacity(count);
     for _ in 0..count {
         let suffix = random_suffix();
@@ -106,7 +116,11 @@ pub async fn seed_tenants(client: &mut Client, count: usize) -> Result<SeedOutpu
         let tx = client.transaction().await?;
         let id = Uuid::new_v4();
         set_tenant(&tx, id).await?;
-        tx.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", &[&id, &name]).await?;
+        tx.execute(
+            "INSERT INTO tenants (id, name) VALUES ($1, $2)",
+            &[&id, &name],
+        )
+        .await?;
         let tenant = populate(&tx, id, name, &domain, &people, &passwords, &hashes).await?;
         tx.commit().await?;
         tenants.push(tenant);
@@ -116,7 +130,10 @@ pub async fn seed_tenants(client: &mut Client, count: usize) -> Result<SeedOutpu
 
 /// Creates the demo tenant if absent (returning fresh passwords), or describes the existing one (passwords
 /// `null`, unless `reset_passwords`, which sets and returns new ones). Safe to run concurrently.
-pub async fn seed_demo(client: &mut Client, reset_passwords: bool) -> Result<DemoOutput, tokio_postgres::Error> {
+pub async fn seed_demo(
+    client: &mut Client,
+    reset_passwords: bool,
+) -> Result<DemoOutput, tokio_postgres::Error> {
     let people = [("admin", "admin"), ("alice", "user"), ("bob", "user")]
         .map(|(local, role)| (format!("{local}@{DEMO_DOMAIN}"), role.to_string()));
     let passwords: Vec<String> = people.iter().map(|_| random_password()).collect();
@@ -133,9 +150,21 @@ pub async fn seed_demo(client: &mut Client, reset_passwords: bool) -> Result<Dem
         )
         .await?;
     if inserted.is_some() {
-        let tenant = populate(&tx, new_id, DEMO_TENANT.to_string(), DEMO_DOMAIN, &people, &passwords, &hashes).await?;
+        let tenant = populate(
+            &tx,
+            new_id,
+            DEMO_TENANT.to_string(),
+            DEMO_DOMAIN,
+            &people,
+            &passwords,
+            &hashes,
+        )
+        .await?;
         tx.commit().await?;
-        return Ok(DemoOutput { created: true, tenants: vec![tenant] });
+        return Ok(DemoOutput {
+            created: true,
+            tenants: vec![tenant],
+        });
     }
     tx.rollback().await?;
 
@@ -148,20 +177,36 @@ pub async fn seed_demo(client: &mut Client, reset_passwords: bool) -> Result<Dem
         .get(0);
     set_tenant(&tx, id).await?;
     let rows = tx
-        .query("SELECT id, email, role FROM users WHERE tenant_id = $1 ORDER BY role, email", &[&id])
+        .query(
+            "SELECT id, email, role FROM users WHERE tenant_id = $1 ORDER BY role, email",
+            &[&id],
+        )
         .await?;
-    let fresh: Vec<String> = if reset_passwords { rows.iter().map(|_| random_password()).collect() } else { Vec::new() };
+    let fresh: Vec<String> = if reset_passwords {
+        rows.iter().map(|_| random_password()).collect()
+    } else {
+        Vec::new()
+    };
     let fresh_hashes = hash_all(&fresh).await;
     let mut users = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let user_id: Uuid = row.get(0);
         let password = if reset_passwords {
-            tx.execute("UPDATE users SET password_hash = $1 WHERE id = $2", &[&fresh_hashes[i], &user_id]).await?;
+            tx.execute(
+                "UPDATE users SET password_hash = $1 WHERE id = $2",
+                &[&fresh_hashes[i], &user_id],
+            )
+            .await?;
             Some(fresh[i].clone())
         } else {
             None
         };
-        users.push(SeedUser { id: user_id, email: row.get(1), password, role: row.get(2) });
+        users.push(SeedUser {
+            id: user_id,
+            email: row.get(1),
+            password,
+            role: row.get(2),
+        });
     }
     let messages = tx
         .query(
@@ -175,13 +220,22 @@ pub async fn seed_demo(client: &mut Client, reset_passwords: bool) -> Result<Dem
     tx.commit().await?;
     Ok(DemoOutput {
         created: false,
-        tenants: vec![SeedTenant { id, name: DEMO_TENANT.to_string(), users, messages }],
+        tenants: vec![SeedTenant {
+            id,
+            name: DEMO_TENANT.to_string(),
+            users,
+            messages,
+        }],
     })
 }
 
 async fn set_tenant(tx: &impl GenericClient, tenant: Uuid) -> Result<(), tokio_postgres::Error> {
     // Transaction-local, exactly like the components do it.
-    tx.query_one("SELECT set_config($1, $2, true)", &[&TENANT_GUC, &tenant.to_string()]).await?;
+    tx.query_one(
+        "SELECT set_config($1, $2, true)",
+        &[&TENANT_GUC, &tenant.to_string()],
+    )
+    .await?;
     Ok(())
 }
 
@@ -204,14 +258,24 @@ async fn populate(
             )
             .await?
             .get(0);
-        users.push(SeedUser { id, email: email.clone(), password: Some(password.clone()), role: role.clone() });
+        users.push(SeedUser {
+            id,
+            email: email.clone(),
+            password: Some(password.clone()),
+            role: role.clone(),
+        });
     }
     let admin_id = users[0].id;
     let account_id: Uuid = tx
         .query_one(
             "INSERT INTO email_accounts (tenant_id, owner_user_id, email_address, display_name)
              VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&tenant_id, &admin_id, &format!("mail@{domain}"), &format!("{name} mail")],
+            &[
+                &tenant_id,
+                &admin_id,
+                &format!("mail@{domain}"),
+                &format!("{name} mail"),
+            ],
         )
         .await?
         .get(0);
@@ -230,7 +294,10 @@ async fn populate(
         for n in 1..=3 {
             uid += 1;
             let subject = format!("Seed message {n} for {}", user.email);
-            let body = format!("Hello {},\n\nthis is seed message {n}. It has no attachments yet.\n", user.email);
+            let body = format!(
+                "Hello {},\n\nthis is seed message {n}. It has no attachments yet.\n",
+                user.email
+            );
             let id: Uuid = tx
                 .query_one(
                     "INSERT INTO email_messages
@@ -256,8 +323,16 @@ async fn populate(
                 )
                 .await?
                 .get(0);
-            messages.push(SeedMessage { id, owner_user_id: user.id });
+            messages.push(SeedMessage {
+                id,
+                owner_user_id: user.id,
+            });
         }
     }
-    Ok(SeedTenant { id: tenant_id, name, users, messages })
+    Ok(SeedTenant {
+        id: tenant_id,
+        name,
+        users,
+        messages,
+    })
 }

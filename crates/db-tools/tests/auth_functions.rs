@@ -40,7 +40,11 @@ async fn login_lookup_works_without_a_tenant_and_returns_one_user() {
     let _b = tenant_with_rows(&admin).await;
     let app = db.app().await;
 
-    let email: String = admin.query_one("SELECT email FROM users WHERE id = $1", &[&a.user]).await.unwrap().get(0);
+    let email: String = admin
+        .query_one("SELECT email FROM users WHERE id = $1", &[&a.user])
+        .await
+        .unwrap()
+        .get(0);
     let rows = app
         .query(
             "SELECT user_id, tenant_id, password_hash, role, active FROM auth_lookup_user($1)",
@@ -54,11 +58,26 @@ async fn login_lookup_works_without_a_tenant_and_returns_one_user() {
     assert!(rows[0].get::<_, String>(2).starts_with("$argon2id$"));
     assert_eq!(rows[0].get::<_, String>(3), "admin");
     assert!(rows[0].get::<_, bool>(4));
-    assert!(app.query("SELECT * FROM auth_lookup_user('nobody@nowhere.test')", &[]).await.unwrap().is_empty());
+    assert!(
+        app.query("SELECT * FROM auth_lookup_user('nobody@nowhere.test')", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A disabled tenant disables its users.
-    admin.execute("UPDATE tenants SET active = false WHERE id = $1", &[&a.tenant]).await.unwrap();
-    let active: bool = app.query_one("SELECT active FROM auth_lookup_user($1)", &[&email]).await.unwrap().get(0);
+    admin
+        .execute(
+            "UPDATE tenants SET active = false WHERE id = $1",
+            &[&a.tenant],
+        )
+        .await
+        .unwrap();
+    let active: bool = app
+        .query_one("SELECT active FROM auth_lookup_user($1)", &[&email])
+        .await
+        .unwrap()
+        .get(0);
     assert!(!active);
 
     // Emails are unique across tenants, whatever their case.
@@ -71,13 +90,17 @@ async fn login_lookup_works_without_a_tenant_and_returns_one_user() {
     assert_eq!(common::sqlstate(&r).as_deref(), Some("23505"));
 
     // The scan callback's {"attachmentId"} resolves to its tenant without a tenant setting.
-    let row = app
-        .query_one("SELECT tenant_id, blob_id, content_sha256 FROM resolve_attachment_tenant($1)", &[&a.attachment])
+    let r = store::verdicts::resolve_attachment(&app, a.attachment)
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(row.get::<_, Uuid>(0), a.tenant);
-    assert_eq!(row.get::<_, Uuid>(1), a.blob);
-    assert_eq!(row.get::<_, String>(2), a.content_sha256);
+    assert_eq!((*r.tenant.as_uuid(), r.blob), (a.tenant, a.blob));
+    assert_eq!(
+        store::verdicts::resolve_attachment(&app, Uuid::new_v4())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -95,7 +118,10 @@ async fn refresh_rotation_detects_reuse_and_revokes_the_family() {
     assert_eq!(rotate(&app, &h2, &h3).await.0, "rotated");
 
     // h1 was rotated away: presenting it again is reuse; the whole family (h3 included) dies.
-    assert_eq!(rotate(&app, &h1, &h4).await, ("reuse_detected".to_string(), None));
+    assert_eq!(
+        rotate(&app, &h1, &h4).await,
+        ("reuse_detected".to_string(), None)
+    );
     let live: i64 = admin
         .query_one(
             "SELECT count(*) FROM refresh_tokens WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
@@ -107,9 +133,18 @@ async fn refresh_rotation_detects_reuse_and_revokes_the_family() {
         .get(0);
     assert_eq!(live, 0, "family not revoked after reuse");
     assert_eq!(rotate(&app, &h3, &random_hex(32)).await.0, "revoked");
-    assert!(admin.query_opt("SELECT 1 FROM refresh_tokens WHERE token_hash = $1", &[&h4]).await.unwrap().is_none());
+    assert!(
+        admin
+            .query_opt("SELECT 1 FROM refresh_tokens WHERE token_hash = $1", &[&h4])
+            .await
+            .unwrap()
+            .is_none()
+    );
 
-    assert_eq!(rotate(&app, &random_hex(32), &random_hex(32)).await.0, "unknown");
+    assert_eq!(
+        rotate(&app, &random_hex(32), &random_hex(32)).await.0,
+        "unknown"
+    );
     let expired = issue(&mut app, t.tenant, t.user, -1).await;
     assert_eq!(rotate(&app, &expired, &random_hex(32)).await.0, "expired");
 
@@ -140,12 +175,19 @@ async fn two_concurrent_refreshes_of_one_token_cannot_both_succeed() {
     let h = issue(&mut c1, t.tenant, t.user, 3_600_000).await;
 
     let tx = c1.transaction().await.unwrap();
-    let first: String = tx.query_one(ROTATE, &[&h, &random_hex(32), &(i64::MAX / 2)]).await.unwrap().get(0);
+    let first: String = tx
+        .query_one(ROTATE, &[&h, &random_hex(32), &(i64::MAX / 2)])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(first, "rotated");
     let h_clone = h.clone();
     let second = tokio::spawn(async move { rotate(&c2, &h_clone, &random_hex(32)).await.0 });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(!second.is_finished(), "the second refresh did not wait for the first");
+    assert!(
+        !second.is_finished(),
+        "the second refresh did not wait for the first"
+    );
     tx.commit().await.unwrap();
     assert_eq!(second.await.unwrap(), "reuse_detected");
 }

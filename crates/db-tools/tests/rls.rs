@@ -16,16 +16,66 @@ struct Table {
 }
 
 const TABLES: &[Table] = &[
-    Table { name: "tenants", tenant_col: "id", id_col: "id", app_inserts: false },
-    Table { name: "users", tenant_col: "tenant_id", id_col: "id", app_inserts: false },
-    Table { name: "refresh_tokens", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
-    Table { name: "email_accounts", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
-    Table { name: "email_folders", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
-    Table { name: "email_messages", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
-    Table { name: "attachment_blobs", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
-    Table { name: "email_attachments", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
-    Table { name: "scan_jobs", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
-    Table { name: "email_audit_log", tenant_col: "tenant_id", id_col: "id", app_inserts: true },
+    Table {
+        name: "tenants",
+        tenant_col: "id",
+        id_col: "id",
+        app_inserts: false,
+    },
+    Table {
+        name: "users",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: false,
+    },
+    Table {
+        name: "refresh_tokens",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
+    Table {
+        name: "email_accounts",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
+    Table {
+        name: "email_folders",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
+    Table {
+        name: "email_messages",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
+    Table {
+        name: "attachment_blobs",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
+    Table {
+        name: "email_attachments",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
+    Table {
+        name: "scan_jobs",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
+    Table {
+        name: "email_audit_log",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
 ];
 
 /// The fixture row's primary key in `table`, as an SQL literal.
@@ -86,14 +136,24 @@ fn insert_sql(table: &str, r: &TenantRows) -> String {
 }
 
 async fn count(c: &impl tokio_postgres::GenericClient, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
 }
 
 /// Row counts per table as the admin sees them: (table, rows of tenant, rows total).
 async fn admin_counts(admin: &Client, tenant: Uuid) -> Vec<(String, i64, i64)> {
     let mut out = Vec::new();
     for t in TABLES {
-        let mine = count(admin, &format!("SELECT count(*) FROM {} WHERE {} = '{tenant}'", t.name, t.tenant_col)).await;
+        let mine = count(
+            admin,
+            &format!(
+                "SELECT count(*) FROM {} WHERE {} = '{tenant}'",
+                t.name, t.tenant_col
+            ),
+        )
+        .await;
         let all = count(admin, &format!("SELECT count(*) FROM {}", t.name)).await;
         out.push((t.name.to_string(), mine, all));
     }
@@ -104,7 +164,12 @@ async fn admin_counts(admin: &Client, tenant: Uuid) -> Vec<(String, i64, i64)> {
 async fn xmin(admin: &Client, table: &Table, r: &TenantRows) -> String {
     admin
         .query_one(
-            &format!("SELECT xmin::text FROM {} WHERE {} = {}", table.name, table.id_col, id_literal(table.name, r)),
+            &format!(
+                "SELECT xmin::text FROM {} WHERE {} = {}",
+                table.name,
+                table.id_col,
+                id_literal(table.name, r)
+            ),
             &[],
         )
         .await
@@ -131,26 +196,57 @@ async fn app_sees_and_writes_only_its_own_tenant_in_every_table() {
     for t in TABLES {
         // Unfiltered: exactly tenant A's rows, while other tenants' rows exist.
         let visible = count(&tx, &format!("SELECT count(*) FROM {}", t.name)).await;
-        let mine = count(&admin, &format!("SELECT count(*) FROM {} WHERE {} = '{}'", t.name, t.tenant_col, a.tenant))
-            .await;
+        let mine = count(
+            &admin,
+            &format!(
+                "SELECT count(*) FROM {} WHERE {} = '{}'",
+                t.name, t.tenant_col, a.tenant
+            ),
+        )
+        .await;
         let all = count(&admin, &format!("SELECT count(*) FROM {}", t.name)).await;
-        assert!(mine >= 1 && all > mine, "{}: fixture must have rows of several tenants", t.name);
-        assert_eq!(visible, mine, "{}: unfiltered SELECT shows other tenants' rows", t.name);
+        assert!(
+            mine >= 1 && all > mine,
+            "{}: fixture must have rows of several tenants",
+            t.name
+        );
+        assert_eq!(
+            visible, mine,
+            "{}: unfiltered SELECT shows other tenants' rows",
+            t.name
+        );
         let foreign = count(
             &tx,
-            &format!("SELECT count(*) FROM {} WHERE {} <> '{}'", t.name, t.tenant_col, a.tenant),
+            &format!(
+                "SELECT count(*) FROM {} WHERE {} <> '{}'",
+                t.name, t.tenant_col, a.tenant
+            ),
         )
         .await;
         assert_eq!(foreign, 0, "{}: rows of other tenants visible", t.name);
         // By B's primary key, without any tenant filter.
-        let by_id =
-            count(&tx, &format!("SELECT count(*) FROM {} WHERE {} = {}", t.name, t.id_col, id_literal(t.name, &b)))
-                .await;
+        let by_id = count(
+            &tx,
+            &format!(
+                "SELECT count(*) FROM {} WHERE {} = {}",
+                t.name,
+                t.id_col,
+                id_literal(t.name, &b)
+            ),
+        )
+        .await;
         assert_eq!(by_id, 0, "{}: B's row readable by id", t.name);
         // And A's own row by id is visible (so the previous assertion is not vacuous).
-        let own =
-            count(&tx, &format!("SELECT count(*) FROM {} WHERE {} = {}", t.name, t.id_col, id_literal(t.name, &a)))
-                .await;
+        let own = count(
+            &tx,
+            &format!(
+                "SELECT count(*) FROM {} WHERE {} = {}",
+                t.name,
+                t.id_col,
+                id_literal(t.name, &a)
+            ),
+        )
+        .await;
         assert_eq!(own, 1, "{}: own row not readable by id", t.name);
     }
     tx.rollback().await.unwrap();
@@ -162,7 +258,12 @@ async fn app_sees_and_writes_only_its_own_tenant_in_every_table() {
         let tx = app.transaction().await.unwrap();
         set_tenant(&tx, a.tenant).await;
         let r = tx.execute(&insert_sql(t.name, &b), &[]).await;
-        assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "{}: insert for B not refused: {r:?}", t.name);
+        assert_eq!(
+            sqlstate(&r).as_deref(),
+            Some("42501"),
+            "{}: insert for B not refused: {r:?}",
+            t.name
+        );
         if t.app_inserts {
             assert!(
                 error_text(&r).contains("row-level security"),
@@ -177,13 +278,26 @@ async fn app_sees_and_writes_only_its_own_tenant_in_every_table() {
         set_tenant(&tx, a.tenant).await;
         let r = tx.execute(&insert_sql(t.name, &a), &[]).await;
         if t.app_inserts {
-            assert_eq!(r.as_ref().ok(), Some(&1), "{}: own-tenant insert (positive control) failed: {r:?}", t.name);
+            assert_eq!(
+                r.as_ref().ok(),
+                Some(&1),
+                "{}: own-tenant insert (positive control) failed: {r:?}",
+                t.name
+            );
         } else {
-            assert!(error_text(&r).contains("permission denied"), "{}: app may insert: {r:?}", t.name);
+            assert!(
+                error_text(&r).contains("permission denied"),
+                "{}: app may insert: {r:?}",
+                t.name
+            );
         }
         tx.rollback().await.unwrap();
     }
-    assert_eq!(admin_counts(&admin, b.tenant).await, before, "some row was written");
+    assert_eq!(
+        admin_counts(&admin, b.tenant).await,
+        before,
+        "some row was written"
+    );
 
     // An A row cannot point at B's parent rows (composite foreign keys), even though RLS lets it be A's row.
     let tx = app.transaction().await.unwrap();
@@ -198,7 +312,11 @@ async fn app_sees_and_writes_only_its_own_tenant_in_every_table() {
             &[],
         )
         .await;
-    assert_eq!(sqlstate(&r).as_deref(), Some("23503"), "cross-tenant reference accepted: {r:?}");
+    assert_eq!(
+        sqlstate(&r).as_deref(),
+        Some("23503"),
+        "cross-tenant reference accepted: {r:?}"
+    );
     tx.rollback().await.unwrap();
 }
 
@@ -210,10 +328,20 @@ async fn without_the_tenant_setting_nothing_is_visible_and_nothing_is_written() 
     let before = admin_counts(&admin, a.tenant).await;
 
     // Never set, set to '', set to garbage: all fail closed, none raises on read.
-    for setting in [None, Some(""), Some("not-a-uuid"), Some("'; DROP TABLE users; --")] {
+    for setting in [
+        None,
+        Some(""),
+        Some("not-a-uuid"),
+        Some("'; DROP TABLE users; --"),
+    ] {
         let tx = app.transaction().await.unwrap();
         if let Some(value) = setting {
-            tx.query_one("SELECT set_config('app.current_tenant_id', $1, true)", &[&value]).await.unwrap();
+            tx.query_one(
+                "SELECT set_config('app.current_tenant_id', $1, true)",
+                &[&value],
+            )
+            .await
+            .unwrap();
         }
         for t in TABLES {
             let n = count(&tx, &format!("SELECT count(*) FROM {}", t.name)).await;
@@ -227,29 +355,56 @@ async fn without_the_tenant_setting_nothing_is_visible_and_nothing_is_written() 
             ("email_attachments", "url_generation = url_generation + 1"),
             ("scan_jobs", "last_error = 'x'"),
         ] {
-            let n = tx.execute(&format!("UPDATE {table} SET {set}"), &[]).await.unwrap();
-            assert_eq!(n, 0, "{table}: update reached rows with setting {setting:?}");
+            let n = tx
+                .execute(&format!("UPDATE {table} SET {set}"), &[])
+                .await
+                .unwrap();
+            assert_eq!(
+                n, 0,
+                "{table}: update reached rows with setting {setting:?}"
+            );
         }
         tx.rollback().await.unwrap();
 
         for t in TABLES {
             let tx = app.transaction().await.unwrap();
             if let Some(value) = setting {
-                tx.query_one("SELECT set_config('app.current_tenant_id', $1, true)", &[&value]).await.unwrap();
+                tx.query_one(
+                    "SELECT set_config('app.current_tenant_id', $1, true)",
+                    &[&value],
+                )
+                .await
+                .unwrap();
             }
             let r = tx.execute(&insert_sql(t.name, &a), &[]).await;
-            assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "{}: insert without tenant: {r:?}", t.name);
+            assert_eq!(
+                sqlstate(&r).as_deref(),
+                Some("42501"),
+                "{}: insert without tenant: {r:?}",
+                t.name
+            );
             tx.commit().await.ok();
         }
     }
-    assert_eq!(admin_counts(&admin, a.tenant).await, before, "a row was written without a tenant");
+    assert_eq!(
+        admin_counts(&admin, a.tenant).await,
+        before,
+        "a row was written without a tenant"
+    );
 
     // The setting is transaction-local: after COMMIT the next transaction sees nothing again.
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, a.tenant).await;
-    assert_eq!(count(&tx, "SELECT count(*) FROM email_attachments").await, 1);
+    assert_eq!(
+        count(&tx, "SELECT count(*) FROM email_attachments").await,
+        1
+    );
     tx.commit().await.unwrap();
-    assert_eq!(count(&app, "SELECT count(*) FROM email_attachments").await, 0, "tenant leaked past COMMIT");
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM email_attachments").await,
+        0,
+        "tenant leaked past COMMIT"
+    );
 }
 
 #[tokio::test]
@@ -273,13 +428,23 @@ async fn updates_and_deletes_cannot_reach_another_tenant_even_with_broad_grants(
         let tx = app.transaction().await.unwrap();
         set_tenant(&tx, a.tenant).await;
         let by_id = format!("{} = {}", t.id_col, id_literal(t.name, &b));
-        let n = tx.execute(&format!("UPDATE {} SET {} = {} WHERE {by_id}", t.name, t.tenant_col, t.tenant_col), &[])
+        let n = tx
+            .execute(
+                &format!(
+                    "UPDATE {} SET {} = {} WHERE {by_id}",
+                    t.name, t.tenant_col, t.tenant_col
+                ),
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(n, 0, "{}: updated B's row by id", t.name);
         let n = tx
             .execute(
-                &format!("UPDATE {} SET {} = {} WHERE {} = '{}'", t.name, t.tenant_col, t.tenant_col, t.tenant_col, b.tenant),
+                &format!(
+                    "UPDATE {} SET {} = {} WHERE {} = '{}'",
+                    t.name, t.tenant_col, t.tenant_col, t.tenant_col, b.tenant
+                ),
                 &[],
             )
             .await
@@ -287,13 +452,32 @@ async fn updates_and_deletes_cannot_reach_another_tenant_even_with_broad_grants(
         assert_eq!(n, 0, "{}: updated B's rows by tenant", t.name);
         if t.name != "email_audit_log" {
             // Unfiltered: exactly A's rows.
-            let n = tx.execute(&format!("UPDATE {} SET {} = {}", t.name, t.tenant_col, t.tenant_col), &[]).await;
-            assert_eq!(n.as_ref().ok(), Some(&1), "{}: unfiltered update touched {n:?} rows", t.name);
+            let n = tx
+                .execute(
+                    &format!("UPDATE {} SET {} = {}", t.name, t.tenant_col, t.tenant_col),
+                    &[],
+                )
+                .await;
+            assert_eq!(
+                n.as_ref().ok(),
+                Some(&1),
+                "{}: unfiltered update touched {n:?} rows",
+                t.name
+            );
         }
-        let n = tx.execute(&format!("DELETE FROM {} WHERE {by_id}", t.name), &[]).await.unwrap();
+        let n = tx
+            .execute(&format!("DELETE FROM {} WHERE {by_id}", t.name), &[])
+            .await
+            .unwrap();
         assert_eq!(n, 0, "{}: deleted B's row by id", t.name);
         let n = tx
-            .execute(&format!("DELETE FROM {} WHERE {} = '{}'", t.name, t.tenant_col, b.tenant), &[])
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE {} = '{}'",
+                    t.name, t.tenant_col, b.tenant
+                ),
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(n, 0, "{}: deleted B's rows by tenant", t.name);
@@ -305,7 +489,13 @@ async fn updates_and_deletes_cannot_reach_another_tenant_even_with_broad_grants(
             set_tenant(&tx, a.tenant).await;
             let r = tx
                 .execute(
-                    &format!("UPDATE {} SET tenant_id = '{}' WHERE {} = {}", t.name, b.tenant, t.id_col, id_literal(t.name, &a)),
+                    &format!(
+                        "UPDATE {} SET tenant_id = '{}' WHERE {} = {}",
+                        t.name,
+                        b.tenant,
+                        t.id_col,
+                        id_literal(t.name, &a)
+                    ),
                     &[],
                 )
                 .await;
@@ -314,19 +504,34 @@ async fn updates_and_deletes_cannot_reach_another_tenant_even_with_broad_grants(
         }
     }
     for (t, before) in TABLES.iter().zip(&b_xmins) {
-        assert_eq!(&xmin(&admin, t, &b).await, before, "{}: B's row was modified", t.name);
+        assert_eq!(
+            &xmin(&admin, t, &b).await,
+            before,
+            "{}: B's row was modified",
+            t.name
+        );
     }
 
     // The audit log stays append-only even with UPDATE/DELETE granted: the trigger refuses, for own rows too.
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, a.tenant).await;
-    let r = tx.execute("UPDATE email_audit_log SET action = 'tampered'", &[]).await;
-    assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "audit log updated: {r:?}");
+    let r = tx
+        .execute("UPDATE email_audit_log SET action = 'tampered'", &[])
+        .await;
+    assert_eq!(
+        sqlstate(&r).as_deref(),
+        Some("42501"),
+        "audit log updated: {r:?}"
+    );
     tx.rollback().await.unwrap();
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, a.tenant).await;
     let r = tx.execute("DELETE FROM email_audit_log", &[]).await;
-    assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "audit log deleted: {r:?}");
+    assert_eq!(
+        sqlstate(&r).as_deref(),
+        Some("42501"),
+        "audit log deleted: {r:?}"
+    );
     tx.rollback().await.unwrap();
 }
 
@@ -339,8 +544,22 @@ async fn shipped_grants_are_minimal_and_the_app_cannot_escape_rls() {
     for t in TABLES {
         let tx = app.transaction().await.unwrap();
         set_tenant(&tx, a.tenant).await;
-        let r = tx.execute(&format!("DELETE FROM {} WHERE {} = {}", t.name, t.id_col, id_literal(t.name, &a)), &[]).await;
-        assert!(error_text(&r).contains("permission denied"), "{}: app may DELETE: {r:?}", t.name);
+        let r = tx
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE {} = {}",
+                    t.name,
+                    t.id_col,
+                    id_literal(t.name, &a)
+                ),
+                &[],
+            )
+            .await;
+        assert!(
+            error_text(&r).contains("permission denied"),
+            "{}: app may DELETE: {r:?}",
+            t.name
+        );
         tx.rollback().await.unwrap();
     }
 
@@ -369,7 +588,17 @@ async fn shipped_grants_are_minimal_and_the_app_cannot_escape_rls() {
         assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "{sql}: {r:?}");
         tx.rollback().await.unwrap();
     }
-    assert_eq!(count(&admin, &format!("SELECT count(*) FROM email_audit_log WHERE tenant_id = '{}'", a.tenant)).await, 2);
+    assert_eq!(
+        count(
+            &admin,
+            &format!(
+                "SELECT count(*) FROM email_audit_log WHERE tenant_id = '{}'",
+                a.tenant
+            )
+        )
+        .await,
+        2
+    );
 
     // Read-only or partly writable tables.
     for sql in [
@@ -390,13 +619,22 @@ async fn shipped_grants_are_minimal_and_the_app_cannot_escape_rls() {
         let tx = app.transaction().await.unwrap();
         set_tenant(&tx, a.tenant).await;
         let r = tx.batch_execute(sql).await;
-        assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "app may run `{sql}`: {r:?}");
+        assert_eq!(
+            sqlstate(&r).as_deref(),
+            Some("42501"),
+            "app may run `{sql}`: {r:?}"
+        );
         tx.rollback().await.unwrap();
     }
 
     // Turning row security off does not bypass it: the query errors instead of returning rows.
-    let r = app.batch_execute("SET row_security = off; SELECT count(*) FROM email_attachments").await;
-    assert!(r.is_err(), "row_security=off let the app read without policies");
+    let r = app
+        .batch_execute("SET row_security = off; SELECT count(*) FROM email_attachments")
+        .await;
+    assert!(
+        r.is_err(),
+        "row_security=off let the app read without policies"
+    );
     app.batch_execute("RESET row_security").await.unwrap();
 
     // Role attributes and ownership.
@@ -431,7 +669,10 @@ async fn shipped_grants_are_minimal_and_the_app_cannot_escape_rls() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(loose.is_empty(), "SECURITY DEFINER functions without pinned search_path or open to PUBLIC: {loose:?}");
+    assert!(
+        loose.is_empty(),
+        "SECURITY DEFINER functions without pinned search_path or open to PUBLIC: {loose:?}"
+    );
 }
 
 #[tokio::test]

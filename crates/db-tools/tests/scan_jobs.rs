@@ -1,17 +1,19 @@
 //! The scan outbox: concurrent claimers take disjoint jobs, leases expire and come back, attempts run out;
-//! and the verdict rules on attachment_blobs.
+//! and the verdict rules on attachment_blobs. The queue and the verdicts are driven through the
+//! store's functions, the statements the worker and the callback run.
 
 mod common;
 
 use std::{collections::HashSet, sync::Arc};
 
+use auth_core::TenantId;
 use common::{TestDb, set_tenant, sqlstate, tenant_with_rows};
+use scan_core::{Verdict, VerdictStatus};
+use store::scan_jobs::{self, JobState};
+use store::{Tx, verdicts};
 use tokio::sync::Barrier;
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 use uuid::Uuid;
-
-const CLAIM: &str = "SELECT job_id, attempts, lease_expires_at, tenant_id, content_sha256, storage_key
-                     FROM scan_claim_jobs($1, $2, $3)";
 
 /// `n` blobs of `tenant`, each with a pending job; returns the job ids.
 async fn pending_jobs(admin: &Client, tenant: Uuid, n: i32) -> Vec<Uuid> {
@@ -33,17 +35,18 @@ async fn pending_jobs(admin: &Client, tenant: Uuid, n: i32) -> Vec<Uuid> {
         .collect()
 }
 
-async fn claim(c: &impl GenericClient, worker: &str, limit: i32) -> Vec<(Uuid, i32)> {
-    c.query(CLAIM, &[&worker, &60i32, &limit])
+/// The worker's claim, with a 60 s lease: (job, attempts).
+async fn claim(c: &Client, worker: &str, limit: u32) -> Vec<(Uuid, i32)> {
+    scan_jobs::claim(c, worker, 60, limit)
         .await
         .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .into_iter()
+        .map(|j| (j.id, j.attempts))
         .collect()
 }
 
-async fn complete(c: &Client, job: Uuid, worker: &str, error: Option<&str>) -> String {
-    c.query_one("SELECT scan_complete_job($1, $2, $3)", &[&job, &worker, &error]).await.unwrap().get(0)
+async fn complete(c: &Client, job: Uuid, worker: &str, error: Option<&str>) -> JobState {
+    scan_jobs::complete(c, job, worker, error).await.unwrap()
 }
 
 #[tokio::test]
@@ -52,35 +55,55 @@ async fn a_claimed_job_is_invisible_to_other_claimers_until_its_lease_expires() 
     let admin = db.admin().await;
     let t = tenant_with_rows(&admin).await;
     let jobs = pending_jobs(&admin, t.tenant, 1).await;
-    let mut w1 = db.app().await;
+    let w1 = db.app().await;
     let w2 = db.app().await;
     // A claimer must never wait on another: fail fast instead of hanging if SKIP LOCKED were missing.
-    w2.batch_execute("SET statement_timeout = '3s'").await.unwrap();
+    w2.batch_execute("SET statement_timeout = '3s'")
+        .await
+        .unwrap();
 
     // The scanners hold no tenant: the claim works across tenants through the SECURITY DEFINER function.
-    let tx = w1.transaction().await.unwrap();
-    let got1 = claim(&tx, "w1", 1).await;
+    let tx = Tx::begin(&w1).await.unwrap();
+    let got1 = claim(&w1, "w1", 1).await;
     assert_eq!(got1, vec![(jobs[0], 1)]);
     // While w1's claim is uncommitted (row locked), w2 skips it rather than waiting or taking it.
-    assert_eq!(claim(&w2, "w2", 1).await, vec![], "w2 got a job locked by w1");
+    assert_eq!(
+        claim(&w2, "w2", 1).await,
+        vec![],
+        "w2 got a job locked by w1"
+    );
     tx.commit().await.unwrap();
     // Committed and leased: still not claimable.
     assert_eq!(claim(&w2, "w2", 1).await, vec![], "w2 got a leased job");
 
     // w1 "crashes": its lease runs out, and the job comes back for w2 with a second attempt.
     admin
-        .execute("UPDATE scan_jobs SET lease_expires_at = app_now_ms() - 1 WHERE id = $1", &[&jobs[0]])
+        .execute(
+            "UPDATE scan_jobs SET lease_expires_at = app_now_ms() - 1 WHERE id = $1",
+            &[&jobs[0]],
+        )
         .await
         .unwrap();
-    assert_eq!(claim(&w2, "w2", 1).await, vec![(jobs[0], 2)], "expired lease not reclaimed");
-    let locked_by: String =
-        admin.query_one("SELECT locked_by FROM scan_jobs WHERE id = $1", &[&jobs[0]]).await.unwrap().get(0);
+    assert_eq!(
+        claim(&w2, "w2", 1).await,
+        vec![(jobs[0], 2)],
+        "expired lease not reclaimed"
+    );
+    let locked_by: String = admin
+        .query_one("SELECT locked_by FROM scan_jobs WHERE id = $1", &[&jobs[0]])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(locked_by, "w2");
 
     // The late w1 can no longer finish it; w2 can.
-    assert_eq!(complete(&w1, jobs[0], "w1", None).await, "not_owner");
-    assert_eq!(complete(&w2, jobs[0], "w2", None).await, "done");
-    let status: String = admin.query_one("SELECT status FROM scan_jobs WHERE id = $1", &[&jobs[0]]).await.unwrap().get(0);
+    assert_eq!(complete(&w1, jobs[0], "w1", None).await, JobState::NotOwner);
+    assert_eq!(complete(&w2, jobs[0], "w2", None).await, JobState::Done);
+    let status: String = admin
+        .query_one("SELECT status FROM scan_jobs WHERE id = $1", &[&jobs[0]])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(status, "done");
     assert_eq!(claim(&w2, "w2", 1).await, vec![], "a done job was claimed");
 }
@@ -94,7 +117,10 @@ async fn concurrent_claimers_never_get_the_same_job() {
     // Jobs of two tenants, claimed by tenant-less scanners.
     let a = tenant_with_rows(&admin).await;
     let b = tenant_with_rows(&admin).await;
-    let mut all: HashSet<Uuid> = pending_jobs(&admin, a.tenant, JOBS / 2).await.into_iter().collect();
+    let mut all: HashSet<Uuid> = pending_jobs(&admin, a.tenant, JOBS / 2)
+        .await
+        .into_iter()
+        .collect();
     all.extend(pending_jobs(&admin, b.tenant, JOBS / 2).await);
 
     let barrier = Arc::new(Barrier::new(WORKERS));
@@ -127,7 +153,10 @@ async fn concurrent_claimers_never_get_the_same_job() {
     assert_eq!(unique.len(), claimed.len(), "a job was claimed twice");
     assert_eq!(unique, all, "some job was never claimed");
     let running: i64 = admin
-        .query_one("SELECT count(*) FROM scan_jobs WHERE status = 'running' AND attempts = 1", &[])
+        .query_one(
+            "SELECT count(*) FROM scan_jobs WHERE status = 'running' AND attempts = 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -146,15 +175,25 @@ async fn failures_back_off_and_exhausted_jobs_fail_the_scan() {
     let got = claim(&w, "w", 2).await;
     assert_eq!(got.len(), 2);
     // A transient failure puts the job back, but not before its backoff.
-    assert_eq!(complete(&w, jobs[0], "w", Some("clamd unreachable")).await, "pending");
+    assert_eq!(
+        complete(&w, jobs[0], "w", Some("clamd unreachable")).await,
+        JobState::Pending
+    );
     let row = admin
-        .query_one("SELECT status, available_at > app_now_ms(), last_error FROM scan_jobs WHERE id = $1", &[&jobs[0]])
+        .query_one(
+            "SELECT status, available_at > app_now_ms(), last_error FROM scan_jobs WHERE id = $1",
+            &[&jobs[0]],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "pending");
     assert!(row.get::<_, bool>(1), "no backoff");
     assert_eq!(row.get::<_, String>(2), "clamd unreachable");
-    assert_eq!(claim(&w, "w", 5).await, vec![], "job claimable during its backoff");
+    assert_eq!(
+        claim(&w, "w", 5).await,
+        vec![],
+        "job claimable during its backoff"
+    );
 
     // The other job's scanner died on its last allowed attempt: the next claim gives up on it.
     admin
@@ -164,7 +203,11 @@ async fn failures_back_off_and_exhausted_jobs_fail_the_scan() {
         )
         .await
         .unwrap();
-    assert_eq!(claim(&w, "w", 5).await, vec![], "an exhausted job was handed out again");
+    assert_eq!(
+        claim(&w, "w", 5).await,
+        vec![],
+        "an exhausted job was handed out again"
+    );
     let row = admin
         .query_one(
             "SELECT j.status, b.scan_status FROM scan_jobs j JOIN attachment_blobs b ON b.id = j.blob_id WHERE j.id = $1",
@@ -173,35 +216,49 @@ async fn failures_back_off_and_exhausted_jobs_fail_the_scan() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "failed");
-    assert_eq!(row.get::<_, String>(1), "error", "blob left pending forever");
+    assert_eq!(
+        row.get::<_, String>(1),
+        "error",
+        "blob left pending forever"
+    );
 
     // Arguments are checked.
-    let r = w.query(CLAIM, &[&"", &60i32, &1i32]).await;
-    assert_eq!(sqlstate(&r).as_deref(), Some("22023"));
+    for (worker, lease, limit) in [
+        ("", 60, 1),
+        ("w", 0, 1),
+        ("w", 60, 1001),
+        ("w", u32::MAX, 1),
+    ] {
+        let e = scan_jobs::claim(&w, worker, lease, limit)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.sqlstate(),
+            Some("22023"),
+            "{worker:?} {lease} {limit}: {e}"
+        );
+    }
 }
 
-/// What the scan callback runs: apply a verdict only if newer than the one in force. Returns the new
-/// scan_verdict_version, None when the verdict was older.
+/// The scanner's clock: verdict times are epoch milliseconds.
+const T: i64 = 1_790_000_000_000;
+
+/// What the scan callback runs: apply a verdict under the tenant. Returns the new
+/// scan_verdict_version, None when the database did not take it.
 async fn apply(
-    c: &mut Client,
+    c: &Client,
     t: &common::TenantRows,
-    status: &str,
+    status: VerdictStatus,
     signature: Option<&str>,
     at: i64,
-) -> Result<Option<i32>, tokio_postgres::Error> {
-    let tx = c.transaction().await?;
-    set_tenant(&tx, t.tenant).await;
-    let row = tx
-        .query_opt(
-            "UPDATE attachment_blobs
-                SET scan_status = $3, scan_engine = 'clamav', scan_signature = $4, scanned_at = $5
-              WHERE tenant_id = $1 AND content_sha256 = $2 AND (scanned_at IS NULL OR scanned_at < $5)
-              RETURNING scan_verdict_version",
-            &[&t.tenant, &t.content_sha256, &status, &signature, &at],
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(row.map(|r| r.get(0)))
+) -> Option<i64> {
+    let tx = Tx::for_tenant(c, &TenantId::from_uuid(t.tenant))
+        .await
+        .unwrap();
+    let v = Verdict::new(status, Some("clamav"), signature, None, T + at).unwrap();
+    let version = verdicts::apply(&tx, t.blob, &v).await.unwrap();
+    tx.commit().await.unwrap();
+    version
 }
 
 #[tokio::test]
@@ -210,28 +267,64 @@ async fn verdicts_only_move_forward_and_infected_stays_quarantined() {
     let admin = db.admin().await;
     let t = tenant_with_rows(&admin).await;
     let mut app = db.app().await;
+    use VerdictStatus::{Clean, Infected};
 
-    assert_eq!(apply(&mut app, &t, "clean", None, 1_000).await.unwrap(), Some(1));
+    assert_eq!(apply(&app, &t, Clean, None, 1_000).await, Some(1));
     // A late, older verdict does nothing (0 rows), and version stays.
-    assert_eq!(apply(&mut app, &t, "infected", Some("Old.Sig"), 500).await.unwrap(), None);
+    assert_eq!(apply(&app, &t, Infected, Some("Old.Sig"), 500).await, None);
     // The trigger refuses an older verdict even when a caller forgets the condition.
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, t.tenant).await;
-    let r = tx.execute("UPDATE attachment_blobs SET scan_status = 'suspicious', scanned_at = 10 WHERE id = $1", &[&t.blob]).await;
-    assert_eq!(sqlstate(&r).as_deref(), Some("23514"), "older verdict applied: {r:?}");
+    let r = tx
+        .execute(
+            "UPDATE attachment_blobs SET scan_status = 'suspicious', scanned_at = 10 WHERE id = $1",
+            &[&t.blob],
+        )
+        .await;
+    assert_eq!(
+        sqlstate(&r).as_deref(),
+        Some("23514"),
+        "older verdict applied: {r:?}"
+    );
     tx.rollback().await.unwrap();
 
     // Rescan finds something: clean -> infected.
-    assert_eq!(apply(&mut app, &t, "infected", Some("Eicar-Test-Signature"), 2_000).await.unwrap(), Some(2));
-    // Infected never silently becomes clean, even with a newer verdict.
-    let r = apply(&mut app, &t, "clean", None, 3_000).await;
-    assert_eq!(sqlstate(&r).as_deref(), Some("23514"), "infected content released by the app: {r:?}");
-    let status: String =
-        admin.query_one("SELECT scan_status FROM attachment_blobs WHERE id = $1", &[&t.blob]).await.unwrap().get(0);
+    assert_eq!(
+        apply(&app, &t, Infected, Some("Eicar-Test-Signature"), 2_000).await,
+        Some(2)
+    );
+    // Infected never silently becomes clean, even with a newer verdict: the callback's statement
+    // skips it, and the trigger refuses it from a statement without that guard.
+    assert_eq!(apply(&app, &t, Clean, None, 3_000).await, None);
+    let tx = app.transaction().await.unwrap();
+    set_tenant(&tx, t.tenant).await;
+    let r = tx
+        .execute(
+            "UPDATE attachment_blobs SET scan_status = 'clean', scanned_at = $2 WHERE id = $1",
+            &[&t.blob, &(T + 3_000)],
+        )
+        .await;
+    assert_eq!(
+        sqlstate(&r).as_deref(),
+        Some("23514"),
+        "infected content released by the app: {r:?}"
+    );
+    tx.rollback().await.unwrap();
+    let status: String = admin
+        .query_one(
+            "SELECT scan_status FROM attachment_blobs WHERE id = $1",
+            &[&t.blob],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(status, "infected");
     // An operator (superuser/owner) may release it deliberately.
     admin
-        .execute("UPDATE attachment_blobs SET scan_status = 'clean', scanned_at = 4000 WHERE id = $1", &[&t.blob])
+        .execute(
+            "UPDATE attachment_blobs SET scan_status = 'clean', scanned_at = $2 WHERE id = $1",
+            &[&t.blob, &(T + 4_000)],
+        )
         .await
         .unwrap();
 }
@@ -247,10 +340,20 @@ async fn an_expired_lease_is_reclaimed_before_newer_pending_jobs() {
     // A backlog arrives, then the first scanner's lease runs out.
     let backlog = pending_jobs(&admin, t.tenant, 5).await;
     admin
-        .execute("UPDATE scan_jobs SET lease_expires_at = app_now_ms() - 1 WHERE id = $1", &[&crashed])
+        .execute(
+            "UPDATE scan_jobs SET lease_expires_at = app_now_ms() - 1 WHERE id = $1",
+            &[&crashed],
+        )
         .await
         .unwrap();
-    assert_eq!(claim(&w, "w", 1).await, vec![(crashed, 2)], "the crashed scanner's job waits behind the backlog");
+    assert_eq!(
+        claim(&w, "w", 1).await,
+        vec![(crashed, 2)],
+        "the crashed scanner's job waits behind the backlog"
+    );
     let next = claim(&w, "w", 10).await;
-    assert_eq!(next.iter().map(|(id, _)| *id).collect::<HashSet<_>>(), backlog.into_iter().collect());
+    assert_eq!(
+        next.iter().map(|(id, _)| *id).collect::<HashSet<_>>(),
+        backlog.into_iter().collect()
+    );
 }

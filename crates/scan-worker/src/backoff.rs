@@ -34,7 +34,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt.
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         self.next_with(cheap_random())
     }
 
@@ -86,12 +86,15 @@ mod tests {
         let mut b = Backoff::new(Duration::from_secs(4), Duration::from_secs(4));
         for r in [0, 1, 249, 250, u64::MAX] {
             let d = b.next_with(r);
-            assert!(d <= Duration::from_secs(4) && d > Duration::from_secs(3), "{d:?}");
+            assert!(
+                d <= Duration::from_secs(4) && d > Duration::from_secs(3),
+                "{d:?}"
+            );
         }
         // Never overflows.
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(3600));
         for _ in 0..100 {
-            assert!(b.next() <= Duration::from_secs(3600));
+            assert!(b.next_delay() <= Duration::from_secs(3600));
         }
     }
 

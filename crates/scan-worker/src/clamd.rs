@@ -116,7 +116,9 @@ pub enum ScanError {
 /// Where the content comes from, one chunk at a time (an HTTP body, or bytes in tests).
 pub trait ChunkSource {
     /// The next chunk, `None` at the end.
-    fn next_chunk(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>, String>> + Send;
+    fn next_chunk(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Bytes>, String>> + Send;
 }
 
 impl ChunkSource for reqwest::Response {
@@ -175,7 +177,11 @@ impl Clamd {
     }
 
     /// Reads one NUL-terminated answer (or up to EOF).
-    async fn read_answer(&self, stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>, ScanError> {
+    async fn read_answer(
+        &self,
+        stream: &mut TcpStream,
+        limit: Duration,
+    ) -> Result<Vec<u8>, ScanError> {
         let read = async {
             let mut answer = Vec::with_capacity(64);
             let mut buf = [0u8; 512];
@@ -207,7 +213,10 @@ impl Clamd {
 
     async fn simple(&self, command: &[u8]) -> Result<String, ScanError> {
         let mut stream = self.connect().await?;
-        stream.write_all(command).await.map_err(self.io("sending a command"))?;
+        stream
+            .write_all(command)
+            .await
+            .map_err(self.io("sending a command"))?;
         let answer = self.read_answer(&mut stream, self.timeout).await?;
         Ok(String::from_utf8_lossy(&answer).trim().to_owned())
     }
@@ -225,11 +234,15 @@ impl Clamd {
     /// Streams `source` to clamd with INSTREAM and returns its answer. Stops with
     /// [`ScanError::TooLarge`] (nothing sent past the cap, no answer awaited) when the source delivers
     /// more than `cap` bytes. Memory: one source chunk plus a 64 KiB write buffer.
-    pub async fn instream(&self, source: &mut impl ChunkSource, cap: u64) -> Result<Answer, ScanError> {
+    pub async fn instream(
+        &self,
+        source: &mut impl ChunkSource,
+        cap: u64,
+    ) -> Result<Answer, ScanError> {
         let mut stream = self.connect().await?;
         let written = {
             let mut w = BufWriter::with_capacity(64 * 1024, &mut stream);
-            let result = async {
+            async {
                 w.write_all(b"zINSTREAM\0").await?;
                 let mut total: u64 = 0;
                 while let Some(chunk) = source.next_chunk().await.map_err(SendError::Source)? {
@@ -246,8 +259,7 @@ impl Clamd {
                 w.flush().await?;
                 Ok(())
             }
-            .await;
-            result
+            .await
         };
         match written {
             Ok(()) => {}
@@ -304,7 +316,10 @@ mod tests {
         assert_eq!(frame_header(0), TERMINATOR);
         assert_eq!(frame_header(1), [0, 0, 0, 1]);
         assert_eq!(frame_header(0x0102_0304), [1, 2, 3, 4]);
-        assert_eq!(frames(b"abcde", 2), b"\0\0\0\x02ab\0\0\0\x02cd\0\0\0\x01e".to_vec());
+        assert_eq!(
+            frames(b"abcde", 2),
+            b"\0\0\0\x02ab\0\0\0\x02cd\0\0\0\x01e".to_vec()
+        );
         assert!(frames(b"", 2).is_empty());
     }
 
@@ -337,7 +352,11 @@ mod tests {
             b"stream: two words FOUND",
             b"stream: MAYBE",
         ] {
-            assert!(parse_answer(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_answer(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -383,7 +402,12 @@ mod tests {
     }
 
     fn chunks(parts: &[&[u8]]) -> Chunks {
-        Chunks(parts.iter().map(|p| Bytes::copy_from_slice(p)).collect::<VecDeque<_>>())
+        Chunks(
+            parts
+                .iter()
+                .map(|p| Bytes::copy_from_slice(p))
+                .collect::<VecDeque<_>>(),
+        )
     }
 
     #[tokio::test]
@@ -391,7 +415,10 @@ mod tests {
         let (addr, h) = fake(b"stream: Some.Thing FOUND\0").await;
         let big = vec![7u8; MAX_FRAME + 10];
         let c = Clamd::new(addr, Duration::from_secs(5));
-        let answer = c.instream(&mut chunks(&[b"abc", &big, b""]), 1 << 20).await.unwrap();
+        let answer = c
+            .instream(&mut chunks(&[b"abc", &big, b""]), 1 << 20)
+            .await
+            .unwrap();
         assert_eq!(answer, Answer::Found("Some.Thing".into()));
         let got = h.await.unwrap();
         let mut want = b"zINSTREAM\0".to_vec();

@@ -133,13 +133,19 @@ impl Config {
                         .ok_or_else(|| invalid(format!("unknown option --{name}")))?;
                     let value = match inline {
                         Some(v) => v,
-                        None => it.next().ok_or_else(|| invalid(format!("--{name} needs a value")))?,
+                        None => it
+                            .next()
+                            .ok_or_else(|| invalid(format!("--{name} needs a value")))?,
                     };
                     flags.insert(flag, value);
                 }
             }
         }
-        let env = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let env = |k: &str| {
+            env(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let get = |flag: &str| -> Option<String> {
             flags.get(flag).cloned().or_else(|| {
                 VALUED
@@ -148,9 +154,14 @@ impl Config {
                     .and_then(|(_, var)| var.and_then(&env))
             })
         };
-        let required =
-            |flag: &str, var: &str| get(flag).ok_or_else(|| invalid(format!("--{flag} or {var} is required")));
-        fn number<T: std::str::FromStr>(flag: &str, v: Option<String>, default: T) -> Result<T, ConfigError> {
+        let required = |flag: &str, var: &str| {
+            get(flag).ok_or_else(|| invalid(format!("--{flag} or {var} is required")))
+        };
+        fn number<T: std::str::FromStr>(
+            flag: &str,
+            v: Option<String>,
+            default: T,
+        ) -> Result<T, ConfigError> {
             match v {
                 None => Ok(default),
                 Some(v) => v
@@ -185,7 +196,8 @@ impl Config {
         }
 
         let callback_url = required("callback-url", "SCAN_CALLBACK_URL")?;
-        let parsed = reqwest::Url::parse(&callback_url).map_err(|_| invalid("SCAN_CALLBACK_URL is not a URL"))?;
+        let parsed = reqwest::Url::parse(&callback_url)
+            .map_err(|_| invalid("SCAN_CALLBACK_URL is not a URL"))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(invalid("SCAN_CALLBACK_URL must be an http(s) URL"));
         }
@@ -196,7 +208,10 @@ impl Config {
             .to_vec();
 
         let worker_name = get("worker-name").unwrap_or_else(default_worker_name);
-        if worker_name.is_empty() || worker_name.len() > 200 || worker_name.chars().any(char::is_control) {
+        if worker_name.is_empty()
+            || worker_name.len() > 200
+            || worker_name.chars().any(char::is_control)
+        {
             return Err(invalid("worker name must be 1..=200 printable characters"));
         }
         let lease_secs: u32 = number("lease-secs", get("lease-secs"), 300)?;
@@ -207,7 +222,11 @@ impl Config {
         if !(1..=64).contains(&concurrency) {
             return Err(invalid("--concurrency must be 1..=64"));
         }
-        let max_scan_bytes: u64 = number("max-scan-bytes", get("max-scan-bytes"), DEFAULT_MAX_SCAN_BYTES)?;
+        let max_scan_bytes: u64 = number(
+            "max-scan-bytes",
+            get("max-scan-bytes"),
+            DEFAULT_MAX_SCAN_BYTES,
+        )?;
         if max_scan_bytes == 0 {
             return Err(invalid("--max-scan-bytes must be positive"));
         }
@@ -217,7 +236,11 @@ impl Config {
             None => None,
             Some(v) => match v.parse::<u64>() {
                 Ok(n) if n > 0 => Some(n),
-                _ => return Err(invalid(format!("--max-jobs: `{v}` is not a positive number"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "--max-jobs: `{v}` is not a positive number"
+                    )));
+                }
             },
         };
         if !(0.05..=3600.0).contains(&poll) {
@@ -262,7 +285,10 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k: &str| m.get(k).cloned()
     }
 
@@ -275,13 +301,18 @@ mod tests {
             ("S3_ENDPOINT", "http://127.0.0.1:3900"),
             ("S3_ACCESS_KEY_ID", "GK1"),
             ("S3_SECRET_ACCESS_KEY", "s3cret"),
-            ("SCAN_CALLBACK_URL", "http://127.0.0.1:3000/api/v1/scan/callback"),
+            (
+                "SCAN_CALLBACK_URL",
+                "http://127.0.0.1:3000/api/v1/scan/callback",
+            ),
             ("SCAN_CALLBACK_SECRET", SECRET),
         ]
     }
 
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::parse(args.iter().map(|s| s.to_string()), env_of(env), || "host-1".into())
+        Config::parse(args.iter().map(|s| s.to_string()), env_of(env), || {
+            "host-1".into()
+        })
     }
 
     #[test]
@@ -341,7 +372,10 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(parse(&["--help"], &base_env()).unwrap_err(), ConfigError::Help);
+        assert_eq!(
+            parse(&["--help"], &base_env()).unwrap_err(),
+            ConfigError::Help
+        );
         for (args, drop, add) in [
             (&["--nope"][..], "", ("", "")),
             (&["stray"][..], "", ("", "")),
@@ -355,10 +389,19 @@ mod tests {
             (&[][..], "DATABASE_URL", ("", "")),
             (&[][..], "SCAN_CALLBACK_SECRET", ("", "")),
             (&[][..], "S3_ENDPOINT", ("", "")),
-            (&[][..], "SCAN_CALLBACK_SECRET", ("SCAN_CALLBACK_SECRET", "short")),
-            (&[][..], "SCAN_CALLBACK_URL", ("SCAN_CALLBACK_URL", "ftp://x/y")),
+            (
+                &[][..],
+                "SCAN_CALLBACK_SECRET",
+                ("SCAN_CALLBACK_SECRET", "short"),
+            ),
+            (
+                &[][..],
+                "SCAN_CALLBACK_URL",
+                ("SCAN_CALLBACK_URL", "ftp://x/y"),
+            ),
         ] {
-            let mut env: Vec<(&str, &str)> = base_env().into_iter().filter(|(k, _)| *k != drop).collect();
+            let mut env: Vec<(&str, &str)> =
+                base_env().into_iter().filter(|(k, _)| *k != drop).collect();
             if !add.0.is_empty() {
                 env.push(add);
             }

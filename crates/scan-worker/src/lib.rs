@@ -1,4 +1,4 @@
-//! The ClamAV scanning worker (issue 7): a native, long-lived process beside the Spin app.
+//! The ClamAV scanning worker: a native, long-lived process beside the Spin app.
 //!
 //! | module | owns |
 //! |---|---|

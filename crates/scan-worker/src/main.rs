@@ -9,7 +9,11 @@ use scan_worker::worker::Worker;
 use serde_json::json;
 
 fn main() -> ExitCode {
-    let cfg = match Config::parse(std::env::args().skip(1), |k| std::env::var(k).ok(), default_worker_name) {
+    let cfg = match Config::parse(
+        std::env::args().skip(1),
+        |k| std::env::var(k).ok(),
+        default_worker_name,
+    ) {
         Ok(c) => c,
         Err(ConfigError::Help) => {
             println!("{USAGE}");
@@ -38,9 +42,10 @@ async fn run(cfg: Config) -> ExitCode {
     };
     let c = worker.config();
     // A short probe: a clamd that is still loading its database must not hold up the start.
-    let version = scan_worker::clamd::Clamd::new(c.clamd_addr.clone(), std::time::Duration::from_secs(3))
-        .version()
-        .await;
+    let version =
+        scan_worker::clamd::Clamd::new(c.clamd_addr.clone(), std::time::Duration::from_secs(3))
+            .version()
+            .await;
     log::info(
         "worker.started",
         json!({
@@ -57,7 +62,10 @@ async fn run(cfg: Config) -> ExitCode {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return;
         };
         let name = tokio::select! {

@@ -1,4 +1,5 @@
-//! From what the scanner said to the verdict the callback receives (`../shared/api.md`, "Virus scan").
+//! From what the scanner said to the verdict the callback receives (`openapi.yaml`, `ScanCallback`;
+//! `docs/api.md`, "Virus scanning").
 //!
 //! | clamd | status | why |
 //! |---|---|---|
@@ -41,7 +42,9 @@ pub fn from_answer(answer: &crate::clamd::Answer) -> Result<Verdict, String> {
                 Status::Infected
             };
             let details = match status {
-                Status::Error => format!("not scanned completely: the content exceeds the scanner's limits ({name})"),
+                Status::Error => format!(
+                    "not scanned completely: the content exceeds the scanner's limits ({name})"
+                ),
                 _ => format!("{name} found"),
             };
             Ok(Verdict {
@@ -64,7 +67,9 @@ pub fn too_large(size: u64, cap: u64) -> Verdict {
     Verdict {
         status: Status::Error,
         signature: None,
-        details: format!("too large to scan: {size} bytes, the scanner accepts at most {cap} bytes"),
+        details: format!(
+            "too large to scan: {size} bytes, the scanner accepts at most {cap} bytes"
+        ),
     }
 }
 
@@ -88,7 +93,10 @@ pub fn callback_body(
     };
     let hash = ContentHash::parse(content_hash).map_err(|e| format!("content hash: {e}"))?;
     let engine = clip(engine, cb::MAX_ENGINE_CHARS);
-    let signature = verdict.signature.as_deref().map(|s| clip(s, cb::MAX_SIGNATURE_CHARS));
+    let signature = verdict
+        .signature
+        .as_deref()
+        .map(|s| clip(s, cb::MAX_SIGNATURE_CHARS));
     let details = cb::clamp_details(&verdict.details);
     let wire = cb::Verdict::new(
         verdict.status,
@@ -118,9 +126,11 @@ mod tests {
         );
         assert!(v.details.contains("Attachments.Test.EICAR"));
         assert_eq!(
-            from_answer(&Answer::Found("Heuristics.Limits.Exceeded.MaxFileSize".into()))
-                .unwrap()
-                .status,
+            from_answer(&Answer::Found(
+                "Heuristics.Limits.Exceeded.MaxFileSize".into()
+            ))
+            .unwrap()
+            .status,
             Status::Error
         );
         assert_eq!(
@@ -130,7 +140,9 @@ mod tests {
             Status::Suspicious
         );
         assert_eq!(
-            from_answer(&Answer::Found("PUA.Win.Tool.Foo".into())).unwrap().status,
+            from_answer(&Answer::Found("PUA.Win.Tool.Foo".into()))
+                .unwrap()
+                .status,
             Status::Suspicious
         );
         let v = from_answer(&Answer::SizeLimit).unwrap();
@@ -147,8 +159,10 @@ mod tests {
         let t = uuid::Uuid::parse_str("6f1c1d5e-8c1b-4d5e-9f00-000000000001").unwrap();
         let h = "44d88612fea8a8f36de82e1278abb02f44d88612fea8a8f36de82e1278abb02f";
         let v = from_answer(&Answer::Found("X.Y".into())).unwrap();
-        let b: serde_json::Value =
-            serde_json::from_slice(&callback_body(t, h, &v, "ClamAV 1.4.6", 1_700_000_000_123).unwrap()).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(
+            &callback_body(t, h, &v, "ClamAV 1.4.6", 1_700_000_000_123).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             b,
             serde_json::json!({"tenantId": t.to_string(), "contentHash": h, "status": "infected",
@@ -160,7 +174,8 @@ mod tests {
         assert_eq!(parsed.verdict.status, Status::Infected);
         let clean = from_answer(&Answer::Clean).unwrap();
         let b: serde_json::Value =
-            serde_json::from_slice(&callback_body(t, h, &clean, "e", 1_700_000_000_000).unwrap()).unwrap();
+            serde_json::from_slice(&callback_body(t, h, &clean, "e", 1_700_000_000_000).unwrap())
+                .unwrap();
         assert_eq!(b["status"], "clean");
         assert!(b["signature"].is_null());
         assert!(callback_body(t, "nothex", &clean, "e", 1_700_000_000_000).is_err());

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
+use store::StoreError;
+use store::scan_jobs::{self, JobState};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_postgres::{Client, NoTls};
@@ -26,19 +28,11 @@ use crate::config::Config;
 use crate::log;
 use crate::verdict::{self, Status, Verdict};
 
-/// A claimed job (a row of `scan_claim_jobs`).
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub blob_id: Uuid,
-    pub content_sha256: String,
-    pub storage_key: String,
-    pub size_bytes: i64,
-    pub attempts: i32,
-}
+/// A claimed job.
+pub use store::scan_jobs::ClaimedJob as Job;
 
-/// The database, as the application role. One pipelined connection, re-opened when it drops.
+/// The database, as the application role, through the store's statements. One pipelined
+/// connection, re-opened when it drops.
 pub struct Db {
     url: String,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
@@ -52,13 +46,19 @@ impl Db {
         }
     }
 
-    async fn client(&self) -> Result<Arc<Client>, tokio_postgres::Error> {
+    async fn client(&self) -> Result<Arc<Client>, StoreError> {
         let mut slot = self.client.lock().await;
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         // No TLS, like the other native tools: a local or private-network Postgres.
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+        let (client, connection) =
+            tokio_postgres::connect(&self.url, NoTls)
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    context: "connect",
+                    message: e.to_string(),
+                })?;
         tokio::spawn(async move {
             // A broken connection shows up as an error on the next query; the client is then re-opened.
             let _ = connection.await;
@@ -68,42 +68,32 @@ impl Db {
         Ok(client)
     }
 
-    pub async fn claim(&self, worker: &str, lease_secs: u32, limit: usize) -> Result<Vec<Job>, tokio_postgres::Error> {
+    pub async fn claim(
+        &self,
+        worker: &str,
+        lease_secs: u32,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
         let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT job_id, tenant_id, blob_id, content_sha256, storage_key, size_bytes, attempts \
-                 FROM scan_claim_jobs($1, $2, $3)",
-                &[&worker, &(lease_secs as i32), &(limit as i32)],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Job {
-                id: r.get(0),
-                tenant_id: r.get(1),
-                blob_id: r.get(2),
-                content_sha256: r.get(3),
-                storage_key: r.get(4),
-                size_bytes: r.get(5),
-                attempts: r.get(6),
-            })
-            .collect())
+        scan_jobs::claim(
+            &*c,
+            worker,
+            lease_secs,
+            u32::try_from(limit).unwrap_or(u32::MAX),
+        )
+        .await
     }
 
-    /// `done`, `pending` (retried later), `failed` (attempts exhausted) or `not_owner` (the lease
-    /// passed to another worker, or the callback completed the job already).
+    /// `Pending` (retried later), `Failed` (attempts exhausted), `NotOwner` (the lease passed to
+    /// another worker, or the callback completed the job already) or `Done`.
     pub async fn complete(
         &self,
         job: Uuid,
         worker: &str,
         error: Option<&str>,
-    ) -> Result<String, tokio_postgres::Error> {
+    ) -> Result<JobState, StoreError> {
         let c = self.client().await?;
-        let row = c
-            .query_one("SELECT scan_complete_job($1, $2, $3)", &[&job, &worker, &error])
-            .await?;
-        Ok(row.get(0))
+        scan_jobs::complete(&*c, job, worker, error).await
     }
 }
 
@@ -136,7 +126,9 @@ pub fn classify_callback(status: u16) -> CallbackAnswer {
     match status {
         200..=299 => CallbackAnswer::Accepted,
         404 | 409 => CallbackAnswer::Moot(status),
-        408 | 429 | 500..=599 => CallbackAnswer::Transient(format!("scan callback answered {status}")),
+        408 | 429 | 500..=599 => {
+            CallbackAnswer::Transient(format!("scan callback answered {status}"))
+        }
         401 | 403 => CallbackAnswer::Refused(format!(
             "scan callback refused the signature ({status}): check SCAN_CALLBACK_SECRET and the clock"
         )),
@@ -169,7 +161,10 @@ impl Worker {
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("attachments-scan-worker/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "attachments-scan-worker/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()?;
         // Storage GETs on a fresh connection each: on a reused keep-alive connection a server that
         // writes headers and body separately without TCP_NODELAY (Garage does) meets the client's
@@ -180,7 +175,10 @@ impl Worker {
             .read_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(0)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("attachments-scan-worker/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "attachments-scan-worker/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()?;
         Ok(Self {
             storage_http,
@@ -226,7 +224,8 @@ impl Worker {
         if size > cap {
             return Ok(verdict::too_large(size, cap));
         }
-        let key = storage::ObjectKey::from_stored(&job.storage_key).map_err(|e| format!("storage key: {e}"))?;
+        let key = storage::ObjectKey::from_stored(&job.storage_key)
+            .map_err(|e| format!("storage key: {e}"))?;
         let req = storage::request::Signer::new(&self.cfg.storage)
             .get_object(&key, None, SystemTime::now())
             .map_err(|e| format!("signing GetObject: {e}"))?;
@@ -241,7 +240,10 @@ impl Worker {
             .await
             .map_err(|e| format!("storage GetObject: {}", without_url(&e)))?;
         if res.status().as_u16() != 200 {
-            return Err(format!("storage GetObject answered {}", res.status().as_u16()));
+            return Err(format!(
+                "storage GetObject answered {}",
+                res.status().as_u16()
+            ));
         }
         match self.clamd.instream(&mut res, cap).await {
             Ok(answer) => verdict::from_answer(&answer),
@@ -254,7 +256,13 @@ impl Worker {
     /// answers are retried a few times within the job (re-signed, same bytes).
     async fn post(&self, job: &Job, v: &Verdict) -> CallbackAnswer {
         let engine = self.engine().await;
-        let body = match verdict::callback_body(job.tenant_id, &job.content_sha256, v, &engine, log::now_ms()) {
+        let body = match verdict::callback_body(
+            job.tenant_id,
+            &job.content_sha256,
+            v,
+            &engine,
+            log::now_ms(),
+        ) {
             Ok(b) => b,
             Err(e) => return CallbackAnswer::Refused(format!("building the callback body: {e}")),
         };
@@ -294,7 +302,9 @@ impl Worker {
                 Err(e) => CallbackAnswer::Transient(format!("scan callback: {}", without_url(&e))),
             };
             match answer {
-                CallbackAnswer::Transient(_) if backoff.attempts() < 3 => tokio::time::sleep(backoff.next()).await,
+                CallbackAnswer::Transient(_) if backoff.attempts() < 3 => {
+                    tokio::time::sleep(backoff.next_delay()).await
+                }
                 other => return other,
             }
         }
@@ -314,12 +324,15 @@ impl Worker {
         };
         match self.post(job, &v).await {
             CallbackAnswer::Accepted => Outcome::Posted(v.status),
-            CallbackAnswer::Moot(http) => Outcome::Moot { status: v.status, http },
+            CallbackAnswer::Moot(http) => Outcome::Moot {
+                status: v.status,
+                http,
+            },
             CallbackAnswer::Transient(r) | CallbackAnswer::Refused(r) => Outcome::Retry(r),
         }
     }
 
-    async fn complete(&self, job: Uuid, error: Option<&str>) -> Option<String> {
+    async fn complete(&self, job: Uuid, error: Option<&str>) -> Option<JobState> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
         loop {
             match self.db.complete(job, &self.cfg.worker_name, error).await {
@@ -329,7 +342,7 @@ impl Worker {
                         "job.complete_retry",
                         json!({"job": job.to_string(), "error": e.to_string()}),
                     );
-                    tokio::time::sleep(backoff.next()).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
                     // The lease expires and another claim takes the job over.
@@ -372,7 +385,7 @@ impl Worker {
             "ms": started.elapsed().as_millis() as u64,
             "scan_ms": scan_ms.load(std::sync::atomic::Ordering::Relaxed),
             // After an accepted verdict `not_owner` is the usual answer: the callback completed the job.
-            "job_state": state,
+            "job_state": state.map(JobState::as_str),
         });
         match &outcome {
             Outcome::Posted(s) => {
@@ -393,7 +406,10 @@ impl Worker {
     }
 
     /// Claims and processes jobs until `shutdown` (or, with `--once`, until nothing is claimable).
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Summary> {
+    pub async fn run(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Summary> {
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut summary = Summary::default();
         let mut db_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
@@ -410,7 +426,10 @@ impl Worker {
                     count(&mut summary, o);
                 }
             }
-            let remaining = self.cfg.max_jobs.map_or(u64::MAX, |m| m.saturating_sub(summary.jobs));
+            let remaining = self
+                .cfg
+                .max_jobs
+                .map_or(u64::MAX, |m| m.saturating_sub(summary.jobs));
             if remaining == 0 {
                 break;
             }
@@ -426,7 +445,11 @@ impl Worker {
                 }
                 continue;
             }
-            let jobs = match self.db.claim(&self.cfg.worker_name, self.cfg.lease_secs, free).await {
+            let jobs = match self
+                .db
+                .claim(&self.cfg.worker_name, self.cfg.lease_secs, free)
+                .await
+            {
                 Ok(jobs) => {
                     db_backoff.reset();
                     jobs
@@ -435,7 +458,7 @@ impl Worker {
                     if self.cfg.once {
                         return Err(anyhow::anyhow!("claiming jobs: {e}"));
                     }
-                    let wait = db_backoff.next();
+                    let wait = db_backoff.next_delay();
                     log::error(
                         "claim.failed",
                         json!({"error": e.to_string(), "retry_ms": wait.as_millis() as u64}),
@@ -496,7 +519,8 @@ impl Worker {
             tasks.abort_all();
             let left: Vec<Uuid> = self.in_flight.lock().unwrap().drain().collect();
             for job in left {
-                self.complete(job, Some("worker stopped before finishing")).await;
+                self.complete(job, Some("worker stopped before finishing"))
+                    .await;
                 summary.retried += 1;
             }
         }
@@ -543,10 +567,16 @@ mod tests {
         assert_eq!(classify_callback(404), CallbackAnswer::Moot(404));
         assert_eq!(classify_callback(409), CallbackAnswer::Moot(409));
         for s in [500, 502, 503, 429, 408] {
-            assert!(matches!(classify_callback(s), CallbackAnswer::Transient(_)), "{s}");
+            assert!(
+                matches!(classify_callback(s), CallbackAnswer::Transient(_)),
+                "{s}"
+            );
         }
         for s in [400, 401, 403, 422] {
-            assert!(matches!(classify_callback(s), CallbackAnswer::Refused(_)), "{s}");
+            assert!(
+                matches!(classify_callback(s), CallbackAnswer::Refused(_)),
+                "{s}"
+            );
         }
     }
 }

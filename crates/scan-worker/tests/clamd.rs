@@ -22,7 +22,11 @@ fn clamd() -> Option<Clamd> {
 }
 
 fn chunks(data: &[u8], size: usize) -> Chunks {
-    Chunks(data.chunks(size).map(Bytes::copy_from_slice).collect::<VecDeque<_>>())
+    Chunks(
+        data.chunks(size)
+            .map(Bytes::copy_from_slice)
+            .collect::<VecDeque<_>>(),
+    )
 }
 
 #[tokio::test]
@@ -36,11 +40,16 @@ async fn real_clamd_verdicts() {
         panic!("EICAR: {answer:?}")
     };
     assert!(name.contains("EICAR"), "{name}");
-    assert_eq!(verdict::from_answer(&answer).unwrap().status, Status::Infected);
+    assert_eq!(
+        verdict::from_answer(&answer).unwrap().status,
+        Status::Infected
+    );
 
     let clean = b"hello attachments\n".repeat(1000);
     assert_eq!(
-        c.instream(&mut chunks(&clean, 4096), 1 << 20).await.unwrap(),
+        c.instream(&mut chunks(&clean, 4096), 1 << 20)
+            .await
+            .unwrap(),
         Answer::Clean
     );
 
@@ -49,6 +58,12 @@ async fn real_clamd_verdicts() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     big.extend_from_slice(MARKER);
-    let answer = c.instream(&mut chunks(&big, 100_003), 8 << 20).await.unwrap();
-    assert_eq!(answer, Answer::Found("Attachments.Test.Marker.UNOFFICIAL".into()));
+    let answer = c
+        .instream(&mut chunks(&big, 100_003), 8 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        Answer::Found("Attachments.Test.Marker.UNOFFICIAL".into())
+    );
 }

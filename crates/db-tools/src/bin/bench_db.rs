@@ -1,7 +1,8 @@
 //! `bench-db`: loads a large synthetic data set (default 1,000,000 attachments across 100 tenants) into a
 //! fresh database and measures the hot queries of the attachment service, with `EXPLAIN (ANALYZE, BUFFERS)`
 //! evidence that they use their indexes. Prints Markdown; `--benchmarks-md FILE` also replaces the
-//! `## Database (issue 3)` section of that file (other sections are left alone).
+//! `database` section of that file, between `<!-- bench:database -->` and `<!-- /bench:database -->`
+//! (the rest of the file is left alone; `scripts/bench-db` then updates the summary table's row).
 //!
 //! The data is generated server-side with generate_series (no client round trips per row) while
 //! `session_replication_role = replica` skips foreign-key and verdict triggers: the rows are consistent by
@@ -21,7 +22,10 @@ use rand::seq::IndexedRandom;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, types::ToSql};
 use uuid::Uuid;
 
-const SECTION: &str = "## Database (issue 3)";
+const SECTION: &str = "## Database";
+/// The section's markers in BENCHMARKS.md are `<!-- bench:database -->` and `<!-- /bench:database -->`,
+/// as for the sections of scripts/bench (scripts/lib/bench-md.sh).
+const MARKER: &str = "database";
 const USAGE: &str = "\
 usage: bench-db [--database-url <superuser url>] [--tenants 100] [--attachments 1000000] [--iterations 2000]
                 [--benchmarks-md BENCHMARKS.md] [--keep]
@@ -37,7 +41,13 @@ struct Params {
 fn main() -> ExitCode {
     let args = match Args::parse(
         std::env::args().skip(1),
-        &["database-url", "tenants", "attachments", "iterations", "benchmarks-md"],
+        &[
+            "database-url",
+            "tenants",
+            "attachments",
+            "iterations",
+            "benchmarks-md",
+        ],
         &["keep", "help"],
     ) {
         Ok(a) if a.flag("help") => {
@@ -59,7 +69,9 @@ fn main() -> ExitCode {
     })() {
         Ok(p) if p.tenants >= 1 && p.attachments >= p.tenants * 10 && p.iterations >= 10 => p,
         Ok(_) => {
-            eprintln!("bench-db: need tenants >= 1, attachments >= 10 per tenant, iterations >= 10");
+            eprintln!(
+                "bench-db: need tenants >= 1, attachments >= 10 per tenant, iterations >= 10"
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -67,8 +79,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(admin_url(args.value("database-url")), params, args.flag("keep"))) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(
+        admin_url(args.value("database-url")),
+        params,
+        args.flag("keep"),
+    )) {
         Ok(markdown) => {
             println!("{markdown}");
             if let Some(path) = args.value("benchmarks-md") {
@@ -91,22 +110,35 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(url: String, p: Params, keep: bool) -> Result<String, BoxError> {
     let base: Config = url.parse()?;
-    let name = format!("dbtools_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let name = format!(
+        "dbtools_bench_{}",
+        &Uuid::new_v4().simple().to_string()[..12]
+    );
     let mut db_config = base.clone();
     db_config.dbname(&name);
     let mut db_url = url.clone();
     // Same server and credentials, other database: rebuild the URL path.
     if let Some(scheme_end) = db_url.find("://").map(|i| i + 3) {
         let rest = &db_url[scheme_end..];
-        let host_end = rest.find(['/', '?']).map(|i| i + scheme_end).unwrap_or(db_url.len());
-        let query = db_url[host_end..].find('?').map(|i| db_url[host_end + i..].to_string()).unwrap_or_default();
+        let host_end = rest
+            .find(['/', '?'])
+            .map(|i| i + scheme_end)
+            .unwrap_or(db_url.len());
+        let query = db_url[host_end..]
+            .find('?')
+            .map(|i| db_url[host_end + i..].to_string())
+            .unwrap_or_default();
         db_url = format!("{}/{}{}", &db_url[..host_end], name, query);
     }
 
     eprintln!("bench-db: creating and migrating {name}");
     migrations::migrate(
         &db_url,
-        migrations::Options { create_db: true, app_password: None, migrations: migrations::embedded() },
+        migrations::Options {
+            create_db: true,
+            app_password: None,
+            migrations: migrations::embedded(),
+        },
     )
     .await?;
 
@@ -118,7 +150,12 @@ async fn run(url: String, p: Params, keep: bool) -> Result<String, BoxError> {
         let mut maintenance = base.clone();
         maintenance.dbname("postgres");
         let admin = connect(&maintenance).await?;
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await?;
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&name)
+            ))
+            .await?;
     }
     result
 }
@@ -138,7 +175,9 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
     let messages_per_tenant = (per_tenant / 5).max(1);
     let blobs_per_tenant = (per_tenant / 2).max(1);
     let pending_per_tenant = 20.min(blobs_per_tenant);
-    admin.batch_execute("SET session_replication_role = replica; SET maintenance_work_mem = '256MB'").await?;
+    admin
+        .batch_execute("SET session_replication_role = replica; SET maintenance_work_mem = '256MB'")
+        .await?;
     let steps: Vec<(&str, String)> = vec![
         ("tenants, users, accounts, folders", format!(
             "INSERT INTO tenants (id, name) SELECT md5('t'||t)::uuid, 'bench-'||t FROM generate_series(1,{nt}) t;
@@ -224,14 +263,28 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
         eprintln!("bench-db: loading {label}");
         admin.batch_execute(sql).await?;
         let secs = started.elapsed().as_secs_f64();
-        writeln!(md, "| {label} | {} | {secs:.1} |", rows_hint(label, p, messages_per_tenant, blobs_per_tenant))?;
+        writeln!(
+            md,
+            "| {label} | {} | {secs:.1} |",
+            rows_hint(label, p, messages_per_tenant, blobs_per_tenant)
+        )?;
     }
-    admin.batch_execute("SET session_replication_role = origin").await?;
+    admin
+        .batch_execute("SET session_replication_role = origin")
+        .await?;
     let started = Instant::now();
     eprintln!("bench-db: VACUUM (ANALYZE)");
     admin.batch_execute("VACUUM (ANALYZE)").await?;
-    writeln!(md, "| VACUUM (ANALYZE) | | {:.1} |", started.elapsed().as_secs_f64())?;
-    writeln!(md, "| **total** | | **{:.1}** |\n", load_started.elapsed().as_secs_f64())?;
+    writeln!(
+        md,
+        "| VACUUM (ANALYZE) | | {:.1} |",
+        started.elapsed().as_secs_f64()
+    )?;
+    writeln!(
+        md,
+        "| **total** | | **{:.1}** |\n",
+        load_started.elapsed().as_secs_f64()
+    )?;
 
     let sizes = admin
         .query(
@@ -243,15 +296,28 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
             &[],
         )
         .await?;
-    writeln!(md, "| table | rows (estimate) | heap | indexes |\n|---|---:|---:|---:|")?;
+    writeln!(
+        md,
+        "| table | rows (estimate) | heap | indexes |\n|---|---:|---:|---:|"
+    )?;
     for r in &sizes {
-        writeln!(md, "| {} | {} | {} | {} |", r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, String>(2), r.get::<_, String>(3))?;
+        writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.get::<_, String>(0),
+            r.get::<_, i64>(1),
+            r.get::<_, String>(2),
+            r.get::<_, String>(3)
+        )?;
     }
     writeln!(md)?;
 
     // ---- samples ------------------------------------------------------------------------------------------
     let attachments: Vec<(Uuid, Uuid)> = admin
-        .query("SELECT id, tenant_id FROM email_attachments TABLESAMPLE SYSTEM (1) LIMIT 5000", &[])
+        .query(
+            "SELECT id, tenant_id FROM email_attachments TABLESAMPLE SYSTEM (1) LIMIT 5000",
+            &[],
+        )
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
@@ -282,7 +348,8 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
     app_config.user(APP_ROLE);
     let mut app = connect(&app_config).await?;
 
-    const BY_ID: &str = "SELECT a.id, a.message_id, a.filename, a.detected_mime, a.size_bytes, a.is_deleted,
+    const BY_ID: &str =
+        "SELECT a.id, a.message_id, a.filename, a.detected_mime, a.size_bytes, a.is_deleted,
         a.url_generation, a.created_at, b.content_sha256, b.scan_status, b.ref_count
    FROM email_attachments a JOIN attachment_blobs b ON b.id = a.blob_id
   WHERE a.id = $1";
@@ -305,7 +372,10 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
          back so the queue keeps its shape.\n",
         p.iterations
     )?;
-    writeln!(md, "| query | query p50 | p95 | p99 | mean | transaction p50 | p95 |\n|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        md,
+        "| query | query p50 | p95 | p99 | mean | transaction p50 | p95 |\n|---|---:|---:|---:|---:|---:|---:|"
+    )?;
 
     let mut rng = rand::rng();
     let mut plans = String::new();
@@ -319,7 +389,14 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
     .await?;
     row(&mut md, "attachment by id (+ its blob)", &q, &t)?;
     let (id, tenant) = *attachments.choose(&mut rng).unwrap();
-    plan_as_app(&mut app, tenant, &BY_ID.replace("$1", &format!("'{id}'")), "Attachment by id", &mut plans).await?;
+    plan_as_app(
+        &mut app,
+        tenant,
+        &BY_ID.replace("$1", &format!("'{id}'")),
+        "Attachment by id",
+        &mut plans,
+    )
+    .await?;
 
     // 2. list by message
     let stmt = app.prepare(BY_MESSAGE).await?;
@@ -330,13 +407,23 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
     .await?;
     row(&mut md, "list by message (live, newest first)", &q, &t)?;
     let (id, tenant) = *messages.choose(&mut rng).unwrap();
-    plan_as_app(&mut app, tenant, &BY_MESSAGE.replace("$1", &format!("'{id}'")), "List by message", &mut plans).await?;
+    plan_as_app(
+        &mut app,
+        tenant,
+        &BY_MESSAGE.replace("$1", &format!("'{id}'")),
+        "List by message",
+        &mut plans,
+    )
+    .await?;
 
     // 3. blob by tenant + hash (the dedup probe)
     let stmt = app.prepare(BLOB_BY_HASH).await?;
     let (q, t) = time_queries(&mut app, p.iterations, &stmt, true, || {
         let (hash, tenant) = blobs.choose(&mut rand::rng()).unwrap().clone();
-        (tenant, vec![Box::new(tenant) as Param, Box::new(hash) as Param])
+        (
+            tenant,
+            vec![Box::new(tenant) as Param, Box::new(hash) as Param],
+        )
     })
     .await?;
     row(&mut md, "blob by tenant + SHA-256", &q, &t)?;
@@ -344,7 +431,9 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
     plan_as_app(
         &mut app,
         tenant,
-        &BLOB_BY_HASH.replace("$1", &format!("'{tenant}'")).replace("$2", &format!("'{hash}'")),
+        &BLOB_BY_HASH
+            .replace("$1", &format!("'{tenant}'"))
+            .replace("$2", &format!("'{hash}'")),
         "Blob by tenant + hash",
         &mut plans,
     )
@@ -352,8 +441,16 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
 
     // 4. claim next scan job (cross-tenant, SECURITY DEFINER; rolled back each time)
     let stmt = app.prepare(CLAIM).await?;
-    let (q, t) = time_queries(&mut app, p.iterations, &stmt, false, || (Uuid::nil(), Vec::new())).await?;
-    row(&mut md, "claim next scan job (an expired lease waiting)", &q, &t)?;
+    let (q, t) = time_queries(&mut app, p.iterations, &stmt, false, || {
+        (Uuid::nil(), Vec::new())
+    })
+    .await?;
+    row(
+        &mut md,
+        "claim next scan job (an expired lease waiting)",
+        &q,
+        &t,
+    )?;
     claim_plans(db_config, &mut plans, "an expired lease is taken first").await?;
 
     // The common case: no scanner crashed, the next job comes from the pending queue.
@@ -364,12 +461,27 @@ async fn measure(db_config: &Config, name: &str, p: &Params) -> Result<String, B
               WHERE status = 'running'",
         )
         .await?;
-    let (q, t) = time_queries(&mut app, p.iterations, &stmt, false, || (Uuid::nil(), Vec::new())).await?;
-    row(&mut md, "claim next scan job (from the pending queue)", &q, &t)?;
+    let (q, t) = time_queries(&mut app, p.iterations, &stmt, false, || {
+        (Uuid::nil(), Vec::new())
+    })
+    .await?;
+    row(
+        &mut md,
+        "claim next scan job (from the pending queue)",
+        &q,
+        &t,
+    )?;
     claim_plans(db_config, &mut plans, "no lease expired, the pending queue").await?;
 
-    writeln!(md, "\nLoad average after the measurements: {} (other work shares the 2 cores).", loadavg())?;
-    writeln!(md, "\n### Plans (`EXPLAIN (ANALYZE, BUFFERS)`, warm cache)\n")?;
+    writeln!(
+        md,
+        "\nLoad average after the measurements: {} (other work shares the 2 cores).",
+        loadavg()
+    )?;
+    writeln!(
+        md,
+        "\n### Plans (`EXPLAIN (ANALYZE, BUFFERS)`, warm cache)\n"
+    )?;
     md.push_str(&plans);
     eprintln!("bench-db: done ({name})");
     Ok(md)
@@ -409,19 +521,40 @@ async fn machine(admin: &Client, md: &mut String) -> Result<(), BoxError> {
             &[],
         )
         .await?;
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
         .map(|kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
         .unwrap_or_else(|| "unknown".into());
-    writeln!(md, "Machine: {cpus} cores (`nproc` = {cpus}, {cpu_model}), {mem} RAM; Postgres and the benchmark on the same host; load average at start {}.  ", loadavg())?;
+    writeln!(
+        md,
+        "Machine: {cpus} cores (`nproc` = {cpus}, {cpu_model}), {mem} RAM; Postgres and the benchmark on the same host; load average at start {}.  ",
+        loadavg()
+    )?;
     writeln!(md, "Postgres: {version}.  ")?;
-    let s: Vec<String> = settings.iter().map(|r| format!("{}={}", r.get::<_, String>(0), r.get::<_, String>(1))).collect();
+    let s: Vec<String> = settings
+        .iter()
+        .map(|r| format!("{}={}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
     writeln!(md, "Settings (stock, untuned): {}.\n", s.join(", "))?;
     Ok(())
 }
@@ -448,11 +581,15 @@ async fn time_queries(
     let mut t = Vec::with_capacity(iterations);
     for i in 0..iterations + 50 {
         let (tenant, params) = next();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
         let tx_started = Instant::now();
         let tx = app.transaction().await?;
         if !tenant.is_nil() {
-            tx.query_one(&set, &[&TENANT_GUC, &tenant.to_string()]).await?;
+            tx.query_one(&set, &[&TENANT_GUC, &tenant.to_string()])
+                .await?;
         }
         let started = Instant::now();
         let rows = tx.query(stmt, &refs).await?.len();
@@ -502,16 +639,35 @@ fn row(md: &mut String, label: &str, q: &[Duration], t: &[Duration]) -> Result<(
 }
 
 /// EXPLAIN (ANALYZE, BUFFERS) as the app role with the tenant set; run twice, the second (warm) is recorded.
-async fn plan_as_app(app: &mut Client, tenant: Uuid, sql: &str, title: &str, out: &mut String) -> Result<(), BoxError> {
+async fn plan_as_app(
+    app: &mut Client,
+    tenant: Uuid,
+    sql: &str,
+    title: &str,
+    out: &mut String,
+) -> Result<(), BoxError> {
     let mut text = String::new();
     for _ in 0..2 {
         let tx = app.transaction().await?;
-        tx.query_one("SELECT set_config($1, $2, true)", &[&TENANT_GUC, &tenant.to_string()]).await?;
-        let rows = tx.query(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"), &[]).await?;
-        text = rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n");
+        tx.query_one(
+            "SELECT set_config($1, $2, true)",
+            &[&TENANT_GUC, &tenant.to_string()],
+        )
+        .await?;
+        let rows = tx
+            .query(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"), &[])
+            .await?;
+        text = rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
         tx.rollback().await?;
     }
-    writeln!(out, "#### {title}\n\n```sql\n{sql}\n```\n\n```\n{text}\n```\n")?;
+    writeln!(
+        out,
+        "#### {title}\n\n```sql\n{sql}\n```\n\n```\n{text}\n```\n"
+    )?;
     Ok(())
 }
 
@@ -547,7 +703,9 @@ async fn claim_plans(db_config: &Config, out: &mut String, case: &str) -> Result
         .await?;
     for round in 0..2 {
         client.batch_execute("BEGIN").await?;
-        client.query("SELECT * FROM scan_claim_jobs('bench-worker', 60, 1)", &[]).await?;
+        client
+            .query("SELECT * FROM scan_claim_jobs('bench-worker', 60, 1)", &[])
+            .await?;
         client.batch_execute("ROLLBACK").await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut notices = Vec::new();
@@ -567,20 +725,77 @@ async fn claim_plans(db_config: &Config, out: &mut String, case: &str) -> Result
     Ok(())
 }
 
-/// Replaces (or appends) the `## Database (issue 3)` section of a Markdown file, up to the next `## ` heading.
+/// Replaces what lies between the section's markers in a Markdown file, or appends the section between new
+/// markers when the file has none; the rest of the file is left alone.
 fn write_section(path: &str, section: &str) -> std::io::Result<()> {
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\n".to_string());
-    let section = format!("{}\n", section.trim_end());
-    let out = match existing.find(SECTION) {
-        Some(start) => {
-            let after = start + SECTION.len();
-            let end = existing[after..].find("\n## ").map(|i| after + i + 1).unwrap_or(existing.len());
-            format!("{}{}{}{}", &existing[..start], section, if end < existing.len() { "\n" } else { "" }, &existing[end..])
-        }
-        None => {
-            let sep = if existing.ends_with("\n\n") { "" } else if existing.ends_with('\n') { "\n" } else { "\n\n" };
-            format!("{existing}{sep}{section}")
-        }
-    };
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let out = with_section(&existing, section)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     std::fs::write(path, out)
+}
+
+fn with_section(existing: &str, section: &str) -> Result<String, String> {
+    let (start, end) = (
+        format!("<!-- bench:{MARKER} -->"),
+        format!("<!-- /bench:{MARKER} -->"),
+    );
+    if existing.matches(&start).count() > 1 || existing.matches(&end).count() > 1 {
+        return Err(format!("more than one {start} section"));
+    }
+    let block = format!("{start}\n\n{}\n\n{end}", section.trim_matches('\n'));
+    match (existing.find(&start), existing.find(&end)) {
+        (Some(s), Some(e)) if s < e => Ok(format!(
+            "{}{block}{}",
+            &existing[..s],
+            &existing[e + end.len()..]
+        )),
+        (None, None) => Ok(format!("{}\n\n{block}\n", existing.trim_end_matches('\n'))),
+        _ => Err(format!("unpaired or misordered markers {start} / {end}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_section;
+
+    const FILE: &str = "# Benchmarks\n\n<!-- bench-summary -->\n\n| a | b |\n\n<!-- /bench-summary -->\n\n\
+        <!-- bench:database -->\n\n## Database\n\nold\n\n### Plans\n\n## Not a section end\n\n<!-- /bench:database -->\n\n\
+        ## By hand\n\nkept\n";
+
+    #[test]
+    fn replaces_only_between_the_markers() {
+        let out = with_section(FILE, "## Database\n\nnew\n").unwrap();
+        assert_eq!(
+            out,
+            "# Benchmarks\n\n<!-- bench-summary -->\n\n| a | b |\n\n<!-- /bench-summary -->\n\n\
+             <!-- bench:database -->\n\n## Database\n\nnew\n\n<!-- /bench:database -->\n\n## By hand\n\nkept\n"
+        );
+        assert_eq!(
+            with_section(&out, "## Database\n\nnew").unwrap(),
+            out,
+            "idempotent"
+        );
+    }
+
+    #[test]
+    fn appends_when_the_file_has_no_section() {
+        assert_eq!(
+            with_section("# Benchmarks\n\n## Other\n", "## Database\n\nx\n").unwrap(),
+            "# Benchmarks\n\n## Other\n\n<!-- bench:database -->\n\n## Database\n\nx\n\n<!-- /bench:database -->\n"
+        );
+    }
+
+    #[test]
+    fn refuses_unpaired_or_repeated_markers() {
+        assert!(with_section("<!-- bench:database -->\nx\n", "## Database").is_err());
+        assert!(
+            with_section(
+                "<!-- /bench:database -->\n<!-- bench:database -->\n",
+                "## Database"
+            )
+            .is_err()
+        );
+        let twice = format!("{FILE}{FILE}");
+        assert!(with_section(&twice, "## Database").is_err());
+    }
 }

@@ -13,7 +13,11 @@ usage: migrate [--database-url <superuser-or-owner url>] [--create-db] [--app-pa
   --dir            apply the *.sql of this directory instead of the migrations built into this binary";
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1), &["database-url", "app-password", "dir"], &["create-db", "help"]) {
+    let args = match Args::parse(
+        std::env::args().skip(1),
+        &["database-url", "app-password", "dir"],
+        &["create-db", "help"],
+    ) {
         Ok(a) if !a.flag("help") => a,
         Ok(_) => {
             println!("{USAGE}");
@@ -36,14 +40,19 @@ fn main() -> ExitCode {
     };
     let options = migrations::Options {
         create_db: args.flag("create-db"),
-        app_password: args
-            .value("app-password")
-            .or_else(|| std::env::var("ATTACHMENTS_APP_PASSWORD").ok().filter(|s| !s.is_empty())),
+        app_password: args.value("app-password").or_else(|| {
+            std::env::var("ATTACHMENTS_APP_PASSWORD")
+                .ok()
+                .filter(|s| !s.is_empty())
+        }),
         migrations,
     };
     let url = admin_url(args.value("database-url"));
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(migrations::migrate(&url, options)) {
         Ok(report) => {
             for file in &report.applied {

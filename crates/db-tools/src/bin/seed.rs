@@ -47,15 +47,26 @@ fn main() -> ExitCode {
     };
     let url = admin_url(args.value("database-url"));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result: Result<String, String> = runtime.block_on(async {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| format!("invalid database URL: {e}"))?;
-        let mut client = connect(&config).await.map_err(|e| format!("cannot connect: {e}"))?;
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| format!("invalid database URL: {e}"))?;
+        let mut client = connect(&config)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
         let json = if args.flag("json") {
-            let out = seed::seed_tenants(&mut client, tenants).await.map_err(describe)?;
+            let out = seed::seed_tenants(&mut client, tenants)
+                .await
+                .map_err(describe)?;
             serde_json::to_string(&out)
         } else {
-            let out = seed::seed_demo(&mut client, args.flag("reset-passwords")).await.map_err(describe)?;
+            let out = seed::seed_demo(&mut client, args.flag("reset-passwords"))
+                .await
+                .map_err(describe)?;
             serde_json::to_string(&out)
         };
         json.map_err(|e| e.to_string())
@@ -75,7 +86,10 @@ fn main() -> ExitCode {
 fn describe(e: tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) if db.code().code() == "42P01" => {
-            format!("{} (has `migrate` been run on this database?)", db.message())
+            format!(
+                "{} (has `migrate` been run on this database?)",
+                db.message()
+            )
         }
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => e.to_string(),

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 /// The app role's password when the server does not trust loopback connections.
 pub fn app_password() -> Option<String> {
-    std::env::var("ATTACHMENTS_APP_PASSWORD").ok().filter(|s| !s.is_empty())
+    std::env::var("ATTACHMENTS_APP_PASSWORD")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 pub struct TestDb {
@@ -49,7 +51,12 @@ impl TestDb {
         app_config.user(APP_ROLE);
         // Trust auth in dev; elsewhere the password migrate set (tests pass the same variable to migrate).
         app_config.password(app_password().unwrap_or_default());
-        Self { name, admin_config, app_config, maintenance }
+        Self {
+            name,
+            admin_config,
+            app_config,
+            maintenance,
+        }
     }
 
     /// Takes over cleanup (and URL building) for a database that a test creates itself.
@@ -61,17 +68,25 @@ impl TestDb {
         let mut app_config = admin_config.clone();
         app_config.user(APP_ROLE);
         app_config.password(app_password().unwrap_or_default());
-        Self { name, admin_config, app_config, maintenance }
+        Self {
+            name,
+            admin_config,
+            app_config,
+            maintenance,
+        }
     }
 
     /// A database with every embedded migration applied.
     pub async fn migrated() -> Self {
         let db = Self::empty().await;
-        migrations::migrate(&db.url(), migrations::Options {
-            create_db: false,
-            app_password: app_password(),
-            migrations: migrations::embedded(),
-        })
+        migrations::migrate(
+            &db.url(),
+            migrations::Options {
+                create_db: false,
+                app_password: app_password(),
+                migrations: migrations::embedded(),
+            },
+        )
         .await
         .expect("migrate test database");
         db
@@ -86,7 +101,10 @@ impl TestDb {
             None => (base.clone(), String::new()),
         };
         let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-        let host_end = head[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(head.len());
+        let host_end = head[scheme_end..]
+            .find('/')
+            .map(|i| i + scheme_end)
+            .unwrap_or(head.len());
         format!("{}/{}{}", &head[..host_end], self.name, query)
     }
 
@@ -95,7 +113,9 @@ impl TestDb {
     }
 
     pub async fn app(&self) -> Client {
-        connect(&self.app_config).await.expect("connect as attachments_app")
+        connect(&self.app_config)
+            .await
+            .expect("connect as attachments_app")
     }
 }
 
@@ -105,7 +125,10 @@ impl Drop for TestDb {
         let maintenance = self.maintenance.clone();
         // Drop runs outside any runtime guarantee; use a private one on a plain thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(client) = connect(&maintenance).await {
                     let _ = client
@@ -123,14 +146,16 @@ impl Drop for TestDb {
 
 /// Sets the tenant for the current transaction, as components do.
 pub async fn set_tenant(c: &impl GenericClient, tenant: Uuid) {
-    c.query_one("SELECT set_config($1, $2, true)", &[&TENANT_GUC, &tenant.to_string()])
-        .await
-        .expect("set tenant");
+    c.query_one(
+        "SELECT set_config($1, $2, true)",
+        &[&TENANT_GUC, &tenant.to_string()],
+    )
+    .await
+    .expect("set tenant");
 }
 
 /// A syntactically valid argon2id PHC string; tests that never log in need no real (slow) hash.
-pub const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Qp2q7E1b1n2Xr8Ckq3m0g3Gm0mJzv1x3GZ0c5y6d9E";
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Qp2q7E1b1n2Xr8Ckq3m0g3Gm0mJzv1x3GZ0c5y6d9E";
 
 pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
@@ -158,7 +183,10 @@ pub struct TenantRows {
 pub async fn tenant_with_rows(admin: &Client) -> TenantRows {
     let tenant = Uuid::new_v4();
     admin
-        .execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", &[&tenant, &format!("t-{tenant}")])
+        .execute(
+            "INSERT INTO tenants (id, name) VALUES ($1, $2)",
+            &[&tenant, &format!("t-{tenant}")],
+        )
         .await
         .unwrap();
     let user: Uuid = admin
@@ -211,7 +239,11 @@ pub async fn tenant_with_rows(admin: &Client) -> TenantRows {
         .query_one(
             "INSERT INTO attachment_blobs (tenant_id, content_sha256, size_bytes, storage_key)
              VALUES ($1, $2, 5, $3) RETURNING id",
-            &[&tenant, &content_sha256, &format!("{tenant}/{content_sha256}")],
+            &[
+                &tenant,
+                &content_sha256,
+                &format!("{tenant}/{content_sha256}"),
+            ],
         )
         .await
         .unwrap()
@@ -262,13 +294,20 @@ pub async fn tenant_with_rows(admin: &Client) -> TenantRows {
 pub fn sqlstate<T>(r: &Result<T, tokio_postgres::Error>) -> Option<String> {
     match r {
         Ok(_) => None,
-        Err(e) => Some(e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("non-db error: {e}"))),
+        Err(e) => Some(
+            e.code()
+                .map(|c| c.code().to_string())
+                .unwrap_or_else(|| format!("non-db error: {e}")),
+        ),
     }
 }
 
 pub fn error_text<T>(r: &Result<T, tokio_postgres::Error>) -> String {
     match r {
         Ok(_) => String::new(),
-        Err(e) => e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()),
+        Err(e) => e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_else(|| e.to_string()),
     }
 }

@@ -1,0 +1,271 @@
+//! `email_attachments`: one row per attached file (its name, types, size, uploader, message, the
+//! content blob it shares, soft delete, and the URL generation that revoking bumps).
+//!
+//! [`AttachmentRow`] is the one read of an attachment: the record the API answers with, who may
+//! see it, and what serving its content needs. Listing, reading, issuing a URL and serving content
+//! all read it through [`get`] or [`list_live`], so they cannot disagree about an attachment.
+
+use uuid::Uuid;
+
+use crate::conn::{Conn, TenantTx};
+use crate::error::{Result, StoreError};
+use crate::value::{Param, Row};
+
+/// Columns of [`AttachmentRow`], in order; `WHERE ...` follows. `is_deduplicated`: an older
+/// attachment (deleted or not) shares the content.
+const SELECT: &str = "SELECT a.id, a.message_id, a.filename, a.detected_mime, a.declared_mime, \
+     a.size_bytes, b.content_sha256, b.scan_status, b.storage_key, \
+     EXISTS (SELECT 1 FROM email_attachments o WHERE o.blob_id = a.blob_id \
+             AND (o.created_at, o.id) < (a.created_at, a.id)), \
+     a.created_at, a.url_generation, a.uploader_user_id, m.owner_user_id, a.is_deleted \
+     FROM email_attachments a \
+     JOIN attachment_blobs b ON b.tenant_id = a.tenant_id AND b.id = a.blob_id \
+     JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id";
+
+const INSERT: &str = "INSERT INTO email_attachments (tenant_id, message_id, blob_id, uploader_user_id, \
+     filename, declared_mime, detected_mime, size_bytes) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at, url_generation";
+
+const LOCK: &str =
+    "SELECT uploader_user_id, is_deleted, blob_id FROM email_attachments WHERE id = $1 FOR UPDATE";
+
+const SOFT_DELETE: &str =
+    "UPDATE email_attachments SET is_deleted = true, deleted_at = $2 WHERE id = $1";
+
+const BUMP_URL_GENERATION: &str =
+    "UPDATE email_attachments SET url_generation = url_generation + 1 WHERE id = $1";
+
+/// The type reported when ingest detected none.
+pub const UNKNOWN_MIME: &str = "application/octet-stream";
+
+/// One attachment with its content's facts and its message's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRow {
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub filename: String,
+    /// What ingest concluded (`mimeType`).
+    pub detected_mime: Option<String>,
+    /// What the client said.
+    pub declared_mime: Option<String>,
+    pub size_bytes: i64,
+    /// Lowercase hex SHA-256 of the content (`contentHash`, the `ETag`).
+    pub content_sha256: String,
+    /// The content's verdict (`pending`, `clean`, `infected`, `suspicious`, `error`, `skipped`).
+    pub scan_status: String,
+    /// Where the content is stored.
+    pub storage_key: String,
+    /// An older attachment of the tenant shares the content.
+    pub is_deduplicated: bool,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Signed URLs carry it; revoking bumps it.
+    pub url_generation: u32,
+    pub uploader: Uuid,
+    pub message_owner: Uuid,
+    pub is_deleted: bool,
+}
+
+impl AttachmentRow {
+    fn from_row(r: &Row) -> Result<Self> {
+        Ok(Self {
+            id: r.uuid(0)?,
+            message_id: r.uuid(1)?,
+            filename: r.text(2)?,
+            detected_mime: r.opt_text(3)?,
+            declared_mime: r.opt_text(4)?,
+            size_bytes: r.int(5)?,
+            content_sha256: r.text(6)?,
+            scan_status: r.text(7)?,
+            storage_key: r.text(8)?,
+            is_deduplicated: r.bool(9)?,
+            created_at: r.int(10)?,
+            url_generation: generation(r.int(11)?)?,
+            uploader: r.uuid(12)?,
+            message_owner: r.uuid(13)?,
+            is_deleted: r.bool(14)?,
+        })
+    }
+
+    /// The API's `mimeType`: the detected type, else [`UNKNOWN_MIME`].
+    pub fn mime_type(&self) -> &str {
+        self.detected_mime.as_deref().unwrap_or(UNKNOWN_MIME)
+    }
+
+    /// The type content is served as (made safe by `delivery`): detected, else declared.
+    pub fn served_mime(&self) -> Option<&str> {
+        self.detected_mime
+            .as_deref()
+            .or(self.declared_mime.as_deref())
+    }
+}
+
+fn generation(n: i64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| StoreError::decode("attachment", format!("url_generation {n}")))
+}
+
+/// The attachment `id` of the transaction's tenant, deleted or not.
+pub async fn get<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<AttachmentRow>> {
+    let rows = tx
+        .query(
+            "attachment",
+            &format!("{SELECT} WHERE a.id = $1"),
+            vec![id.into()],
+        )
+        .await?;
+    rows.first().map(AttachmentRow::from_row).transpose()
+}
+
+/// The live attachments of `message`, newest first (ties by id, descending).
+pub async fn list_live<C: Conn>(tx: &TenantTx<'_, C>, message: Uuid) -> Result<Vec<AttachmentRow>> {
+    let sql = format!(
+        "{SELECT} WHERE a.message_id = $1 AND NOT a.is_deleted \
+         ORDER BY a.created_at DESC, a.id DESC"
+    );
+    let rows = tx
+        .query("message attachments", &sql, vec![message.into()])
+        .await?;
+    rows.iter().map(AttachmentRow::from_row).collect()
+}
+
+/// A new attachment row.
+#[derive(Debug, Clone)]
+pub struct NewAttachment<'a> {
+    pub message: Uuid,
+    pub blob: Uuid,
+    pub uploader: Uuid,
+    /// Already judged by the upload policy.
+    pub filename: &'a str,
+    pub declared_mime: Option<&'a str>,
+    pub detected_mime: &'a str,
+    pub size_bytes: i64,
+}
+
+/// What the database chose for a new attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: Uuid,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    pub url_generation: u32,
+}
+
+/// Inserts `new` under the transaction's tenant.
+pub async fn insert<C: Conn>(tx: &TenantTx<'_, C>, new: &NewAttachment<'_>) -> Result<Inserted> {
+    let rows = tx
+        .query(
+            "attachment insert",
+            INSERT,
+            vec![
+                tx.tenant().into(),
+                new.message.into(),
+                new.blob.into(),
+                new.uploader.into(),
+                new.filename.into(),
+                Param::opt_text(new.declared_mime),
+                new.detected_mime.into(),
+                new.size_bytes.into(),
+            ],
+        )
+        .await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| StoreError::decode("attachment insert", "no row returned"))?;
+    Ok(Inserted {
+        id: r.uuid(0)?,
+        created_at: r.int(1)?,
+        url_generation: generation(r.int(2)?)?,
+    })
+}
+
+/// An attachment locked for a change (`FOR UPDATE` until the transaction ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub uploader: Uuid,
+    pub is_deleted: bool,
+    pub blob: Uuid,
+}
+
+/// Locks the attachment `id` (deleted or not) against concurrent changes.
+pub async fn lock<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<Locked>> {
+    let rows = tx.query("attachment lock", LOCK, vec![id.into()]).await?;
+    rows.first()
+        .map(|r| {
+            Ok(Locked {
+                uploader: r.uuid(0)?,
+                is_deleted: r.bool(1)?,
+                blob: r.uuid(2)?,
+            })
+        })
+        .transpose()
+}
+
+/// Marks the attachment deleted at `now_ms` (epoch milliseconds); its row stays.
+pub async fn soft_delete<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid, now_ms: i64) -> Result<()> {
+    tx.execute(
+        "attachment delete",
+        SOFT_DELETE,
+        vec![id.into(), now_ms.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Revokes every URL issued so far for the attachment: they carry the old generation.
+pub async fn bump_url_generation<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<()> {
+    tx.execute("revoke urls", BUMP_URL_GENERATION, vec![id.into()])
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Cell;
+
+    fn row(detected: Option<&str>, declared: Option<&str>, generation: i64) -> Row {
+        let id = Uuid::from_u128(1);
+        let text = |s: Option<&str>| s.map_or(Cell::Null, |s| Cell::Text(s.into()));
+        Row::new(vec![
+            Cell::Uuid(id),
+            Cell::Uuid(id),
+            Cell::Text("a.txt".into()),
+            text(detected),
+            text(declared),
+            Cell::Int(5),
+            Cell::Text("ab".repeat(32)),
+            Cell::Text("clean".into()),
+            Cell::Text("tenants/x/blobs/y".into()),
+            Cell::Bool(false),
+            Cell::Int(1_700_000_000_000),
+            Cell::Int(generation),
+            Cell::Uuid(id),
+            Cell::Uuid(id),
+            Cell::Bool(false),
+        ])
+    }
+
+    #[test]
+    fn the_api_type_and_the_served_type() {
+        let r = AttachmentRow::from_row(&row(None, Some("text/html"), 0)).unwrap();
+        assert_eq!(r.mime_type(), UNKNOWN_MIME);
+        assert_eq!(r.served_mime(), Some("text/html"));
+        let r =
+            AttachmentRow::from_row(&row(Some("application/pdf"), Some("image/png"), 3)).unwrap();
+        assert_eq!(r.mime_type(), "application/pdf");
+        assert_eq!(r.served_mime(), Some("application/pdf"));
+        assert_eq!(r.url_generation, 3);
+        assert_eq!(
+            AttachmentRow::from_row(&row(None, None, 0))
+                .unwrap()
+                .served_mime(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_generation_out_of_range_is_a_decode_error() {
+        assert!(AttachmentRow::from_row(&row(None, None, -1)).is_err());
+        assert!(AttachmentRow::from_row(&row(None, None, i64::from(u32::MAX) + 1)).is_err());
+    }
+}

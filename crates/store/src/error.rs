@@ -1,0 +1,90 @@
+//! [`StoreError`]: what can go wrong between the service and Postgres, in terms a caller can act on
+//! (retry later, a constraint said no, a row did not have the shape a statement promised). The SQL
+//! text and the server's message are kept for the log; callers never show them to a client.
+
+use std::fmt;
+
+/// SQLSTATE `check_violation` (a `CHECK` constraint or a trigger that raises it).
+pub const CHECK_VIOLATION: &str = "23514";
+/// SQLSTATE `unique_violation`.
+pub const UNIQUE_VIOLATION: &str = "23505";
+
+/// A failed database call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The database could not be reached (connection refused, dropped, pool exhausted): worth a
+    /// retry later, a `503` at the edge.
+    Unavailable {
+        context: &'static str,
+        message: String,
+    },
+    /// The server ran the statement and refused it; `sqlstate` when the server gave one.
+    Refused {
+        context: &'static str,
+        sqlstate: Option<String>,
+        message: String,
+    },
+    /// A row did not have the shape the statement promises (a bug, or a schema out of step).
+    Decode {
+        context: &'static str,
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// The server's SQLSTATE, when it refused a statement.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Refused { sqlstate, .. } => sqlstate.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the server refused with `check_violation`.
+    pub fn is_check_violation(&self) -> bool {
+        self.sqlstate() == Some(CHECK_VIOLATION)
+    }
+
+    /// Whether the server refused with `unique_violation`.
+    pub fn is_unique_violation(&self) -> bool {
+        self.sqlstate() == Some(UNIQUE_VIOLATION)
+    }
+
+    /// Whether the database was unreachable.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    pub(crate) fn decode(context: &'static str, message: impl Into<String>) -> Self {
+        Self::Decode {
+            context,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable { context, message } => {
+                write!(f, "postgres {context}: unavailable: {message}")
+            }
+            Self::Refused {
+                context,
+                sqlstate,
+                message,
+            } => match sqlstate {
+                Some(s) => write!(f, "postgres {context}: refused ({s}): {message}"),
+                None => write!(f, "postgres {context}: refused: {message}"),
+            },
+            Self::Decode { context, message } => {
+                write!(f, "postgres {context}: bad row: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A store call's result.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

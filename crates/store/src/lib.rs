@@ -1,0 +1,41 @@
+//! Every SQL statement of the attachment service, as named functions over typed rows. Nothing else
+//! in the product writes SQL: components, the scan worker and the database tests call these
+//! functions, so a statement is written, reviewed and tested once.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`conn`] | [`Conn`], the seam to a host's Postgres client; [`Tx`] and [`TenantTx`], the one place that sets the tenant context |
+//! | [`value`] | statement parameters and result rows, decoded by position with typed errors |
+//! | [`error`] | [`StoreError`]: unavailable, refused (with SQLSTATE), or a row of the wrong shape |
+//! | [`access`] | who may read or change an attachment: pure rules, tested natively |
+//! | [`audit_log`] | `email_audit_log` rows, written in the transaction of the action they record |
+//! | [`messages`], [`attachments`], [`blobs`] | messages, attachment rows, content blobs and their dedup |
+//! | [`scan_jobs`], [`verdicts`] | the scan queue and the verdicts in force |
+//! | [`identity`], [`sessions`] | users, logins and refresh-token families |
+//! | `spin` (feature `spin`) | Spin's Postgres interface as a [`Conn`]: one pooled connection, rolled back if dropped mid-transaction |
+//! | `native` (feature `native`) | tokio-postgres's `Client` as a [`Conn`] |
+//!
+//! Every statement runs as the least-privilege application role; row-level security fails closed
+//! (no tenant set, no rows), so a statement that forgets its tenant finds nothing rather than
+//! everything.
+
+pub mod access;
+pub mod attachments;
+pub mod audit_log;
+pub mod blobs;
+pub mod conn;
+pub mod error;
+pub mod identity;
+pub mod messages;
+#[cfg(feature = "native")]
+mod native;
+pub mod scan_jobs;
+pub mod sessions;
+#[cfg(feature = "spin")]
+pub mod spin;
+pub mod value;
+pub mod verdicts;
+
+pub use conn::{Conn, TenantTx, Tx};
+pub use error::{Result, StoreError};
+pub use value::{Param, Row};

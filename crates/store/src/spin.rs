@@ -1,0 +1,148 @@
+//! Spin's Postgres interface as a [`Conn`] (feature `spin`, wasm32-wasip2 components).
+//!
+//! A [`Db`] is one pooled connection of the host, opened as the least-privilege app role. A
+//! transaction it began and did not end (an early `?` between `BEGIN` and `COMMIT`) is rolled back
+//! when the `Db` is dropped. The host does not do it for us: Spin returns the connection to its
+//! pool, whose recycling resets settings but leaves an open transaction open, so the next request
+//! to get that connection would continue it, and commit our half-written rows with its own `COMMIT`.
+
+use std::cell::Cell as Flag;
+
+use spin_sdk::pg::{self, DbValue, ParameterValue, PgError, QueryError};
+
+use crate::conn::Conn;
+use crate::error::{Result, StoreError};
+use crate::value::{Cell, Param, Row};
+
+/// One Postgres connection of the host's pool.
+pub struct Db {
+    /// `None` only once dropped.
+    conn: Option<pg::Connection>,
+    in_transaction: Flag<bool>,
+}
+
+impl Db {
+    /// Opens a connection to `url` (`postgres://user:password@host:port/db?...`).
+    pub async fn open(url: &str) -> Result<Self> {
+        pg::Connection::open(url)
+            .await
+            .map(|conn| Self {
+                conn: Some(conn),
+                in_transaction: Flag::new(false),
+            })
+            .map_err(|e| error("open", e))
+    }
+
+    fn conn(&self) -> &pg::Connection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if !self.in_transaction.get() {
+            return;
+        }
+        if let Some(conn) = self.conn.take() {
+            // The rollback owns the connection, so it goes back to the pool only afterwards. The task
+            // runs on within this request's component-model task, even after the response is sent.
+            spin_sdk::wasip3::spawn(async move {
+                let _ = conn.execute("ROLLBACK", Vec::<ParameterValue>::new()).await;
+            });
+        }
+    }
+}
+
+impl Conn for Db {
+    async fn query(
+        &self,
+        context: &'static str,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Vec<Row>> {
+        let result = self
+            .conn()
+            .query(sql, params.into_iter().map(param).collect::<Vec<_>>())
+            .await
+            .map_err(|e| error(context, e))?;
+        let (_, mut rows, done) = result.into_inner();
+        let mut out = Vec::new();
+        while let Some(values) = rows.next().await {
+            out.push(Row::new(values.into_iter().map(cell).collect()));
+        }
+        done.await
+            .map_err(|e| error(context, pg::Error::PgError(e)))?;
+        Ok(out)
+    }
+
+    async fn execute(&self, context: &'static str, sql: &str, params: Vec<Param>) -> Result<u64> {
+        self.conn()
+            .execute(sql, params.into_iter().map(param).collect::<Vec<_>>())
+            .await
+            .map_err(|e| error(context, e))
+    }
+
+    async fn control(&self, sql: &'static str) -> Result<()> {
+        self.conn()
+            .execute(sql, Vec::<ParameterValue>::new())
+            .await
+            .map(|_| ())
+            .map_err(|e| error(sql, e))
+    }
+
+    fn note_transaction(&self, open: bool) {
+        self.in_transaction.set(open);
+    }
+}
+
+fn param(p: Param) -> ParameterValue {
+    match p {
+        Param::Null => ParameterValue::DbNull,
+        Param::Bool(b) => ParameterValue::Boolean(b),
+        Param::Int32(n) => ParameterValue::Int32(n),
+        Param::Int64(n) => ParameterValue::Int64(n),
+        Param::Text(s) => ParameterValue::Str(s),
+        Param::Uuid(u) => ParameterValue::Uuid(u.hyphenated().to_string()),
+        Param::Jsonb(v) => ParameterValue::Jsonb(v.to_string().into_bytes()),
+    }
+}
+
+fn cell(v: DbValue) -> Cell {
+    match v {
+        DbValue::DbNull => Cell::Null,
+        DbValue::Boolean(b) => Cell::Bool(b),
+        DbValue::Int8(n) => Cell::Int(i64::from(n)),
+        DbValue::Int16(n) => Cell::Int(i64::from(n)),
+        DbValue::Int32(n) => Cell::Int(i64::from(n)),
+        DbValue::Int64(n) => Cell::Int(n),
+        DbValue::Str(s) => Cell::Text(s),
+        DbValue::Uuid(s) => match uuid::Uuid::try_parse(&s) {
+            Ok(u) => Cell::Uuid(u),
+            Err(_) => Cell::Other(s),
+        },
+        DbValue::Jsonb(b) => match serde_json::from_slice(&b) {
+            Ok(v) => Cell::Json(v),
+            Err(_) => Cell::Other(String::from_utf8_lossy(&b).into_owned()),
+        },
+        other => Cell::Other(format!("{other:?}")),
+    }
+}
+
+fn error(context: &'static str, e: pg::Error) -> StoreError {
+    match e {
+        pg::Error::PgError(PgError::ConnectionFailed(message)) => {
+            StoreError::Unavailable { context, message }
+        }
+        pg::Error::PgError(PgError::QueryFailed(QueryError::DbError(d))) => StoreError::Refused {
+            context,
+            sqlstate: Some(d.code),
+            message: d.as_text,
+        },
+        pg::Error::Decode(message) => StoreError::Decode { context, message },
+        other => StoreError::Refused {
+            context,
+            sqlstate: None,
+            message: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,248 @@
+//! The verdicts in force: `attachment_blobs`' scan columns and quarantine record, as the scan
+//! callback reads, locks and changes them, and as the scan-status route reads them. What a verdict
+//! does is decided in `scan-core` (the state machine, the quarantine plan); these are its statements.
+//! The database guards them again: a trigger refuses an older verdict and leaving `infected`, and
+//! only `scan_record_quarantine` may change a `storage_key`.
+
+use auth_core::TenantId;
+use scan_core::quarantine::Recorded;
+use scan_core::{InForce, ScanStatus, Verdict};
+use uuid::Uuid;
+
+use crate::conn::{Conn, TenantTx};
+use crate::error::{Result, StoreError};
+use crate::value::{Param, Row};
+
+/// Which content a callback is about, once resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// The content row with this id (an attachment's blob).
+    Id(Uuid),
+    /// The content with this lowercase hex SHA-256, in the transaction's tenant.
+    Hash(&'a str),
+}
+
+impl Content<'_> {
+    pub(crate) fn param(&self) -> Param {
+        match self {
+            Self::Id(id) => Param::Uuid(*id),
+            Self::Hash(h) => Param::Text((*h).to_owned()),
+        }
+    }
+}
+
+/// The tenant and content of an attachment, for a caller that has no tenant yet (the signed scan
+/// callback naming an `attachmentId`). `SECURITY DEFINER`: it reveals these two values only.
+const RESOLVE_ATTACHMENT: &str = "SELECT tenant_id, blob_id FROM resolve_attachment_tenant($1)";
+
+const LOCK_BY_ID: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
+     FROM attachment_blobs WHERE id = $1 FOR UPDATE";
+const LOCK_BY_HASH: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
+     FROM attachment_blobs WHERE content_sha256 = $1 FOR UPDATE";
+const READ: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
+     FROM attachment_blobs WHERE id = $1";
+
+/// The verdict, guarded like the database trigger (a newer `scannedAt`; `infected` is never left).
+/// With the row locked and the state machine stricter than the trigger, the guard never filters;
+/// it is there so that a bug cannot turn into a trigger error.
+const APPLY: &str = "UPDATE attachment_blobs \
+     SET scan_status = $2, scan_engine = $3, scan_signature = $4, scan_details = $5, scanned_at = $6 \
+     WHERE id = $1 AND (scanned_at IS NULL OR scanned_at < $6) \
+       AND NOT (scan_status = 'infected' AND $2 <> 'infected') \
+     RETURNING scan_verdict_version";
+
+/// The new `storage_key`, or `NULL` when nothing changed (not quarantine content, already recorded,
+/// or the row no longer has `from_key`).
+const RECORD_QUARANTINE: &str = "SELECT scan_record_quarantine($1, $2, $3)";
+
+/// The verdict in force for an attachment's content, with what the access rule needs.
+const OF_ATTACHMENT: &str = "SELECT b.scan_status, b.scan_details, b.scan_engine, b.scan_signature, b.scanned_at, \
+     a.is_deleted, a.uploader_user_id, m.owner_user_id \
+     FROM email_attachments a \
+     JOIN attachment_blobs b ON b.tenant_id = a.tenant_id AND b.id = a.blob_id \
+     JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id \
+     WHERE a.id = $1";
+
+/// Where an attachment's content lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// The attachment's tenant.
+    pub tenant: TenantId,
+    /// Its content row.
+    pub blob: Uuid,
+}
+
+/// The tenant and content of `attachment` (any tenant); `None` when there is no such attachment.
+pub async fn resolve_attachment<C: Conn>(conn: &C, attachment: Uuid) -> Result<Option<Resolved>> {
+    let rows = conn
+        .query(
+            "resolve attachment tenant",
+            RESOLVE_ATTACHMENT,
+            vec![attachment.into()],
+        )
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(Resolved {
+                tenant: TenantId::from_uuid(r.uuid(0)?),
+                blob: r.uuid(1)?,
+            })
+        })
+        .transpose()
+}
+
+/// A content row as the callback decides on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// Its id.
+    pub id: Uuid,
+    /// Lowercase hex SHA-256.
+    pub content_sha256: String,
+    /// The verdict in force.
+    pub status: ScanStatus,
+    /// That verdict's `scannedAt` (`None` before any scanner answered).
+    pub scanned_at: Option<i64>,
+    /// Where the object is (the quarantine key once moved).
+    pub storage_key: String,
+    /// What is recorded about its quarantine.
+    pub recorded: Option<Recorded>,
+}
+
+impl Blob {
+    fn from_row(context: &'static str, r: &Row) -> Result<Self> {
+        let status = r.text(2)?;
+        let recorded = r.opt_text(5)?;
+        Ok(Self {
+            id: r.uuid(0)?,
+            content_sha256: r.text(1)?,
+            status: ScanStatus::parse(&status)
+                .ok_or_else(|| StoreError::decode(context, format!("scan_status {status:?}")))?,
+            scanned_at: r.opt_int(3)?,
+            storage_key: r.text(4)?,
+            recorded: match recorded {
+                None => None,
+                Some(s) => Some(Recorded::parse(&s).ok_or_else(|| {
+                    StoreError::decode(context, format!("quarantine_action {s:?}"))
+                })?),
+            },
+        })
+    }
+}
+
+/// Locks the content row (`FOR UPDATE`) and reads it; `None` when the tenant has no such content.
+/// Lock the content's open scan jobs first ([`crate::scan_jobs::lock_open`]): the queue's
+/// functions lock a job and then its content, and the same order rules out a deadlock with them.
+pub async fn lock_blob<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    content: Content<'_>,
+) -> Result<Option<Blob>> {
+    let sql = match content {
+        Content::Id(_) => LOCK_BY_ID,
+        Content::Hash(_) => LOCK_BY_HASH,
+    };
+    let rows = tx.query("lock content", sql, vec![content.param()]).await?;
+    rows.first()
+        .map(|r| Blob::from_row("lock content", r))
+        .transpose()
+}
+
+/// Reads the content row `id` (unlocked).
+pub async fn blob<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<Blob>> {
+    let rows = tx.query("read content", READ, vec![id.into()]).await?;
+    rows.first()
+        .map(|r| Blob::from_row("read content", r))
+        .transpose()
+}
+
+/// Puts `verdict` in force on content `blob`; the new `scan_verdict_version`, or `None` when the
+/// database did not take it (the guard skipped it, or the trigger refused it with
+/// `check_violation`, rolled back to a savepoint so the transaction stays usable).
+pub async fn apply<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    blob: Uuid,
+    verdict: &Verdict,
+) -> Result<Option<i64>> {
+    let text = |t: &Option<scan_core::callback::BoundedText>| {
+        Param::opt_text(t.as_ref().map(|t| t.as_str()))
+    };
+    let params = vec![
+        blob.into(),
+        verdict.status.as_str().into(),
+        text(&verdict.engine),
+        text(&verdict.signature),
+        text(&verdict.details),
+        verdict.scanned_at.into(),
+    ];
+    let applied = tx
+        .savepoint(
+            tx.query("apply verdict", APPLY, params),
+            StoreError::is_check_violation,
+        )
+        .await?;
+    match applied.as_deref().and_then(<[Row]>::first) {
+        Some(r) => Ok(Some(r.int(0)?)),
+        None => Ok(None),
+    }
+}
+
+/// Records that the object of `blob`, still at `from_key`, was quarantined by `action`; the key now
+/// recorded, or `None` when another callback changed the row first (or the content is not
+/// quarantine content). Only under the transaction's tenant; write the audit row in the same
+/// transaction.
+pub async fn record_quarantine<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    blob: Uuid,
+    from_key: &str,
+    action: Recorded,
+) -> Result<Option<String>> {
+    let rows = tx
+        .query(
+            "record quarantine",
+            RECORD_QUARANTINE,
+            vec![blob.into(), from_key.into(), action.as_str().into()],
+        )
+        .await?;
+    match rows.first() {
+        Some(r) => r.opt_text(0),
+        None => Ok(None),
+    }
+}
+
+/// An attachment's verdict in force and who may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentScan {
+    /// The verdict in force for its content.
+    pub verdict: InForce,
+    /// Whether the attachment is deleted (answered as absent).
+    pub deleted: bool,
+    /// Who uploaded it.
+    pub uploader: Uuid,
+    /// Who owns its message.
+    pub owner: Uuid,
+}
+
+/// The verdict in force for attachment `id` of the transaction's tenant.
+pub async fn of_attachment<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    id: Uuid,
+) -> Result<Option<AttachmentScan>> {
+    const CONTEXT: &str = "attachment scan status";
+    let rows = tx.query(CONTEXT, OF_ATTACHMENT, vec![id.into()]).await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let status = r.text(0)?;
+    Ok(Some(AttachmentScan {
+        verdict: InForce {
+            status: ScanStatus::parse(&status)
+                .ok_or_else(|| StoreError::decode(CONTEXT, format!("scan_status {status:?}")))?,
+            details: r.opt_text(1)?,
+            engine: r.opt_text(2)?,
+            signature: r.opt_text(3)?,
+            scanned_at: r.opt_int(4)?,
+        },
+        deleted: r.bool(5)?,
+        uploader: r.uuid(6)?,
+        owner: r.uuid(7)?,
+    }))
+}
