@@ -1,5 +1,6 @@
 //! Fixture component for the runner's conformance tests. Each path exercises one host behaviour and
-//! reports what it saw as JSON, so the tests (tests/runner) can assert on it over plain HTTP.
+//! reports what it saw as JSON, so the tests (tools/spinlet/tests/conformance.rs) can assert on it over
+//! plain HTTP.
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -30,7 +31,10 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
     let query = request.uri().query().unwrap_or("").to_string();
     let leaf = path.rsplit('/').next().unwrap_or("").to_string();
     let response: Response<spin_sdk::http::BoxBody> = match leaf.as_str() {
-        "state" => boxed(json_response(StatusCode::OK, json!({ "requestsSeen": seen }))),
+        "state" => boxed(json_response(
+            StatusCode::OK,
+            json!({ "requestsSeen": seen }),
+        )),
         "vars" => boxed(variables().await),
         "pg" => boxed(postgres(&query).await),
         "redis" => boxed(redis_roundtrip(&query).await),
@@ -101,7 +105,11 @@ async fn variables() -> Response<String> {
 fn param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| v.replace("%3A", ":").replace("%2F", "/").replace("%40", "@"))
+        (k == key).then(|| {
+            v.replace("%3A", ":")
+                .replace("%2F", "/")
+                .replace("%40", "@")
+        })
     })
 }
 
@@ -123,7 +131,10 @@ fn db_value(v: &DbValue) -> Value {
 /// Round-trips one value of each type the product uses, through parameters and back.
 async fn postgres(query: &str) -> Response<String> {
     let Some(address) = param(query, "address") else {
-        return json_response(StatusCode::BAD_REQUEST, json!({ "error": "address missing" }));
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "address missing" }),
+        );
     };
     let result: anyhow::Result<Value> = async {
         let conn = pg::Connection::open(address).await?;
@@ -161,19 +172,35 @@ async fn postgres(query: &str) -> Response<String> {
     .await;
     match result {
         Ok(v) => json_response(StatusCode::OK, v),
-        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": e.to_string() })),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": e.to_string() }),
+        ),
     }
 }
 
 async fn redis_roundtrip(query: &str) -> Response<String> {
     let (Some(address), Some(key)) = (param(query, "address"), param(query, "key")) else {
-        return json_response(StatusCode::BAD_REQUEST, json!({ "error": "address and key required" }));
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "address and key required" }),
+        );
     };
     let result: anyhow::Result<Value> = async {
         let conn = redis::Connection::open(address).await?;
         let count = conn.incr(&key).await?;
-        let expire = conn.execute("EXPIRE", [RedisParameter::Binary(key.clone().into_bytes()), RedisParameter::Int64(60)]).await?;
-        let ttl = conn.execute("TTL", [RedisParameter::Binary(key.clone().into_bytes())]).await?;
+        let expire = conn
+            .execute(
+                "EXPIRE",
+                [
+                    RedisParameter::Binary(key.clone().into_bytes()),
+                    RedisParameter::Int64(60),
+                ],
+            )
+            .await?;
+        let ttl = conn
+            .execute("TTL", [RedisParameter::Binary(key.clone().into_bytes())])
+            .await?;
         let int = |r: &[RedisResult]| match r.first() {
             Some(RedisResult::Int64(i)) => json!(i),
             other => json!(format!("{other:?}")),
@@ -183,7 +210,10 @@ async fn redis_roundtrip(query: &str) -> Response<String> {
     .await;
     match result {
         Ok(v) => json_response(StatusCode::OK, v),
-        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": e.to_string() })),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": e.to_string() }),
+        ),
     }
 }
 
@@ -193,7 +223,10 @@ async fn outbound(query: &str) -> Response<String> {
     };
     match spin_sdk::http::get(&url).await {
         Ok(res) => json_response(StatusCode::OK, json!({ "status": res.status().as_u16() })),
-        Err(e) => json_response(StatusCode::BAD_GATEWAY, json!({ "error": format!("{e:?}") })),
+        Err(e) => json_response(
+            StatusCode::BAD_GATEWAY,
+            json!({ "error": format!("{e:?}") }),
+        ),
     }
 }
 
@@ -205,20 +238,35 @@ async fn count_body(request: Request) -> Response<String> {
         match chunk {
             Ok(chunk) => {
                 bytes += chunk.len() as u64;
-                sum = chunk.iter().fold(sum, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(*b)));
+                sum = chunk.iter().fold(sum, |acc, b| {
+                    acc.wrapping_mul(31).wrapping_add(u64::from(*b))
+                });
             }
-            Err(e) => return json_response(StatusCode::BAD_REQUEST, json!({ "error": format!("{e:?}") })),
+            Err(e) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": format!("{e:?}") }),
+                );
+            }
         }
     }
-    json_response(StatusCode::OK, json!({ "bytes": bytes, "checksum": sum.to_string() }))
+    json_response(
+        StatusCode::OK,
+        json!({ "bytes": bytes, "checksum": sum.to_string() }),
+    )
 }
 
 /// Streams `size` bytes of a repeating pattern without ever holding more than one chunk.
 fn generate(query: &str) -> Response<spin_sdk::http::BoxBody> {
-    let size: u64 = param(query, "size").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let size: u64 = param(query, "size")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (mut tx, body) = spin_sdk::http::body::stream::<Bytes>();
     spin_sdk::wasip3::spawn(async move {
-        let chunk: Bytes = (0..65536u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+        let chunk: Bytes = (0..65536u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into();
         let mut left = size;
         while left > 0 {
             let n = left.min(chunk.len() as u64) as usize;

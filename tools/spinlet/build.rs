@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let lock = manifest_dir.join("../../Cargo.lock");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    warn_unless_shared_target_dir(&manifest_dir, &out);
+    // This workspace's own lockfile: the spin-sdk version cargo resolved for the build-dependency.
+    let lock = manifest_dir.join("Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
     let version = spin_sdk_version(&lock).expect("spin-sdk is not in Cargo.lock");
     let wit = find_sdk_wit(&version).unwrap_or_else(|| {
@@ -13,7 +16,6 @@ fn main() {
             "the WIT of spin-sdk {version} was not found in the cargo registry; run `cargo fetch`"
         )
     });
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out.join("spin_wit_dir.txt"), wit.display().to_string()).unwrap();
     let bindings = format!(
         r#"wasmtime::component::bindgen!({{
@@ -31,6 +33,26 @@ fn main() {
         path = wit.display().to_string()
     );
     std::fs::write(out.join("spin_bindings.rs"), bindings).unwrap();
+}
+
+/// The scripts and tests run `target/release/spinlet` of the repository, which only a build from
+/// tools/spinlet (where .cargo/config.toml points cargo at ../../target) produces. Says so when cargo
+/// builds elsewhere, e.g. with `--manifest-path` from the repository root.
+fn warn_unless_shared_target_dir(manifest_dir: &Path, out_dir: &Path) {
+    let Ok(repo) = manifest_dir.join("../..").canonicalize() else {
+        return;
+    };
+    let shared = repo.join("target");
+    let under_shared = out_dir
+        .canonicalize()
+        .is_ok_and(|out| out.starts_with(&shared));
+    if !under_shared && std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        println!(
+            "cargo:warning=building outside the repository's target/ (cargo ran outside tools/spinlet, \
+             so tools/spinlet/.cargo/config.toml was not read): scripts/* use target/release/spinlet; \
+             run `cd tools/spinlet && cargo build --release` or scripts/build"
+        );
+    }
 }
 
 fn spin_sdk_version(lock: &Path) -> Option<String> {

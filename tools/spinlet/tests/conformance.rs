@@ -1,4 +1,4 @@
-//! Runner conformance: starts `spinlet` on the fixture app (tests/runner/spin.toml, built by scripts/build)
+//! Runner conformance: starts `spinlet` on the fixture app (tests/spin.toml, built by scripts/build)
 //! on a free port and speaks HTTP to it, like `spin up` would be spoken to. Needs the wasm fixtures built and
 //! Postgres/Redis reachable (PG_ADMIN_URL / REDIS_URL, defaulting to the standard local ports).
 
@@ -56,7 +56,7 @@ fn command(envs: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spinlet"));
     let root = repo_root();
     cmd.current_dir(&root)
-        .args(["up", "--manifest", "tests/runner/spin.toml"])
+        .args(["up", "--manifest", "tools/spinlet/tests/spin.toml"])
         .env("SPINLET_CACHE_DIR", root.join("target/spinlet-cache"))
         .env("SPIN_VARIABLE_DB_HOST", host_port(&pg_url()))
         .env("SPIN_VARIABLE_REDIS_HOST", host_port(&redis_url()))
