@@ -18,7 +18,7 @@ pub mod sniff;
 pub use digest::{ContentHash, ReprDigest};
 pub use filename::{ExtensionPolicy, SafeFilename};
 pub use size::{SizeCounter, SizeLimit};
-pub use sniff::{ContentInspector, Verdict};
+pub use sniff::{ContentInspector, Verdict, declared_type};
 
 use problem::Code;
 

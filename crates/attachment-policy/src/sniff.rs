@@ -65,6 +65,15 @@ pub struct ContentInspector {
     text: bool,
 }
 
+/// The type a client declared for an upload (a body's or a part's `Content-Type`) as it is recorded
+/// (`declared_mime`) and compared (`multipart/form-data`): the part before any parameter, trimmed,
+/// lower case; `None` when that is empty. Not validated: the inspector judges the declared type on
+/// its own terms, and nothing is served as declared without that.
+pub fn declared_type(content_type: Option<&str>) -> Option<String> {
+    let t = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+    (!t.is_empty()).then_some(t)
+}
+
 fn essence(m: &str) -> Option<String> {
     let parsed: mime::Mime = m.trim().parse().ok()?;
     Some(parsed.essence_str().to_ascii_lowercase())
@@ -475,6 +484,21 @@ mod tests {
 
     fn one(declared: Option<&str>, ext: Option<&str>, body: &[u8]) -> Result<Detected, Code> {
         run(declared, ext, &[body])
+    }
+
+    #[test]
+    fn declared_types_as_recorded() {
+        assert_eq!(
+            declared_type(Some("Text/Plain; charset=utf-8")).as_deref(),
+            Some("text/plain")
+        );
+        assert_eq!(
+            declared_type(Some(" multipart/form-data ; boundary=x")).as_deref(),
+            Some("multipart/form-data")
+        );
+        assert_eq!(declared_type(Some("; charset=utf-8")), None);
+        assert_eq!(declared_type(Some("")), None);
+        assert_eq!(declared_type(None), None);
     }
 
     const PNG: &[u8] =

@@ -6,6 +6,13 @@
 //! value is percent-encoded down to RFC 8187 `attr-char`s, so CR, LF, NUL, quotes or semicolons
 //! never appear raw. Bidirectional and other invisible formatting characters (e.g. U+202E, used to
 //! disguise `exe` as `pdf`) become `_` in both forms.
+//!
+//! The other direction, the filename a client names in an upload's `Content-Disposition` (or
+//! `?filename=`), is [`parse`]: [`filename`] and [`upload_filename`].
+
+mod parse;
+
+pub use parse::{filename, upload_filename};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -32,18 +39,33 @@ pub const MAX_NAME_CHARS: usize = 255;
 /// The name used when nothing usable remains.
 pub const DEFAULT_NAME: &str = "download";
 
-/// The disposition type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+/// How content is to be presented: the disposition type of `Content-Disposition`. The one
+/// definition of it: the API spells it `"attachment"` / `"inline"` (`POST .../download-url`), signed
+/// URLs carry it (`crates/signed-url`), and content answers send it ([`header_value`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Disposition {
+    /// Save as a file (the default).
+    #[default]
     Attachment,
+    /// Show in the browser (never for active content, see [`crate::answer`]).
     Inline,
 }
 
-impl Kind {
+impl Disposition {
+    /// The header's and the API's spelling.
     pub const fn as_str(self) -> &'static str {
         match self {
-            Kind::Attachment => "attachment",
-            Kind::Inline => "inline",
+            Disposition::Attachment => "attachment",
+            Disposition::Inline => "inline",
+        }
+    }
+
+    /// Parses the API's spelling (exact, lower case).
+    pub fn from_api(s: &str) -> Option<Self> {
+        match s {
+            "attachment" => Some(Disposition::Attachment),
+            "inline" => Some(Disposition::Inline),
+            _ => None,
         }
     }
 }
@@ -56,7 +78,11 @@ pub fn is_invisible_format(c: char) -> bool {
         | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
-fn cleaned(name: &str) -> String {
+/// The name a download offers for a stored `name` (what `filename*` carries): at most
+/// [`MAX_NAME_CHARS`] characters (a short extension kept), control and invisible formatting
+/// characters and path separators replaced by `_`, surrounding whitespace and dots trimmed, and
+/// [`DEFAULT_NAME`] when nothing remains. Never empty.
+pub fn offered_name(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     let kept: Vec<char> = if chars.len() > MAX_NAME_CHARS {
         // Keep a short extension when cutting.
@@ -94,7 +120,7 @@ fn cleaned(name: &str) -> String {
 
 /// The ASCII fallback for `filename="..."`.
 pub fn ascii_fallback(name: &str) -> String {
-    let s: String = cleaned(name)
+    let s: String = offered_name(name)
         .chars()
         .map(|c| match c {
             ' '..='~' if !matches!(c, '"' | '\\' | ';' | '%' | '/') => c,
@@ -115,9 +141,9 @@ pub fn ascii_fallback(name: &str) -> String {
 }
 
 /// The `Content-Disposition` header value.
-pub fn header_value(kind: Kind, filename: &str) -> String {
+pub fn header_value(kind: Disposition, filename: &str) -> String {
     let fallback = ascii_fallback(filename);
-    let full = cleaned(filename);
+    let full = offered_name(filename);
     let encoded = utf8_percent_encode(&full, ATTR_CHAR_ENCODE);
     format!(
         "{}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}",

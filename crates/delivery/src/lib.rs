@@ -1,21 +1,25 @@
-//! How stored content is delivered over HTTP (issue 6), as pure functions the `download`
+//! How stored content is delivered over HTTP, as pure functions the `download`
 //! component calls and tests exercise natively:
 //!
-//! - [`disposition`]: RFC 6266 `Content-Disposition` with an ASCII fallback and `filename*`;
+//! - [`disposition`]: [`Disposition`] (attachment or inline), RFC 6266 `Content-Disposition` with an
+//!   ASCII fallback and `filename*`, and the parser of the filename an upload names in one;
 //! - [`range`]: one `Range: bytes=` range resolved against the size;
 //! - [`etag`]: the strong `ETag` (the content's SHA-256) and `If-None-Match` / `If-Range`;
 //! - [`answer`]: the status and every header of a content answer (`200`/`206`/`304`/`416`), with the
 //!   active-content rule (HTML, SVG, XML, JavaScript: always `attachment` plus
 //!   `Content-Security-Policy: sandbox`), `X-Content-Type-Options: nosniff`, `Cache-Control: private`;
-//! - [`ScanStatus`] and [`may_serve`]: which scan verdicts may be served.
+//! - [`ScanStatus`] and [`may_serve`]: which scan verdicts may be served;
+//! - [`serve`]: the checks a verified URL's attachment must pass ([`serve::check`]) and how content
+//!   leaves ([`serve::Mode`]), with their configuration values.
 //!
 //! No header value built here can contain CR, LF or NUL, whatever the stored metadata holds.
 
 pub mod disposition;
 pub mod etag;
 pub mod range;
+pub mod serve;
 
-pub use disposition::Kind;
+pub use disposition::Disposition;
 pub use range::RangeOutcome;
 
 /// `Cache-Control` of content answers (and their `304`s).
@@ -25,30 +29,8 @@ pub const SANDBOX_CSP: &str = "sandbox";
 /// The type served when the stored one is missing or malformed.
 pub const FALLBACK_TYPE: &str = "application/octet-stream";
 
-/// A stored scan verdict (`attachment_blobs.scan_status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanStatus {
-    Pending,
-    Clean,
-    Infected,
-    Suspicious,
-    Error,
-    Skipped,
-}
-
-impl ScanStatus {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "clean" => Self::Clean,
-            "infected" => Self::Infected,
-            "suspicious" => Self::Suspicious,
-            "error" => Self::Error,
-            "skipped" => Self::Skipped,
-            _ => return None,
-        })
-    }
-}
+/// A stored scan verdict (`attachment_blobs.scan_status`); the scan domain owns it.
+pub use scan_core::ScanStatus;
 
 /// Whether content with this verdict may be served. `infected`/`suspicious` never; `pending`/`error`
 /// only when `serve_unscanned` (variable of the same name) is set; `clean`/`skipped` always.
@@ -146,7 +128,7 @@ pub struct Answer {
 
 /// Decides the answer: `If-None-Match` first (`304`), then `If-Range`, then `Range`.
 /// `requested` is the disposition the URL was issued with; active content is always `attachment`.
-pub fn answer(rep: &Representation<'_>, requested: Kind, cond: &Conditions<'_>) -> Answer {
+pub fn answer(rep: &Representation<'_>, requested: Disposition, cond: &Conditions<'_>) -> Answer {
     let etag = etag::strong(rep.content_hash);
     let ctype = content_type(rep.mime);
     let active = is_active_content(&ctype);
@@ -187,7 +169,11 @@ pub fn answer(rep: &Representation<'_>, requested: Kind, cond: &Conditions<'_>) 
             headers,
         };
     }
-    let kind = if active { Kind::Attachment } else { requested };
+    let kind = if active {
+        Disposition::Attachment
+    } else {
+        requested
+    };
     headers.push(("content-type", ctype));
     headers.push(("content-length", outcome.length(rep.size).to_string()));
     headers.push((

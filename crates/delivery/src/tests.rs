@@ -27,11 +27,11 @@ fn no_ctl(s: &str) -> bool {
 #[test]
 fn disposition_plain_ascii() {
     assert_eq!(
-        disposition::header_value(Kind::Attachment, "report.pdf"),
+        disposition::header_value(Disposition::Attachment, "report.pdf"),
         "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
     );
     assert_eq!(
-        disposition::header_value(Kind::Inline, "a b.txt"),
+        disposition::header_value(Disposition::Inline, "a b.txt"),
         "inline; filename=\"a b.txt\"; filename*=UTF-8''a%20b.txt"
     );
 }
@@ -61,7 +61,7 @@ fn disposition_hostile_names() {
         ("...", "download", "download"),
     ];
     for (name, fallback, star) in cases {
-        let v = disposition::header_value(Kind::Attachment, name);
+        let v = disposition::header_value(Disposition::Attachment, name);
         assert_eq!(
             v,
             format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{star}"),
@@ -121,7 +121,7 @@ fn active_content_is_attachment_with_sandbox() {
     ] {
         let a = answer(
             &rep(Some(mime), "x", 10),
-            Kind::Inline,
+            Disposition::Inline,
             &Conditions::default(),
         );
         assert_eq!(a.status, 200);
@@ -135,7 +135,7 @@ fn active_content_is_attachment_with_sandbox() {
     }
     let a = answer(
         &rep(Some("image/png"), "x.png", 10),
-        Kind::Inline,
+        Disposition::Inline,
         &Conditions::default(),
     );
     assert!(
@@ -150,7 +150,7 @@ fn active_content_is_attachment_with_sandbox() {
 fn full_answer_headers() {
     let a = answer(
         &rep(Some("application/pdf"), "r.pdf", 1234),
-        Kind::Attachment,
+        Disposition::Attachment,
         &Conditions::default(),
     );
     assert_eq!(a.status, 200);
@@ -223,7 +223,7 @@ fn ranges() {
     assert_eq!(range::resolve(Some("bytes=0-"), 0), Unsatisfiable);
     let a = answer(
         &rep(None, "f", size),
-        Kind::Attachment,
+        Disposition::Attachment,
         &Conditions {
             range: Some("bytes=90-"),
             ..Default::default()
@@ -234,7 +234,7 @@ fn ranges() {
     assert_eq!(header(&a, "content-length"), Some("10"));
     let a = answer(
         &rep(None, "f", size),
-        Kind::Attachment,
+        Disposition::Attachment,
         &Conditions {
             range: Some("bytes=100-"),
             ..Default::default()
@@ -259,7 +259,7 @@ fn conditionals() {
     ] {
         let a = answer(
             &rep(None, "f", 10),
-            Kind::Attachment,
+            Disposition::Attachment,
             &Conditions {
                 if_none_match: Some(&inm),
                 range: Some("bytes=0-1"),
@@ -273,7 +273,7 @@ fn conditionals() {
     for inm in ["\"other\"", "W/\"x\"", HASH, ""] {
         let a = answer(
             &rep(None, "f", 10),
-            Kind::Attachment,
+            Disposition::Attachment,
             &Conditions {
                 if_none_match: Some(inm),
                 ..Default::default()
@@ -285,7 +285,7 @@ fn conditionals() {
     let with = |ir: &str| {
         answer(
             &rep(None, "f", 10),
-            Kind::Attachment,
+            Disposition::Attachment,
             &Conditions {
                 range: Some("bytes=0-1"),
                 if_range: Some(ir),
@@ -331,7 +331,7 @@ proptest! {
     ) {
         let r = Representation { content_hash: &hash, size, mime: mime.as_deref(), filename: &name };
         let c = Conditions { range: range.as_deref(), if_none_match: inm.as_deref(), if_range: None };
-        let a = answer(&r, if inline { Kind::Inline } else { Kind::Attachment }, &c);
+        let a = answer(&r, if inline { Disposition::Inline } else { Disposition::Attachment }, &c);
         for (n, v) in &a.headers {
             prop_assert!(no_ctl(v), "{n}: {v:?}");
             prop_assert!(v.bytes().all(|b| (0x20..0x7f).contains(&b)), "{n}: {v:?}");
@@ -343,7 +343,7 @@ proptest! {
 
     #[test]
     fn disposition_is_one_well_formed_header(name in any::<String>()) {
-        let v = disposition::header_value(Kind::Attachment, &name);
+        let v = disposition::header_value(Disposition::Attachment, &name);
         let rest = v.strip_prefix("attachment; filename=\"").unwrap();
         let (fallback, star) = rest.split_once("\"; filename*=UTF-8''").unwrap();
         prop_assert!(!fallback.contains(['"', '\\', ';', '%']));

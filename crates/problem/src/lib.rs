@@ -1,5 +1,6 @@
 //! RFC 9457 `application/problem+json` error bodies, the stable error `code`s of the API contract
-//! (`shared/api.md`), and the `x-request-id` every response carries.
+//! (`openapi.yaml`'s `Problem` schema, and the table in `docs/api.md`: `scripts/check-openapi` checks
+//! both against [`Code`]), and the `x-request-id` every response carries.
 //!
 //! This crate owns *what an error looks like on the wire*. It never sees internal errors: a
 //! [`Problem`] is built from a [`Code`] (the stable, snake_case identifier clients switch on), an

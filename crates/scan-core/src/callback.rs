@@ -69,7 +69,8 @@ pub enum VerdictStatus {
 
 impl VerdictStatus {
     /// Every verdict.
-    pub const ALL: [VerdictStatus; 4] = [Self::Clean, Self::Infected, Self::Suspicious, Self::Error];
+    pub const ALL: [VerdictStatus; 4] =
+        [Self::Clean, Self::Infected, Self::Suspicious, Self::Error];
 
     /// Parses the wire string (exact, lower case).
     pub fn parse(s: &str) -> Option<Self> {
@@ -112,7 +113,10 @@ pub struct ContentHash(String);
 impl ContentHash {
     /// Exactly 64 of `[0-9a-f]`.
     pub fn parse(s: &str) -> Result<Self, BodyError> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.to_owned()))
         } else {
             Err(BodyError::ContentHash)
@@ -149,7 +153,8 @@ impl BoundedText {
         if s.is_empty() {
             return Ok(None);
         }
-        let ok_char = |c: char| !c.is_control() || (allow_newlines && matches!(c, '\n' | '\r' | '\t'));
+        let ok_char =
+            |c: char| !c.is_control() || (allow_newlines && matches!(c, '\n' | '\r' | '\t'));
         if s.chars().count() > max || !s.chars().all(ok_char) {
             return Err(BodyError::Text { field, max });
         }
@@ -192,14 +197,24 @@ impl Verdict {
         }
         Ok(Self {
             status,
-            engine: BoundedText::parse("engine", MAX_ENGINE_CHARS, false, engine.map(str::to_owned))?,
+            engine: BoundedText::parse(
+                "engine",
+                MAX_ENGINE_CHARS,
+                false,
+                engine.map(str::to_owned),
+            )?,
             signature: BoundedText::parse(
                 "signature",
                 MAX_SIGNATURE_CHARS,
                 false,
                 signature.map(str::to_owned),
             )?,
-            details: BoundedText::parse("details", MAX_DETAILS_CHARS, true, details.map(str::to_owned))?,
+            details: BoundedText::parse(
+                "details",
+                MAX_DETAILS_CHARS,
+                true,
+                details.map(str::to_owned),
+            )?,
             scanned_at,
         })
     }
@@ -209,7 +224,13 @@ impl Verdict {
 /// `\r`, `\t`) replaced by spaces: for a scanner that forwards an engine's free text.
 pub fn clamp_details(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() && !matches!(c, '\n' | '\r' | '\t') { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
         .take(MAX_DETAILS_CHARS)
         .collect()
 }
@@ -248,10 +269,10 @@ struct Wire {
 
 fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, BodyError> {
     // The canonical hyphenated form only (36 characters), like path ids.
-    if s.len() == 36 {
-        if let Ok(u) = Uuid::try_parse(s) {
-            return Ok(u);
-        }
+    if s.len() == 36
+        && let Ok(u) = Uuid::try_parse(s)
+    {
+        return Ok(u);
     }
     Err(BodyError::Uuid(field))
 }
@@ -259,12 +280,18 @@ fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, BodyError> {
 impl Callback {
     /// A verdict about an attachment's content.
     pub fn by_attachment(attachment: Uuid, verdict: Verdict) -> Self {
-        Self { target: Target::Attachment(attachment), verdict }
+        Self {
+            target: Target::Attachment(attachment),
+            verdict,
+        }
     }
 
     /// A verdict about a tenant's content (what the scan worker knows from `scan_claim_jobs`).
     pub fn by_content(tenant: Uuid, hash: ContentHash, verdict: Verdict) -> Self {
-        Self { target: Target::Content { tenant, hash }, verdict }
+        Self {
+            target: Target::Content { tenant, hash },
+            verdict,
+        }
     }
 
     /// Parses a received body; `now_ms` is the receiver's clock (bounds `scannedAt`).
@@ -349,7 +376,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.target, Target::Attachment(Uuid::parse_str(A).unwrap()));
         assert_eq!(c.verdict.status, VerdictStatus::Infected);
-        assert_eq!(c.verdict.signature.as_ref().unwrap().as_str(), "Eicar-Test-Signature");
+        assert_eq!(
+            c.verdict.signature.as_ref().unwrap().as_str(),
+            "Eicar-Test-Signature"
+        );
         assert_eq!(c.verdict.scanned_at, NOW_MS);
 
         let c = parse(&format!(
@@ -367,46 +397,117 @@ mod tests {
         let cases: Vec<(String, BodyError)> = vec![
             ("not json".into(), BodyError::Shape),
             ("[]".into(), BodyError::Shape),
-            (format!(r#"["{A}",null,null,"clean",null,null,null,{NOW_MS}]"#), BodyError::Shape),
-            (format!(r#"{{"attachmentId":{A:?},"status":"clean","status":"infected","scannedAt":{NOW_MS}}}"#), BodyError::Shape),
+            (
+                format!(r#"["{A}",null,null,"clean",null,null,null,{NOW_MS}]"#),
+                BodyError::Shape,
+            ),
+            (
+                format!(
+                    r#"{{"attachmentId":{A:?},"status":"clean","status":"infected","scannedAt":{NOW_MS}}}"#
+                ),
+                BodyError::Shape,
+            ),
             (format!(r#"{{{ok_rest}}}"#), BodyError::Target),
-            (format!(r#"{{"attachmentId":"{A}","tenantId":"{A}",{ok_rest}}}"#), BodyError::Target),
-            (format!(r#"{{"attachmentId":"{A}","contentHash":"{H}",{ok_rest}}}"#), BodyError::Target),
-            (format!(r#"{{"tenantId":"{A}",{ok_rest}}}"#), BodyError::Target),
-            (format!(r#"{{"attachmentId":"nope",{ok_rest}}}"#), BodyError::Uuid("attachmentId")),
+            (
+                format!(r#"{{"attachmentId":"{A}","tenantId":"{A}",{ok_rest}}}"#),
+                BodyError::Target,
+            ),
+            (
+                format!(r#"{{"attachmentId":"{A}","contentHash":"{H}",{ok_rest}}}"#),
+                BodyError::Target,
+            ),
+            (
+                format!(r#"{{"tenantId":"{A}",{ok_rest}}}"#),
+                BodyError::Target,
+            ),
+            (
+                format!(r#"{{"attachmentId":"nope",{ok_rest}}}"#),
+                BodyError::Uuid("attachmentId"),
+            ),
             (
                 format!(r#"{{"attachmentId":"{}",{ok_rest}}}"#, A.replace('-', "")),
                 BodyError::Uuid("attachmentId"),
             ),
-            (format!(r#"{{"tenantId":"x","contentHash":"{H}",{ok_rest}}}"#), BodyError::Uuid("tenantId")),
             (
-                format!(r#"{{"tenantId":"{A}","contentHash":"{}",{ok_rest}}}"#, H.to_uppercase()),
+                format!(r#"{{"tenantId":"x","contentHash":"{H}",{ok_rest}}}"#),
+                BodyError::Uuid("tenantId"),
+            ),
+            (
+                format!(
+                    r#"{{"tenantId":"{A}","contentHash":"{}",{ok_rest}}}"#,
+                    H.to_uppercase()
+                ),
                 BodyError::ContentHash,
             ),
-            (format!(r#"{{"tenantId":"{A}","contentHash":"{}",{ok_rest}}}"#, &H[1..]), BodyError::ContentHash),
-            (format!(r#"{{"attachmentId":{A:?},"status":"pending","scannedAt":{NOW_MS}}}"#), BodyError::Status),
-            (format!(r#"{{"attachmentId":{A:?},"status":"CLEAN","scannedAt":{NOW_MS}}}"#), BodyError::Status),
-            (format!(r#"{{"attachmentId":{A:?},"status":1,"scannedAt":{NOW_MS}}}"#), BodyError::Shape),
-            (format!(r#"{{"attachmentId":{A:?},"scannedAt":{NOW_MS}}}"#), BodyError::Shape),
-            (format!(r#"{{"attachmentId":{A:?},"status":"clean"}}"#), BodyError::Shape),
-            (format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":"1"}}"#), BodyError::Shape),
-            (format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":1.5}}"#), BodyError::Shape),
-            (format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":1790000000}}"#), BodyError::ScannedAt),
             (
-                format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":{}}}"#, NOW_MS + 301_000),
+                format!(
+                    r#"{{"tenantId":"{A}","contentHash":"{}",{ok_rest}}}"#,
+                    &H[1..]
+                ),
+                BodyError::ContentHash,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"status":"pending","scannedAt":{NOW_MS}}}"#),
+                BodyError::Status,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"status":"CLEAN","scannedAt":{NOW_MS}}}"#),
+                BodyError::Status,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"status":1,"scannedAt":{NOW_MS}}}"#),
+                BodyError::Shape,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"scannedAt":{NOW_MS}}}"#),
+                BodyError::Shape,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"status":"clean"}}"#),
+                BodyError::Shape,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":"1"}}"#),
+                BodyError::Shape,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":1.5}}"#),
+                BodyError::Shape,
+            ),
+            (
+                format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":1790000000}}"#),
+                BodyError::ScannedAt,
+            ),
+            (
+                format!(
+                    r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":{}}}"#,
+                    NOW_MS + 301_000
+                ),
                 BodyError::ScannedAt,
             ),
             (
                 format!(r#"{{"attachmentId":{A:?},"engine":"a\u0000b",{ok_rest}}}"#),
-                BodyError::Text { field: "engine", max: MAX_ENGINE_CHARS },
+                BodyError::Text {
+                    field: "engine",
+                    max: MAX_ENGINE_CHARS,
+                },
             ),
             (
                 format!(r#"{{"attachmentId":{A:?},"signature":"a\nb",{ok_rest}}}"#),
-                BodyError::Text { field: "signature", max: MAX_SIGNATURE_CHARS },
+                BodyError::Text {
+                    field: "signature",
+                    max: MAX_SIGNATURE_CHARS,
+                },
             ),
             (
-                format!(r#"{{"attachmentId":{A:?},"details":"{}",{ok_rest}}}"#, "x".repeat(MAX_DETAILS_CHARS + 1)),
-                BodyError::Text { field: "details", max: MAX_DETAILS_CHARS },
+                format!(
+                    r#"{{"attachmentId":{A:?},"details":"{}",{ok_rest}}}"#,
+                    "x".repeat(MAX_DETAILS_CHARS + 1)
+                ),
+                BodyError::Text {
+                    field: "details",
+                    max: MAX_DETAILS_CHARS,
+                },
             ),
         ];
         for (body, want) in cases {
@@ -419,13 +520,17 @@ mod tests {
             "e".repeat(MAX_ENGINE_CHARS)
         );
         assert!(parse(&body).is_ok());
-        let body = format!(r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":{}}}"#, NOW_MS + 300_000);
+        let body = format!(
+            r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":{}}}"#,
+            NOW_MS + 300_000
+        );
         assert!(parse(&body).is_ok());
     }
 
     #[test]
     fn error_messages_never_echo_values() {
-        let e = parse(r#"{"attachmentId":"<script>","status":"clean","scannedAt":1790000000000}"#).unwrap_err();
+        let e = parse(r#"{"attachmentId":"<script>","status":"clean","scannedAt":1790000000000}"#)
+            .unwrap_err();
         assert!(!e.to_string().contains("<script>"));
     }
 
@@ -440,7 +545,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v.details.as_ref().unwrap().as_str(), "found in stream");
-        let cb = Callback::by_content(Uuid::parse_str(A).unwrap(), ContentHash::parse(H).unwrap(), v);
+        let cb = Callback::by_content(
+            Uuid::parse_str(A).unwrap(),
+            ContentHash::parse(H).unwrap(),
+            v,
+        );
         let (body, header) = cb.signed(b"0123456789abcdef0123456789abcdef", NOW_MS / 1000);
         assert_eq!(
             String::from_utf8(body.clone()).unwrap(),
@@ -449,9 +558,15 @@ mod tests {
             )
         );
         let ring = signature::SecretRing::parse("0123456789abcdef0123456789abcdef").unwrap();
-        assert_eq!(ring.verify(Some(&header), &body, NOW_MS / 1000), Ok(NOW_MS / 1000));
+        assert_eq!(
+            ring.verify(Some(&header), &body, NOW_MS / 1000),
+            Ok(NOW_MS / 1000)
+        );
         assert_eq!(Callback::parse(&body, NOW_MS).unwrap(), cb);
-        assert_eq!(Verdict::new(VerdictStatus::Clean, None, None, None, 5).unwrap_err(), BodyError::ScannedAt);
+        assert_eq!(
+            Verdict::new(VerdictStatus::Clean, None, None, None, 5).unwrap_err(),
+            BodyError::ScannedAt
+        );
     }
 
     fn arb_text(max: usize) -> impl Strategy<Value = Option<String>> {

@@ -6,11 +6,15 @@
 //!   scanners from the same types ([`callback::Callback::signed`]).
 //! - [`verdict`]: the per-content verdict state machine ([`verdict::decide`]).
 //! - [`quarantine`]: quarantine keys and the storage steps of quarantining content.
+//! - [`audit`]: the audit rows of verdicts and quarantine.
+//!
+//! [`ScanStatus`] is the one type of a stored verdict; the delivery policy and the store use it.
 
+pub mod audit;
 pub mod callback;
 pub mod quarantine;
 pub mod signature;
 pub mod verdict;
 
 pub use callback::{BodyError, Callback, ContentHash, Target, Verdict, VerdictStatus};
-pub use verdict::{Decision, Ignored, ScanStatus};
+pub use verdict::{Decision, Ignored, InForce, ScanStatus};

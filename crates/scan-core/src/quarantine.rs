@@ -123,13 +123,17 @@ pub fn plan(status: ScanStatus, storage_key: &str, recorded: Option<Recorded>, m
                 from: storage_key.to_owned(),
                 to: quarantine_key(storage_key),
             },
-            Mode::Delete => Step::Delete { key: storage_key.to_owned() },
+            Mode::Delete => Step::Delete {
+                key: storage_key.to_owned(),
+            },
         },
         Some(Recorded::Moved) => match original_key(storage_key) {
             Some(k) => Step::DeleteOriginal { key: k.to_owned() },
             None => Step::Nothing,
         },
-        Some(Recorded::Deleted) => Step::DeleteOriginal { key: storage_key.to_owned() },
+        Some(Recorded::Deleted) => Step::DeleteOriginal {
+            key: storage_key.to_owned(),
+        },
     }
 }
 
@@ -138,7 +142,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const K: &str = "tenants/0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d/blobs/6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+    const K: &str =
+        "tenants/0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d/blobs/6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
 
     #[test]
     fn keys() {
@@ -157,21 +162,35 @@ mod tests {
         assert_eq!(Mode::parse("delete"), Ok(Mode::Delete));
         assert_eq!(Mode::parse("Delete"), Err(ModeError));
         assert_eq!(Recorded::parse("moved"), Some(Recorded::Moved));
-        assert_eq!(Recorded::parse(Recorded::Deleted.as_str()), Some(Recorded::Deleted));
+        assert_eq!(
+            Recorded::parse(Recorded::Deleted.as_str()),
+            Some(Recorded::Deleted)
+        );
         assert_eq!(Recorded::parse("x"), None);
     }
 
     #[test]
     fn plans() {
         let q = quarantine_key(K);
-        for s in [ScanStatus::Pending, ScanStatus::Clean, ScanStatus::Error, ScanStatus::Skipped] {
+        for s in [
+            ScanStatus::Pending,
+            ScanStatus::Clean,
+            ScanStatus::Error,
+            ScanStatus::Skipped,
+        ] {
             assert_eq!(plan(s, K, None, Mode::Move), Step::Nothing);
         }
         assert_eq!(
             plan(ScanStatus::Infected, K, None, Mode::Move),
-            Step::Move { from: K.into(), to: q.clone() }
+            Step::Move {
+                from: K.into(),
+                to: q.clone()
+            }
         );
-        assert_eq!(plan(ScanStatus::Suspicious, K, None, Mode::Delete), Step::Delete { key: K.into() });
+        assert_eq!(
+            plan(ScanStatus::Suspicious, K, None, Mode::Delete),
+            Step::Delete { key: K.into() }
+        );
         // Recorded: resume, whatever the mode says now.
         for mode in [Mode::Move, Mode::Delete] {
             assert_eq!(
@@ -183,7 +202,10 @@ mod tests {
                 Step::DeleteOriginal { key: K.into() }
             );
         }
-        assert_eq!(plan(ScanStatus::Infected, &q, None, Mode::Move), Step::Nothing);
+        assert_eq!(
+            plan(ScanStatus::Infected, &q, None, Mode::Move),
+            Step::Nothing
+        );
     }
 
     proptest! {

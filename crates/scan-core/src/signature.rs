@@ -37,6 +37,35 @@ pub enum SignatureError {
     Mismatch,
 }
 
+impl SignatureError {
+    /// The log's name for the refusal (the client sees one answer for all of them).
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "signature_missing",
+            Self::Malformed => "signature_malformed",
+            Self::OutsideWindow => "signature_outside_window",
+            Self::Mismatch => "signature_mismatch",
+        }
+    }
+}
+
+/// The header value to verify, from every `X-Scan-Signature` value of a request: `None` without
+/// one, and exactly one is needed: several (or one that is not visible ASCII, as HTTP header text
+/// must be) yield `""`, which [`SecretRing::verify`] refuses like a wrong signature.
+pub fn single_header<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<&'a str> {
+    let mut values = values.into_iter();
+    match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(
+            std::str::from_utf8(v)
+                .ok()
+                .filter(|s| s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
+                .unwrap_or(""),
+        ),
+        (Some(_), Some(_)) => Some(""),
+    }
+}
+
 /// Why a secret list was refused (configuration error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
@@ -82,7 +111,12 @@ impl SecretRing {
     }
 
     /// Verifies `header` over `body` at `now` (unix seconds); returns the signed timestamp.
-    pub fn verify(&self, header: Option<&str>, body: &[u8], now: i64) -> Result<i64, SignatureError> {
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<i64, SignatureError> {
         let parsed = ParsedHeader::parse(header.ok_or(SignatureError::Missing)?)?;
         if (parsed.t - now).abs() > TOLERANCE_SECS {
             return Err(SignatureError::OutsideWindow);
@@ -96,12 +130,17 @@ impl SecretRing {
                 matched |= mac.verify_slice(candidate).is_ok();
             }
         }
-        if matched { Ok(parsed.t) } else { Err(SignatureError::Mismatch) }
+        if matched {
+            Ok(parsed.t)
+        } else {
+            Err(SignatureError::Mismatch)
+        }
     }
 }
 
 fn mac(secret: &[u8], t: i64, body: &[u8]) -> HmacSha256 {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -124,13 +163,24 @@ impl ParsedHeader {
         let mut t = None;
         let mut candidates = Vec::new();
         for item in header.split(',') {
-            let (key, value) = item.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+            let (key, value) = item
+                .trim()
+                .split_once('=')
+                .ok_or(SignatureError::Malformed)?;
             match key {
                 "t" => {
-                    if t.is_some() || value.is_empty() || value.len() > 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    if t.is_some()
+                        || value.is_empty()
+                        || value.len() > 12
+                        || !value.bytes().all(|b| b.is_ascii_digit())
+                    {
                         return Err(SignatureError::Malformed);
                     }
-                    t = Some(value.parse::<i64>().map_err(|_| SignatureError::Malformed)?);
+                    t = Some(
+                        value
+                            .parse::<i64>()
+                            .map_err(|_| SignatureError::Malformed)?,
+                    );
                 }
                 "v1" => {
                     let mut tag = [0u8; 32];
@@ -178,9 +228,16 @@ mod tests {
         let h = sign(A.as_bytes(), NOW, body);
         assert_eq!(ring(A).verify(Some(&h), body, NOW), Ok(NOW));
         // The verifier mid-rotation accepts either secret.
-        assert_eq!(ring(&format!("{B},{A}")).verify(Some(&h), body, NOW + 10), Ok(NOW));
+        assert_eq!(
+            ring(&format!("{B},{A}")).verify(Some(&h), body, NOW + 10),
+            Ok(NOW)
+        );
         // A signer mid-rotation sends both tags.
-        let both = format!("{},v1={}", sign(B.as_bytes(), NOW, body), &sign(A.as_bytes(), NOW, body)[16..]);
+        let both = format!(
+            "{},v1={}",
+            sign(B.as_bytes(), NOW, body),
+            &sign(A.as_bytes(), NOW, body)[16..]
+        );
         assert_eq!(ring(A).verify(Some(&both), body, NOW), Ok(NOW));
     }
 
@@ -190,23 +247,75 @@ mod tests {
         let h = sign(A.as_bytes(), NOW, body);
         let r = ring(A);
         assert_eq!(r.verify(None, body, NOW), Err(SignatureError::Missing));
-        assert_eq!(ring(B).verify(Some(&h), body, NOW), Err(SignatureError::Mismatch));
-        assert_eq!(r.verify(Some(&h), b"{\"status\":\"infected\"}", NOW), Err(SignatureError::Mismatch));
-        assert_eq!(r.verify(Some(&h), body, NOW + 301), Err(SignatureError::OutsideWindow));
-        assert_eq!(r.verify(Some(&h), body, NOW - 301), Err(SignatureError::OutsideWindow));
+        assert_eq!(
+            ring(B).verify(Some(&h), body, NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            r.verify(Some(&h), b"{\"status\":\"infected\"}", NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            r.verify(Some(&h), body, NOW + 301),
+            Err(SignatureError::OutsideWindow)
+        );
+        assert_eq!(
+            r.verify(Some(&h), body, NOW - 301),
+            Err(SignatureError::OutsideWindow)
+        );
         assert_eq!(r.verify(Some(&h), body, NOW + 300), Ok(NOW));
         // The timestamp is bound into the MAC.
         let moved = h.replacen(&NOW.to_string(), &(NOW + 1).to_string(), 1);
-        assert_eq!(r.verify(Some(&moved), body, NOW), Err(SignatureError::Mismatch));
-        for bad in ["", "t=1", "v1=00", "t=x,v1=00", "t=-5,v1=00", "t=1,t=2,v1=00", "garbage", "t=1,v1=zz"] {
-            assert_eq!(r.verify(Some(bad), body, NOW), Err(SignatureError::Malformed), "{bad:?}");
+        assert_eq!(
+            r.verify(Some(&moved), body, NOW),
+            Err(SignatureError::Mismatch)
+        );
+        for bad in [
+            "",
+            "t=1",
+            "v1=00",
+            "t=x,v1=00",
+            "t=-5,v1=00",
+            "t=1,t=2,v1=00",
+            "garbage",
+            "t=1,v1=zz",
+        ] {
+            assert_eq!(
+                r.verify(Some(bad), body, NOW),
+                Err(SignatureError::Malformed),
+                "{bad:?}"
+            );
         }
+    }
+
+    #[test]
+    fn one_header_value_is_verified_several_are_refused() {
+        let h = sign(A.as_bytes(), NOW, b"{}");
+        assert_eq!(single_header([]), None);
+        assert_eq!(single_header([h.as_bytes()]), Some(h.as_str()));
+        assert_eq!(single_header([h.as_bytes(), h.as_bytes()]), Some(""));
+        assert_eq!(single_header(["t=1,v1=\u{e9}".as_bytes()]), Some(""));
+        let r = ring(A);
+        assert_eq!(r.verify(single_header([h.as_bytes()]), b"{}", NOW), Ok(NOW));
+        assert_eq!(
+            r.verify(single_header([h.as_bytes(), h.as_bytes()]), b"{}", NOW),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            r.verify(single_header([]), b"{}", NOW)
+                .unwrap_err()
+                .reason(),
+            "signature_missing"
+        );
     }
 
     #[test]
     fn secret_list() {
         assert_eq!(SecretRing::parse(" , ").unwrap_err(), SecretError::Empty);
-        assert_eq!(SecretRing::parse("short").unwrap_err(), SecretError::TooShort);
+        assert_eq!(
+            SecretRing::parse("short").unwrap_err(),
+            SecretError::TooShort
+        );
         let r = SecretRing::parse(&format!(" {A} ,\n{B}")).unwrap();
         assert_eq!(r.current(), A.as_bytes());
         assert_eq!(format!("{r:?}"), "SecretRing(2 secrets)");

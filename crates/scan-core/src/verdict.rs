@@ -18,7 +18,7 @@
 //! | `suspicious` | ignored: *quarantined* | apply + quarantine | apply (refresh) | ignored: *quarantined* |
 //! | `infected` | ignored: *quarantined* | apply (refresh) | ignored: *quarantined* | ignored: *quarantined* |
 //!
-//! Choices (api.md asks only that `infected` never silently becomes `clean`):
+//! Choices (the contract, `openapi.yaml` and `docs/api.md`, asks only that `infected` never silently becomes `clean`):
 //! * `infected` and `suspicious` are both quarantine; the content was moved or deleted, and only an
 //!   operator releases it (as the database owner). A newer `clean`/`error` for it is ignored, not an
 //!   error: the scanner did its job, and a `4xx` would only make it retry. `infected` after
@@ -83,6 +83,29 @@ impl ScanStatus {
     }
 }
 
+impl serde::Serialize for ScanStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The verdict in force for content, as the scan-status route answers it (the API's `ScanStatus`
+/// object).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InForce {
+    /// The stored status.
+    pub status: ScanStatus,
+    /// The scanner's free text.
+    pub details: Option<String>,
+    /// The engine that decided it.
+    pub engine: Option<String>,
+    /// The threat name.
+    pub signature: Option<String>,
+    /// The scanner's time of the verdict (epoch milliseconds); `None` while no scanner has answered.
+    pub scanned_at: Option<i64>,
+}
+
 use crate::callback::VerdictStatus;
 
 /// The verdict in force.
@@ -145,6 +168,32 @@ pub enum Decision {
     Ignore(Ignored),
 }
 
+impl Decision {
+    /// Whether the verdict answers the content's open scan jobs (see [`Ignored::completes_jobs`]).
+    pub const fn completes_jobs(self) -> bool {
+        match self {
+            Self::Apply { .. } => true,
+            Self::Ignore(why) => why.completes_jobs(),
+        }
+    }
+
+    /// For logs: `applied`, or why the verdict was ignored.
+    pub const fn outcome(self) -> &'static str {
+        match self {
+            Self::Apply { .. } => "applied",
+            Self::Ignore(why) => why.as_str(),
+        }
+    }
+
+    /// The status in force once the decision is carried out.
+    pub const fn status_after(self, current: ScanStatus, incoming: VerdictStatus) -> ScanStatus {
+        match self {
+            Self::Apply { .. } => incoming.stored(),
+            Self::Ignore(_) => current,
+        }
+    }
+}
+
 /// The state machine (see the module docs).
 pub fn decide(current: Current, incoming: Incoming) -> Decision {
     use ScanStatus as S;
@@ -157,7 +206,9 @@ pub fn decide(current: Current, incoming: Incoming) -> Decision {
             return Decision::Ignore(Ignored::Stale);
         }
     }
-    let apply = Decision::Apply { quarantine: incoming.status.stored().is_quarantine() };
+    let apply = Decision::Apply {
+        quarantine: incoming.status.stored().is_quarantine(),
+    };
     match (current.status, incoming.status) {
         (S::Pending | S::Skipped | S::Error, _) => apply,
         (S::Clean, V::Error) => Decision::Ignore(Ignored::KeptClean),
@@ -171,18 +222,24 @@ pub fn decide(current: Current, incoming: Incoming) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use ScanStatus as S;
     use VerdictStatus as V;
+    use proptest::prelude::*;
 
     const T: i64 = 1_790_000_000_000;
 
     fn cur(status: ScanStatus, at: Option<i64>) -> Current {
-        Current { status, scanned_at: at }
+        Current {
+            status,
+            scanned_at: at,
+        }
     }
 
     fn inc(status: VerdictStatus, at: i64) -> Incoming {
-        Incoming { status, scanned_at: at }
+        Incoming {
+            status,
+            scanned_at: at,
+        }
     }
 
     const APPLY: Decision = Decision::Apply { quarantine: false };
@@ -195,10 +252,18 @@ mod tests {
             (S::Pending, [APPLY, QUARANTINE, QUARANTINE, APPLY]),
             (S::Skipped, [APPLY, QUARANTINE, QUARANTINE, APPLY]),
             (S::Error, [APPLY, QUARANTINE, QUARANTINE, APPLY]),
-            (S::Clean, [APPLY, QUARANTINE, QUARANTINE, Ignore(Ignored::KeptClean)]),
+            (
+                S::Clean,
+                [APPLY, QUARANTINE, QUARANTINE, Ignore(Ignored::KeptClean)],
+            ),
             (
                 S::Suspicious,
-                [Ignore(Ignored::Quarantined), QUARANTINE, QUARANTINE, Ignore(Ignored::Quarantined)],
+                [
+                    Ignore(Ignored::Quarantined),
+                    QUARANTINE,
+                    QUARANTINE,
+                    Ignore(Ignored::Quarantined),
+                ],
             ),
             (
                 S::Infected,
@@ -213,7 +278,11 @@ mod tests {
         for (from, want) in rows {
             for (to, want) in VerdictStatus::ALL.into_iter().zip(want) {
                 let at = if from == S::Pending { None } else { Some(T) };
-                assert_eq!(decide(cur(from, at), inc(to, T + 1)), want, "{from:?} -> {to:?}");
+                assert_eq!(
+                    decide(cur(from, at), inc(to, T + 1)),
+                    want,
+                    "{from:?} -> {to:?}"
+                );
             }
         }
     }
@@ -238,11 +307,59 @@ mod tests {
     #[test]
     fn replays_and_stale() {
         let c = cur(S::Clean, Some(T));
-        assert_eq!(decide(c, inc(V::Clean, T)), Decision::Ignore(Ignored::Replay));
-        assert_eq!(decide(c, inc(V::Infected, T)), Decision::Ignore(Ignored::Stale), "same time, other verdict");
-        assert_eq!(decide(c, inc(V::Infected, T - 1)), Decision::Ignore(Ignored::Stale));
+        assert_eq!(
+            decide(c, inc(V::Clean, T)),
+            Decision::Ignore(Ignored::Replay)
+        );
+        assert_eq!(
+            decide(c, inc(V::Infected, T)),
+            Decision::Ignore(Ignored::Stale),
+            "same time, other verdict"
+        );
+        assert_eq!(
+            decide(c, inc(V::Infected, T - 1)),
+            Decision::Ignore(Ignored::Stale)
+        );
         // error content set by the job queue has no scannedAt: anything applies.
         assert_eq!(decide(cur(S::Error, None), inc(V::Clean, 1)), APPLY);
+    }
+
+    #[test]
+    fn what_a_decision_does() {
+        let applied = Decision::Apply { quarantine: true };
+        assert!(applied.completes_jobs());
+        assert_eq!(applied.outcome(), "applied");
+        assert_eq!(applied.status_after(S::Clean, V::Infected), S::Infected);
+        for (why, completes) in [
+            (Ignored::Replay, false),
+            (Ignored::Stale, false),
+            (Ignored::Quarantined, true),
+            (Ignored::KeptClean, true),
+        ] {
+            let d = Decision::Ignore(why);
+            assert_eq!(d.completes_jobs(), completes, "{why:?}");
+            assert_eq!(d.outcome(), why.as_str());
+            assert_eq!(d.status_after(S::Infected, V::Clean), S::Infected);
+        }
+    }
+
+    #[test]
+    fn the_verdict_in_force_as_json() {
+        let v = InForce {
+            status: S::Infected,
+            details: None,
+            engine: Some("ClamAV 1.4".into()),
+            signature: Some("Eicar-Test-Signature".into()),
+            scanned_at: Some(T),
+        };
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"status":"infected","details":null,"engine":"ClamAV 1.4","signature":"Eicar-Test-Signature","scannedAt":1790000000000}"#
+        );
+        for s in ScanStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(ScanStatus::parse(s.as_str()), Some(s));
+        }
     }
 
     fn arb_status() -> impl Strategy<Value = ScanStatus> {

@@ -1,4 +1,4 @@
-//! Signed, expiring, revocable download URLs (issue 6).
+//! Signed, expiring, revocable download URLs.
 //!
 //! A signed content URL is the credential of a download: whoever holds it may `GET`/`HEAD` the
 //! content until it expires or is revoked. Its shape (also in docs/CONTRACTS.md and openapi.yaml):
@@ -77,35 +77,15 @@ pub enum VerifyError {
     Expired,
 }
 
-/// How the content is to be presented (`Content-Disposition`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Disposition {
-    #[default]
-    Attachment,
-    Inline,
-}
+/// How the content is to be presented: `crates/delivery` owns the type (it writes the header);
+/// a URL carries it as `d=a|i`.
+pub use delivery::Disposition;
 
-impl Disposition {
-    /// The JSON spelling (`"attachment"`, `"inline"`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Attachment => "attachment",
-            Disposition::Inline => "inline",
-        }
-    }
-    /// Parses the JSON spelling (exact, lower case).
-    pub fn from_api(s: &str) -> Option<Self> {
-        match s {
-            "attachment" => Some(Disposition::Attachment),
-            "inline" => Some(Disposition::Inline),
-            _ => None,
-        }
-    }
-    const fn url_code(self) -> &'static str {
-        match self {
-            Disposition::Attachment => "a",
-            Disposition::Inline => "i",
-        }
+/// A disposition's code in the URL.
+const fn url_code(d: Disposition) -> &'static str {
+    match d {
+        Disposition::Attachment => "a",
+        Disposition::Inline => "i",
     }
 }
 
@@ -311,7 +291,7 @@ impl UrlSigner {
         let id = grant.attachment_id.hyphenated().to_string();
         let t = grant.tenant_id.hyphenated().to_string();
         let e = grant.expires_at.max(0).to_string();
-        let d = grant.disposition.url_code();
+        let d = url_code(grant.disposition);
         let g = grant.generation.to_string();
         let s = Self::mac(key, &id, &t, &e, d, &g, kid);
         format!("{ROUTE_PREFIX}{id}?t={t}&e={e}&d={d}&g={g}&k={kid}&s={s}")

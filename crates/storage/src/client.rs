@@ -13,13 +13,13 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use spin_sdk::http::body::IncomingBodyExt;
 
 use crate::budget::{BufferBudget, BufferPermit};
 use crate::parts::{CompletedParts, PartBuffer, Window};
 use crate::request::{Body, ByteRange, Signer};
-use crate::response::{self, ListPage};
+use crate::response;
 use crate::{MIN_PART_SIZE, ObjectKey, S3Request, StorageConfig, StorageError};
 
 /// The answer to a request: status, headers, whole (small) body.
@@ -49,17 +49,12 @@ impl Client {
         Self { cfg }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &StorageConfig {
-        &self.cfg
-    }
-
     fn signer(&self) -> Signer<'_> {
         Signer::new(&self.cfg)
     }
 
     /// Sends a request whose body (if any) is in the request itself; reads the whole answer.
-    pub async fn send(&self, req: S3Request) -> Result<Answer, StorageError> {
+    async fn send(&self, req: S3Request) -> Result<Answer, StorageError> {
         // For the log: which operation failed (method and query, never the signature).
         let op = format!(
             "{} ?{}",
@@ -91,18 +86,8 @@ impl Client {
         })
     }
 
-    /// `PutObject` of bytes already in memory (signed payload hash); returns the ETag.
-    pub async fn put_bytes(
-        &self,
-        key: &ObjectKey,
-        content_type: Option<&str>,
-        bytes: Bytes,
-    ) -> Result<String, StorageError> {
-        self.put_body(key, content_type, Body::Bytes(bytes)).await
-    }
-
     /// `PutObject` of a body in memory ([`Body::Bytes`] or [`Body::Hashed`]); returns the ETag.
-    pub async fn put_body(
+    async fn put_body(
         &self,
         key: &ObjectKey,
         content_type: Option<&str>,
@@ -116,34 +101,9 @@ impl Client {
         response::etag(a.headers.get("etag").and_then(|v| v.to_str().ok()))
     }
 
-    /// `CreateMultipartUpload`; returns the upload id.
-    pub async fn create_multipart_upload(
-        &self,
-        key: &ObjectKey,
-        content_type: Option<&str>,
-    ) -> Result<String, StorageError> {
-        let req = self
-            .signer()
-            .create_multipart_upload(key, content_type, SystemTime::now())?;
-        let a = self.send(req).await?;
-        response::upload_id(a.status, &a.body)
-    }
-
-    /// `UploadPart` of bytes in memory; returns the part's ETag.
-    pub async fn upload_part(
-        &self,
-        key: &ObjectKey,
-        upload_id: &str,
-        part_number: u32,
-        bytes: Bytes,
-    ) -> Result<String, StorageError> {
-        self.upload_part_body(key, upload_id, part_number, Body::Bytes(bytes))
-            .await
-    }
-
-    /// `UploadPart` of a body in memory ([`Body::Bytes`], or [`Body::Crc32`] for an upload begun
-    /// with [`Client::create_multipart_upload_crc32`]); returns the part's ETag.
-    pub async fn upload_part_body(
+    /// `UploadPart` of a body in memory ([`Body::Crc32`] for an upload begun with
+    /// [`Client::create_multipart_upload_crc32`]); returns the part's ETag.
+    async fn upload_part_body(
         &self,
         key: &ObjectKey,
         upload_id: &str,
@@ -159,7 +119,7 @@ impl Client {
     }
 
     /// `CreateMultipartUpload` of parts checked by CRC32; returns the upload id.
-    pub async fn create_multipart_upload_crc32(
+    async fn create_multipart_upload_crc32(
         &self,
         key: &ObjectKey,
         content_type: Option<&str>,
@@ -172,7 +132,7 @@ impl Client {
     }
 
     /// `CompleteMultipartUpload` of parts checked by CRC32 (number, ETag, CRC32 in part order).
-    pub async fn complete_multipart_upload_crc32(
+    async fn complete_multipart_upload_crc32(
         &self,
         key: &ObjectKey,
         upload_id: &str,
@@ -188,22 +148,8 @@ impl Client {
         response::complete(a.status, &a.body)
     }
 
-    /// `CompleteMultipartUpload`.
-    pub async fn complete_multipart_upload(
-        &self,
-        key: &ObjectKey,
-        upload_id: &str,
-        parts: &[(u32, String)],
-    ) -> Result<(), StorageError> {
-        let req =
-            self.signer()
-                .complete_multipart_upload(key, upload_id, parts, SystemTime::now())?;
-        let a = self.send(req).await?;
-        response::complete(a.status, &a.body)
-    }
-
     /// `AbortMultipartUpload` (a vanished upload counts as aborted).
-    pub async fn abort_multipart_upload(
+    async fn abort_multipart_upload(
         &self,
         key: &ObjectKey,
         upload_id: &str,
@@ -218,6 +164,15 @@ impl Client {
         }
     }
 
+    /// `CopyObject` of `from` to `to` within the bucket (e.g. into the quarantine prefix):
+    /// [`StorageError::NotFound`] when `from` is gone. Like a multipart completion, S3 may answer
+    /// `200` with an `<Error>` document, which is an error too.
+    pub async fn copy_object(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError> {
+        let req = self.signer().copy_object(from, to, SystemTime::now())?;
+        let a = self.send(req).await?;
+        response::complete(a.status, &a.body)
+    }
+
     /// `DeleteObject` (absent counts as deleted).
     pub async fn delete_object(&self, key: &ObjectKey) -> Result<(), StorageError> {
         let req = self.signer().delete_object(key, SystemTime::now())?;
@@ -226,18 +181,6 @@ impl Client {
             Err(StorageError::NotFound { .. }) => Ok(()),
             other => other,
         }
-    }
-
-    /// `HeadObject`: the object's size.
-    pub async fn head_object(&self, key: &ObjectKey) -> Result<u64, StorageError> {
-        let req = self.signer().head_object(key, SystemTime::now())?;
-        let a = self.send(req).await?;
-        response::check(a.status, &a.body)?;
-        a.headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StorageError::Protocol("HEAD without Content-Length".into()))
     }
 
     /// `GetObject` (optionally a range): the raw streaming response, for the caller to check the
@@ -250,19 +193,6 @@ impl Client {
         let req = self.signer().get_object(key, range, SystemTime::now())?;
         let r = req.into_http(Empty::<Bytes>::new())?;
         spin_sdk::http::send(r).await.map_err(transport)
-    }
-
-    /// One page of `ListObjectsV2` under `prefix`.
-    pub async fn list_page(
-        &self,
-        prefix: &str,
-        continuation: Option<&str>,
-    ) -> Result<ListPage, StorageError> {
-        let req = self
-            .signer()
-            .list_objects_v2(prefix, continuation, SystemTime::now())?;
-        let a = self.send(req).await?;
-        response::list_page(a.status, &a.body)
     }
 
     /// A writer of a new object at `key`, with parts of `part_size` bytes (at least 5 MiB) and
@@ -282,7 +212,6 @@ impl Client {
             upload_id: None,
             window: Window::new(PARTS_IN_FLIGHT),
             done: CompletedParts::new(),
-            written: 0,
             put_attempted: false,
             budget: None,
             filling: None,
@@ -317,7 +246,6 @@ pub struct ObjectWriter<'a> {
     window: Window<PartResult>,
     /// Each stored part's ETag and CRC32.
     done: CompletedParts<(String, u32)>,
-    written: u64,
     put_attempted: bool,
     budget: Option<BufferBudget>,
     /// The budget reservation of the part buffer being filled.
@@ -347,14 +275,8 @@ impl ObjectWriter<'_> {
         &self.key
     }
 
-    /// Bytes accepted so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     /// Appends `chunk`; starts a part's upload whenever the buffer holds a full one.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        self.written += chunk.len() as u64;
         let mut rest = chunk;
         while !rest.is_empty() {
             if self.filling.is_none()
@@ -562,16 +484,4 @@ impl std::future::Future for YieldOnce {
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
     }
-}
-
-/// Reads a whole small answer body of a streaming GET (test and tooling helper).
-pub async fn read_all(res: spin_sdk::http::Response) -> Result<(u16, Bytes), StorageError> {
-    let status = res.status().as_u16();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| transport(format!("{e:?}")))?
-        .to_bytes();
-    Ok((status, body))
 }

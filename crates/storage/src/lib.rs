@@ -6,9 +6,9 @@
 //! | [`config`] | [`StorageConfig`]: path-style endpoint, region, bucket, keys (the secret never printed) |
 //! | [`key`] | [`ObjectKey`]: keys we mint (uuid / content hash), never client input |
 //! | [`parts`] | the pure bookkeeping of a pipelined multipart upload: part buffers, the in-flight window, ETags in order |
-//! | [`request`] | pure, SigV4-signed request builders (aws-sigv4): Put/Get(Range)/Head/Delete/Copy, multipart, ListObjectsV2 |
+//! | [`request`] | the one SigV4 signer (aws-sigv4), pure: request builders (Put/Get(Range)/Head/Delete/Copy, multipart, ListObjectsV2) and presigned GET URLs |
 //! | [`response`] | parsing answers: UploadId, ETags, listed keys, S3 XML errors → [`StorageError`] |
-//! | `client` (feature `spin`) | sending them from a component with `spin_sdk::http::send`, streaming bodies |
+//! | `client` (feature `spin`) | what the components do with storage (stream an object in, get, copy, delete), sent with `spin_sdk::http::send` |
 //!
 //! Everything but `client` is pure and unit-tested natively; signing takes the time as an
 //! argument, so known-answer tests are exact.

@@ -431,8 +431,8 @@ mod tests {
         assert!(c.contiguous(4).is_err());
         assert!(c.contiguous(2).is_err());
         let mut gap = CompletedParts::<&str>::new();
-        gap.insert(1, "a".into()).unwrap();
-        gap.insert(3, "c".into()).unwrap();
+        gap.insert(1, "a").unwrap();
+        gap.insert(3, "c").unwrap();
         assert!(gap.contiguous(2).is_err());
     }
 }

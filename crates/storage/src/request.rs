@@ -1,13 +1,15 @@
 //! Pure request builders: each returns an [`S3Request`] (method, URL, signed headers, body kind)
-//! that any HTTP client can send. Signing is AWS SigV4 by `aws-sigv4` (header auth, service `s3`,
-//! `x-amz-content-sha256` always set: Garage requires it), with the time passed in.
+//! that any HTTP client can send, or, for [`Signer::presigned_get`], a URL that carries its own
+//! signature. Signing is AWS SigV4 by `aws-sigv4` (service `s3`, single percent-encoding, no path
+//! normalisation; header auth with `x-amz-content-sha256` always set, as Garage requires; presigned
+//! URLs as `UNSIGNED-PAYLOAD`), with the time passed in. This is the one place that signs for storage.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+    SigningInstructions, SigningSettings, UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
@@ -133,6 +135,14 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
+/// The settings every request is signed with: S3 wants the path encoded once and not normalised.
+fn settings() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings
+}
+
 impl<'a> Signer<'a> {
     /// A signer for `cfg`.
     pub fn new(cfg: &'a StorageConfig) -> Self {
@@ -203,6 +213,58 @@ impl<'a> Signer<'a> {
             _ => {}
         }
         headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
+        let mut settings = settings();
+        settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
+        // Content-Length is not signed: a client or proxy may switch to chunked framing.
+        settings.excluded_headers = Some(vec!["content-length".into(), "user-agent".into()]);
+        let signable = SignableRequest::new(
+            method.as_str(),
+            url,
+            headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            SignableBody::Precomputed(payload_hash),
+        )
+        .map_err(|e| StorageError::Protocol(format!("signing: {e}")))?;
+        let (signed, _params) = self.instructions(signable, settings, time)?.into_parts();
+        for h in signed {
+            headers.push((h.name().to_owned(), h.value().to_owned()));
+        }
+        Ok(headers)
+    }
+
+    /// `url` with a query-string signature for `GET`, valid for `expires_in` from `time`
+    /// (`UNSIGNED-PAYLOAD`, only `host` signed).
+    fn presign(
+        &self,
+        url: &str,
+        expires_in: Duration,
+        time: SystemTime,
+    ) -> Result<String, StorageError> {
+        let mut settings = settings();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires_in);
+        let signable = SignableRequest::new(
+            "GET",
+            url,
+            std::iter::empty(),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| StorageError::Protocol(format!("presigning: {e}")))?;
+        let instructions = self.instructions(signable, settings, time)?;
+        let mut req = http::Request::builder()
+            .uri(url)
+            .body(())
+            .map_err(|e| StorageError::Protocol(format!("presigning: {e}")))?;
+        instructions.apply_to_request_http1x(&mut req);
+        Ok(req.uri().to_string())
+    }
+
+    /// What signing `signable` with the configured keys at `time` adds to the request.
+    fn instructions(
+        &self,
+        signable: SignableRequest<'_>,
+        settings: SigningSettings,
+        time: SystemTime,
+    ) -> Result<SigningInstructions, StorageError> {
         let identity = Credentials::new(
             self.cfg.access_key_id(),
             self.cfg.secret_access_key(),
@@ -211,12 +273,6 @@ impl<'a> Signer<'a> {
             "storage-config",
         )
         .into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
-        // Content-Length is not signed: a client or proxy may switch to chunked framing.
-        settings.excluded_headers = Some(vec!["content-length".into(), "user-agent".into()]);
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(self.cfg.region())
@@ -226,21 +282,34 @@ impl<'a> Signer<'a> {
             .build()
             .map_err(|e| StorageError::Config(format!("signing params: {e}")))?
             .into();
-        let signable = SignableRequest::new(
-            method.as_str(),
-            url,
-            headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            SignableBody::Precomputed(payload_hash),
-        )
-        .map_err(|e| StorageError::Protocol(format!("signing: {e}")))?;
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|e| StorageError::Protocol(format!("signing: {e}")))?
             .into_parts();
-        let (signed, _params) = instructions.into_parts();
-        for h in signed {
-            headers.push((h.name().to_owned(), h.value().to_owned()));
-        }
-        Ok(headers)
+        Ok(instructions)
+    }
+
+    /// A presigned `GetObject` URL: whoever holds it may read the object until `expires_in` after
+    /// `time`, without credentials. `overrides` are signed into the query as given (e.g.
+    /// `response-content-type`, `response-content-disposition`: storage then answers with those
+    /// headers), so nobody can change them without breaking the signature.
+    pub fn presigned_get(
+        &self,
+        key: &ObjectKey,
+        overrides: &[(&str, &str)],
+        expires_in: Duration,
+        time: SystemTime,
+    ) -> Result<String, StorageError> {
+        let query: Vec<String> = overrides
+            .iter()
+            .map(|(n, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(n, AWS_URI),
+                    utf8_percent_encode(v, AWS_URI)
+                )
+            })
+            .collect();
+        self.presign(&self.object_url(key, &query.join("&")), expires_in, time)
     }
 
     fn build(
@@ -317,26 +386,6 @@ impl<'a> Signer<'a> {
         )
     }
 
-    /// `CreateMultipartUpload` (`POST /bucket/key?uploads`).
-    pub fn create_multipart_upload(
-        &self,
-        key: &ObjectKey,
-        content_type: Option<&str>,
-        time: SystemTime,
-    ) -> Result<S3Request, StorageError> {
-        let mut h = Vec::new();
-        if let Some(ct) = content_type {
-            h.push(("content-type".into(), ct.to_owned()));
-        }
-        self.build(
-            Method::POST,
-            self.object_url(key, "uploads="),
-            h,
-            Body::Empty,
-            time,
-        )
-    }
-
     fn upload_query(upload_id: &str) -> String {
         format!("uploadId={}", utf8_percent_encode(upload_id, AWS_URI))
     }
@@ -360,25 +409,6 @@ impl<'a> Signer<'a> {
             Method::PUT,
             self.object_url(key, &q),
             Vec::new(),
-            body,
-            time,
-        )
-    }
-
-    /// `CompleteMultipartUpload` with the parts' ETags in part order.
-    pub fn complete_multipart_upload(
-        &self,
-        key: &ObjectKey,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        time: SystemTime,
-    ) -> Result<S3Request, StorageError> {
-        let body = Body::Bytes(Bytes::from(complete_multipart_xml(parts)));
-        let h = vec![("content-type".into(), "application/xml".into())];
-        self.build(
-            Method::POST,
-            self.object_url(key, &Self::upload_query(upload_id)),
-            h,
             body,
             time,
         )
@@ -532,20 +562,6 @@ pub fn complete_multipart_xml_crc32(parts: &[(u32, String, u32)]) -> String {
     x
 }
 
-/// The `CompleteMultipartUpload` document.
-pub fn complete_multipart_xml(parts: &[(u32, String)]) -> String {
-    let mut x =
-        String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
-    for (n, etag) in parts {
-        x.push_str(&format!(
-            "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag></Part>",
-            xml_escape(etag)
-        ));
-    }
-    x.push_str("</CompleteMultipartUpload>");
-    x
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,6 +666,74 @@ mod tests {
         );
     }
 
+    /// Known answer: the query-string authentication example of the AWS S3 SigV4 documentation
+    /// (sigv4-query-string-auth): GET /test.txt, valid 86400 s.
+    #[test]
+    fn aws_doc_example_presigned_get() {
+        let cfg = aws_cfg();
+        let url = Signer::new(&cfg)
+            .presign(
+                "https://examplebucket.s3.amazonaws.com/test.txt",
+                Duration::from_secs(86_400),
+                aws_example_time(),
+            )
+            .unwrap();
+        assert!(
+            url.starts_with("https://examplebucket.s3.amazonaws.com/test.txt?"),
+            "{url}"
+        );
+        for part in [
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request",
+            "X-Amz-Date=20130524T000000Z",
+            "X-Amz-Expires=86400",
+            "X-Amz-SignedHeaders=host",
+            "X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404",
+        ] {
+            assert!(url.contains(part), "{part} in {url}");
+        }
+    }
+
+    #[test]
+    fn presigned_get_carries_its_overrides_signed() {
+        let cfg = garage();
+        let s = Signer::new(&cfg);
+        let key = ObjectKey::from_stored("tenants/t/blobs/b").unwrap();
+        let disposition = "attachment; filename=\"a b.html\"; filename*=UTF-8''a%20b.html";
+        let url = s
+            .presigned_get(
+                &key,
+                &[
+                    ("response-content-disposition", disposition),
+                    ("response-content-type", "text/html"),
+                ],
+                Duration::from_secs(60),
+                aws_example_time(),
+            )
+            .unwrap();
+        let (base, query) = url.split_once('?').unwrap();
+        assert_eq!(base, "http://127.0.0.1:3900/attachments/tenants/t/blobs/b");
+        assert!(query.starts_with(
+            "response-content-disposition=attachment%3B%20filename%3D%22a%20b.html%22%3B%20filename%2A%3DUTF-8%27%27a%2520b.html\
+             &response-content-type=text%2Fhtml&"
+        ), "{query}");
+        assert!(query.contains("X-Amz-Expires=60&"), "{query}");
+        assert!(query.contains("X-Amz-SignedHeaders=host&"), "{query}");
+        assert!(query.contains("%2Fgarage%2Fs3%2Faws4_request"), "{query}");
+        // Another override is another signature.
+        let other = s
+            .presigned_get(
+                &key,
+                &[("response-content-type", "text/plain")],
+                Duration::from_secs(60),
+                aws_example_time(),
+            )
+            .unwrap();
+        let sig = |u: &str| u.split("X-Amz-Signature=").nth(1).unwrap().to_owned();
+        assert_ne!(sig(&url), sig(&other));
+        assert_eq!(sig(&url).len(), 64);
+    }
+
     fn garage() -> StorageConfig {
         StorageConfig::new(
             "http://127.0.0.1:3900",
@@ -737,20 +821,23 @@ mod tests {
         assert_eq!(r.header("x-amz-checksum-algorithm"), Some("CRC32"));
         assert!(r.url.ends_with("/tenants/t/blobs/b?uploads="));
         let r = s
-            .complete_multipart_upload_crc32(&key, "u1", &[(1, "\"e1\"".into(), 0xcbf4_3926)], t)
+            .complete_multipart_upload_crc32(
+                &key,
+                "u1",
+                &[(1, "\"e1\"".into(), 0xcbf4_3926), (2, "\"e2\"".into(), 0)],
+                t,
+            )
             .unwrap();
+        assert!(r.url.ends_with("?uploadId=u1"), "{}", r.url);
         match &r.body {
             Body::Bytes(b) => assert!(
                 std::str::from_utf8(b).unwrap().contains(
-                    "<Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;</ETag><ChecksumCRC32>y/Q5Jg==</ChecksumCRC32></Part>"
-                )
+                    "<Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;</ETag><ChecksumCRC32>y/Q5Jg==</ChecksumCRC32></Part><Part><PartNumber>2</PartNumber>"
+                ),
+                "parts in order"
             ),
             other => panic!("{other:?}"),
         }
-
-        let r = s.create_multipart_upload(&key, None, t).unwrap();
-        assert_eq!(r.method, Method::POST);
-        assert!(r.url.ends_with("/tenants/t/blobs/b?uploads="));
 
         let r = s
             .upload_part(
@@ -772,16 +859,6 @@ mod tests {
         assert!(s.upload_part(&key, "u", 0, Body::Empty, t).is_err());
         assert!(s.upload_part(&key, "u", 10_001, Body::Empty, t).is_err());
 
-        let r = s
-            .complete_multipart_upload(&key, "u1", &[(1, "\"e1\"".into()), (2, "\"e2\"".into())], t)
-            .unwrap();
-        match &r.body {
-            Body::Bytes(b) => {
-                let x = std::str::from_utf8(b).unwrap();
-                assert!(x.contains("<Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;</ETag></Part><Part><PartNumber>2</PartNumber>"), "{x}");
-            }
-            other => panic!("{other:?}"),
-        }
         let r = s.abort_multipart_upload(&key, "u1", t).unwrap();
         assert_eq!(r.method, Method::DELETE);
         assert!(r.url.ends_with("?uploadId=u1"));

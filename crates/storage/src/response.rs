@@ -111,8 +111,8 @@ pub fn etag(etag_header: Option<&str>) -> Result<String, StorageError> {
     }
 }
 
-/// A `CompleteMultipartUpload` answer: S3 may answer `200` with an `<Error>` document when the
-/// completion failed after the headers were sent; that is an error too.
+/// A `CompleteMultipartUpload` or `CopyObject` answer: S3 may answer `200` with an `<Error>`
+/// document when the operation failed after the headers were sent; that is an error too.
 pub fn complete(status: u16, body: &[u8]) -> Result<(), StorageError> {
     check(status, body)?;
     let text = String::from_utf8_lossy(body);
