@@ -367,6 +367,12 @@ impl Issuer {
         })
     }
 
+    /// Sets the lifetime from configuration (`auth_access_ttl_secs`: seconds, 1 s ..= 24 h).
+    pub fn with_configured_ttl(self, value: &str) -> Result<Self, Error> {
+        let secs = crate::seconds_from_config("access token ttl", value, MAX_ACCESS_TTL_SECS)?;
+        self.with_ttl(secs)
+    }
+
     /// Sets the lifetime (1 s ..= 24 h).
     pub fn with_ttl(mut self, secs: i64) -> Result<Self, Error> {
         if !(1..=MAX_ACCESS_TTL_SECS).contains(&secs) {

@@ -432,7 +432,11 @@ mod tests {
         };
         let c = AuthContext::from_claims(&claims, "r", NOW);
         assert_eq!(c.expires_at, NOW + CONTEXT_TTL_SECS);
-        assert_eq!(c.token_expires_at, NOW + 900, "the token's own expiry is carried");
+        assert_eq!(
+            c.token_expires_at,
+            NOW + 900,
+            "the token's own expiry is carried"
+        );
         assert_eq!(c.role, Role::Admin);
         assert_eq!(c.request_id, "r");
     }

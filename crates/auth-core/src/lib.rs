@@ -12,7 +12,6 @@
 //! | [`refresh`] | opaque refresh tokens, their storage hash, and the rotation / reuse decision |
 //! | [`ratelimit`] | the fixed-window limiter's Redis script, key naming, decisions and `RateLimit*` headers |
 //! | [`cors`] | the CORS policy: preflight decisions and response headers |
-//! | [`rbac`] | which role each route needs |
 //! | [`ct`] | constant-time comparison of secrets |
 //! | [`verified`] | the tokens a reused component instance already verified (each signature checked once) |
 //!
@@ -28,7 +27,6 @@ pub mod ids;
 pub mod keys;
 pub mod password;
 pub mod ratelimit;
-pub mod rbac;
 pub mod refresh;
 pub mod verified;
 
@@ -44,6 +42,14 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// A number of seconds from configuration, `1..=max`; the error names `what`, never the value.
+pub(crate) fn seconds_from_config(what: &str, value: &str, max: i64) -> Result<i64, Error> {
+    match value.trim().parse::<i64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(Error::Config(format!("{what} must be 1..={max} seconds"))),
+    }
 }
 
 /// Fills `buf` from the platform CSPRNG (`wasi:random` inside a component).

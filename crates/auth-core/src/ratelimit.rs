@@ -348,6 +348,49 @@ impl fmt::Display for FailMode {
     }
 }
 
+/// What a successful login does to one of the budgets its attempt was counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterLogin {
+    /// Delete the counter: the email's failures are forgiven once its password was given.
+    Clear,
+    /// Give the attempt back: the address's budget goes on counting others' failures behind it.
+    GiveBack,
+}
+
+/// One failure budget of a login attempt: its policy, its counter, and what a success does to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginBudget<'p> {
+    pub policy: &'p Policy,
+    pub key: String,
+    pub after_success: AfterLogin,
+}
+
+/// The budgets one login attempt is counted against, before its password is checked: per email
+/// (when the email parses) and per client address (when the host reports one), in that order.
+pub fn login_budgets<'p>(
+    per_email: &'p Policy,
+    per_address: &'p Policy,
+    email: Option<&Email>,
+    address: Option<&str>,
+) -> Vec<LoginBudget<'p>> {
+    let mut budgets = Vec::with_capacity(2);
+    if let Some(e) = email {
+        budgets.push(LoginBudget {
+            policy: per_email,
+            key: key(per_email, Subject::LoginEmail(e)),
+            after_success: AfterLogin::Clear,
+        });
+    }
+    if let Some(a) = address {
+        budgets.push(LoginBudget {
+            policy: per_address,
+            key: key(per_address, Subject::LoginAddress(a)),
+            after_success: AfterLogin::GiveBack,
+        });
+    }
+    budgets
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,5 +608,26 @@ mod tests {
         let (p, h) = FailMode::Closed.on_backend_error().unwrap();
         assert_eq!(p.status(), 503);
         assert_eq!(h, vec![("Retry-After", "5".to_owned())]);
+    }
+
+    #[test]
+    fn a_login_counts_against_its_email_then_its_address() {
+        let (e, a) = (
+            Policy::login_email_default(),
+            Policy::login_address_default(),
+        );
+        let email = Email::parse("Alice@Example.test").unwrap();
+        let both = login_budgets(&e, &a, Some(&email), Some("192.0.2.7"));
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0].policy, &e);
+        assert_eq!(both[0].key, key(&e, Subject::LoginEmail(&email)));
+        assert_eq!(both[0].after_success, AfterLogin::Clear);
+        assert_eq!(both[1].policy, &a);
+        assert_eq!(both[1].key, key(&a, Subject::LoginAddress("192.0.2.7")));
+        assert_eq!(both[1].after_success, AfterLogin::GiveBack);
+        // An email that does not parse is still counted per address; no address, per email only.
+        assert_eq!(login_budgets(&e, &a, None, Some("192.0.2.7")), both[1..]);
+        assert_eq!(login_budgets(&e, &a, Some(&email), None), both[..1]);
+        assert!(login_budgets(&e, &a, None, None).is_empty());
     }
 }

@@ -174,6 +174,15 @@ impl RotateOutcome {
     }
 }
 
+/// Longest refresh-token lifetime configuration may set (one year).
+pub const MAX_REFRESH_TTL_SECS: i64 = 365 * 24 * 60 * 60;
+
+/// The refresh-token lifetime from configuration (`auth_refresh_ttl_secs`): seconds,
+/// `1..=`[`MAX_REFRESH_TTL_SECS`].
+pub fn ttl_from_config(value: &str) -> Result<i64, Error> {
+    crate::seconds_from_config("refresh token ttl", value, MAX_REFRESH_TTL_SECS)
+}
+
 /// `expires_at` (epoch milliseconds) of a refresh token issued at `now` (Unix seconds).
 pub fn expires_at_ms(now: i64, ttl_secs: i64) -> i64 {
     now.saturating_add(ttl_secs).saturating_mul(1000)
@@ -246,6 +255,19 @@ mod tests {
             expires_at_ms(1_750_000_000, DEFAULT_REFRESH_TTL_SECS),
             (1_750_000_000 + 2_592_000) * 1000
         );
+    }
+
+    #[test]
+    fn the_ttl_from_configuration_is_bounded() {
+        assert_eq!(ttl_from_config("2592000"), Ok(2_592_000));
+        assert_eq!(ttl_from_config(" 60 "), Ok(60));
+        assert_eq!(ttl_from_config("31536000"), Ok(MAX_REFRESH_TTL_SECS));
+        for bad in ["0", "-1", "31536001", "", "30d", "1.5"] {
+            assert!(
+                matches!(ttl_from_config(bad), Err(Error::Config(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

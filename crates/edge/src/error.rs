@@ -147,6 +147,18 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// A database failure: unreachable is `503` (retry later), anything else `500`; the statement and the
+/// server's message go to the log only.
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        if e.is_unavailable() {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,13 @@
 //! middleware's MAC'd `x-auth-context` header and from nothing else. `Authorization`, `x-auth-*`
 //! or any other identity header a client sends is ignored; a request that did not pass the
 //! middleware (e.g. a route configured without it) has no valid context and is `401`.
+//!
+//! Both sides of that hand-off live here: what the middleware reads ([`authorization`]) and
+//! forwards ([`hand_off`]), and what the inner component trusts ([`authenticate`]).
 
-use auth_core::{AuthContext, ContextKey};
+use auth_core::context::{self, AuthContext, ContextKey};
 use http::HeaderMap;
+use http::header::{AUTHORIZATION, CONNECTION, HOST, HeaderName, HeaderValue};
 use problem::{REQUEST_ID_HEADER, RequestId};
 
 use crate::ApiError;
@@ -31,6 +35,67 @@ pub fn authenticate(
         now,
     )
     .map_err(ApiError::from)
+}
+
+/// The request's one `Authorization` value (`None` without one). Several are refused rather than
+/// guessing which one counts.
+pub fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, auth_core::Error> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(auth_core::Error::MalformedToken);
+    }
+    Ok(first.map(HeaderValue::as_bytes))
+}
+
+/// Hop-by-hop framing headers: they describe the inbound connection only, and wasi:http refuses
+/// them on a forwarded request (a chunked upload failed with `HeaderError::Forbidden`).
+const HOP_BY_HOP: &[&str] = &[
+    "transfer-encoding",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Prepares the headers of a request the middleware forwards to the inner component: everything an
+/// inner component could mistake for identity goes (every `x-auth-*` header a client sent, and the
+/// bearer token itself, which inner components never need), then the MAC'd `x-auth-context` of
+/// `ctx` and the request id are set. `Host` goes too (the URI carries the authority; a stale one
+/// must not disagree with it), as do `Connection` and the hop-by-hop headers.
+pub fn hand_off(
+    headers: &mut HeaderMap,
+    ctx: &AuthContext,
+    key: &ContextKey,
+    request_id: &RequestId,
+) -> Result<(), ApiError> {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| context::is_auth_header(n.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+    for name in [AUTHORIZATION, HOST, CONNECTION] {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    let value = |v: &str, what: &str| {
+        HeaderValue::from_str(v).map_err(|e| ApiError::internal(format!("{what} header: {e}")))
+    };
+    headers.insert(
+        HeaderName::from_static(context::HEADER),
+        value(&ctx.to_header_value(key), "auth context")?,
+    );
+    headers.insert(
+        HeaderName::from_static(REQUEST_ID_HEADER),
+        value(request_id.as_str(), "request id")?,
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,6 +170,68 @@ mod tests {
         // A genuine context replayed later.
         let e = authenticate(&headers(&[("x-auth-context", &good)]), &k, NOW + 3600).unwrap_err();
         assert_eq!(e.status(), 401);
+    }
+
+    #[test]
+    fn the_middleware_reads_one_authorization_header() {
+        assert_eq!(authorization(&HeaderMap::new()), Ok(None));
+        assert_eq!(
+            authorization(&headers(&[("authorization", "Bearer a.b.c")])),
+            Ok(Some(&b"Bearer a.b.c"[..]))
+        );
+        assert_eq!(
+            authorization(&headers(&[
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b")
+            ])),
+            Err(auth_core::Error::MalformedToken)
+        );
+    }
+
+    #[test]
+    fn the_hand_off_carries_only_the_middlewares_identity() {
+        let k = key(1);
+        let claims = AccessClaims {
+            user: UserId::parse("6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b").unwrap(),
+            tenant: TenantId::parse("0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d").unwrap(),
+            role: Role::User,
+            jti: "j1".into(),
+            issued_at: NOW,
+            not_before: NOW,
+            expires_at: NOW + 900,
+            kid: "k".into(),
+        };
+        let rid = RequestId::parse("rid-7").unwrap();
+        let ctx = AuthContext::from_claims(&claims, rid.as_str(), NOW);
+        let spoofed = ctx_header(&key(2), Role::Admin);
+        let mut h = headers(&[
+            ("authorization", "Bearer eyJ.e30.sig"),
+            ("x-auth-context", &spoofed),
+            ("X-Auth-Role", "admin"),
+            ("x-auth-user", "someone"),
+            ("x-request-id", "client-chosen"),
+            ("host", "stale.example"),
+            ("connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "application/json"),
+        ]);
+        hand_off(&mut h, &ctx, &k, &rid).unwrap();
+        for gone in [
+            "authorization",
+            "x-auth-role",
+            "x-auth-user",
+            "host",
+            "connection",
+            "transfer-encoding",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone} was forwarded");
+        }
+        assert_eq!(h.get_all("x-auth-context").iter().count(), 1);
+        assert_eq!(h["x-request-id"], "rid-7");
+        assert_eq!(h["content-type"], "application/json", "other headers stay");
+        let seen = authenticate(&h, &k, NOW).unwrap();
+        assert_eq!((seen.user, seen.role), (claims.user, Role::User));
+        assert_eq!(seen.request_id, "rid-7");
     }
 
     #[test]

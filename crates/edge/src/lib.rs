@@ -10,40 +10,39 @@
 //! | [`error`] | [`ApiError`]: a client-facing problem plus extra headers plus an internal cause that is logged, never sent |
 //! | [`response`] | building JSON / problem / empty responses, `x-request-id`, merging header lists (`Vary`) |
 //! | [`body`] | reading a request body with a size cap and parsing it as JSON |
-//! | [`inner`] | how an inner component authenticates a request: only the middleware's `x-auth-context` |
+//! | [`inner`] | the middleware's hand-off: the one `Authorization` it reads, the headers it forwards, and how an inner component authenticates a request (only the middleware's `x-auth-context`) |
+//! | [`cors`] | answering a CORS preflight (and a plain `OPTIONS`) from `auth_core::cors`'s decision |
+//! | [`routes`] | the API's one route table: endpoints, their component and access, the middleware's role check |
+//! | [`paging`] | keyset paging from a query string (`limit`, `before`) |
 //! | [`client`] | the client address Spin reports (`spin-client-addr`) |
 //! | [`limits`] | rate-limit refusals (`429` + headers) and the fail-open/closed answer when Redis is down |
 //! | [`log`] | the one JSON log line per request and security-event lines (stderr) |
-//! | `spin` (feature `spin`) | Spin host glue: variables, Postgres tenant transactions and audit rows, the Redis rate limiter |
+//! | `spin` (feature `spin`) | Spin host glue: variables and the Redis rate limiter (Postgres is `crates/store`'s) |
 //! | `relay` (feature `spin`) | answering with a received response's body stream handed on, not copied through the component |
 //!
 //! Everything but `spin` and `relay` is pure and unit-tested natively.
 
+#[cfg(feature = "spin")]
+pub mod app;
 pub mod body;
 pub mod client;
+pub mod cors;
 pub mod error;
 pub mod inner;
 pub mod limits;
 pub mod log;
+pub mod paging;
 #[cfg(feature = "spin")]
 pub mod relay;
 pub mod response;
+pub mod routes;
 #[cfg(feature = "spin")]
 pub mod spin;
 
 pub use error::ApiError;
 pub use problem::{Code, Problem, RequestId};
 
-/// An id from a request path: the canonical hyphenated UUID (any case), else `400 invalid_id`. Other
-/// spellings (simple, braced, `urn:uuid:`) are refused so one resource has one URL.
-pub fn path_id(s: &str) -> Result<uuid::Uuid, ApiError> {
-    if s.len() == 36
-        && let Ok(u) = uuid::Uuid::try_parse(s)
-    {
-        return Ok(u);
-    }
-    Err(ApiError::new(Problem::new(Code::InvalidId)))
-}
+pub use routes::path_id;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! The claims validation matrix of issue 4: expired, not yet valid, wrong iss/aud, `alg: none`,
+//! The claims validation matrix: expired, not yet valid, wrong iss/aud, `alg: none`,
 //! `HS256` with the public key as secret, unknown kid, truncated/garbled, huge; key rotation.
 
 use super::*;
@@ -609,6 +609,22 @@ fn verifier_and_issuer_config_checks() {
     cfg.algorithms.clear();
     assert!(Verifier::new(&ring, cfg).is_err());
     assert!(Issuer::new(&ring.public_only(), ISS, AUD).is_err());
+    assert_eq!(
+        issuer(&ring)
+            .with_configured_ttl(" 900 ")
+            .unwrap()
+            .ttl_secs(),
+        900
+    );
+    for bad in ["0", "86401", "", "15m"] {
+        assert!(
+            matches!(
+                issuer(&ring).with_configured_ttl(bad),
+                Err(Error::Config(_))
+            ),
+            "{bad:?}"
+        );
+    }
     assert!(issuer(&ring).with_ttl(0).is_err());
     assert!(issuer(&ring).with_ttl(MAX_ACCESS_TTL_SECS + 1).is_err());
     let short = issuer(&ring).with_ttl(60).unwrap();
