@@ -2,18 +2,19 @@
 //! route. Per request, in this order:
 //!
 //! 1. CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is answered here,
-//!    for the configured origins only; browsers send no credentials on a preflight.
+//!    for the configured origins only (`edge::cors`); browsers send no credentials on a preflight.
 //! 2. Bearer token: full verification by `auth_core::Verifier` (signature, `alg` allow-list, `kid`,
 //!    `iss`, `aud`, `nbf`/`exp` with leeway, claim shapes). Any failure is `401` with
 //!    `WWW-Authenticate`. A token this instance already verified (Spin 4 reuses instances) skips the
 //!    signature check; its time rules are checked again (`auth_core::verified`).
-//! 3. Per-user rate limit (fixed window in Redis, one atomic `EVAL`), counted before RBAC so refused
-//!    calls count too. `RateLimit-Policy`/`RateLimit` on every authenticated response, `429` with
-//!    `Retry-After` over the limit. Redis down: the configured fail mode (logged, never a 500).
-//! 4. RBAC (`auth_core::rbac`): `403 forbidden` for a role below the route's, written to the audit log.
-//! 5. Hand-off: inbound `x-auth-*` headers and `Authorization` are removed, the MAC'd
-//!    `x-auth-context` and `x-request-id` are set, and the request goes to the next handler. Inner
-//!    components authenticate only through that context (`edge::inner::authenticate`).
+//! 3. Per-user rate limit (fixed window in Redis, one atomic `EVAL`), counted before the role check
+//!    so refused calls count too. `RateLimit-Policy`/`RateLimit` on every authenticated response,
+//!    `429` with `Retry-After` over the limit. Redis down: the configured fail mode (logged, never a 500).
+//! 4. Role: the route table's (`edge::routes::required_role`; a route it does not know needs
+//!    `user`). A role below it is `403 forbidden`, written to the audit log as `auth.forbidden`.
+//! 5. Hand-off (`edge::inner::hand_off`): inbound `x-auth-*` headers and `Authorization` are removed,
+//!    the MAC'd `x-auth-context` and `x-request-id` are set, and the request goes to the next
+//!    handler. Inner components authenticate only through that context.
 //!
 //! Every response gets `x-request-id`, `Vary: Origin` (plus the CORS headers for a configured
 //! origin), and one JSON log line on stderr with user and tenant.
@@ -24,21 +25,21 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use auth_core::context::{self, AuthContext, ContextKey};
-use auth_core::cors::{CorsPolicy, Preflight};
+use auth_core::cors::CorsPolicy;
 use auth_core::keys::Alg;
 use auth_core::ratelimit::{self, FailMode, Policy, Subject};
-use auth_core::rbac::Rbac;
 use auth_core::verified::{self, VerifiedTokens};
-use auth_core::{AccessClaims, KeyRing, Verifier, VerifierConfig};
+use auth_core::{AccessClaims, AuthContext, ContextKey, KeyRing, Verifier, VerifierConfig};
 use edge::log::RequestLog;
-use edge::spin::{AuditEntry, Db, RateLimiter, variable};
-use edge::{ApiError, RequestId, response};
-use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, StatusCode};
+use edge::spin::{RateLimiter, variable};
+use edge::{ApiError, Problem, RequestId, response};
+use http::HeaderMap;
 use spin_sdk::http::{BoxBody, IntoResponse, Request, Response, box_body};
 use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types as wasi;
+use store::Tx;
+use store::audit_log::{self, AuditEntry};
+use store::spin::Db;
 
 const COMPONENT: &str = "auth-middleware";
 
@@ -52,7 +53,6 @@ struct Config {
     fail_mode: FailMode,
     redis_url: String,
     database_url: String,
-    rbac: Rbac,
 }
 
 impl Config {
@@ -79,7 +79,6 @@ impl Config {
             fail_mode: variable("rate_limit_fail_mode").await?.parse()?,
             redis_url: variable("redis_url").await?,
             database_url: variable("database_url").await?,
-            rbac: Rbac::default(),
         })
     }
 }
@@ -94,50 +93,37 @@ async fn config() -> Result<&'static Config, ApiError> {
     Ok(CONFIG.get_or_init(|| loaded))
 }
 
-fn header_str(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// What this middleware answers with: its own response (preflight, refusal), or the next handler's.
+/// What this middleware answers with: its own response (preflight), or the next handler's.
 enum Answer {
-    Own(Response<BoxBody>),
+    Own(http::Response<String>),
     Next(spin_sdk::http::Response),
 }
+
+/// Headers every answer gets, whoever produced it (CORS, rate limit), collected on the way.
+type Extra = Vec<(&'static str, String)>;
 
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<wasi::Response> {
     let rid = edge::inner::request_id(req.headers());
-    let mut log = RequestLog::start(
-        COMPONENT,
-        rid.as_str(),
-        req.method().as_str(),
-        req.uri().path(),
-    );
-    // Headers every answer gets, whoever produced it (CORS, rate limit): collected on the way.
-    let mut extra: Vec<(&'static str, String)> = Vec::new();
-    let result = match config().await {
+    let path = req.uri().path();
+    let mut log = RequestLog::start(COMPONENT, rid.as_str(), req.method().as_str(), path);
+    let mut extra = Extra::new();
+    let answer = match config().await {
         Ok(cfg) => serve(req, cfg, &rid, &mut log, &mut extra).await,
         Err(e) => Err(e),
     };
-    let mut res = match result {
-        Ok(Answer::Next(mut res)) => {
-            response::apply_headers(&mut res, &extra);
-            response::set_request_id(&mut res, &rid);
-            let status = res.status().as_u16();
-            let (parts, body) = res.into_parts();
-            match edge::relay::response(parts, body) {
-                Ok(res) => {
-                    log.emit(status);
-                    return Ok(res);
-                }
-                Err(e) => {
-                    let e = ApiError::internal(format!("relaying the next handler's response: {e:?}"));
-                    log.record_error(&e);
-                    e.into_response(&rid).map(box_body)
-                }
+    let mut res: Response<BoxBody> = match answer {
+        Ok(Answer::Next(res)) => match relay(res, &extra, &rid) {
+            Ok((status, res)) => {
+                log.emit(status);
+                return Ok(res);
             }
-        }
-        Ok(Answer::Own(res)) => res,
+            Err(e) => {
+                log.record_error(&e);
+                e.into_response(&rid).map(box_body)
+            }
+        },
+        Ok(Answer::Own(res)) => res.map(box_body),
         Err(e) => {
             log.record_error(&e);
             e.into_response(&rid).map(box_body)
@@ -149,39 +135,43 @@ async fn handle(req: Request) -> anyhow::Result<wasi::Response> {
     Ok(res.into_response()?)
 }
 
+/// The next handler's response with our headers, its body handed on rather than copied.
+fn relay(
+    mut res: spin_sdk::http::Response,
+    extra: &Extra,
+    rid: &RequestId,
+) -> Result<(u16, wasi::Response), ApiError> {
+    response::apply_headers(&mut res, extra);
+    response::set_request_id(&mut res, rid);
+    let status = res.status().as_u16();
+    let (parts, body) = res.into_parts();
+    edge::relay::response(parts, body)
+        .map(|res| (status, res))
+        .map_err(|e| ApiError::internal(format!("relaying the next handler's response: {e:?}")))
+}
+
 async fn serve(
     req: Request,
     cfg: &Config,
     rid: &RequestId,
     log: &mut RequestLog,
-    extra: &mut Vec<(&'static str, String)>,
+    extra: &mut Extra,
 ) -> Result<Answer, ApiError> {
     let now = auth_core::unix_now();
-    let headers = req.headers();
-    let origin = header_str(headers, header::ORIGIN);
-
-    if req.method() == Method::OPTIONS {
-        match cfg.cors.preflight(
-            origin,
-            header_str(headers, header::ACCESS_CONTROL_REQUEST_METHOD),
-            header_str(headers, header::ACCESS_CONTROL_REQUEST_HEADERS),
-        ) {
-            Preflight::NotPreflight => {}
-            Preflight::Allowed(h) => {
-                log.outcome = "preflight".into();
-                let mut res = response::empty(StatusCode::NO_CONTENT, rid);
-                response::apply_headers(&mut res, &h);
-                return Ok(Answer::Own(res.map(box_body)));
-            }
-            Preflight::Denied(h) => {
-                log.outcome = "preflight_denied".into();
-                return Err(ApiError::new(Preflight::problem()).with_headers(h));
-            }
+    if req.method() == http::Method::OPTIONS
+        && let Some(answer) = edge::cors::preflight(&cfg.cors, req.headers(), rid)
+    {
+        log.outcome = if answer.is_ok() {
+            "preflight"
+        } else {
+            "preflight_denied"
         }
+        .into();
+        return answer.map(Answer::Own);
     }
-    extra.extend(cfg.cors.response_headers(origin));
+    extra.extend(cfg.cors.response_headers(edge::cors::origin(req.headers())));
 
-    let claims = verify(headers, &cfg.tokens, now).inspect_err(|e| {
+    let claims = verify(req.headers(), &cfg.tokens, now).inspect_err(|e| {
         log.outcome = "invalid_token".into();
         log.reason = Some(e.reason().to_owned());
     })?;
@@ -189,6 +179,44 @@ async fn serve(
     log.tenant_id = Some(claims.tenant.to_string());
     log.role = Some(claims.role.as_str());
 
+    count_request(cfg, &claims, log, extra).await?;
+
+    let required = edge::routes::required_role(req.method().as_str(), req.uri().path());
+    if required.is_some_and(|role| !claims.role.satisfies(role)) {
+        log.outcome = "forbidden".into();
+        audit_forbidden(cfg, &claims, rid, &req).await;
+        return Err(Problem::forbidden().into());
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let ctx = AuthContext::from_claims(&claims, rid.as_str(), now);
+    edge::inner::hand_off(&mut parts.headers, &ctx, &cfg.context_key, rid)?;
+    let res = spin_sdk::http::next(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| ApiError::internal(format!("next handler failed: {e:?}")))?;
+    Ok(Answer::Next(res))
+}
+
+/// The request's bearer token, fully verified (or remembered as verified).
+fn verify(
+    headers: &HeaderMap,
+    tokens: &Mutex<VerifiedTokens>,
+    now: i64,
+) -> Result<AccessClaims, auth_core::Error> {
+    let authorization = edge::inner::authorization(headers)?;
+    // One thread per instance: the lock is never contended; a poisoned one still holds valid data.
+    let mut tokens = tokens.lock().unwrap_or_else(|p| p.into_inner());
+    tokens.verify_authorization(authorization, now)
+}
+
+/// Counts the request against the caller's per-user limit: its headers go on every answer;
+/// `429` over the limit; a down Redis follows the fail mode.
+async fn count_request(
+    cfg: &Config,
+    claims: &AccessClaims,
+    log: &mut RequestLog,
+    extra: &mut Extra,
+) -> Result<(), ApiError> {
     let mut limiter = RateLimiter::new(cfg.redis_url.as_str());
     let key = ratelimit::key(&cfg.policy, Subject::User(&claims.user));
     match limiter.hit(&cfg.policy, &key).await {
@@ -198,113 +226,39 @@ async fn serve(
                 log.outcome = "rate_limited".into();
                 return Err(ApiError::new(decision.problem()));
             }
+            Ok(())
         }
         Err(cause) => {
             log.reason = Some("ratelimit_backend_down".into());
-            edge::limits::backend_down(COMPONENT, cfg.fail_mode, &cfg.policy, &cause)?;
+            edge::limits::backend_down(COMPONENT, cfg.fail_mode, &cfg.policy, &cause)
         }
-    }
-
-    if let Err(e) = cfg
-        .rbac
-        .authorize(claims.role, req.method().as_str(), req.uri().path())
-    {
-        log.outcome = "forbidden".into();
-        audit_forbidden(cfg, &claims, rid, &req).await;
-        return Err(e.into());
-    }
-
-    let (mut parts, body) = req.into_parts();
-    strip_identity_headers(&mut parts.headers);
-    let ctx = AuthContext::from_claims(&claims, rid.as_str(), now);
-    let ctx_value = HeaderValue::from_str(&ctx.to_header_value(&cfg.context_key))
-        .map_err(|e| ApiError::internal(format!("auth context header: {e}")))?;
-    parts
-        .headers
-        .insert(HeaderName::from_static(context::HEADER), ctx_value);
-    parts.headers.insert(
-        HeaderName::from_static(problem::REQUEST_ID_HEADER),
-        HeaderValue::from_str(rid.as_str())
-            .map_err(|e| ApiError::internal(format!("request id header: {e}")))?,
-    );
-    let res = spin_sdk::http::next(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| ApiError::internal(format!("next handler failed: {e:?}")))?;
-    Ok(Answer::Next(res))
-}
-
-/// Exactly one `Authorization: Bearer` header, fully verified. Several `Authorization` headers
-/// are refused rather than guessing which one counts.
-fn verify(
-    headers: &HeaderMap,
-    tokens: &Mutex<VerifiedTokens>,
-    now: i64,
-) -> Result<AccessClaims, auth_core::Error> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(auth_core::Error::MalformedToken);
-    }
-    // One thread per instance: the lock is never contended; a poisoned one still holds valid data.
-    let mut tokens = tokens.lock().unwrap_or_else(|p| p.into_inner());
-    tokens.verify_authorization(first.map(HeaderValue::as_bytes), now)
-}
-
-/// Removes everything an inner component could mistake for identity: every `x-auth-*` header a
-/// client sent, and the bearer token itself (inner components never need it).
-fn strip_identity_headers(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| context::is_auth_header(n.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(&name);
-    }
-    headers.remove(header::AUTHORIZATION);
-    // The URI already carries the authority; a stale Host must not disagree with it.
-    headers.remove(header::HOST);
-    headers.remove(header::CONNECTION);
-    // Hop-by-hop framing headers describe the inbound connection only; wasi:http refuses them on
-    // the forwarded request (a chunked upload failed with `HeaderError::Forbidden`).
-    for name in [
-        "transfer-encoding",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-connection",
-    ] {
-        headers.remove(name);
     }
 }
 
 /// Writes the `auth.forbidden` security event. Best effort: failing to audit is logged, and the
 /// answer stays `403`.
 async fn audit_forbidden(cfg: &Config, claims: &AccessClaims, rid: &RequestId, req: &Request) {
-    let route = format!("{} {}", req.method(), req.uri().path());
-    let result = async {
+    let entry = AuditEntry {
+        user: Some(&claims.user),
+        action: "auth.forbidden",
+        resource_type: Some("route"),
+        resource_id: Some(format!("{} {}", req.method(), req.uri().path())),
+        request_id: rid.as_str(),
+        client_addr: edge::client::client_ip(req.headers()).map(|ip| ip.to_string()),
+        details: serde_json::json!({ "role": claims.role.as_str(), "jti": claims.jti }),
+    };
+    let written = async {
         let db = Db::open(&cfg.database_url).await?;
-        let tx = db.begin_for_tenant(&claims.tenant).await?;
-        tx.audit(&AuditEntry {
-            tenant: &claims.tenant,
-            user: Some(&claims.user),
-            action: "auth.forbidden",
-            resource_type: Some("route"),
-            resource_id: Some(route.clone()),
-            request_id: rid.as_str(),
-            client_addr: edge::client::client_ip(req.headers()).map(|ip| ip.to_string()),
-            details: serde_json::json!({ "role": claims.role.as_str(), "jti": claims.jti }),
-        })
-        .await?;
+        let tx = Tx::for_tenant(&db, &claims.tenant).await?;
+        audit_log::record(&tx, &entry).await?;
         tx.commit().await
     }
     .await;
-    if let Err(e) = result {
+    if let Err(e) = written {
         edge::log::event(
             COMPONENT,
             "audit_write_failed",
-            serde_json::json!({ "action": "auth.forbidden", "requestId": rid.as_str(), "cause": e.to_string() }),
+            serde_json::json!({ "action": entry.action, "requestId": rid.as_str(), "cause": e.to_string() }),
         );
     }
 }

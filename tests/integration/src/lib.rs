@@ -459,6 +459,59 @@ pub fn parse_remaining(value: &str) -> u64 {
         .unwrap_or_else(|| panic!("r in RateLimit {value:?}"))
 }
 
+/// Lowercase hex SHA-256 of `bytes`, as the API reports content hashes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Runs `sql` on the stack's database as its owner (`psql`, stopping at the first error) and returns
+/// what it printed, unaligned and trimmed. For looking behind the API, never for setting a test up
+/// in a way the API could not.
+pub fn psql(sql: &str) -> String {
+    let url = Stack::get()
+        .database_admin_url
+        .clone()
+        .expect("DATABASE_ADMIN_URL");
+    let out = Command::new("psql")
+        .args([&url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("psql prints UTF-8")
+        .trim()
+        .to_owned()
+}
+
+/// `s` as an SQL string literal.
+pub fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Unix seconds now.
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

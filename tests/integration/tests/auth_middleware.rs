@@ -1,4 +1,4 @@
-//! Issue 4, the auth middleware over HTTP: token verification failures, the per-user rate limit
+//! The auth middleware over HTTP: token verification failures, the per-user rate limit
 //! (the request after the quota is 429, exact under concurrency, the window resets), CORS
 //! preflights, spoofed identity headers, inner routes mounted without the middleware, and Redis
 //! down (fail open / fail closed).
@@ -10,14 +10,11 @@ use auth_core::claims::AccessClaims;
 use auth_core::{AuthContext, ContextKey, Issuer, KeyRing, Role, TenantId, UserId};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use integration_tests::now_s;
 use integration_tests::{
     Spinlet, Stack, User, client, free_port, login, login_reply, parse_policy, parse_remaining,
     send,
 };
-
-fn unix_now() -> i64 {
-    auth_core::unix_now()
-}
 
 /// The signing ring the stack runs with (from its SPIN_VARIABLE_AUTH_SIGNING_KEYS).
 fn signing_ring(stack: &Stack) -> KeyRing {
@@ -65,7 +62,7 @@ fn every_unacceptable_token_is_401_with_www_authenticate() {
     let c = client();
     let good = login(&c, &stack.base_url, user).access;
     let ring = signing_ring(stack);
-    let now = unix_now();
+    let now = now_s();
     let kid = integration_tests::jwt_header(&good)["kid"]
         .as_str()
         .unwrap()
@@ -480,7 +477,7 @@ fn genuine_admin_context(stack: &Stack, user: &User) -> String {
 }
 
 fn forged_context(key: &ContextKey, user: &User) -> String {
-    let now = unix_now();
+    let now = now_s();
     let claims = AccessClaims {
         user: UserId::parse(&user.id).unwrap(),
         tenant: TenantId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),

@@ -1,17 +1,11 @@
-//! Issue 4, token service over HTTP: login → me, JWKS, wrong password vs unknown email, failed
+//! The token service over HTTP: login → me, JWKS, wrong password vs unknown email, failed
 //! login limits, refresh rotation and reuse detection, logout, and the admin-only audit log.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use integration_tests::now_ms;
 use integration_tests::{Reply, Spinlet, Stack, Tokens, client, login, login_reply, send};
 use serde_json::Value;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn without_request_id(mut v: Value) -> Value {
     v.as_object_mut().unwrap().remove("requestId");

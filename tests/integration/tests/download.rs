@@ -1,4 +1,4 @@
-//! Issue 6 over HTTP: signed download URLs (issue, revoke, rotate, tamper, expire) and content
+//! Downloads over HTTP: signed download URLs (issue, revoke, rotate, tamper, expire) and content
 //! delivery (bytes, Range, ETag/304, Content-Disposition, active content, scan policy, deleted).
 //!
 //! Content is seeded the way ingest would leave it, without depending on the ingest component:
@@ -9,9 +9,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use integration_tests::{Reply, Spinlet, Stack, Tenant, Tokens, User, client, login, send};
+use integration_tests::{psql, sha256_hex, sql_str};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 fn stack() -> &'static Stack {
     Stack::get()
@@ -22,27 +22,6 @@ fn var(name: &str) -> String {
         .var(name)
         .unwrap_or_else(|| panic!("{name} is not set (run through scripts/test or scripts/dev)"))
         .to_owned()
-}
-
-fn psql(sql: &str) -> String {
-    let url = stack()
-        .database_admin_url
-        .clone()
-        .expect("DATABASE_ADMIN_URL");
-    let out = Command::new("psql")
-        .args([&url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("running psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}\n{sql}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn sql_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn put_object(key: &str, bytes: &[u8]) {
@@ -77,13 +56,6 @@ fn put_object(key: &str, bytes: &[u8]) {
         .expect("curl");
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     assert!(child.wait().unwrap().success(), "PUT {url} failed");
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
 }
 
 struct World {
@@ -304,6 +276,23 @@ fn issuing_route_validation_and_tenancy() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.json()["url"].as_str().unwrap().contains("&d=i&"));
     issue(&c, &t, "not-a-uuid", json!({})).assert_problem(400, "invalid_id");
+    // One attachment, one URL: other spellings of its id are refused as on every other route.
+    let parsed = uuid::Uuid::parse_str(&id).unwrap();
+    for spelling in [
+        parsed.simple().to_string(),
+        parsed.urn().to_string(),
+        parsed.braced().to_string(),
+    ] {
+        issue(&c, &t, &spelling, json!({})).assert_problem(400, "invalid_id");
+        send(
+            c.post(format!(
+                "{}/api/v1/attachments/{spelling}/revoke-urls",
+                w.base
+            ))
+            .bearer_auth(&t.access),
+        )
+        .assert_problem(400, "invalid_id");
+    }
     issue(&c, &t, &uuid::Uuid::new_v4().to_string(), json!({})).assert_problem(404, "not_found");
     // Another tenant's attachment: 404, for issuing and revoking.
     let other = tokens(w.other.user(0));

@@ -1,14 +1,14 @@
-//! Issue 5, attachment upload over HTTP against the real stack (Postgres, Garage, the runner):
+//! Attachment upload over HTTP against the real stack (Postgres, Garage, the runner):
 //! raw and multipart uploads, the stored bytes (read back from the bucket with our own SigV4
 //! requests), dedup per tenant, the bad-input matrix, aborted uploads leaving nothing behind, and
 //! list/get/delete permissions.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, send};
+use integration_tests::{now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -17,12 +17,6 @@ use storage::{Body, ObjectKey, S3Request, StorageConfig, response};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn sha256_hex(b: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(b);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
     // xorshift: incompressible enough, no extra dependency, reproducible.
@@ -168,27 +162,8 @@ impl Bucket {
     }
 }
 
-/// A value from the stack's database (psql as the admin), trimmed.
-fn sql(query: &str) -> String {
-    let url = Stack::get()
-        .database_admin_url
-        .clone()
-        .expect("DATABASE_ADMIN_URL");
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-tAXc", query])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn attachment_rows(message: &str) -> i64 {
-    sql(&format!(
+    psql(&format!(
         "SELECT count(*) FROM email_attachments WHERE message_id = '{message}'"
     ))
     .parse()
@@ -353,19 +328,19 @@ fn raw_uploads_store_exactly_the_bytes_sent() {
     assert!(bucket.uploads(&format!("tenants/{}/", t.id)).is_empty());
 
     // One transaction wrote the rows: blob, scan job for new content, attachment, audit.
-    let blob_jobs = sql(&format!(
+    let blob_jobs = psql(&format!(
         "SELECT count(*) FROM scan_jobs j JOIN attachment_blobs b ON b.id = j.blob_id \
          WHERE b.tenant_id = '{}' AND j.status = 'pending'",
         t.id
     ));
     assert_eq!(blob_jobs, "2");
-    let audit = sql(&format!(
+    let audit = psql(&format!(
         "SELECT count(*) FROM email_audit_log WHERE tenant_id = '{}' AND action = 'attachment.upload' \
          AND resource_id = '{id}'",
         t.id
     ));
     assert_eq!(audit, "1");
-    let declared = sql(&format!(
+    let declared = psql(&format!(
         "SELECT declared_mime || ' ' || detected_mime FROM email_attachments WHERE id = '{id}'"
     ));
     assert_eq!(declared, "text/plain text/plain");
@@ -487,14 +462,14 @@ fn dedup_within_a_tenant_never_across_tenants() {
     // One object for the tenant: the second copy was removed.
     assert_eq!(bucket.tenant_hashes(&t1.id), vec![hash.clone()]);
     assert_eq!(
-        sql(&format!(
+        psql(&format!(
             "SELECT ref_count FROM attachment_blobs WHERE tenant_id = '{}' AND content_sha256 = '{hash}'",
             t1.id
         )),
         "2"
     );
     assert_eq!(
-        sql(&format!(
+        psql(&format!(
             "SELECT count(*) FROM scan_jobs WHERE tenant_id = '{}'",
             t1.id
         )),
@@ -980,7 +955,7 @@ fn refused_requests_leave_no_transaction_open() {
     // A transaction of a request in flight is idle between statements for milliseconds; one left
     // behind stays so until the connection is used again.
     std::thread::sleep(Duration::from_secs(3));
-    let left_open = sql(
+    let left_open = psql(
         "SELECT count(*) FROM pg_stat_activity WHERE usename = 'attachments_app' \
          AND state LIKE 'idle in transaction%' AND now() - state_change > interval '2 seconds'",
     );
@@ -1083,14 +1058,14 @@ fn list_get_delete_by_owner_admin_other_user_other_tenant() {
     // Soft delete: rows kept, references released, audited.
     assert_eq!(attachment_rows(&msg), 2);
     assert_eq!(
-        sql(&format!(
+        psql(&format!(
             "SELECT sum(ref_count) FROM attachment_blobs WHERE tenant_id = '{}'",
             t1.id
         )),
         "0"
     );
     assert_eq!(
-        sql(&format!(
+        psql(&format!(
             "SELECT count(*) FROM email_audit_log WHERE tenant_id = '{}' AND action = 'attachment.delete'",
             t1.id
         )),
@@ -1118,4 +1093,111 @@ fn list_get_delete_by_owner_admin_other_user_other_tenant() {
         b"afar".to_vec(),
     )
     .assert_problem(404, "not_found");
+}
+
+/// An `Attachment`'s `downloadUrl` lasts `download_url_ttl_secs`, the default lifetime of `POST
+/// .../download-url`, not a fixed hour: on an app configured with 120 s, the URL's expiry (`e=`)
+/// and `downloadUrlExpiresAt` of the upload, list and read answers are 120 s after they were issued.
+#[test]
+fn attachment_download_urls_follow_the_configured_lifetime() {
+    const TTL: i64 = 120;
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let msg = u.message(0);
+    let app = Spinlet::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_DOWNLOAD_URL_TTL_SECS", "120")],
+    );
+    let check = |a: &Value| {
+        let url = a["downloadUrl"].as_str().expect("downloadUrl");
+        let e: i64 = url
+            .split("&e=")
+            .nth(1)
+            .and_then(|r| r.split('&').next())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or_else(|| panic!("no e= in {url}"));
+        assert_eq!(a["downloadUrlExpiresAt"].as_i64(), Some(e * 1000), "{a}");
+        // Issued before now, so at most TTL left; a slow machine gets half a minute.
+        let left = e - now_s();
+        assert!(
+            (TTL - 30..=TTL).contains(&left),
+            "expires in {left} s, want {TTL} s: {a}"
+        );
+    };
+    let r = send(
+        u.c.post(format!(
+            "{}/api/v1/emails/{msg}/attachments?filename=lifetime.txt",
+            app.base_url
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "text/plain")
+        .body("a lifetime of two minutes"),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    check(&r.json());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = send(
+        u.c.get(format!("{}/api/v1/attachments/{id}", app.base_url))
+            .bearer_auth(&u.token),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    check(&r.json());
+    let r = send(
+        u.c.get(format!("{}/api/v1/emails/{msg}/attachments", app.base_url))
+            .bearer_auth(&u.token),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let list = r.json();
+    let items = list["attachments"].as_array().expect("attachments");
+    assert!(!items.is_empty(), "{list}");
+    items.iter().for_each(check);
+}
+
+/// An upload holds no database connection while its body streams: on a fresh app (its own pool of
+/// 32 connections), more uploads than the pool has connections send their head and a few bytes and
+/// then stall; meanwhile another request of the same component is answered at once, not after the
+/// pool's 10 s checkout timeout with a `503`. The stalled uploads leave nothing behind.
+#[test]
+fn stalled_uploads_hold_no_database_connection() {
+    const STALLED: usize = 34;
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[1];
+    let u = who(t, t.user(1));
+    let msg = u.message(0);
+    let app = Spinlet::start("spin.toml", &[("SPIN_VARIABLE_RATE_LIMIT", "1000/60s")]);
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let stalled: Vec<TcpStream> = (0..STALLED)
+        .map(|i| {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            let head = format!(
+                "POST /api/v1/emails/{msg}/attachments?filename=stalled-{i}.dat HTTP/1.1\r\n\
+                 Host: {addr}\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n",
+                u.token
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&[b'x'; 10]).unwrap();
+            s
+        })
+        .collect();
+    // Every upload is past its pre-checks and waiting for the rest of its body.
+    std::thread::sleep(Duration::from_secs(3));
+    let start = Instant::now();
+    let r = send(
+        u.c.get(format!("{}/api/v1/emails/{msg}/attachments", app.base_url))
+            .bearer_auth(&u.token),
+    );
+    assert_eq!(r.status, 200, "{r:?}\n{}", app.log_text());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        start.elapsed()
+    );
+    drop(stalled);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(attachment_rows(&msg), 0);
+    Bucket::get().assert_tenant_empty(&t.id);
 }

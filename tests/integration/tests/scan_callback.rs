@@ -1,4 +1,4 @@
-//! Issue 7, the scan callback and scan status over HTTP against the real stack: the signature
+//! The scan callback and scan status over HTTP against the real stack: the signature
 //! matrix, replays, the verdict state machine, concurrent verdicts, targets by attachment and by
 //! content, the scan-status route and its tenancy, dedup'd content sharing a verdict, and quarantine
 //! (download refused, object gone from its key, checked in the bucket with our own SigV4 requests).
@@ -10,14 +10,14 @@
 //! the 300 s the callback allows), so they always outrank the worker's, and the assertions hold
 //! either way.
 
-use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use hmac::{KeyInit, Mac};
 use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, send};
+use integration_tests::{now_ms, now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use storage::request::Signer;
 use storage::{ObjectKey, StorageConfig};
 
@@ -43,24 +43,17 @@ fn secret() -> String {
     var("SCAN_CALLBACK_SECRET")
 }
 
-fn now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
-    let tag: String = mac.finalize().into_bytes().iter().map(|x| format!("{x:02x}")).collect();
+    let tag: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
     format!("t={t},v1={tag}")
 }
 
@@ -128,21 +121,6 @@ fn by_content(tenant: &str, hash: &str) -> Value {
     json!({ "tenantId": tenant, "contentHash": hash })
 }
 
-/// A value from the stack's database (psql as the admin).
-fn psql(sql: &str) -> String {
-    let url = stack().database_admin_url.clone().expect("DATABASE_ADMIN_URL");
-    let out = Command::new("psql")
-        .args([&url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("running psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}\n{sql}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// The bucket, read with the storage crate's signed requests.
 struct Bucket {
     cfg: StorageConfig,
@@ -167,7 +145,9 @@ impl Bucket {
     /// Whether an object exists at `key` (HeadObject: 200 or 404).
     fn exists(&self, key: &str) -> bool {
         let key = ObjectKey::from_stored(key).unwrap();
-        let r = Signer::new(&self.cfg).head_object(&key, SystemTime::now()).unwrap();
+        let r = Signer::new(&self.cfg)
+            .head_object(&key, SystemTime::now())
+            .unwrap();
         let mut rb = self.http.head(&r.url);
         for (n, v) in &r.headers {
             if n != "content-length" {
@@ -193,7 +173,12 @@ struct Who {
 fn who(t: &Tenant, u: &User) -> Who {
     let c = client();
     let token = login(&c, &stack().base_url, u).access;
-    Who { tenant: t.clone(), user: u.clone(), token, c }
+    Who {
+        tenant: t.clone(),
+        user: u.clone(),
+        token,
+        c,
+    }
 }
 
 /// Content no one else has.
@@ -297,20 +282,48 @@ fn scan_callback_signature_matrix() {
     let tag = good.split_once(",v1=").unwrap().1.to_owned();
     let refused: Vec<(&str, Vec<String>, Vec<u8>)> = vec![
         ("no header", vec![], body.clone()),
-        ("wrong secret", vec![sign("not-the-secret-0123456789abcdef", now, &body)], body.clone()),
+        (
+            "wrong secret",
+            vec![sign("not-the-secret-0123456789abcdef", now, &body)],
+            body.clone(),
+        ),
         // Well outside the 300 s window: the server's clock moves on while these run, and the exact
         // boundary is the unit tests' job (scan-core's signature tests).
-        ("stale t", vec![sign(&secret(), now - 360, &body)], body.clone()),
-        ("future t", vec![sign(&secret(), now + 360, &body)], body.clone()),
+        (
+            "stale t",
+            vec![sign(&secret(), now - 360, &body)],
+            body.clone(),
+        ),
+        (
+            "future t",
+            vec![sign(&secret(), now + 360, &body)],
+            body.clone(),
+        ),
         ("modified body", vec![good.clone()], other_body.clone()),
-        ("body with a trailing space", vec![good.clone()], [body.clone(), b" ".to_vec()].concat()),
-        ("t moved", vec![format!("t={},v1={tag}", now + 1)], body.clone()),
+        (
+            "body with a trailing space",
+            vec![good.clone()],
+            [body.clone(), b" ".to_vec()].concat(),
+        ),
+        (
+            "t moved",
+            vec![format!("t={},v1={tag}", now + 1)],
+            body.clone(),
+        ),
         ("malformed t", vec![format!("t=abc,v1={tag}")], body.clone()),
         ("no t", vec![format!("v1={tag}")], body.clone()),
         ("no v1", vec![format!("t={now}")], body.clone()),
-        ("short tag", vec![format!("t={now},v1={}", &tag[..40])], body.clone()),
+        (
+            "short tag",
+            vec![format!("t={now},v1={}", &tag[..40])],
+            body.clone(),
+        ),
         ("garbage", vec!["Bearer abc".into()], body.clone()),
-        ("two headers", vec![good.clone(), good.clone()], body.clone()),
+        (
+            "two headers",
+            vec![good.clone(), good.clone()],
+            body.clone(),
+        ),
     ];
     for (what, sigs, b) in &refused {
         let sigs: Vec<&str> = sigs.iter().map(String::as_str).collect();
@@ -322,10 +335,19 @@ fn scan_callback_signature_matrix() {
             "{what}: {r:?}"
         );
         // The same answer for every refusal: nothing tells which check failed.
-        assert_eq!(p["detail"], "X-Scan-Signature is missing, malformed, outside the allowed time window, or does not match.", "{what}");
+        assert_eq!(
+            p["detail"],
+            "X-Scan-Signature is missing, malformed, outside the allowed time window, or does not match.",
+            "{what}"
+        );
     }
     // An unsigned request for an unknown target learns nothing either (401, not 404).
-    let unknown = serde_json::to_vec(&verdict(by_attachment(&uuid::Uuid::new_v4().to_string()), "clean", at)).unwrap();
+    let unknown = serde_json::to_vec(&verdict(
+        by_attachment(&uuid::Uuid::new_v4().to_string()),
+        "clean",
+        at,
+    ))
+    .unwrap();
     post_raw(&unknown, &[], "application/json").assert_problem(401, "signature_invalid");
     // Nothing changed.
     assert_eq!(u.status_of(id), before);
@@ -345,14 +367,18 @@ fn scan_callback_signature_matrix() {
         post(&bad).assert_problem(400, "bad_request");
     }
     let big = vec![b' '; 64 * 1024 + 1];
-    post_raw(&big, &[&sign(&secret(), now_s(), &big)], "application/json").assert_problem(413, "payload_too_large");
+    post_raw(&big, &[&sign(&secret(), now_s(), &big)], "application/json")
+        .assert_problem(413, "payload_too_large");
     let r = send(client().get(callback_url()));
     r.assert_problem(405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("POST"));
     assert_eq!(u.status_of(id), before);
 
     // The correctly signed original is accepted, also with the secret among others in the header.
-    let two = format!("{},v1={tag}", sign("not-the-secret-0123456789abcdef", now, &body));
+    let two = format!(
+        "{},v1={tag}",
+        sign("not-the-secret-0123456789abcdef", now, &body)
+    );
     let r = post_raw(&body, &[&two], "application/json");
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(u.status_of(id)["status"], "infected");
@@ -377,15 +403,21 @@ fn scan_callback_replay_is_a_noop() {
         assert_eq!(r.status, 204, "{r:?}");
     }
     let s = u.status_of(id);
-    assert_eq!(s, json!({
-        "status": "clean", "details": format!("clean at {at}"), "engine": "itest-engine 1.0",
-        "signature": null, "scannedAt": at
-    }));
+    assert_eq!(
+        s,
+        json!({
+            "status": "clean", "details": format!("clean at {at}"), "engine": "itest-engine 1.0",
+            "signature": null, "scannedAt": at
+        })
+    );
     // One applied verdict, one audit row; the replays wrote nothing.
     let rows: Vec<Value> = admin
         .audit("scan.verdict")
         .into_iter()
-        .filter(|e| e["details"]["contentHash"] == hash.as_str() && e["details"]["engine"] == "itest-engine 1.0")
+        .filter(|e| {
+            e["details"]["contentHash"] == hash.as_str()
+                && e["details"]["engine"] == "itest-engine 1.0"
+        })
         .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["resourceType"], "attachment_blob");
@@ -426,7 +458,10 @@ fn scan_verdict_state_machine_over_http() {
     // clean -> error (a failed rescan) is ignored: the content stays clean.
     post_ok(&verdict(target.clone(), "error", t0 + 1_000));
     let s = u.status_of(id);
-    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("clean"), Some(t0)));
+    assert_eq!(
+        (s["status"].as_str(), s["scannedAt"].as_i64()),
+        (Some("clean"), Some(t0))
+    );
     // clean -> infected on a rescan.
     post_ok(&verdict(target.clone(), "infected", t0 + 2_000));
     let s = u.status_of(id);
@@ -440,14 +475,23 @@ fn scan_verdict_state_machine_over_http() {
     // An older verdict never overwrites a newer one.
     post_ok(&verdict(target.clone(), "infected", t0 + 1_500));
     let s = u.status_of(id);
-    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0 + 2_000)));
+    assert_eq!(
+        (s["status"].as_str(), s["scannedAt"].as_i64()),
+        (Some("infected"), Some(t0 + 2_000))
+    );
     assert_eq!(s["details"], format!("infected at {}", t0 + 2_000));
     // A newer infected verdict refreshes the details.
     post_ok(&verdict(target.clone(), "infected", t0 + 4_000));
     let s = u.status_of(id);
-    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0 + 4_000)));
+    assert_eq!(
+        (s["status"].as_str(), s["scannedAt"].as_i64()),
+        (Some("infected"), Some(t0 + 4_000))
+    );
     // The attachment itself reports the same status.
-    let r = send(u.c.get(stack().url(&format!("/api/v1/attachments/{id}"))).bearer_auth(&u.token));
+    let r = send(
+        u.c.get(stack().url(&format!("/api/v1/attachments/{id}")))
+            .bearer_auth(&u.token),
+    );
     assert_eq!(r.json()["virusScanStatus"], "infected");
 
     // Audit: three applied verdicts, one release refused (infected -> clean); the stale and the
@@ -458,19 +502,37 @@ fn scan_verdict_state_machine_over_http() {
             .into_iter()
             // Only this test's verdicts (a scan worker's have another engine).
             .filter(|e| e["details"]["contentHash"] == hash.as_str())
-            .filter(|e| action == "attachment.quarantine" || e["details"]["engine"] == "itest-engine 1.0")
+            .filter(|e| {
+                action == "attachment.quarantine" || e["details"]["engine"] == "itest-engine 1.0"
+            })
             .collect()
     };
     let applied: Vec<String> = mine("scan.verdict")
         .iter()
-        .map(|e| format!("{}->{}", e["details"]["previousStatus"].as_str().unwrap(), e["details"]["status"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{}->{}",
+                e["details"]["previousStatus"].as_str().unwrap(),
+                e["details"]["status"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(applied.len(), 3, "{applied:?}");
-    assert!(applied.contains(&"clean->infected".to_owned()), "{applied:?}");
-    assert!(applied.contains(&"infected->infected".to_owned()), "{applied:?}");
+    assert!(
+        applied.contains(&"clean->infected".to_owned()),
+        "{applied:?}"
+    );
+    assert!(
+        applied.contains(&"infected->infected".to_owned()),
+        "{applied:?}"
+    );
     let ignored = mine("scan.verdict_ignored");
     assert_eq!(ignored.len(), 2, "{ignored:?}");
-    assert!(ignored.iter().all(|e| e["details"]["reason"] == "quarantined"));
+    assert!(
+        ignored
+            .iter()
+            .all(|e| e["details"]["reason"] == "quarantined")
+    );
     assert_eq!(mine("attachment.quarantine").len(), 1);
 }
 
@@ -485,7 +547,10 @@ fn scan_infected_content_is_quarantined_and_never_served() {
     let a = u.upload(0, &bytes);
     let id = a["id"].as_str().unwrap();
     let original = storage_key(&t.id, &hash);
-    assert!(original.starts_with(&format!("tenants/{}/", t.id)), "{original}");
+    assert!(
+        original.starts_with(&format!("tenants/{}/", t.id)),
+        "{original}"
+    );
     assert!(bucket.exists(&original));
 
     let t0 = now_ms() + AHEAD_MS;
@@ -502,7 +567,10 @@ fn scan_infected_content_is_quarantined_and_never_served() {
     // The object left its key: moved under quarantine/ (quarantine_mode = move, the default), and the
     // row points at the quarantined object.
     let mode = stack().spin_var("quarantine_mode", "move").to_owned();
-    assert!(!bucket.exists(&original), "the infected object is still at its original key");
+    assert!(
+        !bucket.exists(&original),
+        "the infected object is still at its original key"
+    );
     let now_key = storage_key(&t.id, &hash);
     let recorded = psql(&format!(
         "SELECT quarantine_action FROM attachment_blobs WHERE tenant_id = '{}' AND content_sha256 = '{hash}'",
@@ -554,11 +622,24 @@ fn scan_concurrent_verdicts_end_consistent() {
         // Case 0 and 1: clean (older) and infected (newer) race; 2: infected and suspicious race
         // with the same scannedAt; 3: the same infected verdict twice at once.
         let (first, second) = match i {
-            0 | 1 => (verdict(by_attachment(id), "clean", t0), verdict(by_attachment(id), "infected", t0 + 10)),
-            2 => (verdict(by_attachment(id), "infected", t0), verdict(by_attachment(id), "suspicious", t0)),
-            _ => (verdict(by_attachment(id), "infected", t0), verdict(by_attachment(id), "infected", t0)),
+            0 | 1 => (
+                verdict(by_attachment(id), "clean", t0),
+                verdict(by_attachment(id), "infected", t0 + 10),
+            ),
+            2 => (
+                verdict(by_attachment(id), "infected", t0),
+                verdict(by_attachment(id), "suspicious", t0),
+            ),
+            _ => (
+                verdict(by_attachment(id), "infected", t0),
+                verdict(by_attachment(id), "infected", t0),
+            ),
         };
-        let (a, b) = if i == 1 { (second, first) } else { (first, second) };
+        let (a, b) = if i == 1 {
+            (second, first)
+        } else {
+            (first, second)
+        };
         let ha = std::thread::spawn(move || post(&a));
         let hb = std::thread::spawn(move || post(&b));
         for h in [ha, hb] {
@@ -569,13 +650,24 @@ fn scan_concurrent_verdicts_end_consistent() {
     for (i, (id, hash)) in cases.iter().enumerate() {
         let s = u.status_of(id);
         match i {
-            0 | 1 => assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0 + 10)), "case {i}"),
+            0 | 1 => assert_eq!(
+                (s["status"].as_str(), s["scannedAt"].as_i64()),
+                (Some("infected"), Some(t0 + 10)),
+                "case {i}"
+            ),
             // Whichever came first is in force; the other was stale (same scannedAt).
-            2 => assert!(s["status"] == "infected" || s["status"] == "suspicious", "case {i}: {s}"),
+            2 => assert!(
+                s["status"] == "infected" || s["status"] == "suspicious",
+                "case {i}: {s}"
+            ),
             _ => assert_eq!(s["status"], "infected", "case {i}"),
         }
         let key = storage_key(&t.id, hash);
-        assert!(key.starts_with("quarantine/") || stack().spin_var("quarantine_mode", "move") == "delete", "{key}");
+        assert!(
+            key.starts_with("quarantine/")
+                || stack().spin_var("quarantine_mode", "move") == "delete",
+            "{key}"
+        );
         if let Some(original) = key.strip_prefix("quarantine/") {
             assert!(!bucket.exists(original), "case {i}: original left behind");
             assert!(bucket.exists(&key), "case {i}: quarantined object missing");
@@ -584,7 +676,10 @@ fn scan_concurrent_verdicts_end_consistent() {
     // Exactly one quarantine per content, however many verdicts raced.
     let quarantines = admin.audit("attachment.quarantine");
     for (i, (_, hash)) in cases.iter().enumerate() {
-        let n = quarantines.iter().filter(|e| e["details"]["contentHash"] == hash.as_str()).count();
+        let n = quarantines
+            .iter()
+            .filter(|e| e["details"]["contentHash"] == hash.as_str())
+            .count();
         assert_eq!(n, 1, "case {i}");
     }
 }
@@ -602,7 +697,10 @@ fn scan_callback_by_content_and_unknown_targets() {
 
     post_ok(&verdict(by_content(&t.id, &hash), "clean", t0));
     let s = u.status_of(id);
-    assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("clean"), Some(t0)));
+    assert_eq!(
+        (s["status"].as_str(), s["scannedAt"].as_i64()),
+        (Some("clean"), Some(t0))
+    );
 
     // Unknown targets: 404 (signed, so the scanner learns the target does not exist).
     for target in [
@@ -635,31 +733,52 @@ fn scan_status_route_and_tenancy() {
         k.sort();
         k
     };
-    assert_eq!(keys, ["details", "engine", "scannedAt", "signature", "status"]);
+    assert_eq!(
+        keys,
+        ["details", "engine", "scannedAt", "signature", "status"]
+    );
     // A scan worker may have judged it already.
     assert!(s["status"] == "pending" || s["status"] == "clean", "{s}");
     if s["status"] == "pending" {
-        assert_eq!(s, json!({ "status": "pending", "details": null, "engine": null, "signature": null, "scannedAt": null }));
+        assert_eq!(
+            s,
+            json!({ "status": "pending", "details": null, "engine": null, "signature": null, "scannedAt": null })
+        );
     }
     let r = owner.scan_status(id);
     assert!(r.header("x-request-id").is_some());
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    assert!(r.header("ratelimit-policy").is_some(), "behind the middleware: {r:?}");
+    assert!(
+        r.header("ratelimit-policy").is_some(),
+        "behind the middleware: {r:?}"
+    );
 
     assert_eq!(admin.status_of(id)["status"], s["status"]);
     colleague.scan_status(id).assert_problem(403, "forbidden");
     stranger.scan_status(id).assert_problem(404, "not_found");
-    owner.scan_status(&uuid::Uuid::new_v4().to_string()).assert_problem(404, "not_found");
-    owner.scan_status("not-a-uuid").assert_problem(400, "invalid_id");
+    owner
+        .scan_status(&uuid::Uuid::new_v4().to_string())
+        .assert_problem(404, "not_found");
+    owner
+        .scan_status("not-a-uuid")
+        .assert_problem(400, "invalid_id");
     let r = send(client().get(stack().url(&format!("/api/v1/attachments/{id}/scan-status"))));
     r.assert_problem(401, "invalid_token");
     let r = send(
-        owner.c.post(stack().url(&format!("/api/v1/attachments/{id}/scan-status"))).bearer_auth(&owner.token),
+        owner
+            .c
+            .post(stack().url(&format!("/api/v1/attachments/{id}/scan-status")))
+            .bearer_auth(&owner.token),
     );
     assert_eq!(r.status, 405, "{r:?}");
 
     // A deleted attachment has no scan status.
-    let r = send(owner.c.delete(stack().url(&format!("/api/v1/attachments/{id}"))).bearer_auth(&owner.token));
+    let r = send(
+        owner
+            .c
+            .delete(stack().url(&format!("/api/v1/attachments/{id}")))
+            .bearer_auth(&owner.token),
+    );
     assert_eq!(r.status, 204, "{r:?}");
     owner.scan_status(id).assert_problem(404, "not_found");
 }
@@ -673,13 +792,20 @@ fn scan_dedup_attachments_share_the_verdict() {
     let first = u.upload(0, &bytes);
     let second = u.upload(1, &bytes);
     assert_eq!(second["isDeduplicated"], true, "{second}");
-    let (id1, id2) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+    let (id1, id2) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
 
     let t0 = now_ms() + AHEAD_MS;
     post_ok(&verdict(by_attachment(id1), "infected", t0));
     for id in [id1, id2] {
         let s = u.status_of(id);
-        assert_eq!((s["status"].as_str(), s["scannedAt"].as_i64()), (Some("infected"), Some(t0)), "{id}");
+        assert_eq!(
+            (s["status"].as_str(), s["scannedAt"].as_i64()),
+            (Some("infected"), Some(t0)),
+            "{id}"
+        );
         fetch(&u.download_url(id)).assert_problem(403, "scan_blocked");
     }
     // A third upload of the same content is dedup'd onto the quarantined content: still refused.

@@ -1,4 +1,4 @@
-//! Issue 7, end to end: uploads through the app, the real scan worker (`target/release/scan-worker`)
+//! Virus scanning end to end: uploads through the app, the real scan worker (`target/release/scan-worker`)
 //! against the stack's private clamd (test signatures from crates/scan-worker/signatures), the
 //! signed callback, and what users then see (`scan-status`, downloads).
 //!
@@ -14,12 +14,12 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use integration_tests::{Reply, Stack, Tenant, User, client, login, root, send};
+use integration_tests::{now_ms, now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 /// `Attachments.Test.Marker` (test.ndb) matches these bytes anywhere in the content.
@@ -39,21 +39,6 @@ fn var(k: &str) -> String {
         .var(k)
         .unwrap_or_else(|| panic!("{k} is not set (run through scripts/test)"))
         .to_owned()
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A value from the stack's database (psql as the admin), trimmed.
-fn sql(query: &str) -> String {
-    let out = Command::new("psql")
-        .arg(var("DATABASE_ADMIN_URL"))
-        .args(["-tAXc", query])
-        .output()
-        .expect("psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Unique content: `label`, a uuid, then filler up to `len` bytes.
@@ -78,7 +63,11 @@ fn world() -> World {
     let tenant = seed.tenants.remove(0);
     let user = tenant.user(0).clone();
     let token = login(&client(), &Stack::get().base_url, &user).access;
-    World { tenant, user, token }
+    World {
+        tenant,
+        user,
+        token,
+    }
 }
 
 impl World {
@@ -93,7 +82,10 @@ impl World {
                 .post(Stack::get().url(&format!("/api/v1/emails/{message}/attachments")))
                 .bearer_auth(&self.token)
                 .header("content-type", "text/plain")
-                .header("content-disposition", format!("attachment; filename=\"{name}\""))
+                .header(
+                    "content-disposition",
+                    format!("attachment; filename=\"{name}\""),
+                )
                 .body(body.to_vec()),
         );
         assert_eq!(r.status, 201, "upload {name}: {r:?}");
@@ -158,7 +150,7 @@ impl World {
 
 /// The open job of an attachment's content: (job id, blob id).
 fn job_of(attachment: &str) -> (String, String) {
-    let row = sql(&format!(
+    let row = psql(&format!(
         "SELECT j.id || ' ' || j.blob_id FROM scan_jobs j JOIN email_attachments a ON a.blob_id = j.blob_id \
          WHERE a.id = '{attachment}' ORDER BY j.created_at DESC LIMIT 1"
     ));
@@ -169,7 +161,7 @@ fn job_of(attachment: &str) -> (String, String) {
 }
 
 fn job_row(job: &str) -> Value {
-    let row = sql(&format!(
+    let row = psql(&format!(
         "SELECT json_build_object('status', status, 'attempts', attempts, 'locked_by', locked_by, \
          'last_error', last_error, 'lease_expires_at', lease_expires_at, 'available_at', available_at) \
          FROM scan_jobs WHERE id = '{job}'"
@@ -179,8 +171,12 @@ fn job_row(job: &str) -> Value {
 
 /// Puts these jobs first in the queue (pending ones become available now, oldest of all).
 fn prioritise(jobs: &[&str]) {
-    let list = jobs.iter().map(|j| format!("'{j}'")).collect::<Vec<_>>().join(",");
-    sql(&format!(
+    let list = jobs
+        .iter()
+        .map(|j| format!("'{j}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    psql(&format!(
         "UPDATE scan_jobs SET available_at = 0 WHERE id IN ({list}) AND status = 'pending'"
     ));
 }
@@ -188,7 +184,10 @@ fn prioritise(jobs: &[&str]) {
 /// `target/release/scan-worker` with the stack's settings; `extra` are flags, `env` overrides.
 fn worker(extra: &[&str], env: &[(&str, &str)]) -> Command {
     let bin = root().join("target/release/scan-worker");
-    assert!(bin.exists(), "target/release/scan-worker is not built (scripts/build)");
+    assert!(
+        bin.exists(),
+        "target/release/scan-worker is not built (scripts/build)"
+    );
     let mut cmd = Command::new(bin);
     for k in [
         "DATABASE_URL",
@@ -225,7 +224,9 @@ fn run_worker(extra: &[&str], env: &[(&str, &str)]) -> Vec<Value> {
     );
     stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
         .collect()
 }
 
@@ -239,16 +240,20 @@ fn scan_now(attachments: &[&str]) -> Vec<Value> {
     let log = run_worker(&["--max-jobs", &n, "--concurrency", "2"], &[]);
     for j in &jobs {
         assert!(
-            log.iter().any(|l| l["job"] == j.as_str() && l["msg"] == "job.done"),
+            log.iter()
+                .any(|l| l["job"] == j.as_str() && l["msg"] == "job.done"),
             "job {j} not done by the worker: {log:#?}"
         );
     }
     log
 }
 
+/// What the stand-in callback received: headers (lower-case names) and body.
+type Received = (HashMap<String, String>, Vec<u8>);
+
 /// A tiny HTTP receiver standing in for the callback: answers `status` to every request and hands
 /// over (headers, body) of each.
-fn receiver(status: u16) -> (String, mpsc::Receiver<(HashMap<String, String>, Vec<u8>)>) {
+fn receiver(status: u16) -> (String, mpsc::Receiver<Received>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/api/v1/scan/callback", l.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
@@ -268,21 +273,22 @@ fn receiver(status: u16) -> (String, mpsc::Receiver<(HashMap<String, String>, Ve
                     headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
                 }
             }
-            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut body = vec![0; len];
             r.read_exact(&mut body).unwrap();
-            let _ = conn
-                .write_all(format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
             if tx.send((headers, body)).is_err() {
                 return;
             }
         }
     });
     (url, rx)
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,7 +320,7 @@ fn scan_worker_posts_a_signed_verdict() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((t - now_secs()).abs() < 60, "t={t}");
+    assert!((t - now_s()).abs() < 60, "t={t}");
     let expected = scan_core::signature::sign(secret.as_bytes(), t, &body);
     assert_eq!(header, &expected);
     assert!(
@@ -330,7 +336,7 @@ fn scan_worker_posts_a_signed_verdict() {
     assert!(v["signature"].as_str().unwrap().contains("EICAR"), "{v}");
     assert!(v["engine"].as_str().unwrap().starts_with("ClamAV"), "{v}");
     let at = v["scannedAt"].as_i64().unwrap();
-    assert!((at / 1000 - now_secs()).abs() < 60, "scannedAt {at}");
+    assert!((at / 1000 - now_s()).abs() < 60, "scannedAt {at}");
 
     // The job is done; nothing in the log carries a secret.
     assert_eq!(job_row(&job)["status"], "done");
@@ -357,7 +363,7 @@ fn scan_worker_hands_back_on_callback_5xx_and_too_large_is_an_error() {
     assert_eq!(row["attempts"], 1);
     assert!(row["last_error"].as_str().unwrap().contains("503"), "{row}");
     assert!(
-        row["available_at"].as_i64().unwrap() > now_secs() * 1000,
+        row["available_at"].as_i64().unwrap() > now_s() * 1000,
         "backed off: {row}"
     );
 
@@ -373,7 +379,10 @@ fn scan_worker_hands_back_on_callback_5xx_and_too_large_is_an_error() {
     let (_, body) = got.recv_timeout(Duration::from_secs(5)).expect("a verdict");
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["status"], "error", "{v}");
-    assert!(v["details"].as_str().unwrap().contains("too large to scan"), "{v}");
+    assert!(
+        v["details"].as_str().unwrap().contains("too large to scan"),
+        "{v}"
+    );
     assert_eq!(job_row(&job)["status"], "done");
 }
 
@@ -403,7 +412,12 @@ fn scan_eicar_is_infected_and_never_served() {
             s.to_string().contains("Attachments.Test.EICAR"),
             "the signature name: {s}"
         );
-        assert!(s["engine"].as_str().is_some_and(|e| e.starts_with("ClamAV")), "{s}");
+        assert!(
+            s["engine"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("ClamAV")),
+            "{s}"
+        );
         assert!(s["scannedAt"].is_number(), "{s}");
         w.assert_blocked(att);
     }
@@ -411,7 +425,7 @@ fn scan_eicar_is_infected_and_never_served() {
     assert_eq!(job_row(&job)["status"], "done");
     // The callback also took the object out of its normal key (moved to quarantine/ or deleted).
     let start = Instant::now();
-    while sql(&format!(
+    while psql(&format!(
         "SELECT coalesce(quarantine_action, '') FROM attachment_blobs WHERE id = '{blob}'"
     ))
     .is_empty()
@@ -530,17 +544,16 @@ fn scan_job_of_a_killed_worker_is_taken_over_after_its_lease() {
 
     // Before the lease ends nobody else may take it; after, the next worker does.
     let lease_end = row["lease_expires_at"].as_i64().unwrap();
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    if lease_end > now_ms + 1500 {
+    if lease_end > now_ms() + 1500 {
         let log = run_worker(&["--max-jobs", "1"], &[]);
         assert!(
             !log.iter().any(|l| l["job"] == job.as_str()),
             "taken before the lease ended: {log:?}"
         );
     }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    if lease_end > now_ms {
-        std::thread::sleep(Duration::from_millis((lease_end - now_ms + 300) as u64));
+    let now = now_ms();
+    if lease_end > now {
+        std::thread::sleep(Duration::from_millis((lease_end - now + 300) as u64));
     }
     let log = run_worker(&["--max-jobs", "1"], &[]);
     assert!(

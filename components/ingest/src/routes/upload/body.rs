@@ -15,7 +15,7 @@ use spin_sdk::wasip3::wit_bindgen::{FutureReader, FutureWriter, StreamReader, St
 use spin_sdk::wasip3::wit_future;
 
 /// The largest read: one frame of the runner's HTTP server fits (hyper buffers up to ~400 KiB).
-pub(crate) const READ_SIZE: usize = 512 * 1024;
+const READ_SIZE: usize = 512 * 1024;
 
 type Trailers = FutureReader<Result<Option<types::Trailers>, ErrorCode>>;
 
@@ -32,7 +32,7 @@ enum State {
 }
 
 /// The chunks of `body` (an error when the client aborted or the body is malformed).
-pub(crate) fn chunks(
+pub(super) fn chunks(
     mut body: IncomingRequestBody,
 ) -> impl Stream<Item = Result<Bytes, ErrorCode>> + Send + 'static {
     let state = match body.take_unstarted() {

@@ -1,0 +1,120 @@
+//! Content leaves: the `attachment.download` audit row, then the object streamed from storage
+//! (its body handed on, never copied through the component) or a `302` to a presigned storage URL.
+
+use delivery::serve::Mode;
+use delivery::{Answer, RangeOutcome};
+use edge::app::{Call, Reply};
+use edge::{ApiError, RequestId, response};
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+use signed_url::Grant;
+use storage::ObjectKey;
+use storage::request::ByteRange;
+use store::audit_log::{self, AuditEntry};
+use store::{Conn, TenantTx};
+
+use crate::Config;
+
+pub(super) fn storage_error(e: storage::StorageError) -> ApiError {
+    if e.is_unavailable() {
+        ApiError::unavailable(format!("storage: {e}"))
+    } else {
+        ApiError::internal(format!("storage: {e}"))
+    }
+}
+
+/// The audit row of a `GET` answered with content (no user: whoever holds the URL is unknown).
+pub(super) async fn audit<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    grant: &Grant,
+    call: &Call,
+    headers: &HeaderMap,
+    answer: &Answer,
+    size: u64,
+    mode: Mode,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        user: None,
+        action: "attachment.download",
+        resource_type: Some("attachment"),
+        resource_id: Some(grant.attachment_id.to_string()),
+        request_id: call.request_id.as_str(),
+        client_addr: edge::client::client_ip(headers).map(|ip| ip.to_string()),
+        details: json!({
+            "range": answer.outcome.storage_range(),
+            "status": answer.status,
+            "bytes": answer.outcome.length(size),
+            "mode": mode.as_str(),
+        }),
+    };
+    Ok(audit_log::record(tx, &entry).await?)
+}
+
+/// `302` to a presigned `GET` of `key` that answers with the same type and disposition.
+pub(super) fn redirect(
+    cfg: &Config,
+    key: &ObjectKey,
+    answer: &Answer,
+    rid: &RequestId,
+) -> Result<Reply, ApiError> {
+    let find = |n: &str| {
+        answer
+            .headers
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let location = cfg.presigner.get_url(
+        key.as_str(),
+        find("content-type"),
+        find("content-disposition"),
+        std::time::SystemTime::now(),
+    )?;
+    let mut res = response::empty(StatusCode::FOUND, rid);
+    let headers = [
+        ("location", location),
+        ("cache-control", "no-store".to_owned()),
+        ("x-content-type-options", "nosniff".to_owned()),
+    ];
+    response::apply_headers(&mut res, &headers);
+    Ok(res.into())
+}
+
+/// The object (the answer's range of it) from storage, its body handed on as it arrives.
+pub(super) async fn stream(
+    cfg: &Config,
+    key: &ObjectKey,
+    answer: &Answer,
+    size: u64,
+    rid: &RequestId,
+) -> Result<Reply, ApiError> {
+    let range = match answer.outcome {
+        RangeOutcome::Partial { first, last } => Some(ByteRange::From {
+            start: first,
+            end: Some(last),
+        }),
+        _ => None,
+    };
+    let upstream = cfg
+        .storage
+        .get_object(key, range)
+        .await
+        .map_err(storage_error)?;
+    let want = if range.is_some() { 206 } else { 200 };
+    let got = upstream.status().as_u16();
+    // Garage answers 200 to a range covering the whole object only if it ignores the range; accept
+    // 206 for a partial request and 200 for a full one.
+    if got != want && !(want == 206 && got == 200 && answer.outcome.length(size) == size) {
+        return Err(ApiError::internal(format!(
+            "storage GET answered {got}, expected {want}"
+        )));
+    }
+    let mut res = http::Response::new(());
+    *res.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    response::apply_headers(&mut res, &answer.headers);
+    response::set_request_id(&mut res, rid);
+    let (parts, ()) = res.into_parts();
+    let res = edge::relay::response(parts, upstream.into_body())
+        .map_err(|e| ApiError::internal(format!("response: {e:?}")))?;
+    Ok(Reply::Streamed(answer.status, res))
+}

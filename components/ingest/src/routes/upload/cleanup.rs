@@ -1,0 +1,48 @@
+//! Objects an upload must not leave behind: a failed file's unfinished upload, every object of a
+//! failed request, and the copy of content that turned out to be stored already. Best effort: a
+//! failure is logged (`storage_cleanup_failed`) for the sweeper.
+
+use edge::log;
+use serde_json::json;
+use storage::ObjectKey;
+use storage::client::ObjectWriter;
+
+use super::file::Stored;
+use crate::view::Attachment;
+use crate::{Config, NAME};
+
+fn cleanup_failed(key: &ObjectKey, cause: impl std::fmt::Display) {
+    let fields = json!({ "key": key.as_str(), "cause": cause.to_string() });
+    log::event(NAME, "storage_cleanup_failed", fields);
+}
+
+/// Aborts a writer's multipart upload (or deletes what it put).
+pub(super) async fn abort_writer(w: &mut ObjectWriter<'_>) {
+    if let Err(e) = w.abort().await {
+        cleanup_failed(w.key(), e);
+    }
+}
+
+async fn delete<'a>(cfg: &Config, keys: impl Iterator<Item = &'a ObjectKey>) {
+    for key in keys {
+        if let Err(e) = cfg.storage.delete_object(key).await {
+            cleanup_failed(key, e);
+        }
+    }
+}
+
+/// Deletes every object this request stored.
+pub(super) async fn delete_uploaded(cfg: &Config, stored: &[Stored]) {
+    delete(cfg, stored.iter().filter(|s| s.uploaded).map(|s| &s.key)).await;
+}
+
+/// Deletes the copies this request uploaded of content the tenant already had (`recorded[i]` is
+/// the answer for `stored[i]`): no row references them.
+pub(super) async fn delete_deduplicated(cfg: &Config, stored: &[Stored], recorded: &[Attachment]) {
+    let dups = stored
+        .iter()
+        .zip(recorded)
+        .filter(|(s, a)| s.uploaded && a.is_deduplicated)
+        .map(|(s, _)| &s.key);
+    delete(cfg, dups).await;
+}

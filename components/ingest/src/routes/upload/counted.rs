@@ -1,0 +1,131 @@
+//! The request body as it streams: counted against the size limit (the whole body, parts and all),
+//! for multipart/form-data also hashed whole (a `Repr-Digest` covers the whole body), and the first
+//! failure remembered, so that whoever reads it (the file pipeline, the multipart parser) answers
+//! the right problem.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use attachment_policy::{PolicyError, SizeCounter};
+use bytes::Bytes;
+use edge::{ApiError, Problem};
+use futures::Stream;
+use sha2::{Digest, Sha256};
+
+use super::policy;
+
+/// Why the body stopped.
+#[derive(Debug)]
+enum Failure {
+    TooLarge,
+    Read(String),
+}
+
+/// What the body did so far; shared between the stream and its readers.
+pub(super) struct Tally {
+    counter: SizeCounter,
+    hasher: Option<Sha256>,
+    failure: Option<Failure>,
+}
+
+/// A [`Tally`] shared by the stream and whoever asks it afterwards.
+#[derive(Clone)]
+pub(super) struct Shared(Arc<Mutex<Tally>>);
+
+impl Shared {
+    /// A tally for a body of at most `counter`'s limit, hashed whole when `hash_whole`.
+    pub fn new(counter: SizeCounter, hash_whole: bool) -> Self {
+        Self(Arc::new(Mutex::new(Tally {
+            counter,
+            hasher: hash_whole.then(Sha256::new),
+            failure: None,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tally> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes read so far.
+    pub fn seen(&self) -> u64 {
+        self.lock().counter.seen()
+    }
+
+    /// The hash of the whole body (once it has been read), when it was hashed whole.
+    pub fn take_hash(&self) -> Option<Sha256> {
+        self.lock().hasher.take()
+    }
+
+    /// The error for a body that stopped: over the limit (`413`) or unreadable (client abort,
+    /// truncated: `400`); else a malformed multipart body, as `parser` says.
+    pub fn failure(&self, parser: impl std::fmt::Display) -> ApiError {
+        match &self.lock().failure {
+            Some(Failure::TooLarge) => policy(PolicyError::TooLarge),
+            Some(Failure::Read(cause)) => {
+                ApiError::new(Problem::bad_request("The request body could not be read."))
+                    .with_cause(format!("reading request body: {cause}"))
+            }
+            None => ApiError::new(Problem::bad_request("Malformed multipart/form-data body."))
+                .with_cause(format!("multipart: {parser}")),
+        }
+    }
+}
+
+/// The error item of a [`Counted`] stream; the reason is in its [`Shared`] tally.
+#[derive(Debug)]
+pub(super) struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// A body stream that keeps a [`Shared`] tally.
+pub(super) struct Counted<S> {
+    inner: Pin<Box<S>>,
+    tally: Shared,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S, tally: Shared) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            tally,
+        }
+    }
+}
+
+impl<S, E> Stream for Counted<S>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Debug,
+{
+    type Item = Result<Bytes, Stopped>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        let mut t = self.tally.lock();
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Ok(b))) => {
+                if t.counter.add(b.len()).is_err() {
+                    t.failure = Some(Failure::TooLarge);
+                    return Poll::Ready(Some(Err(Stopped)));
+                }
+                if let Some(h) = t.hasher.as_mut() {
+                    h.update(&b);
+                }
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                t.failure = Some(Failure::Read(format!("{e:?}")));
+                Poll::Ready(Some(Err(Stopped)))
+            }
+        }
+    }
+}

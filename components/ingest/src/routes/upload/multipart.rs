@@ -1,0 +1,69 @@
+//! A multipart/form-data body: every file part goes through the file pipeline, all or nothing;
+//! plain form fields are read and dropped.
+
+use attachment_policy::{SafeFilename, declared_type};
+use bytes::Bytes;
+use edge::{ApiError, Problem};
+use futures::Stream;
+use uuid::Uuid;
+
+use super::counted::{Counted, Shared};
+use super::file::{self, Stored};
+use super::source::FieldSource;
+use super::{cleanup, policy};
+use crate::Config;
+
+/// Ingests every file part of `body`; on any failure the parts already stored go too and `stored`
+/// is left empty.
+pub(super) async fn ingest<S, E>(
+    body: Counted<S>,
+    tally: &Shared,
+    content_type: Option<&str>,
+    content_length: Option<u64>,
+    cfg: &Config,
+    tenant: Uuid,
+    stored: &mut Vec<Stored>,
+) -> Result<(), ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Debug,
+{
+    let boundary = content_type
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| {
+            ApiError::new(Problem::bad_request(
+                "multipart/form-data needs a boundary.",
+            ))
+        })?;
+    let mut mp = multer::Multipart::new(body, boundary);
+    let result: Result<(), ApiError> = async {
+        while let Some(mut field) = mp.next_field().await.map_err(|e| tally.failure(e))? {
+            let Some(raw) = field.file_name().map(str::to_owned) else {
+                // A plain form field: ignored (read and dropped).
+                while field.chunk().await.map_err(|e| tally.failure(e))?.is_some() {}
+                continue;
+            };
+            let name = SafeFilename::parse(&raw, &cfg.extensions).map_err(policy)?;
+            let declared = declared_type(field.content_type().map(|m| m.essence_str()));
+            let mut src = FieldSource {
+                field: &mut field,
+                tally: tally.clone(),
+                content_length,
+            };
+            file::ingest(&mut src, cfg, tenant, name, declared, true, stored).await?;
+        }
+        if stored.is_empty() {
+            return Err(ApiError::new(Problem::bad_request(
+                "The multipart/form-data body has no file part.",
+            )));
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        // All or nothing: the parts already stored go too.
+        cleanup::delete_uploaded(cfg, stored).await;
+        stored.clear();
+    }
+    result
+}

@@ -1,0 +1,69 @@
+//! What the request's head says about an upload, judged before any byte of the body is read.
+
+use attachment_policy::{PolicyError, ReprDigest, SafeFilename, declared_type};
+use edge::ApiError;
+use http::HeaderMap;
+use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+
+use super::policy;
+use crate::Config;
+
+/// An upload as its head describes it.
+pub(super) struct Upload {
+    /// The declared `Content-Length`, within the limit.
+    pub expected: Option<u64>,
+    /// The `sha-256` of `Repr-Digest`: the content must hash to it.
+    pub digest: Option<ReprDigest>,
+    /// The declared type of the body (its parts for multipart/form-data).
+    pub content_type: Option<String>,
+    /// The raw body's filename; `None` for multipart/form-data, whose parts name their files.
+    pub raw_name: Option<SafeFilename>,
+}
+
+impl Upload {
+    pub fn is_multipart(&self) -> bool {
+        self.raw_name.is_none()
+    }
+}
+
+fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `413` over the size limit, `400` for a malformed `Content-Length` or `Repr-Digest`, `422`/`415`
+/// for a raw body without an acceptable filename.
+pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
+    let headers = &parts.headers;
+    let expected = cfg
+        .size_limit
+        .check_content_length(header(headers, CONTENT_LENGTH))
+        .map_err(policy)?;
+    let digest = match header(headers, "repr-digest") {
+        Some(h) => ReprDigest::parse(h).map_err(policy)?,
+        None => None,
+    };
+    let content_type = header(headers, CONTENT_TYPE).map(str::to_owned);
+    let multipart =
+        declared_type(content_type.as_deref()).as_deref() == Some("multipart/form-data");
+    let raw_name = if multipart {
+        None
+    } else {
+        let raw = delivery::disposition::upload_filename(
+            header(headers, CONTENT_DISPOSITION),
+            parts.uri.query(),
+        )
+        .ok_or_else(|| {
+            policy(PolicyError::InvalidFilename(
+                "Give the filename in Content-Disposition or ?filename=.",
+            ))
+        })?;
+        Some(SafeFilename::parse(&raw, &cfg.extensions).map_err(policy)?)
+    };
+    Ok(Upload {
+        expected,
+        digest,
+        content_type,
+        raw_name,
+    })
+}

@@ -1,0 +1,64 @@
+//! `POST /api/v1/scan/callback`: a scanner reports a verdict.
+//!
+//! In this order (the first failure answers):
+//! 1. the body, at most [`MAX_BODY`] bytes (`413 payload_too_large`);
+//! 2. `X-Scan-Signature` over the exact bytes (`401 signature_invalid`, one answer for every refusal:
+//!    the log says which); nothing about targets is revealed before this passes;
+//! 3. JSON media type (`415`) and the body ([`scan_core::Callback::parse`], `400 bad_request`);
+//! 4. the verdict, in one tenant transaction ([`verdict`]; `404 not_found` for an unknown target);
+//! 5. for `infected`/`suspicious` content, the object's quarantine ([`quarantine`]), resumed on every
+//!    callback for that content until it is complete (so a retry finishes an interrupted one).
+//!
+//! A verdict the state machine ignores (replay, stale, release of quarantine, failed rescan of clean
+//! content) is `204` like an applied one. Storage trouble after the verdict committed is `503`: the
+//! scanner retries, the verdict is then a replay, and the quarantine resumes.
+
+pub(crate) mod quarantine;
+pub(crate) mod verdict;
+
+use edge::app::{Call, Reply};
+use edge::{ApiError, Code, Problem, body, response};
+use http::StatusCode;
+use scan_core::Callback;
+use scan_core::signature::{self, HEADER, SignatureError};
+use spin_sdk::http::Request;
+use store::spin::Db;
+
+use crate::Config;
+
+/// Largest callback body. A valid one is under 8 KiB (bounded fields); the cap leaves room for
+/// JSON escapes and members we ignore.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+pub(crate) async fn handle(
+    req: Request,
+    call: &mut Call,
+    cfg: &'static Config,
+) -> Result<Reply, ApiError> {
+    let (parts, b) = req.into_parts();
+    let bytes = body::read_limited(&parts.headers, b, MAX_BODY).await?;
+    let now = auth_core::unix_now();
+    let header =
+        signature::single_header(parts.headers.get_all(HEADER).iter().map(|v| v.as_bytes()));
+    if let Err(e) = cfg.secrets.verify(header, &bytes, now) {
+        return Err(unauthorized(&e, call));
+    }
+    body::require_json(&parts.headers)?;
+    let cb = Callback::parse(&bytes, now.saturating_mul(1000))
+        .map_err(|e| ApiError::new(Problem::bad_request(e.to_string())))?;
+
+    let db = Db::open(&cfg.database_url).await?;
+    let client_addr = edge::client::client_ip(&parts.headers).map(|ip| ip.to_string());
+    let decided = verdict::apply(&db, &cb, client_addr, call).await?;
+    // The verdict is in force (downloads refuse quarantine content from here on); now the object.
+    quarantine::ensure(cfg, &db, &decided, call).await?;
+    Ok(response::empty(StatusCode::NO_CONTENT, &call.request_id).into())
+}
+
+fn unauthorized(e: &SignatureError, call: &mut Call) -> ApiError {
+    call.log.reason = Some(e.reason().to_owned());
+    ApiError::new(Problem::with_status(Code::SignatureInvalid, 401).detail(
+        "X-Scan-Signature is missing, malformed, outside the allowed time window, or does not match.",
+    ))
+    .with_header("WWW-Authenticate", "X-Scan-Signature realm=\"scan-callback\"")
+}
