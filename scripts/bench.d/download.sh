@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Issue 6: delivery through the signed URL (download component, streaming mode) against a direct
+# Delivery through the signed URL (download component, streaming mode) against a direct
 # GET from the same Garage. Sourced by scripts/bench, which has started the stack (BASE_URL,
 # DATABASE_ADMIN_URL, S3_*, SPIN_VARIABLE_* in the environment).
 #
@@ -7,7 +7,8 @@
 # as the admin database user), so this section does not depend on the ingest component.
 # Measures: 1 GiB GET time through the signed URL vs direct (best of BENCH_DL_ROUNDS), and time to
 # first byte (curl's time_starttransfer) p50/p99 for a 100 KiB object at concurrency 1 and 32
-# (BENCH_DL_TTFB_N requests each), for both paths. Rewrites "## Download (issue 6)" in BENCHMARKS.md.
+# (BENCH_DL_TTFB_N requests each), for both paths. Rewrites the section `download` of BENCHMARKS.md
+# and its rows of the summary table.
 #
 # Knobs: BENCH_DL_SIZE_MIB (default 1024), BENCH_DL_ROUNDS (default 3), BENCH_DL_TTFB_N (default 400).
 
@@ -114,9 +115,9 @@ print(t["id"], u["id"], u["email"], u["password"])' <<<"$seed_json")
   IFS='|' read -r s1 s2 d1 d2 <<<"${ttfb[32]}"
   row32="| 32 | $s1 | $s2 | $d1 | $d2 |"
 
-  bench_write_section "$(
+  bench_write_section download "$(
     cat <<MD
-## Download (issue 6)
+## Download
 
 $(date -u +%Y-%m-%d), $(bench_machine). \`scripts/bench download\`: the stack of scripts/test (release spinlet,
 Garage 2.5 single node, Postgres), content seeded directly (object PUT + rows), \`download_mode = stream\`.
@@ -137,5 +138,10 @@ $row1
 $row32
 MD
   )"
+  IFS='|' read -r s1 s2 d1 d2 <<<"${ttfb[1]}"
+  bench_summary_row "[Download](#download): large GET, time through the signed URL / direct from Garage" "≤ 1.3" \
+    "$ratio (${mib} MiB: $(printf '%.2f s / %.2f s' "$best_signed" "$best_direct"))" "$(bench_verdict "$ratio" '<=' 1.3)"
+  bench_summary_row "[Download](#download): time to first byte of 100 KiB through the signed URL, 1 at a time, p50" \
+    "no goal set" "$s1 ms (direct: $d1 ms)" "—"
   say "download: ratio $ratio (signed ${best_signed}s vs direct ${best_direct}s)"
 }

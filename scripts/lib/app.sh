@@ -28,7 +28,7 @@ app_secrets() {
     'ATTACHMENTS_APP_PASSWORD=rand_hex 16' \
     'URL_SIGNING_KEY=rand_hex 32' \
     'SCAN_CALLBACK_SECRET=rand_hex 32'
-  # Auth keys (issue 4) come from auth-core's keygen (crates/auth-core, built by scripts/build).
+  # Auth keys come from auth-core's keygen (crates/auth-core, built by scripts/build).
   if [[ -x "$KEYGEN" ]]; then
     # shellcheck disable=SC2016
     load_or_create_env "$DATA_DIR/secrets.env" \
@@ -42,7 +42,7 @@ app_secrets() {
 # What is missing to run the app, one line each (empty when nothing is).
 app_missing_parts() {
   [[ -f "$MANIFEST" ]] || echo "spin.toml does not exist yet"
-  [[ -x "$SPINLET" ]] || echo "target/release/spinlet is not built (crates/runner)"
+  [[ -x "$SPINLET" ]] || echo "target/release/spinlet is not built (tools/spinlet)"
   [[ -x "$MIGRATE" ]] || echo "target/release/migrate is not built (crates/db-tools)"
   return 0
 }
@@ -80,7 +80,7 @@ app_export_env() {
   _spinvar s3_access_key_id "$S3_ACCESS_KEY_ID"
   _spinvar s3_secret_access_key "$S3_SECRET_ACCESS_KEY"
   _spinvar public_base_url "$BASE_URL"
-  # Auth (issue 4): the signing ring, its public JWKS, the internal context key.
+  # Auth: the signing ring, its public JWKS, the internal context key.
   if [[ -n "${AUTH_SIGNING_KEYS:-}" ]]; then
     _spinvar auth_signing_keys "$AUTH_SIGNING_KEYS"
     if [[ -z "${SPIN_VARIABLE_AUTH_VERIFICATION_KEYS:-}" ]]; then
@@ -90,9 +90,9 @@ app_export_env() {
     fi
     _spinvar auth_context_key "$AUTH_CONTEXT_KEY"
   fi
-  # Download (issue 6): a key ring `kid:key[,kid:key]` (crates/signed-url); one generated key here.
+  # Download: a key ring `kid:key[,kid:key]` (crates/signed-url); one generated key here.
   _spinvar url_signing_keys "dev1:$URL_SIGNING_KEY"
-  # Scan issue: one secret for now; that issue settles the list format here.
+  # Scan callback: a ring of one secret here (the variable takes a comma-separated list).
   _spinvar scan_callback_secrets "$SCAN_CALLBACK_SECRET"
 }
 # _spinvar NAME VALUE: export SPIN_VARIABLE_<NAME> unless the environment already sets it.

@@ -133,11 +133,30 @@ load_or_create_env() {
   done <"$file"
 }
 
-# ---- workspace ---------------------------------------------------------------
-# Directories of the wasm-only packages (components/* and tests/components/*) that exist.
+# ---- workspaces ----------------------------------------------------------------
+# The product's workspace is $ROOT. The local runner (spinlet) is a workspace of its own, with its own
+# Cargo.lock, that builds into the same target/ (its .cargo/config.toml).
+RUNNER_DIR="$ROOT/tools/spinlet"
+
+# runner_cargo ARGS...: cargo in the runner's workspace. It runs from tools/spinlet because cargo reads
+# .cargo/config.toml from the working directory, not from --manifest-path: from $ROOT the runner would
+# build into tools/spinlet/target, not target/.
+runner_cargo() { (cd "$RUNNER_DIR" && cargo "$@"); }
+
+# Directories of the product's wasm-only packages (components/*) that exist.
 wasm_package_dirs() {
   local d
-  for d in "$ROOT"/components/*/ "$ROOT"/tests/components/*/; do
+  for d in "$ROOT"/components/*/; do
+    [[ -f "$d/Cargo.toml" ]] && echo "${d%/}"
+  done
+  return 0
+}
+
+# Directories of the runner's fixture components (tools/spinlet/tests/components/*: wasm-only packages of
+# the runner's workspace, for its conformance tests and benchmarks) that exist.
+runner_fixture_dirs() {
+  local d
+  for d in "$RUNNER_DIR"/tests/components/*/; do
     [[ -f "$d/Cargo.toml" ]] && echo "${d%/}"
   done
   return 0
@@ -152,8 +171,8 @@ package_name() {
     }' "$1/Cargo.toml"
 }
 
-# component_wasm DIR: where the release build of the component package in DIR lands
-# (with either toolchain: scripts/build copies the Debian fallback's output there too).
+# component_wasm DIR: where the release build of the component package in DIR lands, for either
+# workspace (both build into target/; scripts/build copies the Debian fallback's output there too).
 component_wasm() {
   local name
   name=$(package_name "$1")

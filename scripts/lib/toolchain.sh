@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The wasm32-wasip2 toolchain: rustup's target where it is installed, else Debian's
-# rustc-web + rust-web-src with -Zbuild-std (see ../shared/engineering-notes.md).
+# rustc-web + rust-web-src with -Zbuild-std, for machines where rustup cannot download the target (the
+# std sources rust-web-src ships are compiled for wasm32-wasip2, linked with lld-19 and wasi-libc).
 #
 # Knobs:
 #   WASM_TOOLCHAIN=rustup|debian   force one (default: rustup if its target is installed)
@@ -50,19 +51,23 @@ wasm_toolchain_mode() {
   fi
 }
 
-# wasm_cargo SUBCOMMAND ARGS...: run cargo for wasm32-wasip2 with whichever toolchain works,
-# e.g. `wasm_cargo build --release -p auth`.
-wasm_cargo() {
-  local mode sub=$1
-  shift
+# wasm_cargo SUBCOMMAND ARGS...: run cargo for wasm32-wasip2 with whichever toolchain works, in the
+# product's workspace, e.g. `wasm_cargo build --release -p auth`.
+wasm_cargo() { wasm_cargo_in "$ROOT" "$@"; }
+
+# wasm_cargo_in DIR SUBCOMMAND ARGS...: the same, run from DIR (another workspace, such as the runner's
+# in tools/spinlet: cargo reads that workspace's .cargo/config.toml only from there).
+wasm_cargo_in() {
+  local mode dir=$1 sub=$2
+  shift 2
   mode=$(wasm_toolchain_mode) || die "no wasm32-wasip2 toolchain: run scripts/bootstrap"
   if [[ "$mode" == rustup ]]; then
-    (cd "$ROOT" && cargo "$sub" --target "$WASM_TARGET" "$@")
+    (cd "$dir" && cargo "$sub" --target "$WASM_TARGET" "$@")
   else
     [[ -x "$TOOLCHAIN_SHIM_DIR/wasm-ld" && -x "$TOOLCHAIN_SHIM_DIR/wasm-component-ld" ]] ||
       die "missing wasm-ld/wasm-component-ld in ${TOOLCHAIN_SHIM_DIR#"$ROOT"/}: run scripts/bootstrap"
     (
-      cd "$ROOT" || exit 1
+      cd "$dir" || exit 1
       # rustup's cargo/rustc come first on PATH: call Debian's by full path.
       export PATH="$TOOLCHAIN_SHIM_DIR:$PATH"
       export RUSTC="$DEBIAN_RUSTC" RUSTC_BOOTSTRAP=1
