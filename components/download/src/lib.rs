@@ -4,8 +4,8 @@
 //!
 //! | route | who | file |
 //! |---|---|---|
-//! | `POST /api/v1/attachments/{id}/download-url` | behind the auth middleware | [`routes::issue_url`] |
-//! | `POST /api/v1/attachments/{id}/revoke-urls` | behind the auth middleware, uploader or admin | [`routes::revoke_urls`] |
+//! | `POST /api/v1/attachments/{id}/download-url` | behind the auth middleware, message owner, uploader or admin | [`routes::issue_url`] |
+//! | `POST /api/v1/attachments/{id}/revoke-urls` | behind the auth middleware, message owner, uploader or admin | [`routes::revoke_urls`] |
 //! | `GET`/`HEAD /api/v1/files/...` | public: the signature is the credential | [`routes::file`] |
 //!
 //! The URL format, signing and verification live in `crates/signed-url`; headers, ranges,

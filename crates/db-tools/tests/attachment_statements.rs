@@ -183,8 +183,13 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
     let tx = Tx::for_tenant(&app, &tenant).await.unwrap();
     let locked = attachments::lock(&tx, first.id).await.unwrap().unwrap();
     assert_eq!(
-        (locked.uploader, locked.is_deleted, locked.blob),
-        (colleague, false, blob.id)
+        (
+            locked.uploader,
+            locked.is_deleted,
+            locked.blob,
+            locked.message_owner
+        ),
+        (colleague, false, blob.id, t.user)
     );
     attachments::bump_url_generation(&tx, first.id)
         .await

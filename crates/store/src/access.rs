@@ -1,13 +1,14 @@
 //! Who may do what to an attachment, as pure rules over the ids the statements return. Every route
-//! that touches an attachment asks here, so reading the record, its scan status and minting a URL for
-//! its content cannot drift apart. Another tenant's rows never get this far: row-level security hides
+//! that touches an attachment asks here, so reading the record, its scan status, minting a URL for its
+//! content and revoking those URLs cannot drift apart. Another tenant's rows never get this far: row-level security hides
 //! them, and the routes answer `404`.
 
 use auth_core::{AuthContext, Role};
 use uuid::Uuid;
 
-/// Reading an attachment (its record, scan status, content): the message's owner, the uploader, or
-/// an admin of the tenant. `uploader` is `None` for rules about a message as a whole.
+/// Reading an attachment (its record, scan status, content: issuing a download URL is reading the
+/// content, and so is revoking the URLs issued for it): the message's owner, the uploader, or an admin
+/// of the tenant. `uploader` is `None` for rules about a message as a whole.
 pub fn may_read(ctx: &AuthContext, message_owner: Uuid, uploader: Option<Uuid>) -> bool {
     let me = *ctx.user.as_uuid();
     ctx.role == Role::Admin || message_owner == me || uploader == Some(me)

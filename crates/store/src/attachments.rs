@@ -26,8 +26,10 @@ const INSERT: &str = "INSERT INTO email_attachments (tenant_id, message_id, blob
      filename, declared_mime, detected_mime, size_bytes) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at, url_generation";
 
-const LOCK: &str =
-    "SELECT uploader_user_id, is_deleted, blob_id FROM email_attachments WHERE id = $1 FOR UPDATE";
+const LOCK: &str = "SELECT a.uploader_user_id, a.is_deleted, a.blob_id, m.owner_user_id \
+     FROM email_attachments a \
+     JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id \
+     WHERE a.id = $1 FOR UPDATE OF a";
 
 const SOFT_DELETE: &str =
     "UPDATE email_attachments SET is_deleted = true, deleted_at = $2 WHERE id = $1";
@@ -184,6 +186,8 @@ pub struct Locked {
     pub uploader: Uuid,
     pub is_deleted: bool,
     pub blob: Uuid,
+    /// The owner of the attachment's message.
+    pub message_owner: Uuid,
 }
 
 /// Locks the attachment `id` (deleted or not) against concurrent changes.
@@ -195,6 +199,7 @@ pub async fn lock<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<Lock
                 uploader: r.uuid(0)?,
                 is_deleted: r.bool(1)?,
                 blob: r.uuid(2)?,
+                message_owner: r.uuid(3)?,
             })
         })
         .transpose()

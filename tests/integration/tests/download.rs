@@ -77,10 +77,25 @@ fn world() -> World {
     }
 }
 
-/// Inserts an attachment of `owner` with this content (a fresh object and blob every time).
+/// Inserts an attachment that `owner` uploaded to one of their own messages, with this content (a
+/// fresh object and blob every time).
 fn seed_attachment(
     tenant: &Tenant,
     owner: &User,
+    bytes: &[u8],
+    filename: &str,
+    mime: &str,
+    scan: &str,
+) -> String {
+    let message = tenant.message_of(owner, 0).id.clone();
+    seed_attachment_on(tenant, &message, owner, bytes, filename, mime, scan)
+}
+
+/// Inserts an attachment that `uploader` put on `message` (whoever owns it).
+fn seed_attachment_on(
+    tenant: &Tenant,
+    message: &str,
+    uploader: &User,
     bytes: &[u8],
     filename: &str,
     mime: &str,
@@ -91,10 +106,6 @@ fn seed_attachment(
     // Content hashes are unique per tenant: make the content unique by hashing a salt into rows
     // only when needed (tests upload distinct bytes).
     let hash = sha256_hex(bytes);
-    let message = psql(&format!(
-        "SELECT id FROM email_messages WHERE tenant_id = '{}' ORDER BY id LIMIT 1",
-        tenant.id
-    ));
     psql(&format!(
         "WITH b AS (INSERT INTO attachment_blobs (tenant_id, content_sha256, size_bytes, storage_key, sniffed_mime, scan_status) \
          VALUES ('{t}', '{hash}', {size}, '{blob_key}', {mime}, '{scan}') RETURNING id) \
@@ -103,7 +114,7 @@ fn seed_attachment(
         t = tenant.id,
         size = bytes.len(),
         mime = sql_str(mime),
-        owner = owner.id,
+        owner = uploader.id,
         name = sql_str(filename),
     ))
 }
@@ -196,13 +207,20 @@ fn round_trip_headers_head_and_audit() {
         (exp - before - 3_600_000).abs() < 10_000,
         "{exp} vs {before}"
     );
-    // A colleague in the same tenant may get a URL too; no body at all is fine.
+    // An admin may get a URL too; no body at all is fine.
+    let r = send(
+        client()
+            .post(format!("{}/api/v1/attachments/{id}/download-url", w.base))
+            .bearer_auth(&tokens(w.tenant.admin()).access),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    // A colleague who may not read the attachment may not mint a URL for it either.
     let r = send(
         client()
             .post(format!("{}/api/v1/attachments/{id}/download-url", w.base))
             .bearer_auth(&tokens(w.tenant.user(1)).access),
     );
-    assert_eq!(r.status, 200, "{r:?}");
+    r.assert_problem(403, "forbidden");
 
     let (status, headers, got) = get(url, &[]);
     assert_eq!(status, 200);
@@ -340,7 +358,7 @@ fn revoke_invalidates_issued_urls_only() {
                 .bearer_auth(&tok.access),
         )
     };
-    // Same tenant, neither uploader nor admin.
+    // Same tenant, neither the message's owner, the uploader nor an admin.
     revoke(&tokens(w.tenant.user(1))).assert_problem(403, "forbidden");
     assert_eq!(get(&url1, &[]).0, 200);
     assert_eq!(revoke(&t).status, 204);
@@ -370,6 +388,92 @@ fn revoke_invalidates_issued_urls_only() {
         w.tenant.id
     ));
     assert_eq!(n, "2");
+}
+
+/// Issuing and revoking URLs follow the rule of reading the attachment: its message's owner, its
+/// uploader and the tenant's admins may; a colleague who gets `403` on the attachment gets `403` here
+/// too, also when they hold the id of a revoked URL.
+#[test]
+fn issuing_and_revoking_follow_the_read_rule() {
+    let w = world();
+    let (owner, colleague, admin) = (w.tenant.user(0), w.tenant.user(1), w.tenant.admin());
+    // The admin attached a file to the owner's message: owner and uploader differ.
+    let message = w.tenant.message_of(owner, 0).id.clone();
+    let bytes = content("rule", 500);
+    let id = seed_attachment_on(
+        &w.tenant,
+        &message,
+        admin,
+        &bytes,
+        "r.txt",
+        "text/plain",
+        "clean",
+    );
+    let (to, tc, ta) = (tokens(owner), tokens(colleague), tokens(admin));
+    let c = client();
+    let post = |t: &Tokens, what: &str| {
+        send(
+            c.post(format!("{}/api/v1/attachments/{id}/{what}", w.base))
+                .bearer_auth(&t.access),
+        )
+    };
+    // The colleague may not read it ...
+    send(
+        c.get(format!("{}/api/v1/attachments/{id}", w.base))
+            .bearer_auth(&tc.access),
+    )
+    .assert_problem(403, "forbidden");
+    // ... so may not mint a URL, nor revoke them.
+    issue(&c, &tc, &id, json!({})).assert_problem(403, "forbidden");
+    issue(
+        &c,
+        &tc,
+        &id,
+        json!({"expiresIn": 604_800, "disposition": "inline"}),
+    )
+    .assert_problem(403, "forbidden");
+    post(&tc, "revoke-urls").assert_problem(403, "forbidden");
+
+    // The message's owner and the uploader may both.
+    let url = url_for(&to, &id, json!({}));
+    assert_eq!(get(&url, &[]).0, 200);
+    let by_uploader = url_for(&ta, &id, json!({}));
+    assert_eq!(get(&by_uploader, &[]).0, 200);
+    // The message's owner revokes a link they shared by mistake ...
+    assert_eq!(post(&to, "revoke-urls").status, 204);
+    for u in [&url, &by_uploader] {
+        let (s, _, b) = get(u, &[]);
+        assert_problem_bytes(s, &b, 403, "url_expired");
+    }
+    // ... and the colleague who saw it cannot mint a fresh one from the id it carries.
+    let leaked_id = url
+        .split("/api/v1/files/")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(leaked_id, id);
+    issue(&c, &tc, &leaked_id, json!({})).assert_problem(403, "forbidden");
+    // The uploader may revoke too; the owner's new URL works until then.
+    let fresh = url_for(&to, &id, json!({}));
+    let (s, _, b) = get(&fresh, &[]);
+    assert_eq!(s, 200);
+    assert!(b == bytes);
+    assert_eq!(post(&ta, "revoke-urls").status, 204);
+    let (s, _, b) = get(&fresh, &[]);
+    assert_problem_bytes(s, &b, 403, "url_expired");
+
+    // Both revocations are audited with who did it; the refused ones changed nothing.
+    let rows = psql(&format!(
+        "SELECT string_agg(user_id::text, ',' ORDER BY id) FROM email_audit_log WHERE tenant_id = '{}' \
+         AND action = 'attachment.revoke_urls' AND resource_id = '{id}'",
+        w.tenant.id
+    ));
+    assert_eq!(rows, format!("{},{}", owner.id, admin.id));
+    let generation = psql(&format!(
+        "SELECT url_generation FROM email_attachments WHERE id = '{id}'"
+    ));
+    assert_eq!(generation, "2");
 }
 
 #[test]

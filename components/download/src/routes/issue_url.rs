@@ -1,6 +1,8 @@
 //! `POST /api/v1/attachments/{id}/download-url` `{"expiresIn"?, "disposition"?}` → `200
-//! {"url","expiresAt"}` for any live attachment of the caller's tenant (another tenant's or a
-//! deleted one: `404`). The URL is issued whatever the scan status: serving checks it.
+//! {"url","expiresAt"}` for whoever may read the attachment (`store::access::may_read`: its message's
+//! owner, its uploader, the tenant's admins; anyone else of the tenant `403 forbidden`; another tenant's or a deleted attachment: `404`). A URL is the content
+//! itself for whoever holds it, so minting one is exactly reading, never more. The URL is issued
+//! whatever the scan status: serving checks it.
 
 use edge::app::{Call, Reply};
 use edge::body::{self, SMALL_JSON_LIMIT};
@@ -9,8 +11,8 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use signed_url::{Disposition, ExpiresIn, Target};
 use spin_sdk::http::Request;
-use store::attachments;
 use store::spin::Db;
+use store::{access, attachments};
 
 use crate::Config;
 
@@ -75,6 +77,9 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let Some(row) = row.filter(|r| !r.is_deleted) else {
         return Err(Problem::not_found().into());
     };
+    if !access::may_read(ctx, row.message_owner, Some(row.uploader)) {
+        return Err(Problem::forbidden().into());
+    }
     let target = Target {
         attachment_id: id,
         tenant_id: *ctx.tenant.as_uuid(),

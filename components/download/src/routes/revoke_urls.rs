@@ -1,7 +1,8 @@
-//! `POST /api/v1/attachments/{id}/revoke-urls` → `204`, for the uploader or an admin (`403`
-//! otherwise; another tenant's or a deleted attachment: `404`): bumps `url_generation`, which every
-//! signed URL carries, so every URL issued so far stops working; audited as
-//! `attachment.revoke_urls`.
+//! `POST /api/v1/attachments/{id}/revoke-urls` → `204`, for whoever may issue URLs of the
+//! attachment (`store::access::may_read`: its message's owner, its uploader, the tenant's admins;
+//! `403 forbidden` otherwise; another tenant's or a deleted attachment: `404`): bumps
+//! `url_generation`, which every signed URL carries, so every URL issued so far stops working;
+//! audited as `attachment.revoke_urls`.
 
 use edge::app::{Call, Reply};
 use edge::{ApiError, Problem, response};
@@ -25,7 +26,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         tx.rollback().await;
         return Err(Problem::not_found().into());
     };
-    if !access::may_manage(ctx, locked.uploader) {
+    if !access::may_read(ctx, locked.message_owner, Some(locked.uploader)) {
         tx.rollback().await;
         return Err(Problem::forbidden().into());
     }
