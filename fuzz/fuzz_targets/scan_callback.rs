@@ -1,9 +1,10 @@
-//! The scanner callback: `X-Scan-Signature` verification and body parsing on any input: never panics,
-//! and no signature made without the secret is accepted.
+//! The scanner callback: `X-Scan-Signature` verification and body parsing on any input, and the
+//! `name:secret` list of scanners: never panics, no signature made without a secret is accepted, a
+//! body dated ahead of the clock is never accepted, and a parsed list has a usable first entry.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scan_core::callback::Callback;
+use scan_core::callback::{Callback, MAX_FUTURE_SKEW_MS};
 use scan_core::signature::SecretRing;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,5 +19,13 @@ fuzz_target!(|data: &[u8]| {
             "{header:?}"
         );
     }
-    let _ = Callback::parse(body, 1_800_000_000_000);
+    if let Ok(cb) = Callback::parse(body, 1_800_000_000_000) {
+        assert!(cb.verdict.scanned_at <= 1_800_000_000_000 + MAX_FUTURE_SKEW_MS);
+    }
+    if let Ok(list) = std::str::from_utf8(body)
+        && let Ok(ring) = SecretRing::parse(list)
+    {
+        assert!(ring.current().len() >= scan_core::signature::MIN_SECRET_LEN);
+        assert!(!ring.current_name().is_empty() && !ring.current_name().contains(':'));
+    }
 });

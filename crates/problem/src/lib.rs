@@ -81,6 +81,8 @@ codes! {
     BadRequest = "bad_request" => 400, "The request is malformed.";
     /// A malformed id (e.g. not a UUID) in the path or body.
     InvalidId = "invalid_id" => 400, "An identifier in the request is malformed.";
+    /// A scanner's clock runs ahead: `scannedAt` or the signature time more than 5 s in the future.
+    ClockSkew = "clock_skew" => 400, "The sender's clock is ahead of the server's.";
     /// Wrong email or password (deliberately the same for both).
     InvalidCredentials = "invalid_credentials" => 401, "The email or password is incorrect.";
     /// Missing, malformed, forged or otherwise unacceptable bearer token.

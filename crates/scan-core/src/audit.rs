@@ -36,11 +36,15 @@ pub struct Decided<'a> {
     pub attachment: Option<Uuid>,
     /// How many open scan jobs it completed.
     pub jobs_completed: u64,
+    /// The name of the scanner whose secret signed the callback
+    /// ([`crate::signature::Signed::scanner`]).
+    pub scanner: &'a str,
 }
 
 /// The row of a decided callback: `scan.verdict` when it applied, `scan.verdict_ignored` when it
 /// would have released quarantined content (worth an operator's eye: a scanner says quarantined
-/// content is fine now), nothing for replays, stale and kept-clean verdicts.
+/// content is fine now), nothing for replays, kept-clean and refused verdicts. `details.scanner` names
+/// the scanner whose secret signed it.
 pub fn verdict(d: &Decided<'_>) -> Option<Entry> {
     let action = match d.decision {
         Decision::Apply { .. } => "scan.verdict",
@@ -57,6 +61,7 @@ pub fn verdict(d: &Decided<'_>) -> Option<Entry> {
         "contentHash": d.content_hash,
         "attachmentId": d.attachment.map(|a| a.hyphenated().to_string()),
         "jobsCompleted": d.jobs_completed,
+        "scanner": d.scanner,
     });
     if let Decision::Ignore(why) = d.decision {
         details["reason"] = why.as_str().into();
@@ -87,6 +92,7 @@ mod tests {
             content_hash: H,
             attachment: Some(Uuid::from_u128(1)),
             jobs_completed: 2,
+            scanner: "scan-worker",
         }
     }
 
@@ -108,12 +114,13 @@ mod tests {
                 "status": "clean", "previousStatus": "infected", "scannedAt": 1_790_000_000_000i64,
                 "engine": "ClamAV", "signature": null, "contentHash": H,
                 "attachmentId": "00000000-0000-0000-0000-000000000001", "jobsCompleted": 2,
+                "scanner": "scan-worker",
             })
         );
         let e = verdict(&decided(Decision::Ignore(Ignored::Quarantined), &v)).unwrap();
         assert_eq!(e.action, "scan.verdict_ignored");
         assert_eq!(e.details["reason"], "quarantined");
-        for why in [Ignored::Replay, Ignored::Stale, Ignored::KeptClean] {
+        for why in [Ignored::Replay, Ignored::KeptClean, Ignored::Refused] {
             assert_eq!(
                 verdict(&decided(Decision::Ignore(why), &v)),
                 None,

@@ -13,8 +13,11 @@
 //! Limits: `engine` at most [`MAX_ENGINE_CHARS`] characters, `signature` [`MAX_SIGNATURE_CHARS`],
 //! `details` [`MAX_DETAILS_CHARS`]; no control characters (`details` may carry `\n`, `\r`, `\t`).
 //! `scannedAt` must be a plausible epoch-millisecond time: not before [`MIN_SCANNED_AT_MS`] (a value in
-//! seconds is refused rather than taken for 1970) and not more than [`MAX_FUTURE_SKEW_MS`] ahead of the
-//! receiver's clock (a verdict dated in the future would otherwise outrank every later real one).
+//! seconds is refused rather than taken for 1970, [`BodyError::ScannedAt`]) and not more than
+//! [`MAX_FUTURE_SKEW_MS`] ahead of the receiver's clock ([`BodyError::ClockSkew`]: the scanner's clock is
+//! wrong). Verdicts are not ordered by `scannedAt` (see [`crate::verdict`]); it is the scanner's
+//! statement of when it scanned, shown to users and kept in the audit trail, so it must not lie about the
+//! future. [`check_signed_at`] holds the signature's `t` to the same bound.
 //!
 //! [`BodyError`]'s messages are client-safe: they name the field and the rule, never echo a value.
 
@@ -32,8 +35,9 @@ pub const MAX_DETAILS_CHARS: usize = 2000;
 /// Earliest accepted `scannedAt`: 2001-09-09T01:46:40Z in milliseconds (10^12). Anything smaller is
 /// almost certainly seconds, not milliseconds.
 pub const MIN_SCANNED_AT_MS: i64 = 1_000_000_000_000;
-/// How far `scannedAt` may be ahead of the receiver's clock (the signature window).
-pub const MAX_FUTURE_SKEW_MS: i64 = signature::TOLERANCE_SECS * 1000;
+/// How far `scannedAt` (and the signature's `t`) may be ahead of the receiver's clock: clocks that
+/// are kept in sync by NTP differ by milliseconds; anything beyond this is a wrong clock.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5_000;
 
 /// Why a callback body was refused (`400`). Display texts are safe to send to the scanner.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,8 +57,23 @@ pub enum BodyError {
     Status,
     #[error("\"{field}\" must be at most {max} characters without control characters.")]
     Text { field: &'static str, max: usize },
-    #[error("\"scannedAt\" must be epoch milliseconds, not before 2001 and not in the future.")]
+    #[error("\"scannedAt\" must be epoch milliseconds, not before 2001.")]
     ScannedAt,
+    /// `scannedAt` or the signature's `t` is more than [`MAX_FUTURE_SKEW_MS`] ahead of the receiver.
+    #[error(
+        "\"scannedAt\" or the signature time is more than 5 s ahead of the server's clock: fix the scanner's clock."
+    )]
+    ClockSkew,
+}
+
+/// Refuses a signature time `t` (unix seconds) more than [`MAX_FUTURE_SKEW_MS`] ahead of `now_ms`
+/// (the signature scheme itself accepts [`signature::TOLERANCE_SECS`] either way; a verified
+/// scanner whose clock runs ahead is told so).
+pub fn check_signed_at(t: i64, now_ms: i64) -> Result<(), BodyError> {
+    if t.saturating_mul(1000) > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+        return Err(BodyError::ClockSkew);
+    }
+    Ok(())
 }
 
 /// A verdict a scanner may report. (`pending` and `skipped` are states of stored content, never
@@ -314,7 +333,7 @@ impl Callback {
         let status = VerdictStatus::parse(status).ok_or(BodyError::Status)?;
         let scanned_at = w.scanned_at.ok_or(BodyError::Shape)?;
         if scanned_at > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
-            return Err(BodyError::ScannedAt);
+            return Err(BodyError::ClockSkew);
         }
         let verdict = Verdict::new(
             status,
@@ -481,9 +500,16 @@ mod tests {
             (
                 format!(
                     r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":{}}}"#,
-                    NOW_MS + 301_000
+                    NOW_MS + MAX_FUTURE_SKEW_MS + 1
                 ),
-                BodyError::ScannedAt,
+                BodyError::ClockSkew,
+            ),
+            (
+                format!(
+                    r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":{}}}"#,
+                    NOW_MS + 250_000
+                ),
+                BodyError::ClockSkew,
             ),
             (
                 format!(r#"{{"attachmentId":{A:?},"engine":"a\u0000b",{ok_rest}}}"#),
@@ -522,9 +548,26 @@ mod tests {
         assert!(parse(&body).is_ok());
         let body = format!(
             r#"{{"attachmentId":{A:?},"status":"clean","scannedAt":{}}}"#,
-            NOW_MS + 300_000
+            NOW_MS + MAX_FUTURE_SKEW_MS
         );
         assert!(parse(&body).is_ok());
+    }
+
+    #[test]
+    fn signature_time_ahead_of_the_clock() {
+        let now_s = NOW_MS / 1000;
+        assert_eq!(check_signed_at(now_s, NOW_MS), Ok(()));
+        assert_eq!(check_signed_at(now_s + 5, NOW_MS), Ok(()));
+        assert_eq!(check_signed_at(now_s - 300, NOW_MS), Ok(()));
+        assert_eq!(
+            check_signed_at(now_s + 6, NOW_MS),
+            Err(BodyError::ClockSkew)
+        );
+        assert_eq!(
+            check_signed_at(now_s + 250, NOW_MS),
+            Err(BodyError::ClockSkew)
+        );
+        assert_eq!(check_signed_at(i64::MAX, NOW_MS), Err(BodyError::ClockSkew));
     }
 
     #[test]
@@ -559,7 +602,8 @@ mod tests {
         );
         let ring = signature::SecretRing::parse("0123456789abcdef0123456789abcdef").unwrap();
         assert_eq!(
-            ring.verify(Some(&header), &body, NOW_MS / 1000),
+            ring.verify(Some(&header), &body, NOW_MS / 1000)
+                .map(|s| s.t),
             Ok(NOW_MS / 1000)
         );
         assert_eq!(Callback::parse(&body, NOW_MS).unwrap(), cb);

@@ -1,10 +1,12 @@
 //! The virus-scan domain shared by the `scan-callback` component and the native scan worker.
 //!
 //! - [`signature`]: the `X-Scan-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`
-//!   scheme, signing (worker, external scanners) and verification against a ring of secrets (callback).
+//!   scheme, signing (worker, external scanners) and verification against a ring of named scanners'
+//!   secrets (callback).
 //! - [`callback`]: the callback body, parsed into newtypes by the receiver and built (and signed) by
 //!   scanners from the same types ([`callback::Callback::signed`]).
-//! - [`verdict`]: the per-content verdict state machine ([`verdict::decide`]).
+//! - [`verdict`]: the per-content verdict state machine ([`verdict::decide`]): findings always win,
+//!   other verdicts in order of arrival.
 //! - [`quarantine`]: quarantine keys and the storage steps of quarantining content.
 //! - [`audit`]: the audit rows of verdicts and quarantine.
 //!
@@ -17,4 +19,5 @@ pub mod signature;
 pub mod verdict;
 
 pub use callback::{BodyError, Callback, ContentHash, Target, Verdict, VerdictStatus};
+pub use signature::Signed;
 pub use verdict::{Decision, Ignored, InForce, ScanStatus};
