@@ -65,6 +65,9 @@ app_export_env() {
   DATABASE_ADMIN_URL=$(pg_url_with_db "$PG_ADMIN_URL" "$db")
   export DATABASE_URL="postgres://$APP_DB_USER:$ATTACHMENTS_APP_PASSWORD@$PG_HOSTPORT/$db"
   export SCAN_CALLBACK_URL="$BASE_URL/api/v1/scan/callback"
+  # The scan worker's key, named: the app records `scan-worker` as the sender of what it signs.
+  # (secrets.env holds the bare generated secret; an environment that already names it is kept.)
+  SCAN_CALLBACK_SECRET="scan-worker:${SCAN_CALLBACK_SECRET#scan-worker:}"
   export SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD PG_ADMIN_URL REDIS_URL
   export S3_ENDPOINT S3_REGION S3_BUCKET S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY
 
@@ -92,7 +95,8 @@ app_export_env() {
   fi
   # Download: a key ring `kid:key[,kid:key]` (crates/signed-url); one generated key here.
   _spinvar url_signing_keys "dev1:$URL_SIGNING_KEY"
-  # Scan callback: a ring of one secret here (the variable takes a comma-separated list).
+  # Scan callback: a ring of one named scanner here, the worker (the variable takes
+  # `name:secret,name2:secret2`, one entry per scanner).
   _spinvar scan_callback_secrets "$SCAN_CALLBACK_SECRET"
 }
 # _spinvar NAME VALUE: export SPIN_VARIABLE_<NAME> unless the environment already sets it.
@@ -131,7 +135,7 @@ app_health() { curl -fsS --max-time 2 -o /dev/null "$1/.well-known/spin/health";
 
 # scan_worker_start LOGFILE: one scan worker (crates/scan-worker) in the background, stopped on exit,
 # with the stack's settings from the environment (DATABASE_URL, S3_*, CLAMD_ADDR, SCAN_CALLBACK_URL,
-# SCAN_CALLBACK_SECRET). Only warns when it is not built: uploads then stay pending.
+# SCAN_CALLBACK_SECRET = scan-worker:<secret>). Only warns when it is not built: uploads then stay pending.
 scan_worker_start() {
   local log=$1
   if [[ ! -x "$SCAN_WORKER_BIN" ]]; then

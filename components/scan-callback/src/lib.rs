@@ -27,7 +27,7 @@ use spin_sdk::http_service;
 
 /// Configuration, read once per instance.
 pub(crate) struct Config {
-    /// `scan_callback_secrets`: the secrets a callback's signature may be made with.
+    /// `scan_callback_secrets`: the scanners (`name:secret,...`) whose signatures a callback may carry.
     pub secrets: SecretRing,
     /// `quarantine_mode`: move or delete quarantined objects.
     pub quarantine_mode: Mode,

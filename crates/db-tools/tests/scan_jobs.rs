@@ -262,17 +262,38 @@ async fn apply(
 }
 
 #[tokio::test]
-async fn verdicts_only_move_forward_and_infected_stays_quarantined() {
+async fn verdicts_apply_by_arrival_and_quarantine_stays() {
     let db = TestDb::migrated().await;
     let admin = db.admin().await;
     let t = tenant_with_rows(&admin).await;
     let mut app = db.app().await;
-    use VerdictStatus::{Clean, Infected};
+    use VerdictStatus::{Clean, Error, Infected, Suspicious};
+    let received = |blob: Uuid| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_one(
+                    "SELECT scan_received_at FROM attachment_blobs WHERE id = $1",
+                    &[&blob],
+                )
+                .await
+                .unwrap()
+                .get::<_, Option<i64>>(0)
+        }
+    };
+    assert_eq!(received(t.blob).await, None, "pending: no verdict arrived");
 
     assert_eq!(apply(&app, &t, Clean, None, 1_000).await, Some(1));
-    // A late, older verdict does nothing (0 rows), and version stays.
-    assert_eq!(apply(&app, &t, Infected, Some("Old.Sig"), 500).await, None);
-    // The trigger refuses an older verdict even when a caller forgets the condition.
+    let first = received(t.blob).await.expect("the arrival is stamped");
+    // A finding dated before the verdict in force is applied: the order is the arrival's, and the
+    // database no longer refuses an older scannedAt.
+    assert_eq!(
+        apply(&app, &t, Infected, Some("Old.Sig"), 500).await,
+        Some(2)
+    );
+    assert!(received(t.blob).await.unwrap() >= first);
+    // Infected is never left, even with a newer verdict: the callback's statement skips it, and the
+    // trigger refuses it from a statement without that guard.
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, t.tenant).await;
     let r = tx
@@ -284,17 +305,9 @@ async fn verdicts_only_move_forward_and_infected_stays_quarantined() {
     assert_eq!(
         sqlstate(&r).as_deref(),
         Some("23514"),
-        "older verdict applied: {r:?}"
+        "infected weakened by the app: {r:?}"
     );
     tx.rollback().await.unwrap();
-
-    // Rescan finds something: clean -> infected.
-    assert_eq!(
-        apply(&app, &t, Infected, Some("Eicar-Test-Signature"), 2_000).await,
-        Some(2)
-    );
-    // Infected never silently becomes clean, even with a newer verdict: the callback's statement
-    // skips it, and the trigger refuses it from a statement without that guard.
     assert_eq!(apply(&app, &t, Clean, None, 3_000).await, None);
     let tx = app.transaction().await.unwrap();
     set_tenant(&tx, t.tenant).await;
@@ -310,6 +323,11 @@ async fn verdicts_only_move_forward_and_infected_stays_quarantined() {
         "infected content released by the app: {r:?}"
     );
     tx.rollback().await.unwrap();
+    // Another infected verdict refreshes it.
+    assert_eq!(
+        apply(&app, &t, Infected, Some("Eicar-Test-Signature"), 2_000).await,
+        Some(3)
+    );
     let status: String = admin
         .query_one(
             "SELECT scan_status FROM attachment_blobs WHERE id = $1",
@@ -327,6 +345,30 @@ async fn verdicts_only_move_forward_and_infected_stays_quarantined() {
         )
         .await
         .unwrap();
+
+    // Suspicious content is quarantine too: only infected may follow it.
+    let s = tenant_with_rows(&admin).await;
+    assert_eq!(
+        apply(&app, &s, Suspicious, Some("Heuristics.X"), 9_000).await,
+        Some(1)
+    );
+    assert_eq!(apply(&app, &s, Clean, None, 10_000).await, None);
+    assert_eq!(apply(&app, &s, Error, None, 10_000).await, None);
+    let tx = app.transaction().await.unwrap();
+    set_tenant(&tx, s.tenant).await;
+    let r = tx
+        .execute(
+            "UPDATE attachment_blobs SET scan_status = 'error' WHERE id = $1",
+            &[&s.blob],
+        )
+        .await;
+    assert_eq!(
+        sqlstate(&r).as_deref(),
+        Some("23514"),
+        "suspicious content released by the app: {r:?}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(apply(&app, &s, Infected, Some("Eicar"), 1).await, Some(2));
 }
 
 #[tokio::test]

@@ -17,7 +17,9 @@ signed verdict to the scan callback. Every option also reads an environment vari
   --database-url URL        DATABASE_URL        the application role (attachments_app), as the components use
   --clamd HOST:PORT         CLAMD_ADDR          clamd's TCP socket (default 127.0.0.1:3310)
   --callback-url URL        SCAN_CALLBACK_URL   POST /api/v1/scan/callback of the app
-                            SCAN_CALLBACK_SECRET  signing secret (env only; a comma-separated ring signs with the first)
+                            SCAN_CALLBACK_SECRET  signing secret (env only): `name:secret` as the app's
+                                                scan_callback_secrets lists it (e.g. scan-worker:<secret>) or
+                                                the bare secret; of a comma-separated ring the first signs
                             S3_ENDPOINT, S3_REGION (garage), S3_BUCKET (attachments), S3_ACCESS_KEY_ID,
                             S3_SECRET_ACCESS_KEY  the bucket (env only)
   --worker-name NAME        SCAN_WORKER_NAME    lease holder name (default <hostname>-<pid>)
@@ -39,6 +41,9 @@ pub struct Config {
     pub clamd_addr: String,
     pub callback_url: String,
     pub callback_secret: Vec<u8>,
+    /// The scanner name `SCAN_CALLBACK_SECRET` gives the secret (`unnamed` for a bare one): what the
+    /// app records as the sender when its `scan_callback_secrets` lists the same `name:secret`.
+    pub callback_as: String,
     pub worker_name: String,
     pub lease_secs: u32,
     pub concurrency: usize,
@@ -57,6 +62,7 @@ impl fmt::Debug for Config {
             .field("clamd_addr", &self.clamd_addr)
             .field("callback_url", &self.callback_url)
             .field("callback_secret", &"<redacted>")
+            .field("callback_as", &self.callback_as)
             .field("worker_name", &self.worker_name)
             .field("lease_secs", &self.lease_secs)
             .field("concurrency", &self.concurrency)
@@ -202,10 +208,10 @@ impl Config {
             return Err(invalid("SCAN_CALLBACK_URL must be an http(s) URL"));
         }
         let ring = env_req("SCAN_CALLBACK_SECRET")?;
-        let callback_secret = scan_core::signature::SecretRing::parse(&ring)
-            .map_err(|e| invalid(format!("SCAN_CALLBACK_SECRET: {e}")))?
-            .current()
-            .to_vec();
+        let ring = scan_core::signature::SecretRing::parse(&ring)
+            .map_err(|e| invalid(format!("SCAN_CALLBACK_SECRET: {e}")))?;
+        let callback_secret = ring.current().to_vec();
+        let callback_as = ring.current_name().to_owned();
 
         let worker_name = get("worker-name").unwrap_or_else(default_worker_name);
         if worker_name.is_empty()
@@ -255,6 +261,7 @@ impl Config {
             clamd_addr,
             callback_url,
             callback_secret,
+            callback_as,
             worker_name,
             lease_secs,
             concurrency,
@@ -326,6 +333,7 @@ mod tests {
         );
         assert_eq!(c.storage.bucket(), "attachments");
         assert_eq!(c.callback_secret, SECRET.as_bytes());
+        assert_eq!(c.callback_as, "unnamed");
         assert!(!c.once);
         let dbg = format!("{c:?}");
         assert!(
@@ -341,7 +349,7 @@ mod tests {
         env.push(("SCAN_LEASE_SECS", "60"));
         env.push((
             "SCAN_CALLBACK_SECRET",
-            "ffffffffffffffffffffffffffffffff,0123456789abcdef0123456789abcdef",
+            "scan-worker:ffffffffffffffffffffffffffffffff,old:0123456789abcdef0123456789abcdef",
         ));
         let c = parse(
             &[
@@ -366,8 +374,10 @@ mod tests {
         assert_eq!(c.lease_secs, 3);
         assert_eq!(c.worker_name, "w9");
         assert!(c.once);
-        // A ring signs with its first secret.
+        // A ring signs with its first secret, under that secret's name.
         assert_eq!(c.callback_secret, b"ffffffffffffffffffffffffffffffff");
+        assert_eq!(c.callback_as, "scan-worker");
+        assert!(!format!("{c:?}").contains("ffffffff"));
     }
 
     #[test]
@@ -393,6 +403,14 @@ mod tests {
                 &[][..],
                 "SCAN_CALLBACK_SECRET",
                 ("SCAN_CALLBACK_SECRET", "short"),
+            ),
+            (
+                &[][..],
+                "SCAN_CALLBACK_SECRET",
+                (
+                    "SCAN_CALLBACK_SECRET",
+                    "scan worker!:0123456789abcdef0123456789abcdef",
+                ),
             ),
             (
                 &[][..],

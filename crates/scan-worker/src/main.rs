@@ -50,7 +50,7 @@ async fn run(cfg: Config) -> ExitCode {
         "worker.started",
         json!({
             "worker": c.worker_name, "clamd": c.clamd_addr, "clamd_version": version.as_ref().ok(),
-            "bucket": c.storage.bucket(), "s3_endpoint": c.storage.endpoint(), "callback": c.callback_url,
+            "bucket": c.storage.bucket(), "s3_endpoint": c.storage.endpoint(), "callback": c.callback_url, "callback_as": c.callback_as,
             "lease_secs": c.lease_secs, "concurrency": c.concurrency, "max_scan_bytes": c.max_scan_bytes, "once": c.once,
         }),
     );

@@ -1,8 +1,9 @@
 //! The verdicts in force: `attachment_blobs`' scan columns and quarantine record, as the scan
 //! callback reads, locks and changes them, and as the scan-status route reads them. What a verdict
 //! does is decided in `scan-core` (the state machine, the quarantine plan); these are its statements.
-//! The database guards them again: a trigger refuses an older verdict and leaving `infected`, and
-//! only `scan_record_quarantine` may change a `storage_key`.
+//! The database guards them again: a trigger refuses leaving `infected` and releasing `suspicious`
+//! and stamps each verdict's arrival (`scan_received_at`), and only `scan_record_quarantine` may
+//! change a `storage_key`.
 
 use auth_core::TenantId;
 use scan_core::quarantine::Recorded;
@@ -42,13 +43,16 @@ const LOCK_BY_HASH: &str = "SELECT id, content_sha256, scan_status, scanned_at, 
 const READ: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
      FROM attachment_blobs WHERE id = $1";
 
-/// The verdict, guarded like the database trigger (a newer `scannedAt`; `infected` is never left).
-/// With the row locked and the state machine stricter than the trigger, the guard never filters;
-/// it is there so that a bug cannot turn into a trigger error.
+/// The verdict, guarded like the database trigger (migration 0009: `infected` is never left,
+/// `suspicious` never released). Not ordered by `scanned_at`: verdicts take effect in the order they
+/// arrive, and the trigger stamps `scan_received_at` (server time). With the row locked and the state
+/// machine stricter than the trigger, the guard never filters; it is there so that a bug cannot turn
+/// into a trigger error.
 const APPLY: &str = "UPDATE attachment_blobs \
      SET scan_status = $2, scan_engine = $3, scan_signature = $4, scan_details = $5, scanned_at = $6 \
-     WHERE id = $1 AND (scanned_at IS NULL OR scanned_at < $6) \
+     WHERE id = $1 \
        AND NOT (scan_status = 'infected' AND $2 <> 'infected') \
+       AND NOT (scan_status = 'suspicious' AND $2 NOT IN ('suspicious', 'infected')) \
      RETURNING scan_verdict_version";
 
 /// The new `storage_key`, or `NULL` when nothing changed (not quarantine content, already recorded,
@@ -100,7 +104,8 @@ pub struct Blob {
     pub content_sha256: String,
     /// The verdict in force.
     pub status: ScanStatus,
-    /// That verdict's `scannedAt` (`None` before any scanner answered).
+    /// That verdict's `scannedAt` (`None` before any scanner answered): the scanner's statement,
+    /// which tells a replay, never the order of verdicts.
     pub scanned_at: Option<i64>,
     /// Where the object is (the quarantine key once moved).
     pub storage_key: String,
@@ -154,9 +159,10 @@ pub async fn blob<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<Blob
         .transpose()
 }
 
-/// Puts `verdict` in force on content `blob`; the new `scan_verdict_version`, or `None` when the
-/// database did not take it (the guard skipped it, or the trigger refused it with
-/// `check_violation`, rolled back to a savepoint so the transaction stays usable).
+/// Puts `verdict` in force on content `blob` (lock it first with [`lock_blob`]: the lock order is
+/// the arrival order); the new `scan_verdict_version`, or `None` when the database did not take it
+/// (the guard skipped it, or the trigger refused it with `check_violation`, rolled back to a
+/// savepoint so the transaction stays usable).
 pub async fn apply<C: Conn>(
     tx: &TenantTx<'_, C>,
     blob: Uuid,

@@ -5,10 +5,10 @@
 //!
 //! Signatures are computed here with hmac/sha2, independently of crates/scan-core.
 //!
-//! A scan worker may run beside these tests (scripts/dev starts one) and post its own verdicts with
-//! `scannedAt` = its clock. The verdicts posted here are dated [`AHEAD_MS`] in the future (within
-//! the 300 s the callback allows), so they always outrank the worker's, and the assertions hold
-//! either way.
+//! Verdicts take effect in the order they arrive, findings (`infected`, `suspicious`) always win, and
+//! the verdicts posted here are dated now. Under `scripts/test` no scan worker runs beside these tests
+//! (scan_e2e runs its own, in another test binary); under `scripts/dev` one may post its own verdicts
+//! (engine `ClamAV ...`), and the assertions that could see them filter by this file's engine.
 
 use std::time::SystemTime;
 
@@ -24,9 +24,6 @@ use storage::{ObjectKey, StorageConfig};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// How far ahead of now the verdicts of these tests are dated.
-const AHEAD_MS: i64 = 120_000;
-
 fn stack() -> &'static Stack {
     Stack::get()
 }
@@ -38,9 +35,15 @@ fn var(name: &str) -> String {
         .to_owned()
 }
 
+/// The scan worker's secret: `SCAN_CALLBACK_SECRET` is `scan-worker:<secret>`, as the app's ring
+/// (`scan_callback_secrets`) lists it.
 fn secret() -> String {
-    // The app may run with a ring (`new,old`); the test secret is the one scripts/test generated.
-    var("SCAN_CALLBACK_SECRET")
+    let named = var("SCAN_CALLBACK_SECRET");
+    let first = named.split(',').next().unwrap_or_default();
+    first
+        .split_once(':')
+        .map_or(first, |(_, secret)| secret)
+        .to_owned()
 }
 
 /// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
@@ -80,8 +83,13 @@ fn post(body: &Value) -> Reply {
 
 /// Posts `body` correctly signed now to the app at `base`.
 fn post_to(base: &str, body: &Value) -> Reply {
+    post_signed(base, &secret(), now_s(), body)
+}
+
+/// Posts `body` to the app at `base`, signed with `secret` at `t`.
+fn post_signed(base: &str, secret: &str, t: i64, body: &Value) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap();
-    let sig = sign(&secret(), now_s(), &bytes);
+    let sig = sign(secret, t, &bytes);
     send(
         client()
             .post(format!("{base}/api/v1/scan/callback"))
@@ -274,7 +282,7 @@ fn scan_callback_signature_matrix() {
     let id = a["id"].as_str().unwrap();
     let before = u.status_of(id);
 
-    let at = now_ms() + AHEAD_MS;
+    let at = now_ms();
     let body = serde_json::to_vec(&verdict(by_attachment(id), "infected", at)).unwrap();
     let now = now_s();
     let good = sign(&secret(), now, &body);
@@ -360,12 +368,13 @@ fn scan_callback_signature_matrix() {
         json!({ "attachmentId": id, "tenantId": t.id, "status": "clean", "scannedAt": at }),
         json!({ "attachmentId": "not-a-uuid", "status": "clean", "scannedAt": at }),
         json!({ "attachmentId": id, "status": "clean", "scannedAt": at / 1000 }),
-        json!({ "attachmentId": id, "status": "clean", "scannedAt": now_ms() + 400_000 }),
         json!({ "tenantId": t.id, "contentHash": "ABC", "status": "clean", "scannedAt": at }),
         json!({ "attachmentId": id, "status": "clean", "scannedAt": at, "engine": "x".repeat(101) }),
     ] {
         post(&bad).assert_problem(400, "bad_request");
     }
+    post(&json!({ "attachmentId": id, "status": "clean", "scannedAt": now_ms() + 400_000 }))
+        .assert_problem(400, "clock_skew");
     let big = vec![b' '; 64 * 1024 + 1];
     post_raw(&big, &[&sign(&secret(), now_s(), &big)], "application/json")
         .assert_problem(413, "payload_too_large");
@@ -395,7 +404,7 @@ fn scan_callback_replay_is_a_noop() {
     let id = a["id"].as_str().unwrap();
     let hash = sha256_hex(&bytes);
 
-    let at = now_ms() + AHEAD_MS;
+    let at = now_ms();
     let body = serde_json::to_vec(&verdict(by_attachment(id), "clean", at)).unwrap();
     let sig = sign(&secret(), now_s(), &body);
     for _ in 0..3 {
@@ -450,7 +459,8 @@ fn scan_verdict_state_machine_over_http() {
     let id = a["id"].as_str().unwrap();
     let hash = sha256_hex(&bytes);
     let target = by_attachment(id);
-    let t0 = now_ms() + AHEAD_MS;
+    // Dated in the past: the steps below add seconds, and nothing may be dated ahead of the server.
+    let t0 = now_ms() - 60_000;
 
     // pending -> clean
     post_ok(&verdict(target.clone(), "clean", t0));
@@ -472,15 +482,15 @@ fn scan_verdict_state_machine_over_http() {
     post_ok(&verdict(target.clone(), "clean", t0 + 3_000));
     // infected -> suspicious (newer) is ignored too.
     post_ok(&verdict(target.clone(), "suspicious", t0 + 3_500));
-    // An older verdict never overwrites a newer one.
+    // An infected finding is never stale: one dated before the one in force refreshes it.
     post_ok(&verdict(target.clone(), "infected", t0 + 1_500));
     let s = u.status_of(id);
     assert_eq!(
         (s["status"].as_str(), s["scannedAt"].as_i64()),
-        (Some("infected"), Some(t0 + 2_000))
+        (Some("infected"), Some(t0 + 1_500))
     );
-    assert_eq!(s["details"], format!("infected at {}", t0 + 2_000));
-    // A newer infected verdict refreshes the details.
+    assert_eq!(s["details"], format!("infected at {}", t0 + 1_500));
+    // A newer infected verdict refreshes the details too.
     post_ok(&verdict(target.clone(), "infected", t0 + 4_000));
     let s = u.status_of(id);
     assert_eq!(
@@ -494,8 +504,8 @@ fn scan_verdict_state_machine_over_http() {
     );
     assert_eq!(r.json()["virusScanStatus"], "infected");
 
-    // Audit: three applied verdicts, one release refused (infected -> clean); the stale and the
-    // kept-clean ones are not audited. One quarantine.
+    // Audit: four applied verdicts, two refused as releases of quarantine; the kept-clean one is not
+    // audited. One quarantine. Every verdict row names the scanner whose key signed it.
     let mine = |action: &str| -> Vec<Value> {
         admin
             .audit(action)
@@ -517,7 +527,11 @@ fn scan_verdict_state_machine_over_http() {
             )
         })
         .collect();
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4, "{applied:?}");
+    assert!(
+        applied.contains(&"pending->clean".to_owned()),
+        "{applied:?}"
+    );
     assert!(
         applied.contains(&"clean->infected".to_owned()),
         "{applied:?}"
@@ -534,6 +548,9 @@ fn scan_verdict_state_machine_over_http() {
             .all(|e| e["details"]["reason"] == "quarantined")
     );
     assert_eq!(mine("attachment.quarantine").len(), 1);
+    for e in mine("scan.verdict").iter().chain(&ignored) {
+        assert_eq!(e["details"]["scanner"], "scan-worker", "{e}");
+    }
 }
 
 #[test]
@@ -553,7 +570,7 @@ fn scan_infected_content_is_quarantined_and_never_served() {
     );
     assert!(bucket.exists(&original));
 
-    let t0 = now_ms() + AHEAD_MS;
+    let t0 = now_ms() - 60_000;
     post_ok(&verdict(by_attachment(id), "clean", t0));
     let url = u.download_url(id);
     let r = fetch(&url);
@@ -611,7 +628,7 @@ fn scan_concurrent_verdicts_end_consistent() {
     let u = who(t, t.user(0));
     let admin = who(t, t.admin());
     let bucket = Bucket::get();
-    let t0 = now_ms() + AHEAD_MS;
+    let t0 = now_ms() - 60_000;
     let mut cases = Vec::new();
     for i in 0..4 {
         let bytes = unique(&format!("concurrent {i}"));
@@ -619,8 +636,8 @@ fn scan_concurrent_verdicts_end_consistent() {
         cases.push((a["id"].as_str().unwrap().to_owned(), sha256_hex(&bytes)));
     }
     for (i, (id, _)) in cases.iter().enumerate() {
-        // Case 0 and 1: clean (older) and infected (newer) race; 2: infected and suspicious race
-        // with the same scannedAt; 3: the same infected verdict twice at once.
+        // Case 0 and 1: clean and infected race; 2: infected and suspicious race with the same
+        // scannedAt; 3: the same infected verdict twice at once.
         let (first, second) = match i {
             0 | 1 => (
                 verdict(by_attachment(id), "clean", t0),
@@ -655,11 +672,8 @@ fn scan_concurrent_verdicts_end_consistent() {
                 (Some("infected"), Some(t0 + 10)),
                 "case {i}"
             ),
-            // Whichever came first is in force; the other was stale (same scannedAt).
-            2 => assert!(
-                s["status"] == "infected" || s["status"] == "suspicious",
-                "case {i}: {s}"
-            ),
+            // In either order infected wins: suspicious never weakens it.
+            2 => assert_eq!(s["status"], "infected", "case {i}: {s}"),
             _ => assert_eq!(s["status"], "infected", "case {i}"),
         }
         let key = storage_key(&t.id, hash);
@@ -693,7 +707,7 @@ fn scan_callback_by_content_and_unknown_targets() {
     let hash = sha256_hex(&bytes);
     let a = u.upload(0, &bytes);
     let id = a["id"].as_str().unwrap();
-    let t0 = now_ms() + AHEAD_MS;
+    let t0 = now_ms() - 60_000;
 
     post_ok(&verdict(by_content(&t.id, &hash), "clean", t0));
     let s = u.status_of(id);
@@ -797,7 +811,7 @@ fn scan_dedup_attachments_share_the_verdict() {
         second["id"].as_str().unwrap(),
     );
 
-    let t0 = now_ms() + AHEAD_MS;
+    let t0 = now_ms() - 60_000;
     post_ok(&verdict(by_attachment(id1), "infected", t0));
     for id in [id1, id2] {
         let s = u.status_of(id);
@@ -830,7 +844,7 @@ fn scan_quarantine_mode_delete() {
     let key = storage_key(&t.id, &hash);
     assert!(bucket.exists(&key));
 
-    let t0 = now_ms() + AHEAD_MS;
+    let t0 = now_ms() - 60_000;
     let r = post_to(&app.base_url, &verdict(by_attachment(id), "infected", t0));
     assert_eq!(r.status, 204, "{r:?}\n{}", app.log_text());
     fetch(&u.download_url(id)).assert_problem(403, "scan_blocked");
@@ -858,4 +872,164 @@ fn scan_quarantine_mode_delete() {
     post_ok(&verdict(by_attachment(id), "infected", t0));
     assert_eq!(storage_key(&t.id, &hash), key);
     assert!(!bucket.exists(&format!("quarantine/{key}")));
+}
+
+/// The attack on ordering by the scanner's clock: a `clean` dated 250 s ahead, then an `infected`
+/// dated 1 s ahead. The first is refused (`clock_skew`); and however a `clean` dated ahead got in
+/// force, a later `infected` is applied: the content is quarantined and refused.
+#[test]
+fn scan_future_dated_clean_cannot_hide_a_finding() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let bucket = Bucket::get();
+
+    // Through the API: the future-dated clean is refused outright.
+    let bytes = unique("future clean");
+    let hash = sha256_hex(&bytes);
+    let a = u.upload(0, &bytes);
+    let id = a["id"].as_str().unwrap();
+    let target = by_attachment(id);
+    post(&verdict(target.clone(), "clean", now_ms() + 250_000)).assert_problem(400, "clock_skew");
+    assert_eq!(u.status_of(id)["status"], "pending");
+    // A clean dated a little ahead (within the 5 s allowed) is taken, then the infected one dated
+    // before it arrives: it is applied all the same.
+    let clean_at = now_ms() + 4_000;
+    post_ok(&verdict(target.clone(), "clean", clean_at));
+    let url = u.download_url(id);
+    assert_eq!(fetch(&url).status, 200);
+    let infected_at = clean_at - 3_000;
+    post_ok(&verdict(target.clone(), "infected", infected_at));
+    let s = u.status_of(id);
+    assert_eq!(
+        (s["status"].as_str(), s["scannedAt"].as_i64()),
+        (Some("infected"), Some(infected_at))
+    );
+    fetch(&url).assert_problem(403, "scan_blocked");
+    fetch(&u.download_url(id)).assert_problem(403, "scan_blocked");
+    let key = storage_key(&t.id, &hash);
+    assert!(
+        key.starts_with("quarantine/") || stack().spin_var("quarantine_mode", "move") == "delete",
+        "{key}"
+    );
+    assert!(!bucket.exists(key.trim_start_matches("quarantine/")));
+    // The future-dated clean, replayed now, changes nothing.
+    post_ok(&verdict(target, "clean", clean_at));
+    assert_eq!(u.status_of(id)["status"], "infected");
+
+    // A clean dated 250 s ahead already in force (as one accepted before verdicts were ordered by
+    // arrival could be): an infected dated 1 s ahead still wins.
+    let bytes = unique("future clean in force");
+    let a = u.upload(1, &bytes);
+    let id = a["id"].as_str().unwrap();
+    let hash = sha256_hex(&bytes);
+    psql(&format!(
+        "UPDATE attachment_blobs SET scan_status = 'clean', scan_engine = 'old-engine', scanned_at = {} \
+         WHERE tenant_id = '{}' AND content_sha256 = '{hash}'",
+        now_ms() + 250_000,
+        t.id
+    ));
+    let url = u.download_url(id);
+    assert_eq!(fetch(&url).status, 200);
+    post_ok(&verdict(by_attachment(id), "infected", now_ms() + 1_000));
+    assert_eq!(u.status_of(id)["status"], "infected");
+    fetch(&url).assert_problem(403, "scan_blocked");
+    fetch(&u.download_url(id)).assert_problem(403, "scan_blocked");
+}
+
+/// A scanner whose clock runs more than 5 s ahead is told so (`400 clock_skew`), whether its
+/// `scannedAt` or its signature time is ahead; nothing changes.
+#[test]
+fn scan_clock_skew_is_refused() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let a = u.upload(0, &unique("clock skew"));
+    let id = a["id"].as_str().unwrap();
+    let before = u.status_of(id);
+
+    for ahead_ms in [60_000, 299_000] {
+        let p = post(&verdict(by_attachment(id), "clean", now_ms() + ahead_ms))
+            .assert_problem(400, "clock_skew");
+        assert!(p["detail"].as_str().unwrap().contains("clock"), "{p}");
+    }
+    // Correctly signed, but the signature's time is a minute ahead.
+    let body = verdict(by_attachment(id), "clean", now_ms());
+    post_signed(&stack().base_url, &secret(), now_s() + 60, &body)
+        .assert_problem(400, "clock_skew");
+    // Unknown targets are not looked at either.
+    post(&verdict(
+        by_attachment(&uuid::Uuid::new_v4().to_string()),
+        "infected",
+        now_ms() + 60_000,
+    ))
+    .assert_problem(400, "clock_skew");
+    assert_eq!(u.status_of(id), before);
+    // Within the tolerance, and in the past, verdicts are taken.
+    post_ok(&verdict(by_attachment(id), "clean", now_ms() + 1_000));
+    assert_eq!(u.status_of(id)["status"], "clean");
+}
+
+/// Each scanner has its own key and name (`scan_callback_secrets` = `name:secret,...`): the key that
+/// signed a verdict names its sender in the audit row; a key the app does not hold is refused.
+#[test]
+fn scan_named_scanners_are_audited_and_unknown_keys_refused() {
+    let external = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+    let ring = format!("{},virustotal:{external}", var("SCAN_CALLBACK_SECRET"));
+    let app = Spinlet::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_SCAN_CALLBACK_SECRETS", ring.as_str())],
+    );
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let admin = who(t, t.admin());
+    let (b1, b2) = (unique("scanner one"), unique("scanner two"));
+    let (h1, h2) = (sha256_hex(&b1), sha256_hex(&b2));
+    let id1 = u.upload(0, &b1)["id"].as_str().unwrap().to_owned();
+    let id2 = u.upload(1, &b2)["id"].as_str().unwrap().to_owned();
+    let at = now_ms();
+
+    // The second scanner's verdict, with its own key.
+    let r = post_signed(
+        &app.base_url,
+        &external,
+        now_s(),
+        &verdict(by_attachment(&id1), "suspicious", at),
+    );
+    assert_eq!(r.status, 204, "{r:?}\n{}", app.log_text());
+    assert_eq!(u.status_of(&id1)["status"], "suspicious");
+    // The worker's key on the same app.
+    let r = post_to(&app.base_url, &verdict(by_attachment(&id2), "clean", at));
+    assert_eq!(r.status, 204, "{r:?}");
+
+    let scanner_of = |hash: &str| -> Vec<Value> {
+        admin
+            .audit("scan.verdict")
+            .into_iter()
+            .filter(|e| e["details"]["contentHash"] == hash)
+            .map(|e| e["details"]["scanner"].clone())
+            .collect()
+    };
+    assert_eq!(scanner_of(&h1), vec![json!("virustotal")]);
+    assert_eq!(scanner_of(&h2), vec![json!("scan-worker")]);
+
+    // A key no app holds, and the second scanner's key at the stack's app (whose ring lacks it):
+    // refused like any bad signature, and nothing changes.
+    let stranger = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
+    for (base, key) in [
+        (app.base_url.as_str(), stranger.as_str()),
+        (stack().base_url.as_str(), stranger.as_str()),
+        (stack().base_url.as_str(), external.as_str()),
+    ] {
+        let r = post_signed(
+            base,
+            key,
+            now_s(),
+            &verdict(by_attachment(&id2), "infected", at),
+        );
+        r.assert_problem(401, "signature_invalid");
+    }
+    assert_eq!(u.status_of(&id2)["status"], "clean");
+    assert_eq!(scanner_of(&h2).len(), 1);
 }

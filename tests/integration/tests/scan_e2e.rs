@@ -312,8 +312,15 @@ fn scan_worker_posts_a_signed_verdict() {
 
     // Signed with the stack's secret over the exact bytes, with a current timestamp.
     let header = headers.get("x-scan-signature").expect("X-Scan-Signature");
-    let secret = var("SCAN_CALLBACK_SECRET");
-    let secret = secret.split(',').next().unwrap();
+    // `scan-worker:<secret>`: the worker signs with the secret the app knows by that name.
+    let named = var("SCAN_CALLBACK_SECRET");
+    let (name, secret) = named.split(',').next().unwrap().split_once(':').unwrap();
+    assert_eq!(name, "scan-worker");
+    assert!(
+        log.iter()
+            .any(|l| l["msg"] == "worker.started" && l["callback_as"] == "scan-worker"),
+        "{log:#?}"
+    );
     let t: i64 = header
         .split(',')
         .find_map(|p| p.strip_prefix("t="))
@@ -423,6 +430,12 @@ fn scan_eicar_is_infected_and_never_served() {
     }
     let (job, blob) = job_of(id);
     assert_eq!(job_row(&job)["status"], "done");
+    // The verdict's audit row names the worker: its key is `scan-worker` in the app's ring.
+    let scanner = psql(&format!(
+        "SELECT string_agg(details->>'scanner', ',') FROM email_audit_log \
+         WHERE action = 'scan.verdict' AND resource_id = '{blob}'"
+    ));
+    assert_eq!(scanner, "scan-worker");
     // The callback also took the object out of its normal key (moved to quarantine/ or deleted).
     let start = Instant::now();
     while psql(&format!(

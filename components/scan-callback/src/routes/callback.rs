@@ -3,13 +3,17 @@
 //! In this order (the first failure answers):
 //! 1. the body, at most [`MAX_BODY`] bytes (`413 payload_too_large`);
 //! 2. `X-Scan-Signature` over the exact bytes (`401 signature_invalid`, one answer for every refusal:
-//!    the log says which); nothing about targets is revealed before this passes;
-//! 3. JSON media type (`415`) and the body ([`scan_core::Callback::parse`], `400 bad_request`);
-//! 4. the verdict, in one tenant transaction ([`verdict`]; `404 not_found` for an unknown target);
-//! 5. for `infected`/`suspicious` content, the object's quarantine ([`quarantine`]), resumed on every
+//!    the log says which); nothing about targets is revealed before this passes. The secret that
+//!    matched names the scanner (`scan_callback_secrets` is `name:secret,...`), for the log and the
+//!    audit row;
+//! 3. the scanner's clock: a signature time more than 5 s ahead of ours is `400 clock_skew`;
+//! 4. JSON media type (`415`) and the body ([`scan_core::Callback::parse`], `400 bad_request`, or
+//!    `400 clock_skew` for a `scannedAt` more than 5 s ahead);
+//! 5. the verdict, in one tenant transaction ([`verdict`]; `404 not_found` for an unknown target);
+//! 6. for `infected`/`suspicious` content, the object's quarantine ([`quarantine`]), resumed on every
 //!    callback for that content until it is complete (so a retry finishes an interrupted one).
 //!
-//! A verdict the state machine ignores (replay, stale, release of quarantine, failed rescan of clean
+//! A verdict the state machine ignores (replay, release of quarantine, failed rescan of clean
 //! content) is `204` like an applied one. Storage trouble after the verdict committed is `503`: the
 //! scanner retries, the verdict is then a replay, and the quarantine resumes.
 
@@ -19,8 +23,9 @@ pub(crate) mod verdict;
 use edge::app::{Call, Reply};
 use edge::{ApiError, Code, Problem, body, response};
 use http::StatusCode;
-use scan_core::Callback;
+use scan_core::callback::check_signed_at;
 use scan_core::signature::{self, HEADER, SignatureError};
+use scan_core::{BodyError, Callback};
 use spin_sdk::http::Request;
 use store::spin::Db;
 
@@ -40,19 +45,31 @@ pub(crate) async fn handle(
     let now = auth_core::unix_now();
     let header =
         signature::single_header(parts.headers.get_all(HEADER).iter().map(|v| v.as_bytes()));
-    if let Err(e) = cfg.secrets.verify(header, &bytes, now) {
-        return Err(unauthorized(&e, call));
-    }
+    let signed = match cfg.secrets.verify(header, &bytes, now) {
+        Ok(signed) => signed,
+        Err(e) => return Err(unauthorized(&e, call)),
+    };
+    call.log.reason = Some(format!("scanner {}", signed.scanner));
+    let now_ms = now.saturating_mul(1000);
+    check_signed_at(signed.t, now_ms).map_err(refused)?;
     body::require_json(&parts.headers)?;
-    let cb = Callback::parse(&bytes, now.saturating_mul(1000))
-        .map_err(|e| ApiError::new(Problem::bad_request(e.to_string())))?;
+    let cb = Callback::parse(&bytes, now_ms).map_err(refused)?;
 
     let db = Db::open(&cfg.database_url).await?;
     let client_addr = edge::client::client_ip(&parts.headers).map(|ip| ip.to_string());
-    let decided = verdict::apply(&db, &cb, client_addr, call).await?;
+    let decided = verdict::apply(&db, &cb, signed.scanner, client_addr, call).await?;
     // The verdict is in force (downloads refuse quarantine content from here on); now the object.
     quarantine::ensure(cfg, &db, &decided, call).await?;
     Ok(response::empty(StatusCode::NO_CONTENT, &call.request_id).into())
+}
+
+/// A signed body the callback will not take: `400`, `clock_skew` when the scanner's clock is ahead.
+fn refused(e: BodyError) -> ApiError {
+    let code = match e {
+        BodyError::ClockSkew => Code::ClockSkew,
+        _ => Code::BadRequest,
+    };
+    ApiError::new(Problem::new(code).detail(e.to_string()))
 }
 
 fn unauthorized(e: &SignatureError, call: &mut Call) -> ApiError {

@@ -3,7 +3,8 @@
 //! `tenantId` + `contentHash` under row-level security with that tenant); the content's open jobs
 //! and then its row locked (`FOR UPDATE`, in the lock order of the scan queue's functions, so
 //! concurrent verdicts for one content are decided one after the other on fresh state); the state
-//! machine ([`scan_core::verdict::decide`]); the guarded update; the open jobs answered; the audit row.
+//! machine ([`scan_core::verdict::decide`]: the lock order is the order of arrival); the guarded
+//! update; the open jobs answered; the audit row, naming the scanner.
 
 use auth_core::TenantId;
 use edge::app::Call;
@@ -26,10 +27,12 @@ pub(crate) struct Decided {
     pub status: ScanStatus,
 }
 
-/// Decides and stores the verdict of `cb` (see the module docs); `404` for an unknown target.
+/// Decides and stores the verdict of `cb`, sent by `scanner` (see the module docs); `404` for an
+/// unknown target.
 pub(crate) async fn apply(
     db: &Db,
     cb: &Callback,
+    scanner: &str,
     client_addr: Option<String>,
     call: &mut Call,
 ) -> Result<Decided, ApiError> {
@@ -58,8 +61,7 @@ pub(crate) async fn apply(
     if let Decision::Apply { .. } = decision
         && verdicts::apply(&tx, blob.id, v).await?.is_none()
     {
-        decision = Decision::Ignore(Ignored::Stale);
-        call.log.reason = Some("refused_by_database".into());
+        decision = Decision::Ignore(Ignored::Refused);
     }
     let jobs_completed = if decision.completes_jobs() {
         scan_jobs::complete_open(&tx, blob.id).await?
@@ -73,6 +75,7 @@ pub(crate) async fn apply(
         content_hash: &blob.content_sha256,
         attachment,
         jobs_completed,
+        scanner,
     };
     if let Some(entry) = audit::verdict(&facts) {
         let row = AuditEntry {
@@ -88,10 +91,11 @@ pub(crate) async fn apply(
     }
     tx.commit().await?;
 
-    if call.log.reason.is_none() {
-        let (from, to) = (blob.status.as_str(), v.status.as_str());
-        call.log.reason = Some(format!("{}: {from} -> {to}", decision.outcome()));
-    }
+    let (from, to) = (blob.status.as_str(), v.status.as_str());
+    call.log.reason = Some(format!(
+        "scanner {scanner}: {}: {from} -> {to}",
+        decision.outcome()
+    ));
     let status = decision.status_after(blob.status, v.status);
     Ok(Decided {
         tenant,
