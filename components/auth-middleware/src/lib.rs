@@ -30,6 +30,7 @@ use auth_core::keys::Alg;
 use auth_core::ratelimit::{self, FailMode, Policy, Subject};
 use auth_core::verified::{self, VerifiedTokens};
 use auth_core::{AccessClaims, AuthContext, ContextKey, KeyRing, Verifier, VerifierConfig};
+use edge::client::ClientIpSource;
 use edge::log::RequestLog;
 use edge::spin::{RateLimiter, variable};
 use edge::{ApiError, Problem, RequestId, response};
@@ -53,6 +54,8 @@ struct Config {
     fail_mode: FailMode,
     redis_url: String,
     database_url: String,
+    /// Where the client's address comes from (for the audit rows written here).
+    client_ip: ClientIpSource,
 }
 
 impl Config {
@@ -79,6 +82,10 @@ impl Config {
             fail_mode: variable("rate_limit_fail_mode").await?.parse()?,
             redis_url: variable("redis_url").await?,
             database_url: variable("database_url").await?,
+            client_ip: variable("client_ip_source")
+                .await?
+                .parse()
+                .map_err(|e| ApiError::internal(format!("variable client_ip_source: {e}")))?,
         })
     }
 }
@@ -244,7 +251,10 @@ async fn audit_forbidden(cfg: &Config, claims: &AccessClaims, rid: &RequestId, r
         resource_type: Some("route"),
         resource_id: Some(format!("{} {}", req.method(), req.uri().path())),
         request_id: rid.as_str(),
-        client_addr: edge::client::client_ip(req.headers()).map(|ip| ip.to_string()),
+        client_addr: cfg
+            .client_ip
+            .client_ip(req.headers())
+            .map(|ip| ip.to_string()),
         details: serde_json::json!({ "role": claims.role.as_str(), "jti": claims.jti }),
     };
     let written = async {

@@ -27,7 +27,7 @@ mod routes {
 use std::sync::OnceLock;
 
 use auth_core::cors::CorsPolicy;
-use auth_core::ratelimit::{FailMode, Policy};
+use auth_core::ratelimit::{FailMode, LoginPolicies, Policy};
 use auth_core::{Issuer, KeyRing, refresh};
 use edge::app::{Call, Component, Reply};
 use edge::routes::Endpoint;
@@ -46,11 +46,11 @@ pub(crate) struct Config {
     pub refresh_ttl_secs: i64,
     pub database_url: String,
     pub redis_url: String,
-    /// Failed logins allowed per email, and per client address.
-    pub login_email: Policy,
-    pub login_address: Policy,
-    /// What a login does when Redis is down.
-    pub fail_mode: FailMode,
+    /// Failed logins allowed per (email, client address), per client address, per email.
+    pub login_limits: LoginPolicies,
+    /// What a login does when Redis is down (`login_rate_limit_fail_mode`, its own setting: the
+    /// login limits guard passwords, not capacity, so they default to closed).
+    pub login_fail_mode: FailMode,
     /// The browser origins of the public routes.
     pub cors: CorsPolicy,
 }
@@ -81,12 +81,21 @@ impl Component for Auth {
             refresh_ttl_secs: refresh::ttl_from_config(&variable("auth_refresh_ttl_secs").await?)?,
             database_url: variable("database_url").await?,
             redis_url: variable("redis_url").await?,
-            login_email: Policy::parse("login-email", &variable("login_rate_limit_email").await?)?,
-            login_address: Policy::parse(
-                "login-addr",
-                &variable("login_rate_limit_address").await?,
-            )?,
-            fail_mode: variable("rate_limit_fail_mode").await?.parse()?,
+            login_limits: LoginPolicies {
+                per_email_address: Policy::parse(
+                    "login-email-addr",
+                    &variable("login_rate_limit_email_address").await?,
+                )?,
+                per_address: Policy::parse(
+                    "login-addr",
+                    &variable("login_rate_limit_address").await?,
+                )?,
+                per_email: Policy::parse(
+                    "login-email",
+                    &variable("login_rate_limit_email").await?,
+                )?,
+            },
+            login_fail_mode: variable("login_rate_limit_fail_mode").await?.parse()?,
             cors: CorsPolicy::from_config(&variable("cors_origins").await?)?,
         })
     }

@@ -94,7 +94,7 @@ impl Component for Download {
     ) -> Result<Reply, ApiError> {
         match call.matched.endpoint {
             Endpoint::IssueDownloadUrl => routes::issue_url::handle(req, call, cfg).await,
-            Endpoint::RevokeDownloadUrls => routes::revoke_urls::handle(req, call, cfg).await,
+            Endpoint::RevokeDownloadUrls => routes::revoke_urls::handle(call, cfg).await,
             Endpoint::File => routes::file::handle(req, call, cfg).await,
             _ => Err(Problem::not_found().into()),
         }

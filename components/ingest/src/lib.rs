@@ -98,7 +98,7 @@ impl Component for Ingest {
             Endpoint::Upload => routes::upload::handle(req, call, cfg).await,
             Endpoint::ListAttachments => routes::list::handle(req, call, cfg).await,
             Endpoint::GetAttachment => routes::get::handle(req, call, cfg).await,
-            Endpoint::DeleteAttachment => routes::delete::handle(req, call, cfg).await,
+            Endpoint::DeleteAttachment => routes::delete::handle(call, cfg).await,
             _ => Err(Problem::not_found().into()),
         }
     }

@@ -15,9 +15,10 @@
 //!
 //! The known cost: a client may get up to `2 × limit` through in a span straddling two windows.
 //! For per-user API throttling that is acceptable; login brute-force is bounded separately by the
-//! per-email and per-address failure limits, which use the same mechanism: a login attempt is counted
-//! before its password is checked (so parallel guesses cannot all pass a check made before any of them
-//! was counted), and a successful one is given back ([`GIVE_BACK_SCRIPT`]).
+//! login failure budgets ([`login_budgets`]: per email and client address, per client address, per
+//! email), which use the same mechanism: a login attempt is counted before its password is checked
+//! (so parallel guesses cannot all pass a check made before any of them was counted), and a
+//! successful one is given back ([`GIVE_BACK_SCRIPT`]) or clears its counter.
 //!
 //! # Using it from a component (spin:redis)
 //!
@@ -110,11 +111,23 @@ impl Policy {
         }
     }
 
-    /// Failed logins per email: 5 per 15 minutes.
+    /// Failed logins per email from one client address: 5 per 15 minutes. The tight bound on
+    /// guessing one account's password: it is one attacker's budget only, so spending it locks
+    /// nobody else out.
+    pub fn login_email_address_default() -> Self {
+        Self {
+            name: "login-email-addr".into(),
+            limit: 5,
+            window_secs: 900,
+        }
+    }
+
+    /// Failed logins per email from all addresses together: 50 per 15 minutes. The loose bound on
+    /// guessing one account from many addresses; an attacker needs 10 addresses to spend it.
     pub fn login_email_default() -> Self {
         Self {
             name: "login-email".into(),
-            limit: 5,
+            limit: 50,
             window_secs: 900,
         }
     }
@@ -174,7 +187,10 @@ pub enum Subject<'a> {
     User(&'a UserId),
     /// Failed logins for an email (hashed in the key: no addresses in Redis key names).
     LoginEmail(&'a Email),
-    /// Failed logins from a client address (an IP, or whatever the runner reports).
+    /// Failed logins for an email from one client address (hashed together in the key).
+    LoginEmailAddress(&'a Email, &'a str),
+    /// Failed logins from a client address (the rate-limit subject of an address:
+    /// `edge::client::rate_limit_subject`, e.g. `192.0.2.7`, `2001:db8::/64`, `unknown`).
     LoginAddress(&'a str),
 }
 
@@ -184,18 +200,20 @@ fn short_hash(s: &str) -> String {
 
 /// The Redis key of `subject`'s counter under `policy`:
 /// `rl:v1:<policy>:<window>:<kind>:<id>`. The window length is part of the key so that changing
-/// the configuration starts fresh counters. User ids are UUIDs; emails are hashed; addresses
-/// are kept when they are plain IPv4/IPv6 text and hashed otherwise, so a key is always short
-/// and free of spaces, newlines and other protocol characters.
+/// the configuration starts fresh counters. User ids are UUIDs; emails (alone or with an address)
+/// are hashed; addresses are kept when they are plain IPv4/IPv6 text (or a `/64` prefix) and hashed
+/// otherwise, so a key is always short and free of spaces, newlines and other protocol characters.
 pub fn key(policy: &Policy, subject: Subject<'_>) -> String {
     let (kind, id) = match subject {
         Subject::User(u) => ("u", u.to_string()),
         Subject::LoginEmail(e) => ("e", short_hash(e.as_str())),
+        // A newline cannot be part of an email or an address: the pair hashes unambiguously.
+        Subject::LoginEmailAddress(e, a) => ("ea", short_hash(&format!("{}\n{a}", e.as_str()))),
         Subject::LoginAddress(a) => {
             let plain = !a.is_empty()
                 && a.len() <= 45
                 && a.bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':');
+                    .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':' || b == b'/');
             (
                 "a",
                 if plain {
@@ -365,27 +383,61 @@ pub struct LoginBudget<'p> {
     pub after_success: AfterLogin,
 }
 
-/// The budgets one login attempt is counted against, before its password is checked: per email
-/// (when the email parses) and per client address (when the host reports one), in that order.
+/// The login failure policies: per (email, client address), per client address, per email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPolicies {
+    /// Failures for one email from one address (`login_rate_limit_email_address`): the tight one.
+    pub per_email_address: Policy,
+    /// Failures from one address, whatever the email (`login_rate_limit_address`): stops spraying.
+    pub per_address: Policy,
+    /// Failures for one email from all addresses (`login_rate_limit_email`): the loose one.
+    pub per_email: Policy,
+}
+
+impl Default for LoginPolicies {
+    fn default() -> Self {
+        Self {
+            per_email_address: Policy::login_email_address_default(),
+            per_address: Policy::login_address_default(),
+            per_email: Policy::login_email_default(),
+        }
+    }
+}
+
+/// The budgets one login attempt is counted against, before its password is checked, in this
+/// order: per (email, address), per address, per email (the email ones only when the email
+/// parses). `address` is the rate-limit subject of the client's address (`unknown` when not
+/// known: an unknown address shares one budget rather than escaping it).
+///
+/// The order is what keeps one attacker from locking a user out: counting stops at the first spent
+/// budget, so an address adds at most its per-(email, address) allowance to the email's shared
+/// count, and the victim, from another address, has a budget of their own.
 pub fn login_budgets<'p>(
-    per_email: &'p Policy,
-    per_address: &'p Policy,
+    policies: &'p LoginPolicies,
     email: Option<&Email>,
-    address: Option<&str>,
+    address: &str,
 ) -> Vec<LoginBudget<'p>> {
-    let mut budgets = Vec::with_capacity(2);
+    let mut budgets = Vec::with_capacity(3);
     if let Some(e) = email {
         budgets.push(LoginBudget {
-            policy: per_email,
-            key: key(per_email, Subject::LoginEmail(e)),
+            policy: &policies.per_email_address,
+            key: key(
+                &policies.per_email_address,
+                Subject::LoginEmailAddress(e, address),
+            ),
             after_success: AfterLogin::Clear,
         });
     }
-    if let Some(a) = address {
+    budgets.push(LoginBudget {
+        policy: &policies.per_address,
+        key: key(&policies.per_address, Subject::LoginAddress(address)),
+        after_success: AfterLogin::GiveBack,
+    });
+    if let Some(e) = email {
         budgets.push(LoginBudget {
-            policy: per_address,
-            key: key(per_address, Subject::LoginAddress(a)),
-            after_success: AfterLogin::GiveBack,
+            policy: &policies.per_email,
+            key: key(&policies.per_email, Subject::LoginEmail(e)),
+            after_success: AfterLogin::Clear,
         });
     }
     budgets
@@ -572,6 +624,7 @@ mod tests {
         assert!(Policy::new("User", 1, 1).is_err());
         for p in [
             Policy::per_user_default(),
+            Policy::login_email_address_default(),
             Policy::login_email_default(),
             Policy::login_address_default(),
         ] {
@@ -611,23 +664,85 @@ mod tests {
     }
 
     #[test]
-    fn a_login_counts_against_its_email_then_its_address() {
-        let (e, a) = (
-            Policy::login_email_default(),
-            Policy::login_address_default(),
-        );
+    fn a_login_counts_against_its_email_and_address_then_address_then_email() {
+        let p = LoginPolicies::default();
         let email = Email::parse("Alice@Example.test").unwrap();
-        let both = login_budgets(&e, &a, Some(&email), Some("192.0.2.7"));
-        assert_eq!(both.len(), 2);
-        assert_eq!(both[0].policy, &e);
-        assert_eq!(both[0].key, key(&e, Subject::LoginEmail(&email)));
-        assert_eq!(both[0].after_success, AfterLogin::Clear);
-        assert_eq!(both[1].policy, &a);
-        assert_eq!(both[1].key, key(&a, Subject::LoginAddress("192.0.2.7")));
-        assert_eq!(both[1].after_success, AfterLogin::GiveBack);
-        // An email that does not parse is still counted per address; no address, per email only.
-        assert_eq!(login_budgets(&e, &a, None, Some("192.0.2.7")), both[1..]);
-        assert_eq!(login_budgets(&e, &a, Some(&email), None), both[..1]);
-        assert!(login_budgets(&e, &a, None, None).is_empty());
+        let all = login_budgets(&p, Some(&email), "192.0.2.7");
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].policy, &p.per_email_address);
+        assert_eq!(
+            all[0].key,
+            key(
+                &p.per_email_address,
+                Subject::LoginEmailAddress(&email, "192.0.2.7")
+            )
+        );
+        assert_eq!(all[0].after_success, AfterLogin::Clear);
+        assert_eq!(all[1].policy, &p.per_address);
+        assert_eq!(
+            all[1].key,
+            key(&p.per_address, Subject::LoginAddress("192.0.2.7"))
+        );
+        assert_eq!(all[1].after_success, AfterLogin::GiveBack);
+        assert_eq!(all[2].policy, &p.per_email);
+        assert_eq!(all[2].key, key(&p.per_email, Subject::LoginEmail(&email)));
+        assert_eq!(all[2].after_success, AfterLogin::Clear);
+        // An email that does not parse is still counted per address.
+        assert_eq!(login_budgets(&p, None, "192.0.2.7"), all[1..2]);
+        // Another address: its own (email, address) budget, the same shared email budget.
+        let other = login_budgets(&p, Some(&email), "198.51.100.1");
+        assert_ne!(other[0].key, all[0].key);
+        assert_eq!(other[2].key, all[2].key);
+        // The pair key names neither the email nor the address, and pairs do not collide.
+        assert!(!all[0].key.contains("alice") && !all[0].key.contains("192.0.2.7"));
+        let a = Email::parse("a@b.c").unwrap();
+        assert_ne!(
+            key(
+                &p.per_email_address,
+                Subject::LoginEmailAddress(&a, "1.2.3.4")
+            ),
+            key(
+                &p.per_email_address,
+                Subject::LoginEmailAddress(&a, "1.2.3.5")
+            )
+        );
+        // A /64 prefix is kept readable, like an address.
+        assert!(
+            key(&p.per_address, Subject::LoginAddress("2001:db8:1:2::/64"))
+                .ends_with(":a:2001:db8:1:2::/64")
+        );
+    }
+
+    /// One attacker address spending its (email, address) budget leaves the victim's own intact,
+    /// and adds at most that budget to the shared per-email count.
+    #[test]
+    fn an_attacker_address_cannot_lock_the_victim_out() {
+        let p = LoginPolicies::default();
+        let email = Email::parse("victim@example.test").unwrap();
+        let mut r = FakeRedis::default();
+        let attempt = |r: &mut FakeRedis, addr: &str| -> Option<String> {
+            for b in login_budgets(&p, Some(&email), addr) {
+                let (n, ttl) = r.hit(&b.key, b.policy.window_secs() as i64 * 1000);
+                if !Decision::after_hit(b.policy, n, ttl).allowed {
+                    return Some(b.policy.name().to_owned());
+                }
+            }
+            None
+        };
+        for _ in 0..5 {
+            assert_eq!(attempt(&mut r, "203.0.113.66"), None);
+        }
+        for _ in 0..20 {
+            assert_eq!(
+                attempt(&mut r, "203.0.113.66").as_deref(),
+                Some("login-email-addr")
+            );
+        }
+        assert_eq!(attempt(&mut r, "192.0.2.7"), None, "the victim's address");
+        let shared = key(&p.per_email, Subject::LoginEmail(&email));
+        assert_eq!(
+            r.keys[&shared].0, 6,
+            "5 from the attacker, 1 from the victim"
+        );
     }
 }

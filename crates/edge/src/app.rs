@@ -10,11 +10,14 @@
 //! 3. for routes behind the auth middleware, the caller, from the MAC'd `x-auth-context` and from
 //!    nothing else (`401`), with the route's role checked again (`403`); the log line and the request
 //!    id then follow the caller's;
-//! 4. the configuration, loaded and validated once per instance (a bad value is a logged `500`);
-//! 5. the one place an [`ApiError`] becomes `application/problem+json`: a handler never returns
+//! 4. the client's address, from the header `client_ip_source` names (parsed once per instance,
+//!    see [`crate::client`]), for every handler alike ([`Call::client_ip`]);
+//! 5. the configuration, loaded and validated once per instance (a bad value is a logged `500`);
+//! 6. the one place an [`ApiError`] becomes `application/problem+json`: a handler never returns
 //!    `Err` to Spin, which would answer an empty `500`.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use auth_core::{AuthContext, ContextKey};
@@ -23,6 +26,7 @@ use problem::{Problem, RequestId};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::wasip3::http::types;
 
+use crate::client::{self, ClientIpSource};
 use crate::log::RequestLog;
 use crate::routes::{self, Access, Endpoint, Matched};
 use crate::spin::variable;
@@ -51,12 +55,28 @@ pub struct Call {
     /// The request's log line; handlers add a `reason` or a cause.
     pub log: RequestLog,
     caller: Option<AuthContext>,
+    client: Option<IpAddr>,
 }
 
 impl Call {
     /// The path's id (`{id}`, `{messageId}`).
     pub fn id(&self) -> Result<uuid::Uuid, ApiError> {
         self.matched.id()
+    }
+
+    /// The client's address per `client_ip_source`; `None` when that source said nothing usable.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client
+    }
+
+    /// The client's address as audit rows record it.
+    pub fn client_addr(&self) -> Option<String> {
+        self.client.map(|ip| ip.to_string())
+    }
+
+    /// What per-address rate limits count the client as (`/64` for IPv6, `unknown` when unknown).
+    pub fn client_subject(&self) -> String {
+        client::rate_limit_subject(self.client)
     }
 
     /// The authenticated caller of a route behind the middleware; `500` on a public route (a
@@ -114,6 +134,20 @@ pub async fn config<C: Component>() -> Result<&'static C::Config, ApiError> {
 }
 
 static CONTEXT_KEY: OnceLock<ContextKey> = OnceLock::new();
+static CLIENT_IP_SOURCE: OnceLock<ClientIpSource> = OnceLock::new();
+
+/// Where the client's address comes from (`client_ip_source`), parsed once. A bad value is a
+/// deployment error: a logged `500`, as for any configuration.
+pub async fn client_ip_source() -> Result<ClientIpSource, ApiError> {
+    if let Some(s) = CLIENT_IP_SOURCE.get() {
+        return Ok(*s);
+    }
+    let s: ClientIpSource = variable("client_ip_source")
+        .await?
+        .parse()
+        .map_err(|e| ApiError::internal(format!("variable client_ip_source: {e}")))?;
+    Ok(*CLIENT_IP_SOURCE.get_or_init(|| s))
+}
 
 /// The middleware hand-off key (`auth_context_key`), loaded once.
 async fn context_key() -> Result<&'static ContextKey, ApiError> {
@@ -139,6 +173,7 @@ pub async fn serve<C: Component>(req: Request) -> anyhow::Result<types::Response
         request_id: rid,
         log,
         caller: None,
+        client: None,
     };
     let outcome = match C::before_routing(&req, &call.request_id).await {
         Some(early) => early,
@@ -179,6 +214,7 @@ async fn route<C: Component>(req: Request, path: &str, call: &mut Call) -> Resul
         }
         call.caller = Some(ctx);
     }
+    call.client = client_ip_source().await?.client_ip(req.headers());
     let config = config::<C>().await?;
     C::handle(req, call, config).await
 }

@@ -14,7 +14,7 @@
 //! | [`cors`] | answering a CORS preflight (and a plain `OPTIONS`) from `auth_core::cors`'s decision |
 //! | [`routes`] | the API's one route table: endpoints, their component and access, the middleware's role check |
 //! | [`paging`] | keyset paging from a query string (`limit`, `before`) |
-//! | [`client`] | the client address Spin reports (`spin-client-addr`) |
+//! | [`client`] | the client's address: which header to believe (`client_ip_source`: Spin's own `spin-client-addr`, `True-Client-IP`, `X-Forwarded-For` hops), and what per-address rate limits count it as |
 //! | [`limits`] | rate-limit refusals (`429` + headers) and the fail-open/closed answer when Redis is down |
 //! | [`log`] | the one JSON log line per request and security-event lines (stderr) |
 //! | `spin` (feature `spin`) | Spin host glue: variables and the Redis rate limiter (Postgres is `crates/store`'s) |

@@ -621,6 +621,9 @@ fn redis_down_fails_open_when_configured_open() {
     let stack = Stack::get();
     let seed = stack.seed();
     let user = seed.tenants[0].user(0);
+    let c = client();
+    // Logged in where Redis is up: the login limits fail closed on their own (auth_tokens.rs).
+    let t = login(&c, &stack.base_url, user);
     let dead = format!("127.0.0.1:{}", free_port());
     let app = Spinlet::start(
         "spin.toml",
@@ -629,8 +632,6 @@ fn redis_down_fails_open_when_configured_open() {
             ("SPIN_VARIABLE_RATE_LIMIT_FAIL_MODE", "open"),
         ],
     );
-    let c = client();
-    let t = login(&c, &app.base_url, user);
     let r = send(
         c.get(format!("{}/api/v1/auth/me", app.base_url))
             .bearer_auth(&t.access),

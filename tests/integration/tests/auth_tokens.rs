@@ -1,10 +1,16 @@
 //! The token service over HTTP: login → me, JWKS, wrong password vs unknown email, failed
-//! login limits, refresh rotation and reuse detection, logout, and the admin-only audit log.
+//! login limits (per email and address, per address, per email; the client address per
+//! `client_ip_source`; Redis down), refresh rotation and reuse detection, logout, and the
+//! admin-only audit log.
 
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use integration_tests::now_ms;
-use integration_tests::{Reply, Spinlet, Stack, Tokens, client, login, login_reply, send};
+use integration_tests::{
+    Reply, Spinlet, Stack, Tokens, client, free_port, login, login_reply, psql, random_loopback,
+    send, sql_str,
+};
 use serde_json::Value;
 
 fn without_request_id(mut v: Value) -> Value {
@@ -171,46 +177,290 @@ fn wrong_password_and_unknown_email_answer_alike() {
     );
 }
 
+/// A client from a known loopback address (127.x.y.z).
+fn client_at(ip: IpAddr) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .local_address(ip)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// `POST /api/v1/auth/token` with extra request headers.
+fn login_with(
+    c: &reqwest::blocking::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut rb = c
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&serde_json::json!({ "email": email, "password": password }));
+    for (n, v) in headers {
+        rb = rb.header(*n, *v);
+    }
+    send(rb)
+}
+
+/// The client address recorded in the audit row of request `rid`.
+fn audited_address(rid: &str) -> String {
+    psql(&format!(
+        "SELECT coalesce(host(client_addr), 'null') FROM email_audit_log WHERE request_id = {}",
+        sql_str(rid)
+    ))
+}
+
+fn policy_of(r: &Reply) -> &str {
+    r.header("ratelimit-policy").unwrap_or_default()
+}
+
 #[test]
-fn failed_logins_are_limited_per_email() {
+fn wrong_passwords_from_one_address_do_not_lock_the_owner_out() {
     let stack = Stack::get();
     let seed = stack.seed();
     let user = seed.tenants[0].user(0);
-    let other = seed.tenants[0].user(1);
-    let spec = stack.spin_var("login_rate_limit_email", "5/15m");
+    let spec = stack.spin_var("login_rate_limit_email_address", "5/15m");
     let limit: usize = spec.split('/').next().unwrap().trim().parse().unwrap();
     assert!(
         limit <= 20,
-        "login_rate_limit_email {spec} is too high to test here"
+        "login_rate_limit_email_address {spec} is too high to test here"
     );
-    let c = client();
+    let attacker = client();
     for i in 0..limit {
-        login_reply(&c, &stack.base_url, &user.email, &format!("wrong-{i}"))
-            .assert_problem(401, "invalid_credentials");
+        login_reply(
+            &attacker,
+            &stack.base_url,
+            &user.email,
+            &format!("wrong-{i}"),
+        )
+        .assert_problem(401, "invalid_credentials");
     }
-    // Budget spent: refused before any password check, even with the right password.
-    let r = login_reply(&c, &stack.base_url, &user.email, &user.password);
+    // One attempt more: the attacker's budget for this email is spent.
+    let r = login_reply(&attacker, &stack.base_url, &user.email, "wrong-again");
     r.assert_problem(429, "rate_limited");
+    assert!(policy_of(&r).contains("\"login-email-addr\""), "{r:?}");
     let retry: u64 = r
         .header("retry-after")
         .expect("Retry-After")
         .parse()
         .unwrap();
     assert!(retry >= 1, "{r:?}");
-    assert!(
-        r.header("ratelimit-policy")
-            .unwrap()
-            .contains("\"login-email\""),
-        "{r:?}"
-    );
-    // From another address too: the limit is per email.
-    let r = login_reply(&client(), &stack.base_url, &user.email, &user.password);
+    // The owner, from another address, logs in.
+    let owner = login_reply(&client(), &stack.base_url, &user.email, &user.password);
+    assert_eq!(owner.status, 200, "{owner:?}");
+    // The attacker's address stays limited, even with the right password.
+    let r = login_reply(&attacker, &stack.base_url, &user.email, &user.password);
     r.assert_problem(429, "rate_limited");
-    // Other emails are unaffected (from the same address).
+    assert!(policy_of(&r).contains("\"login-email-addr\""), "{r:?}");
+}
+
+#[test]
+fn failed_logins_are_limited_per_email_from_all_addresses() {
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL", "3/15m"),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL_ADDRESS", "100/15m"),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_ADDRESS", "100/15m"),
+        ],
+    );
+    let seed = Stack::get().seed();
+    let user = seed.tenants[0].user(0);
+    let other = seed.tenants[0].user(1);
+    for i in 0..3 {
+        login_reply(&client(), &app.base_url, &user.email, &format!("wrong-{i}"))
+            .assert_problem(401, "invalid_credentials");
+    }
+    let r = login_reply(&client(), &app.base_url, &user.email, &user.password);
+    r.assert_problem(429, "rate_limited");
+    assert!(policy_of(&r).contains("\"login-email\""), "{r:?}");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
     assert_eq!(
-        login_reply(&c, &stack.base_url, &other.email, &other.password).status,
+        login_reply(&client(), &app.base_url, &other.email, &other.password).status,
+        200,
+        "other emails are unaffected"
+    );
+}
+
+/// Spin keeps a `spin-client-addr` the client sends and appends its own: a client that sends one
+/// per attempt must not get a fresh budget each time, nor be audited under the address it wrote.
+#[test]
+fn a_client_sent_spin_client_addr_chooses_no_address() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let user = seed.tenants[0].user(1);
+    let spec = stack.spin_var("login_rate_limit_email_address", "5/15m");
+    let limit: usize = spec.split('/').next().unwrap().trim().parse().unwrap();
+    assert!(limit <= 20, "{spec} is too high to test here");
+    let real = random_loopback();
+    let c = client_at(real);
+    let rid = format!("itest-forged-addr-{}", uuid::Uuid::new_v4().simple());
+    for i in 0..limit {
+        let forged = format!("10.{}.{}.{}:1", i, i + 1, i + 2);
+        let headers = [
+            ("spin-client-addr", forged.as_str()),
+            (
+                "x-request-id",
+                if i == 0 { rid.as_str() } else { "itest-forged" },
+            ),
+        ];
+        login_with(&c, &stack.base_url, &user.email, "wrong", &headers)
+            .assert_problem(401, "invalid_credentials");
+    }
+    let r = login_with(
+        &c,
+        &stack.base_url,
+        &user.email,
+        "wrong",
+        &[("spin-client-addr", "192.0.2.200:1")],
+    );
+    r.assert_problem(429, "rate_limited");
+    assert!(policy_of(&r).contains("\"login-email-addr\""), "{r:?}");
+    assert_eq!(audited_address(&rid), real.to_string());
+}
+
+/// Behind an ingress (`client_ip_source=x-forwarded-for:1`) the client is the rightmost
+/// `X-Forwarded-For` entry, whatever the client put before it; IPv6 clients count per /64.
+#[test]
+fn client_ip_source_x_forwarded_for_trusts_only_the_proxys_entry() {
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_CLIENT_IP_SOURCE", "x-forwarded-for:1"),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_ADDRESS", "3/15m"),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL", "100/15m"),
+        ],
+    );
+    let seed = Stack::get().seed();
+    let user = seed.tenants[0].user(0);
+    let b = *uuid::Uuid::new_v4().as_bytes();
+    let (hi, lo) = (
+        u16::from_be_bytes([b[0], b[1]]),
+        u16::from_be_bytes([b[2], b[3]]),
+    );
+    let net = format!("2001:db8:{hi:x}:{lo:x}");
+    // Three sprayed guesses from three addresses of one /64, each from its own connection and with
+    // its own forged entries in front.
+    for i in 1..=3 {
+        let xff = format!("6.6.6.{i}, {net}::{i}");
+        let stranger = format!("spray-{i}-{}@example.test", uuid::Uuid::new_v4().simple());
+        login_with(
+            &client(),
+            &app.base_url,
+            &stranger,
+            "guess",
+            &[("x-forwarded-for", &xff)],
+        )
+        .assert_problem(401, "invalid_credentials");
+    }
+    let same_64 = format!("{net}:ffff:ffff:ffff:9");
+    let r = login_with(
+        &client(),
+        &app.base_url,
+        &user.email,
+        &user.password,
+        &[("x-forwarded-for", &same_64)],
+    );
+    r.assert_problem(429, "rate_limited");
+    assert!(policy_of(&r).contains("\"login-addr\""), "{r:?}");
+    // Another /64 has its own budget; the audit row records the proxy's entry, not the forged one.
+    let rid = format!("itest-xff-{}", uuid::Uuid::new_v4().simple());
+    let elsewhere = format!("2001:db8:{hi:x}:{:x}::1", lo.wrapping_add(1));
+    let r = login_with(
+        &client(),
+        &app.base_url,
+        &user.email,
+        "wrong",
+        &[
+            ("x-forwarded-for", &format!("203.0.113.250, {elsewhere}")),
+            ("x-request-id", &rid),
+        ],
+    );
+    r.assert_problem(401, "invalid_credentials");
+    let audited: IpAddr = audited_address(&rid).parse().unwrap();
+    assert_eq!(audited, elsewhere.parse::<IpAddr>().unwrap());
+}
+
+/// Behind an edge that sets `True-Client-IP` (`client_ip_source=true-client-ip`), that header is
+/// the client's address.
+#[test]
+fn client_ip_source_true_client_ip_is_the_edges_header() {
+    let app = Spinlet::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_CLIENT_IP_SOURCE", "true-client-ip")],
+    );
+    let seed = Stack::get().seed();
+    let user = seed.tenants[0].user(0);
+    let b = *uuid::Uuid::new_v4().as_bytes();
+    let edge_says = format!("198.51.{}.{}", b[0], 1 + b[1] % 254);
+    let rid = format!("itest-tcip-{}", uuid::Uuid::new_v4().simple());
+    login_with(
+        &client(),
+        &app.base_url,
+        &user.email,
+        "wrong",
+        &[
+            ("true-client-ip", &edge_says),
+            ("spin-client-addr", "10.9.9.9:1"),
+            ("x-request-id", &rid),
+        ],
+    )
+    .assert_problem(401, "invalid_credentials");
+    assert_eq!(audited_address(&rid), edge_says);
+    // Without the edge's header the address is unknown: never the connection's, never a guess.
+    let rid = format!("itest-tcip-none-{}", uuid::Uuid::new_v4().simple());
+    login_with(
+        &client(),
+        &app.base_url,
+        &user.email,
+        "wrong",
+        &[("x-forwarded-for", "203.0.113.1"), ("x-request-id", &rid)],
+    )
+    .assert_problem(401, "invalid_credentials");
+    assert_eq!(audited_address(&rid), "null");
+}
+
+/// The login limits have their own fail mode, closed by default: with Redis down a login is `503`
+/// even where the per-user limit is configured to fail open.
+#[test]
+fn login_fails_closed_when_redis_is_down_whatever_the_api_fail_mode() {
+    let seed = Stack::get().seed();
+    let user = seed.tenants[0].user(0);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_REDIS_HOST", dead.as_str()),
+            ("SPIN_VARIABLE_RATE_LIMIT_FAIL_MODE", "open"),
+        ],
+    );
+    for password in [user.password.as_str(), "wrong"] {
+        let r = login_reply(&client(), &app.base_url, &user.email, password);
+        r.assert_problem(503, "service_unavailable");
+        let retry: u64 = r
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!(retry >= 1, "{r:?}");
+        assert!(r.header("ratelimit").is_none(), "{r:?}");
+    }
+    assert!(app.log_text().contains("ratelimit_backend_down"));
+    drop(app);
+    // Opened on purpose, logins go on unlimited (and the failure is logged).
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_REDIS_HOST", dead.as_str()),
+            ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_FAIL_MODE", "open"),
+        ],
+    );
+    assert_eq!(
+        login_reply(&client(), &app.base_url, &user.email, &user.password).status,
         200
     );
+    assert!(app.log_text().contains("ratelimit_backend_down"));
 }
 
 #[test]

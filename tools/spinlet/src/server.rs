@@ -108,17 +108,11 @@ async fn handle(
     log.component = target.component.clone();
     log.route = matched.route.based.clone();
 
-    // Spin's request headers. Client-sent copies are removed first: a client must never be able to
-    // claim a route, a path match or a client address.
+    // Spin's request headers, as Spin's HTTP trigger sets them: the client's headers are kept as
+    // sent, `spin-*` ones included, and Spin's own are APPENDED after them. A client-sent
+    // `spin-client-addr` therefore arrives first and Spin's value last; components must read the
+    // last one (`edge::client`). Only `Connection` goes (transport information).
     let headers = req.headers_mut();
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("spin-"))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
-    }
     headers.remove(header::CONNECTION);
     let host = headers
         .get(header::HOST)
@@ -146,14 +140,18 @@ async fn handle(
     ];
     for (name, value) in &matched.params {
         spin_headers.push((
-            format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            // Spin names it SPIN_PATH_MATCH_<NAME> and turns `_` into `-` in every header name.
+            format!(
+                "spin-path-match-{}",
+                name.to_ascii_lowercase().replace('_', "-")
+            ),
             value.clone(),
         ));
     }
     let headers = req.headers_mut();
     for (name, value) in spin_headers {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            headers.insert(n, v);
+            headers.append(n, v);
         }
     }
     if !headers.contains_key("x-request-id")

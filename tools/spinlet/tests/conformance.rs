@@ -154,8 +154,21 @@ fn routes_follow_spin_precedence_and_carry_spin_headers() {
     assert_eq!(body["headers"]["spin-matched-route"], "/...");
 }
 
+/// Every value of header `name` the component received, in order.
+fn values_of(body: &Value, name: &str) -> Vec<String> {
+    body["headerList"]
+        .as_array()
+        .expect("headerList")
+        .iter()
+        .filter(|pair| pair[0] == name)
+        .map(|pair| pair[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Spin's HTTP trigger keeps the headers a client sent, `spin-*` ones included, and appends its own
+/// after them (so a component must read the LAST `spin-client-addr`, never the first).
 #[test]
-fn client_cannot_spoof_spin_headers() {
+fn client_sent_spin_headers_are_kept_and_spin_appends_its_own() {
     let r = start(&[]);
     let res = client()
         .get(format!("{}/items/special", r.base))
@@ -165,14 +178,25 @@ fn client_cannot_spoof_spin_headers() {
         .send()
         .unwrap();
     let body: Value = res.json().unwrap();
-    assert_eq!(body["headers"]["spin-matched-route"], "/items/special");
-    assert!(
-        body["headers"]["spin-client-addr"]
-            .as_str()
-            .unwrap()
-            .starts_with("127.0.0.1:")
+    let addrs = values_of(&body, "spin-client-addr");
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert_eq!(addrs[0], "10.0.0.1:1", "the client's copy comes first");
+    assert!(addrs[1].starts_with("127.0.0.1:"), "then Spin's: {addrs:?}");
+    assert_eq!(
+        values_of(&body, "spin-matched-route"),
+        ["/admin/...", "/items/special"]
     );
-    assert!(body["headers"].get("spin-path-match-id").is_none());
+    // A header Spin does not set for this route is passed on as the client sent it.
+    assert_eq!(values_of(&body, "spin-path-match-id"), ["forged"]);
+    // Without client copies, each of Spin's headers arrives once.
+    let (_, body) = get_json(&r, "/items/42/sub/x");
+    for name in [
+        "spin-client-addr",
+        "spin-matched-route",
+        "spin-path-match-id",
+    ] {
+        assert_eq!(values_of(&body, name).len(), 1, "{name}: {body}");
+    }
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
             resource_type: Some("user"),
             resource_id: Some(ctx.user.to_string()),
             request_id: call.request_id.as_str(),
-            client_addr: edge::client::client_ip(&parts.headers).map(|ip| ip.to_string()),
+            client_addr: call.client_addr(),
             details: json!({ "jti": ctx.jti, "revokedRefreshTokens": revoked }),
         },
     )

@@ -91,7 +91,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
                     resource_type: Some("refresh_token_family"),
                     resource_id: Some(o.family.to_string()),
                     request_id: call.request_id.as_str(),
-                    client_addr: edge::client::client_ip(&parts.headers).map(|ip| ip.to_string()),
+                    client_addr: call.client_addr(),
                     details: json!({ "revoked": "family" }),
                 },
             )

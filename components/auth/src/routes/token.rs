@@ -5,7 +5,10 @@
 //!   dummy hash when there is no user), so neither body nor timing tells whether an email exists.
 //!   A disabled user or tenant answers the same way.
 //! * Every attempt is counted against its failure budgets before its password is checked
-//!   ([`budgets`]); while one is spent the answer is `429 rate_limited` before any password work.
+//!   ([`budgets`]: per email and client address, per address, per email; the address is the one
+//!   `client_ip_source` names, resolved by the shell); while one is spent the answer is `429
+//!   rate_limited` before any password work. Redis down: `login_rate_limit_fail_mode` (closed by
+//!   default: `503`, never unlimited guessing).
 //! * Success stores the new refresh token (hashed) as the first of a new family and writes
 //!   `auth.login`; a failure is recorded by [`failure`].
 
@@ -52,10 +55,10 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     body::require_json(&parts.headers)?;
     let bytes = body::read_limited(&parts.headers, body, SMALL_JSON_LIMIT).await?;
     let creds: Credentials = body::parse_json(&bytes, r#"{"email","password"}"#)?;
-    let client = edge::client::client_ip(&parts.headers).map(|ip| ip.to_string());
+    let client = call.client_addr();
     let email = Email::parse(&creds.email).ok();
 
-    let mut budgets = budgets::Budgets::new(cfg, email.as_ref(), client.as_deref());
+    let mut budgets = budgets::Budgets::new(cfg, email.as_ref(), &call.client_subject());
     budgets.take_attempt(cfg, &mut call.log).await?;
 
     let db = Db::open(&cfg.database_url).await?;

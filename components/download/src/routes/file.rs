@@ -84,7 +84,7 @@ async fn serve<C: Conn>(
         return Ok((reply, false));
     }
     let key = ObjectKey::from_stored(&row.storage_key).map_err(deliver::storage_error)?;
-    deliver::audit(tx, grant, call, req.headers(), &answer, size, cfg.mode).await?;
+    deliver::audit(tx, grant, call, &answer, size, cfg.mode).await?;
     let reply = match cfg.mode {
         Mode::Redirect => deliver::redirect(cfg, &key, &answer, &call.request_id)?,
         Mode::Stream => deliver::stream(cfg, &key, &answer, size, &call.request_id).await?,

@@ -8,14 +8,13 @@ use edge::app::{Call, Reply};
 use edge::{ApiError, Problem, response};
 use http::StatusCode;
 use serde_json::json;
-use spin_sdk::http::Request;
 use store::audit_log::{self, AuditEntry};
 use store::spin::Db;
 use store::{access, attachments};
 
 use crate::Config;
 
-pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
+pub(crate) async fn handle(call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
     let ctx = call.caller()?;
     let id = call.id()?;
     let rid = &call.request_id;
@@ -37,7 +36,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         resource_type: Some("attachment"),
         resource_id: Some(id.to_string()),
         request_id: rid.as_str(),
-        client_addr: edge::client::client_ip(req.headers()).map(|ip| ip.to_string()),
+        client_addr: call.client_addr(),
         details: json!({}),
     };
     audit_log::record(&tx, &entry).await?;

@@ -66,7 +66,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         cleanup::delete_uploaded(cfg, &stored).await;
         return Err(e);
     }
-    let client = edge::client::client_ip(&parts.headers).map(|ip| ip.to_string());
+    let client = call.client_addr();
     let recorded = commit::run(cfg, &ctx, message, &stored, &call.request_id, client).await;
     let list = match recorded {
         Ok(list) => list,

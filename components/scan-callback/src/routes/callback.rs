@@ -56,7 +56,7 @@ pub(crate) async fn handle(
     let cb = Callback::parse(&bytes, now_ms).map_err(refused)?;
 
     let db = Db::open(&cfg.database_url).await?;
-    let client_addr = edge::client::client_ip(&parts.headers).map(|ip| ip.to_string());
+    let client_addr = call.client_addr();
     let decided = verdict::apply(&db, &cb, signed.scanner, client_addr, call).await?;
     // The verdict is in force (downloads refuse quarantine content from here on); now the object.
     quarantine::ensure(cfg, &db, &decided, call).await?;

@@ -1,8 +1,9 @@
 //! A login attempt's failure budgets in Redis (`auth_core::ratelimit::login_budgets`: per email and
-//! per client address). Every attempt is counted before its password is checked, atomically per
-//! budget, so parallel guesses cannot all pass a check made before any of them was counted; a
-//! success clears the per-email count and gives its attempt back to the per-address one. Unknown
-//! emails are counted too, so the limit cannot be used to probe.
+//! client address, per client address, per email). Every attempt is counted before its password is
+//! checked, atomically per budget, so parallel guesses cannot all pass a check made before any of
+//! them was counted; a success clears the email's counts and gives its attempt back to the
+//! per-address one. Unknown emails are counted too, so the limit cannot be used to probe. Redis
+//! down: `login_rate_limit_fail_mode` (closed by default).
 
 use auth_core::Email;
 use auth_core::ratelimit::{self, AfterLogin, LoginBudget};
@@ -21,15 +22,16 @@ pub(crate) struct Budgets<'c> {
 }
 
 impl<'c> Budgets<'c> {
-    pub(crate) fn new(cfg: &'c Config, email: Option<&Email>, client: Option<&str>) -> Self {
+    /// `client` is the rate-limit subject of the client's address (`Call::client_subject`).
+    pub(crate) fn new(cfg: &'c Config, email: Option<&Email>, client: &str) -> Self {
         Self {
-            budgets: ratelimit::login_budgets(&cfg.login_email, &cfg.login_address, email, client),
+            budgets: ratelimit::login_budgets(&cfg.login_limits, email, client),
             limiter: RateLimiter::new(cfg.redis_url.as_str()),
         }
     }
 
     /// Counts this attempt against every budget. `Err(429)` when one is spent (the refused attempt
-    /// counts too); a down Redis follows the fail mode.
+    /// counts too); a down Redis follows the login fail mode.
     pub(crate) async fn take_attempt(
         &mut self,
         cfg: &Config,
@@ -45,7 +47,7 @@ impl<'c> Budgets<'c> {
                 Ok(_) => {}
                 Err(cause) => {
                     log.reason = Some("ratelimit_backend_down".into());
-                    return limits::backend_down(Auth::NAME, cfg.fail_mode, b.policy, &cause);
+                    return limits::backend_down(Auth::NAME, cfg.login_fail_mode, b.policy, &cause);
                 }
             }
         }

@@ -5,7 +5,7 @@ use delivery::serve::Mode;
 use delivery::{Answer, RangeOutcome};
 use edge::app::{Call, Reply};
 use edge::{ApiError, RequestId, response};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::json;
 use signed_url::Grant;
 use storage::ObjectKey;
@@ -28,7 +28,6 @@ pub(super) async fn audit<C: Conn>(
     tx: &TenantTx<'_, C>,
     grant: &Grant,
     call: &Call,
-    headers: &HeaderMap,
     answer: &Answer,
     size: u64,
     mode: Mode,
@@ -39,7 +38,7 @@ pub(super) async fn audit<C: Conn>(
         resource_type: Some("attachment"),
         resource_id: Some(grant.attachment_id.to_string()),
         request_id: call.request_id.as_str(),
-        client_addr: edge::client::client_ip(headers).map(|ip| ip.to_string()),
+        client_addr: call.client_addr(),
         details: json!({
             "range": answer.outcome.storage_range(),
             "status": answer.status,

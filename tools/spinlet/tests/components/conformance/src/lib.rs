@@ -77,16 +77,23 @@ where
     res.map(spin_sdk::http::box_body)
 }
 
-/// The request as the component saw it: method, path, and every header (the Spin ones included).
+/// The request as the component saw it: method, path, and every header (the Spin ones included):
+/// `headers` by name (the last value of a repeated one), `headerList` every value in order.
 fn echo(request: &Request) -> Response<String> {
+    let value = |v: &http::HeaderValue| Value::from(v.to_str().unwrap_or("<binary>"));
     let headers: serde_json::Map<String, Value> = request
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or("<binary>"))))
+        .map(|(k, v)| (k.to_string(), value(v)))
+        .collect();
+    let header_list: Vec<Value> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| json!([k.as_str(), value(v)]))
         .collect();
     json_response(
         StatusCode::OK,
-        json!({ "method": request.method().as_str(), "uri": request.uri().to_string(), "headers": headers, "body": "core" }),
+        json!({ "method": request.method().as_str(), "uri": request.uri().to_string(), "headers": headers, "headerList": header_list, "body": "core" }),
     )
 }
 
