@@ -8,11 +8,12 @@
 //! disguise `exe` as `pdf`) become `_` in both forms.
 //!
 //! The other direction, the filename a client names in an upload's `Content-Disposition` (or
-//! `?filename=`), is [`parse`]: [`filename`] and [`upload_filename`].
+//! `?filename=`), is [`parse`]: [`filename`] and [`upload_filename`] (the one name stored), and
+//! [`filenames`] and [`upload_filenames`] (every name the request carries).
 
 mod parse;
 
-pub use parse::{filename, upload_filename};
+pub use parse::{extended_filename, filename, filenames, upload_filename, upload_filenames};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

@@ -6,6 +6,11 @@
 //!
 //! It reads back what [`super::header_value`] writes: `filename(&header_value(d, name))` is
 //! `Some(offered_name(name))` for every `name`.
+//!
+//! A request may name its file several times (`filename` and `filename*`, RFC 2231 continuations
+//! `filename*0*=...`, one or more `?filename=`): [`upload_filenames`] and [`filenames`] list every
+//! such name, decoded permissively (any charset, invalid UTF-8 replaced), for the checks that must
+//! hold for each of them, whichever one a client or mail program downstream ends up showing.
 
 use percent_encoding::percent_decode_str;
 
@@ -24,10 +29,91 @@ pub fn upload_filename(content_disposition: Option<&str>, query: Option<&str>) -
     (!name.is_empty()).then(|| name.into_owned())
 }
 
+/// Every filename the upload request names: all of [`filenames`] of the header, then every
+/// `filename=` parameter of the query. Names that decode to nothing are left out.
+pub fn upload_filenames(content_disposition: Option<&str>, query: Option<&str>) -> Vec<String> {
+    let mut out = content_disposition.map(filenames).unwrap_or_default();
+    for pair in query.unwrap_or("").split('&') {
+        if let Some(value) = pair.strip_prefix("filename=") {
+            let value = value.replace('+', " ");
+            out.push(percent_decode_str(&value).decode_utf8_lossy().into_owned());
+        }
+    }
+    out.retain(|n| !n.is_empty());
+    out
+}
+
+/// Every filename a `Content-Disposition` value names, in any form: each `filename`, each
+/// `filename*` (any charset; bytes that are not UTF-8 replaced), and the RFC 2231 continuations
+/// (`filename*0`, `filename*1*`, ...) joined in order. Parameter names in any case; empty names
+/// are left out. Never panics.
+pub fn filenames(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut continued: Vec<(u32, String)> = Vec::new();
+    for param in split_params(value).into_iter().skip(1) {
+        let Some((key, v)) = param.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let v = v.trim();
+        if key == "filename" {
+            out.push(unquote(v));
+        } else if key == "filename*" {
+            out.push(ext_value_lossy(v));
+        } else if let Some(rest) = key.strip_prefix("filename*") {
+            let (index, extended) = match rest.strip_suffix('*') {
+                Some(i) => (i, true),
+                None => (rest, false),
+            };
+            let Ok(index) = index.parse::<u32>() else {
+                continue;
+            };
+            let part = if extended && index == 0 {
+                ext_value_lossy(v)
+            } else if extended {
+                percent_decode_str(v).decode_utf8_lossy().into_owned()
+            } else {
+                unquote(v)
+            };
+            continued.push((index, part));
+        }
+    }
+    if !continued.is_empty() {
+        continued.sort_by_key(|(i, _)| *i);
+        out.push(continued.into_iter().map(|(_, p)| p).collect());
+    }
+    out.retain(|n| !n.is_empty());
+    out
+}
+
+/// An RFC 8187 `ext-value` in any charset, decoded as UTF-8 with replacement characters; a value
+/// without the `charset'language'` prefix is percent-decoded as it is.
+fn ext_value_lossy(v: &str) -> String {
+    let encoded = v
+        .split_once('\'')
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map_or(v, |(_, e)| e);
+    percent_decode_str(encoded).decode_utf8_lossy().into_owned()
+}
+
 /// The filename a `Content-Disposition` value names: `filename*` when it is present, in UTF-8 and
 /// non-empty, else `filename` when non-empty; `None` otherwise. Parameter names are matched in any
 /// case; the disposition type (the first element) is not looked at.
 pub fn filename(value: &str) -> Option<String> {
+    let (plain, extended) = both_forms(value);
+    extended
+        .filter(|n| !n.is_empty())
+        .or(plain.filter(|n| !n.is_empty()))
+}
+
+/// The `filename*` of a `Content-Disposition` value when it is present, in UTF-8 and non-empty
+/// (what [`filename`] prefers).
+pub fn extended_filename(value: &str) -> Option<String> {
+    both_forms(value).1.filter(|n| !n.is_empty())
+}
+
+/// The last `filename` and the last UTF-8 `filename*`.
+fn both_forms(value: &str) -> (Option<String>, Option<String>) {
     let mut plain = None;
     let mut extended = None;
     for param in split_params(value).into_iter().skip(1) {
@@ -44,9 +130,7 @@ pub fn filename(value: &str) -> Option<String> {
             plain = Some(unquote(v));
         }
     }
-    extended
-        .filter(|n| !n.is_empty())
-        .or(plain.filter(|n| !n.is_empty()))
+    (plain, extended)
 }
 
 /// RFC 8187 `ext-value` in UTF-8: `UTF-8'<language>'<percent-encoded>`; other charsets, or bytes
@@ -204,7 +288,58 @@ mod tests {
         assert_eq!(upload_filename(None, None), None);
     }
 
+    #[test]
+    fn every_name_of_a_request() {
+        let all = |cd: &str, q: &str| upload_filenames(Some(cd), Some(q));
+        assert_eq!(
+            all(
+                "attachment; filename=\"invoice.pdf\"; filename*=UTF-8''evil.exe",
+                "a=1&filename=x.js&filename=y+z.txt"
+            ),
+            ["invoice.pdf", "evil.exe", "x.js", "y z.txt"]
+        );
+        // Other charsets and bytes that are not UTF-8 are still read.
+        assert_eq!(
+            filenames("attachment; filename*=iso-8859-1'en'r%E9sum%E9.exe"),
+            ["r\u{FFFD}sum\u{FFFD}.exe"]
+        );
+        assert_eq!(filenames("attachment; FILENAME*=x.exe"), ["x.exe"]);
+        assert_eq!(
+            extended_filename("form-data; filename=\"a.txt\"; filename*=UTF-8''b%C3%A9.txt")
+                .as_deref(),
+            Some("bé.txt")
+        );
+        assert_eq!(extended_filename("form-data; filename=\"a.txt\""), None);
+        // RFC 2231 continuations, joined in their order.
+        assert_eq!(
+            filenames("attachment; filename*1=\".ex\"; filename*0*=UTF-8''evil; filename*2*=e"),
+            ["evil.exe"]
+        );
+        assert_eq!(
+            filenames("attachment; filename*x=a.exe"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            filenames("attachment; filename=\"\"; filename*=UTF-8''"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            upload_filenames(None, Some("filename=%FF.exe")),
+            ["\u{FFFD}.exe"]
+        );
+        assert!(upload_filenames(None, None).is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn every_name_includes_the_chosen_one(value in any::<String>(), query in any::<String>()) {
+            let all = upload_filenames(Some(&value), Some(&query));
+            prop_assert!(all.iter().all(|n| !n.is_empty()));
+            if let Some(name) = upload_filename(Some(&value), Some(&query)) {
+                prop_assert!(all.contains(&name), "{name:?} not in {all:?}");
+            }
+        }
+
         #[test]
         fn never_panics_and_never_names_nothing(value in any::<String>(), query in any::<String>()) {
             if let Some(name) = filename(&value) {

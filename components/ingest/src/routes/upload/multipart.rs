@@ -1,8 +1,11 @@
 //! A multipart/form-data body: every file part goes through the file pipeline, all or nothing;
-//! plain form fields are read and dropped.
+//! plain form fields are read and dropped. A part is a file part when its `Content-Disposition`
+//! names a file in either form (`filename` or `filename*`); the name stored is `filename*` when
+//! present, and every name the part carries must pass the blocked-extension check.
 
 use attachment_policy::{SafeFilename, declared_type};
 use bytes::Bytes;
+use delivery::disposition;
 use edge::{ApiError, Problem};
 use futures::Stream;
 use uuid::Uuid;
@@ -38,12 +41,26 @@ where
     let mut mp = multer::Multipart::new(body, boundary);
     let result: Result<(), ApiError> = async {
         while let Some(mut field) = mp.next_field().await.map_err(|e| tally.failure(e))? {
-            let Some(raw) = field.file_name().map(str::to_owned) else {
+            let part_cd = field
+                .headers()
+                .get(http::header::CONTENT_DISPOSITION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            // `filename*` when the part has one; else the plain name as multer reads it (without
+            // backslash escapes: old browsers send Windows paths there); else what our parser reads.
+            let cd = part_cd.as_deref();
+            let Some(raw) = cd
+                .and_then(disposition::extended_filename)
+                .or_else(|| field.file_name().map(str::to_owned))
+                .or_else(|| cd.and_then(disposition::filename))
+            else {
                 // A plain form field: ignored (read and dropped).
                 while field.chunk().await.map_err(|e| tally.failure(e))?.is_some() {}
                 continue;
             };
             let name = SafeFilename::parse(&raw, &cfg.extensions).map_err(policy)?;
+            for other in cd.map(disposition::filenames).unwrap_or_default() {
+                cfg.extensions.check_name(&other).map_err(policy)?;
+            }
             let declared = declared_type(field.content_type().map(|m| m.essence_str()));
             let mut src = FieldSource {
                 field: &mut field,

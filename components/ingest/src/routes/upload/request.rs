@@ -32,7 +32,8 @@ fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> 
 }
 
 /// `413` over the size limit, `400` for a malformed `Content-Length` or `Repr-Digest`, `422`/`415`
-/// for a raw body without an acceptable filename.
+/// for a raw body without an acceptable filename, `415` when any name the request carries (header
+/// or query, any form) has a blocked extension.
 pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
     let headers = &parts.headers;
     let expected = cfg
@@ -46,20 +47,23 @@ pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
     let content_type = header(headers, CONTENT_TYPE).map(str::to_owned);
     let multipart =
         declared_type(content_type.as_deref()).as_deref() == Some("multipart/form-data");
+    let disposition = header(headers, CONTENT_DISPOSITION);
     let raw_name = if multipart {
         None
     } else {
-        let raw = delivery::disposition::upload_filename(
-            header(headers, CONTENT_DISPOSITION),
-            parts.uri.query(),
-        )
-        .ok_or_else(|| {
-            policy(PolicyError::InvalidFilename(
-                "Give the filename in Content-Disposition or ?filename=.",
-            ))
-        })?;
+        let raw = delivery::disposition::upload_filename(disposition, parts.uri.query())
+            .ok_or_else(|| {
+                policy(PolicyError::InvalidFilename(
+                    "Give the filename in Content-Disposition or ?filename=.",
+                ))
+            })?;
         Some(SafeFilename::parse(&raw, &cfg.extensions).map_err(policy)?)
     };
+    // Every other name the request carries (the ASCII fallback beside `filename*`, the query's,
+    // continuations), multipart or not: whichever one a client shows must not be a blocked type.
+    for name in delivery::disposition::upload_filenames(disposition, parts.uri.query()) {
+        cfg.extensions.check_name(&name).map_err(policy)?;
+    }
     Ok(Upload {
         expected,
         digest,
