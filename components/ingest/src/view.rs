@@ -62,7 +62,7 @@ impl Attachment {
             mime_type: row.mime_type().to_owned(),
             size: row.size_bytes,
             content_hash: row.content_sha256.clone(),
-            virus_scan_status: row.scan_status.clone(),
+            virus_scan_status: row.reported_status().to_owned(),
             is_deduplicated: row.is_deduplicated,
             created_at: row.created_at,
             download_url,

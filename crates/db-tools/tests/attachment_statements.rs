@@ -72,7 +72,11 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
     };
     let blob = blobs::upsert(&tx, &new).await.unwrap();
     assert!(blob.inserted && blob.storage_key == "k-new" && blob.scan_status == "pending");
-    blobs::enqueue_scan(&tx, blob.id).await.unwrap();
+    let awaited = blobs::awaited_scan(&tx, blob.id, colleague).await.unwrap();
+    assert!(
+        !awaited.own_earlier && awaited.job.is_some(),
+        "new content: a new job"
+    );
     let first = attachments::insert(
         &tx,
         &NewAttachment {
@@ -83,6 +87,7 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
             declared_mime: Some("image/png"),
             detected_mime: "image/png",
             size_bytes: 7,
+            scan_job: awaited.job,
         },
     )
     .await
@@ -98,6 +103,13 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
     .await
     .unwrap();
     assert!(!again.inserted && again.id == blob.id && again.storage_key == "k-new");
+    // Another uploader of content whose scan is open awaits that same job, and is not told that
+    // the content was there before.
+    let second_awaits = blobs::awaited_scan(&tx, blob.id, t.user).await.unwrap();
+    assert_eq!(
+        (second_awaits.own_earlier, second_awaits.job),
+        (false, awaited.job)
+    );
     tx.commit().await.unwrap();
     // The copy arrives in a later transaction, as a second upload does: within one transaction
     // `now()` is constant, so which of two same-instant rows is "older" would be the ids' order.
@@ -112,6 +124,7 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
             declared_mime: None,
             detected_mime: "image/png",
             size_bytes: 7,
+            scan_job: second_awaits.job,
         },
     )
     .await
@@ -159,13 +172,13 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
         (first.created_at, 0, false)
     );
     assert!(!row.is_deduplicated, "the first of its content");
+    assert!(row.awaiting_scan && row.reported_status() == "pending");
+    let second_row = attachments::get(&tx, second.id).await.unwrap().unwrap();
     assert!(
-        attachments::get(&tx, second.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_deduplicated
+        !second_row.is_deduplicated,
+        "another uploader's earlier copy is not the caller's business"
     );
+    assert!(second_row.awaiting_scan);
     let listed: Vec<Uuid> = attachments::list_live(&tx, t.message)
         .await
         .unwrap()

@@ -33,6 +33,9 @@ async fn attach(
     name: &str,
     size: i64,
 ) {
+    let awaited = blobs::awaited_scan(tx, blob, t.user)
+        .await
+        .expect("awaited scan");
     let new = NewAttachment {
         message: t.message,
         blob,
@@ -41,6 +44,7 @@ async fn attach(
         declared_mime: None,
         detected_mime: "text/plain",
         size_bytes: size,
+        scan_job: awaited.job,
     };
     attachments::insert(tx, &new)
         .await

@@ -12,19 +12,23 @@ use crate::error::{Result, StoreError};
 use crate::value::{Param, Row};
 
 /// Columns of [`AttachmentRow`], in order; `WHERE ...` follows. `is_deduplicated`: an older
-/// attachment (deleted or not) shares the content.
+/// attachment (deleted or not) of the same uploader shares the content (other users' uploads are
+/// never told). The last column: the scan job the upload awaits is still open.
 const SELECT: &str = "SELECT a.id, a.message_id, a.filename, a.detected_mime, a.declared_mime, \
      a.size_bytes, b.content_sha256, b.scan_status, b.storage_key, \
      EXISTS (SELECT 1 FROM email_attachments o WHERE o.blob_id = a.blob_id \
+             AND o.uploader_user_id = a.uploader_user_id \
              AND (o.created_at, o.id) < (a.created_at, a.id)), \
-     a.created_at, a.url_generation, a.uploader_user_id, m.owner_user_id, a.is_deleted \
+     a.created_at, a.url_generation, a.uploader_user_id, m.owner_user_id, a.is_deleted, \
+     coalesce(j.status IN ('pending', 'running'), false) \
      FROM email_attachments a \
      JOIN attachment_blobs b ON b.tenant_id = a.tenant_id AND b.id = a.blob_id \
-     JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id";
+     JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id \
+     LEFT JOIN scan_jobs j ON j.tenant_id = a.tenant_id AND j.id = a.scan_job_id";
 
 const INSERT: &str = "INSERT INTO email_attachments (tenant_id, message_id, blob_id, uploader_user_id, \
-     filename, declared_mime, detected_mime, size_bytes) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at, url_generation";
+     filename, declared_mime, detected_mime, size_bytes, scan_job_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, url_generation";
 
 const LOCK: &str = "SELECT a.uploader_user_id, a.is_deleted, a.blob_id, m.owner_user_id \
      FROM email_attachments a \
@@ -53,11 +57,13 @@ pub struct AttachmentRow {
     pub size_bytes: i64,
     /// Lowercase hex SHA-256 of the content (`contentHash`, the `ETag`).
     pub content_sha256: String,
-    /// The content's verdict (`pending`, `clean`, `infected`, `suspicious`, `error`, `skipped`).
+    /// The content's verdict (`pending`, `clean`, `infected`, `suspicious`, `error`, `skipped`),
+    /// shared by every attachment with that content: what serving decides on, never what an
+    /// attachment reports on its own (see [`AttachmentRow::reported_status`]).
     pub scan_status: String,
     /// Where the content is stored.
     pub storage_key: String,
-    /// An older attachment of the tenant shares the content.
+    /// An older attachment of the same uploader shares the content.
     pub is_deduplicated: bool,
     /// Epoch milliseconds.
     pub created_at: i64,
@@ -66,6 +72,26 @@ pub struct AttachmentRow {
     pub uploader: Uuid,
     pub message_owner: Uuid,
     pub is_deleted: bool,
+    /// The scan job this upload awaits is still open: until it is done the attachment is
+    /// `pending`, whatever the content's verdict.
+    pub awaiting_scan: bool,
+}
+
+/// The status an attachment reports (`virusScanStatus`, scan-status) for its content's verdict
+/// `content`: `pending` while the scan its upload awaits is open, so an upload never reveals that the
+/// tenant had judged that content before.
+pub fn reported_status(content: &str, awaiting_scan: bool) -> &str {
+    if awaiting_scan { "pending" } else { content }
+}
+
+/// The status an attachment is served as: what it reports, except that infected or suspicious
+/// content is refused as such whatever the attachment reports (downloads answer the same
+/// `scan_blocked` for every refused status, so this reveals nothing either).
+pub fn served_status(content: &str, awaiting_scan: bool) -> &str {
+    match content {
+        "infected" | "suspicious" => content,
+        _ => reported_status(content, awaiting_scan),
+    }
 }
 
 impl AttachmentRow {
@@ -86,7 +112,18 @@ impl AttachmentRow {
             uploader: r.uuid(12)?,
             message_owner: r.uuid(13)?,
             is_deleted: r.bool(14)?,
+            awaiting_scan: r.bool(15)?,
         })
+    }
+
+    /// What the attachment reports as its scan status (see [`reported_status`]).
+    pub fn reported_status(&self) -> &str {
+        reported_status(&self.scan_status, self.awaiting_scan)
+    }
+
+    /// What the attachment is served as (see [`served_status`]).
+    pub fn served_status(&self) -> &str {
+        served_status(&self.scan_status, self.awaiting_scan)
     }
 
     /// The API's `mimeType`: the detected type, else [`UNKNOWN_MIME`].
@@ -141,6 +178,8 @@ pub struct NewAttachment<'a> {
     pub declared_mime: Option<&'a str>,
     pub detected_mime: &'a str,
     pub size_bytes: i64,
+    /// The scan job the upload awaits (`crate::blobs::awaited_scan`).
+    pub scan_job: Option<Uuid>,
 }
 
 /// What the database chose for a new attachment.
@@ -167,6 +206,7 @@ pub async fn insert<C: Conn>(tx: &TenantTx<'_, C>, new: &NewAttachment<'_>) -> R
                 Param::opt_text(new.declared_mime),
                 new.detected_mime.into(),
                 new.size_bytes.into(),
+                Param::opt_uuid(new.scan_job),
             ],
         )
         .await?;
@@ -247,7 +287,30 @@ mod tests {
             Cell::Uuid(id),
             Cell::Uuid(id),
             Cell::Bool(false),
+            Cell::Bool(false),
         ])
+    }
+
+    #[test]
+    fn an_upload_awaiting_its_scan_reports_pending_and_never_serves_quarantine() {
+        for content in [
+            "pending",
+            "clean",
+            "error",
+            "skipped",
+            "infected",
+            "suspicious",
+        ] {
+            assert_eq!(reported_status(content, false), content);
+            assert_eq!(served_status(content, false), content);
+            assert_eq!(reported_status(content, true), "pending");
+        }
+        for content in ["pending", "clean", "error", "skipped"] {
+            assert_eq!(served_status(content, true), "pending", "{content}");
+        }
+        for content in ["infected", "suspicious"] {
+            assert_eq!(served_status(content, true), content);
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! Dedup is the upsert's: the unique `(tenant_id, content_sha256)` makes concurrent uploads of one
 //! content wait for each other and converge on one row, whose storage key is the first upload's.
 //! It never crosses tenants.
+//!
+//! What an upload tells its uploader is theirs alone ([`awaited_scan`]): `isDeduplicated` only
+//! when they uploaded the content before, and the content's verdict only once a scan job of their
+//! own upload is done, so nobody learns that a colleague holds a file, or that it was judged.
 
 use uuid::Uuid;
 
@@ -19,7 +23,22 @@ const UPSERT: &str = "INSERT INTO attachment_blobs \
      ON CONFLICT (tenant_id, content_sha256) DO UPDATE SET ref_count = attachment_blobs.ref_count + 1 \
      RETURNING id, storage_key, scan_status, (xmax = 0) AS inserted";
 
-const ENQUEUE_SCAN: &str = "INSERT INTO scan_jobs (tenant_id, blob_id) VALUES ($1, $2)";
+/// Whether uploader `$3` has an attachment with content `$2` (before the one being recorded), and
+/// the scan job the new upload awaits: the content's open job, else none when the uploader had the
+/// content already, else a new job. Concurrent uploads of one content are serialised by the
+/// upsert's row lock on the content (taken before this runs, held to the commit), so no two of them
+/// can both find no open job and both insert one.
+const AWAITED_SCAN: &str = "WITH own AS (\
+         SELECT EXISTS (SELECT 1 FROM email_attachments a \
+                        WHERE a.blob_id = $2::uuid AND a.uploader_user_id = $3::uuid) AS earlier), \
+     open AS (\
+         SELECT j.id FROM scan_jobs j WHERE j.blob_id = $2::uuid AND j.status IN ('pending', 'running') \
+         ORDER BY j.created_at LIMIT 1), \
+     ins AS (\
+         INSERT INTO scan_jobs (tenant_id, blob_id) SELECT $1::uuid, $2::uuid \
+         WHERE NOT EXISTS (SELECT 1 FROM open) AND NOT (SELECT earlier FROM own) \
+         RETURNING id) \
+     SELECT (SELECT earlier FROM own), coalesce((SELECT id FROM open), (SELECT id FROM ins))";
 
 const RELEASE: &str =
     "UPDATE attachment_blobs SET ref_count = ref_count - 1 WHERE id = $1 AND ref_count > 0";
@@ -92,15 +111,41 @@ pub async fn upsert<C: Conn>(tx: &TenantTx<'_, C>, new: &NewBlob<'_>) -> Result<
     })
 }
 
-/// Queues the scan of a new blob (a pending `scan_jobs` row).
-pub async fn enqueue_scan<C: Conn>(tx: &TenantTx<'_, C>, blob: Uuid) -> Result<()> {
-    tx.execute(
-        "scan job insert",
-        ENQUEUE_SCAN,
-        vec![tx.tenant().into(), blob.into()],
-    )
-    .await
-    .map(|_| ())
+/// What a new upload of content `blob` by `uploader` may be told, decided before its attachment
+/// row is inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Awaited {
+    /// The uploader has an earlier attachment with this content (`isDeduplicated`).
+    pub own_earlier: bool,
+    /// The scan job the upload awaits (the attachment's `scan_job_id`): while it is open the
+    /// attachment reports `pending`. `None` only when the uploader had the content already and no
+    /// scan of it is open: they know its verdict.
+    pub job: Option<Uuid>,
+}
+
+/// Finds or queues the scan job a new upload of `blob` by `uploader` awaits (see [`Awaited`]);
+/// call it after [`upsert`] (whose row lock it relies on) and before inserting the attachment.
+/// New content always gets a new job.
+pub async fn awaited_scan<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    blob: Uuid,
+    uploader: Uuid,
+) -> Result<Awaited> {
+    const CONTEXT: &str = "awaited scan job";
+    let rows = tx
+        .query(
+            CONTEXT,
+            AWAITED_SCAN,
+            vec![tx.tenant().into(), blob.into(), uploader.into()],
+        )
+        .await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| StoreError::decode(CONTEXT, "no row returned"))?;
+    Ok(Awaited {
+        own_earlier: r.bool(0)?,
+        job: r.opt_uuid(1)?,
+    })
 }
 
 /// Gives back one reference of `blob` (an attachment using it was deleted); never below zero.

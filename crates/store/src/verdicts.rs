@@ -59,12 +59,15 @@ const APPLY: &str = "UPDATE attachment_blobs \
 /// or the row no longer has `from_key`).
 const RECORD_QUARANTINE: &str = "SELECT scan_record_quarantine($1, $2, $3)";
 
-/// The verdict in force for an attachment's content, with what the access rule needs.
+/// The verdict in force for an attachment's content, with what the access rule needs, and whether
+/// the scan job its upload awaits is still open.
 const OF_ATTACHMENT: &str = "SELECT b.scan_status, b.scan_details, b.scan_engine, b.scan_signature, b.scanned_at, \
-     a.is_deleted, a.uploader_user_id, m.owner_user_id \
+     a.is_deleted, a.uploader_user_id, m.owner_user_id, \
+     coalesce(j.status IN ('pending', 'running'), false) \
      FROM email_attachments a \
      JOIN attachment_blobs b ON b.tenant_id = a.tenant_id AND b.id = a.blob_id \
      JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id \
+     LEFT JOIN scan_jobs j ON j.tenant_id = a.tenant_id AND j.id = a.scan_job_id \
      WHERE a.id = $1";
 
 /// Where an attachment's content lives.
@@ -214,10 +217,12 @@ pub async fn record_quarantine<C: Conn>(
     }
 }
 
-/// An attachment's verdict in force and who may read it.
+/// An attachment's verdict and who may read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentScan {
-    /// The verdict in force for its content.
+    /// The verdict in force for its content, as the attachment reports it: `pending` (and nothing
+    /// else) while the scan job its upload awaits is open, so an upload never shows a verdict the
+    /// tenant had before (see `crate::attachments::reported_status`).
     pub verdict: InForce,
     /// Whether the attachment is deleted (answered as absent).
     pub deleted: bool,
@@ -238,15 +243,27 @@ pub async fn of_attachment<C: Conn>(
         return Ok(None);
     };
     let status = r.text(0)?;
-    Ok(Some(AttachmentScan {
-        verdict: InForce {
+    let awaiting = r.bool(8)?;
+    let verdict = if awaiting {
+        InForce {
+            status: ScanStatus::Pending,
+            details: None,
+            engine: None,
+            signature: None,
+            scanned_at: None,
+        }
+    } else {
+        InForce {
             status: ScanStatus::parse(&status)
                 .ok_or_else(|| StoreError::decode(CONTEXT, format!("scan_status {status:?}")))?,
             details: r.opt_text(1)?,
             engine: r.opt_text(2)?,
             signature: r.opt_text(3)?,
             scanned_at: r.opt_int(4)?,
-        },
+        }
+    };
+    Ok(Some(AttachmentScan {
+        verdict,
         deleted: r.bool(5)?,
         uploader: r.uuid(6)?,
         owner: r.uuid(7)?,

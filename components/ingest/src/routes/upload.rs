@@ -10,8 +10,10 @@
 //!    size counter (whole request body), the content inspector (`415` as soon as it is executable or
 //!    script content), SHA-256 and the storage writer under a fresh key ([`file`]; multipart parts
 //!    in [`multipart`]); then the `Repr-Digest`, if any, must match (`422`).
-//! 4. [`commit`]: one transaction, on a fresh connection: dedup upsert of the blob (a scan job for
-//!    new content), the attachment row, the audit row.
+//! 4. [`commit`]: one transaction, on a fresh connection: dedup upsert of the blob, the scan job
+//!    the upload awaits, the attachment row, the audit row. The answer reveals nothing about other
+//!    users' uploads: `isDeduplicated` only for the caller's own earlier upload of the content,
+//!    `pending` until the scan the upload awaits is done.
 //! 5. [`cleanup`]: any failure deletes every object this request stored (aborting unfinished
 //!    multipart uploads) and no row is written; after the commit, the uploaded copy of
 //!    deduplicated content is deleted.
@@ -76,6 +78,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         }
     };
     cleanup::delete_deduplicated(cfg, &stored, &list).await;
+    let list = list.into_iter().map(|r| r.attachment).collect();
     reply(list, upload.is_multipart(), &call.request_id)
 }
 

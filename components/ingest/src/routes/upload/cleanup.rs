@@ -7,8 +7,8 @@ use serde_json::json;
 use storage::ObjectKey;
 use storage::client::ObjectWriter;
 
+use super::commit::Recorded;
 use super::file::Stored;
-use crate::view::Attachment;
 use crate::{Config, NAME};
 
 fn cleanup_failed(key: &ObjectKey, cause: impl std::fmt::Display) {
@@ -38,11 +38,11 @@ pub(super) async fn delete_uploaded(cfg: &Config, stored: &[Stored]) {
 
 /// Deletes the copies this request uploaded of content the tenant already had (`recorded[i]` is
 /// the answer for `stored[i]`): no row references them.
-pub(super) async fn delete_deduplicated(cfg: &Config, stored: &[Stored], recorded: &[Attachment]) {
+pub(super) async fn delete_deduplicated(cfg: &Config, stored: &[Stored], recorded: &[Recorded]) {
     let dups = stored
         .iter()
         .zip(recorded)
-        .filter(|(s, a)| s.uploaded && a.is_deduplicated)
+        .filter(|(s, r)| s.uploaded && r.copy_unused)
         .map(|(s, _)| &s.key);
     delete(cfg, dups).await;
 }

@@ -1,6 +1,9 @@
 //! The upload's one transaction, on a connection opened only now that the body is read: per file,
-//! the dedup upsert of its blob (a scan job for new content), its attachment row and its
-//! `attachment.upload` audit row. All or nothing: on any error it is rolled back.
+//! the dedup upsert of its blob, the scan job the upload awaits (`store::blobs::awaited_scan`: new
+//! content's, the content's open one, or a new one for an uploader who never had the content), its
+//! attachment row and its `attachment.upload` audit row. All or nothing: on any error it is rolled
+//! back. The answer tells the uploader only what is theirs: `isDeduplicated` for content they had
+//! uploaded before, and `pending` until the scan their upload awaits is done.
 
 use auth_core::AuthContext;
 use edge::{ApiError, RequestId};
@@ -16,6 +19,13 @@ use super::file::Stored;
 use crate::Config;
 use crate::view::{self, Attachment};
 
+/// One recorded file: its answer, and whether this request's copy of it is unused (the tenant
+/// held the content already: the first upload's object serves it).
+pub(super) struct Recorded {
+    pub attachment: Attachment,
+    pub copy_unused: bool,
+}
+
 /// Records every file of `stored` on `message`; the answers in the same order.
 pub(super) async fn run(
     cfg: &Config,
@@ -24,7 +34,7 @@ pub(super) async fn run(
     stored: &[Stored],
     rid: &RequestId,
     client: Option<String>,
-) -> Result<Vec<Attachment>, ApiError> {
+) -> Result<Vec<Recorded>, ApiError> {
     let db = Db::open(&cfg.database_url).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
     let mut out = Vec::with_capacity(stored.len());
@@ -49,7 +59,7 @@ async fn record<C: Conn>(
     s: &Stored,
     rid: &RequestId,
     client: Option<String>,
-) -> Result<Attachment, ApiError> {
+) -> Result<Recorded, ApiError> {
     let size = i64::try_from(s.size).map_err(|_| ApiError::internal("size overflow"))?;
     let hash = s.hash.hex();
     let new_blob = NewBlob {
@@ -65,9 +75,7 @@ async fn record<C: Conn>(
             "deduplicated content disappeared; retry",
         ));
     }
-    if blob.inserted {
-        blobs::enqueue_scan(tx, blob.id).await?;
-    }
+    let awaited = blobs::awaited_scan(tx, blob.id, *ctx.user.as_uuid()).await?;
     let new_attachment = NewAttachment {
         message,
         blob: blob.id,
@@ -76,6 +84,7 @@ async fn record<C: Conn>(
         declared_mime: s.declared.as_deref(),
         detected_mime: &s.detected.mime,
         size_bytes: size,
+        scan_job: awaited.job,
     };
     let row = attachments::insert(tx, &new_attachment).await?;
     let entry = AuditEntry {
@@ -90,23 +99,30 @@ async fn record<C: Conn>(
             "size": size,
             "contentHash": hash,
             "mimeType": s.detected.mime,
+            // Storage: the tenant held this content already (the admins' audit log may say so).
             "deduplicated": !blob.inserted,
+            "ownDuplicate": awaited.own_earlier,
         }),
     };
     audit_log::record(tx, &entry).await?;
     let (download_url, download_url_expires_at) =
         view::download_url(cfg, &ctx.tenant, row.id, row.url_generation);
-    Ok(Attachment {
+    let attachment = Attachment {
         id: row.id.to_string(),
         message_id: message.to_string(),
         filename: s.filename.as_str().to_owned(),
         mime_type: s.detected.mime.clone(),
         size,
         content_hash: hash,
-        virus_scan_status: blob.scan_status,
-        is_deduplicated: !blob.inserted,
+        virus_scan_status: attachments::reported_status(&blob.scan_status, awaited.job.is_some())
+            .to_owned(),
+        is_deduplicated: awaited.own_earlier,
         created_at: row.created_at,
         download_url,
         download_url_expires_at,
+    };
+    Ok(Recorded {
+        attachment,
+        copy_unused: !blob.inserted,
     })
 }
