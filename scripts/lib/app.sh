@@ -3,6 +3,7 @@
 # with its Spin variables, and the settings file tests and newcomers use (dev.env).
 #
 # Knobs: PORT (app port), APP_START_TIMEOUT (seconds, default 300), ATTACHMENTS_APP_PASSWORD,
+#        ATTACHMENTS_SCANNER_PASSWORD (the scan worker's role),
 #        any SPIN_VARIABLE_* already in the environment wins over the computed one.
 
 [[ -n "${_LIB_APP_LOADED:-}" ]] && return 0
@@ -16,6 +17,7 @@ MIGRATE="$ROOT/target/release/migrate"
 SEED="$ROOT/target/release/seed"
 MANIFEST="$ROOT/spin.toml"
 APP_DB_USER=attachments_app
+SCANNER_DB_USER=attachments_scanner
 
 KEYGEN="$ROOT/target/release/keygen"
 SCAN_WORKER_BIN="$ROOT/target/release/scan-worker"
@@ -26,6 +28,7 @@ app_secrets() {
   # shellcheck disable=SC2016 # the generators are evaluated by load_or_create_env
   load_or_create_env "$DATA_DIR/secrets.env" \
     'ATTACHMENTS_APP_PASSWORD=rand_hex 16' \
+    'ATTACHMENTS_SCANNER_PASSWORD=rand_hex 16' \
     'URL_SIGNING_KEY=rand_hex 32' \
     'SCAN_CALLBACK_SECRET=rand_hex 32'
   # Auth keys come from auth-core's keygen (crates/auth-core, built by scripts/build).
@@ -48,7 +51,8 @@ app_missing_parts() {
 }
 
 # app_migrate DBNAME: create DBNAME if needed and apply the migrations; sets DATABASE_ADMIN_URL.
-# migrate reads the app role's password from $ATTACHMENTS_APP_PASSWORD.
+# migrate reads the app role's password from $ATTACHMENTS_APP_PASSWORD, the scanner role's from
+# $ATTACHMENTS_SCANNER_PASSWORD.
 app_migrate() {
   local db=$1
   [[ -x "$MIGRATE" ]] || { say "target/release/migrate is not built (crates/db-tools; run scripts/build)"; return 1; }
@@ -64,11 +68,13 @@ app_export_env() {
   export DATABASE_ADMIN_URL
   DATABASE_ADMIN_URL=$(pg_url_with_db "$PG_ADMIN_URL" "$db")
   export DATABASE_URL="postgres://$APP_DB_USER:$ATTACHMENTS_APP_PASSWORD@$PG_HOSTPORT/$db"
+  # The scan worker's: the scanner role, which may only claim and complete scan jobs.
+  export SCAN_DATABASE_URL="postgres://$SCANNER_DB_USER:$ATTACHMENTS_SCANNER_PASSWORD@$PG_HOSTPORT/$db"
   export SCAN_CALLBACK_URL="$BASE_URL/api/v1/scan/callback"
   # The scan worker's key, named: the app records `scan-worker` as the sender of what it signs.
   # (secrets.env holds the bare generated secret; an environment that already names it is kept.)
   SCAN_CALLBACK_SECRET="scan-worker:${SCAN_CALLBACK_SECRET#scan-worker:}"
-  export SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD PG_ADMIN_URL REDIS_URL
+  export SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD ATTACHMENTS_SCANNER_PASSWORD PG_ADMIN_URL REDIS_URL
   export S3_ENDPOINT S3_REGION S3_BUCKET S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY
 
   # docs/CONTRACTS.md "Application variables".
@@ -105,9 +111,9 @@ _spinvar() {
   [[ -n "${!var:-}" ]] || export "$var=$2"
 }
 
-DEV_ENV_KEYS=(BASE_URL DATABASE_URL DATABASE_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET
-  S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY SCAN_CALLBACK_URL SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD PG_ADMIN_URL
-  CLAMD_ADDR)
+DEV_ENV_KEYS=(BASE_URL DATABASE_URL SCAN_DATABASE_URL DATABASE_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET
+  S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY SCAN_CALLBACK_URL SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD
+  ATTACHMENTS_SCANNER_PASSWORD PG_ADMIN_URL CLAMD_ADDR)
 
 # write_env_file FILE: the dev.env keys and the app's SPIN_VARIABLE_* as shell KEY=value lines
 # (single-quoted when needed; mode 600: it holds secrets).
@@ -134,7 +140,7 @@ write_env_file() {
 app_health() { curl -fsS --max-time 2 -o /dev/null "$1/.well-known/spin/health"; }
 
 # scan_worker_start LOGFILE: one scan worker (crates/scan-worker) in the background, stopped on exit,
-# with the stack's settings from the environment (DATABASE_URL, S3_*, CLAMD_ADDR, SCAN_CALLBACK_URL,
+# with the stack's settings from the environment (SCAN_DATABASE_URL, S3_*, CLAMD_ADDR, SCAN_CALLBACK_URL,
 # SCAN_CALLBACK_SECRET = scan-worker:<secret>). Only warns when it is not built: uploads then stay pending.
 scan_worker_start() {
   local log=$1

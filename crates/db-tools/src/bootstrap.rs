@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, error::SqlState};
 
-use crate::{APP_ROLE, OWNER_ROLE, quote_ident};
+use crate::{APP_ROLE, IDLE_IN_TRANSACTION_TIMEOUT, OWNER_ROLE, SCANNER_ROLE, quote_ident};
 
 /// Failures of the bootstrap, each with the action an operator has to take.
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +24,10 @@ pub enum BootstrapError {
     NotPrivileged { user: String },
     #[error("role {role} is missing; run migrate once with a superuser URL to create it")]
     MissingRole { role: &'static str },
-    #[error("role {APP_ROLE} is unsafe ({problem}); fix it as a superuser or rerun migrate as one")]
-    UnsafeAppRole { problem: String },
+    #[error("role {role} is unsafe ({problem}); fix it as a superuser or rerun migrate as one")]
+    UnsafeRole { role: &'static str, problem: String },
     #[error(
-        "--app-password needs a superuser connection (only a superuser may set another role's password here)"
+        "--app-password and --scanner-password need a superuser connection (only a superuser may set another role's password here)"
     )]
     PasswordNeedsSuperuser,
 }
@@ -43,17 +43,31 @@ pub async fn is_superuser(client: &Client) -> Result<bool, tokio_postgres::Error
     Ok(row.get(0))
 }
 
-/// Creates [`OWNER_ROLE`] and [`APP_ROLE`] if missing and makes their attributes safe; optionally sets the
-/// app role's password (sent as a SCRAM verifier computed here, so the plaintext never reaches the server's
-/// logs). Needs a superuser session (BYPASSRLS can only be granted by one).
-pub async fn ensure_roles(
-    client: &Client,
-    app_password: Option<&str>,
-) -> Result<(), BootstrapError> {
+/// The login roles' passwords to set (unset: leave as they are).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Passwords<'a> {
+    /// [`APP_ROLE`]'s.
+    pub app: Option<&'a str>,
+    /// [`SCANNER_ROLE`]'s.
+    pub scanner: Option<&'a str>,
+}
+
+impl Passwords<'_> {
+    /// Whether any password is to be set.
+    pub fn any(&self) -> bool {
+        self.app.is_some() || self.scanner.is_some()
+    }
+}
+
+/// Creates [`OWNER_ROLE`], [`APP_ROLE`] and [`SCANNER_ROLE`] if missing and makes their attributes safe
+/// (the two login roles also end a transaction left idle for [`IDLE_IN_TRANSACTION_TIMEOUT`]);
+/// optionally sets the login roles' passwords (sent as SCRAM verifiers computed here, so the plaintext
+/// never reaches the server's logs). Needs a superuser session (BYPASSRLS can only be granted by one).
+pub async fn ensure_roles(client: &Client, passwords: Passwords<'_>) -> Result<(), BootstrapError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match ensure_roles_once(client, app_password).await {
+        match ensure_roles_once(client, passwords).await {
             Err(BootstrapError::Db(e)) if attempt < 6 && is_transient_catalog_conflict(&e) => {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
@@ -77,19 +91,18 @@ fn is_transient_catalog_conflict(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// Attributes of the two login roles: nothing beyond logging in.
+const LOGIN_ONLY: &str = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION";
+
 async fn ensure_roles_once(
     client: &Client,
-    app_password: Option<&str>,
+    passwords: Passwords<'_>,
 ) -> Result<(), BootstrapError> {
     // The owner logs in nowhere (migrations SET ROLE to it). BYPASSRLS: its SECURITY DEFINER functions serve
     // the flows that run before a tenant is known (login, refresh, the cross-tenant scan queue).
     create_role_if_missing(client, OWNER_ROLE, "NOLOGIN BYPASSRLS").await?;
-    create_role_if_missing(
-        client,
-        APP_ROLE,
-        "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION",
-    )
-    .await?;
+    create_role_if_missing(client, APP_ROLE, LOGIN_ONLY).await?;
+    create_role_if_missing(client, SCANNER_ROLE, LOGIN_ONLY).await?;
 
     let owner = client
         .query_one(
@@ -103,46 +116,65 @@ async fn ensure_roles_once(
             .await?;
     }
 
-    let app = client
-        .query_one(
-            "SELECT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls AND NOT rolcreatedb
-                    AND NOT rolcreaterole AND NOT rolreplication
-             FROM pg_roles WHERE rolname = $1",
-            &[&APP_ROLE],
-        )
-        .await?;
-    if !app.get::<_, bool>(0) {
+    for role in [APP_ROLE, SCANNER_ROLE] {
+        make_login_role_safe(client, role).await?;
+    }
+    check_app_role(client).await?;
+    check_scanner_role(client).await?;
+
+    for (role, password) in [(APP_ROLE, passwords.app), (SCANNER_ROLE, passwords.scanner)] {
+        let Some(password) = password else { continue };
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        // The verifier is base64 and `$:` only; quoting it as a literal is safe.
         client
             .batch_execute(&format!(
-                "ALTER ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"
+                "ALTER ROLE {role} PASSWORD '{}'",
+                verifier.replace('\'', "''")
             ))
             .await?;
     }
+    Ok(())
+}
 
-    // The app must never be able to SET ROLE to the owner (that would bypass RLS and grants alike).
+/// A login role: no attribute beyond LOGIN, never able to `SET ROLE` to the owner (that would bypass
+/// RLS and grants alike), and a session idle in a transaction ends after
+/// [`IDLE_IN_TRANSACTION_TIMEOUT`].
+async fn make_login_role_safe(client: &Client, role: &str) -> Result<(), BootstrapError> {
+    let row = client
+        .query_one(
+            "SELECT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls AND NOT rolcreatedb
+                    AND NOT rolcreaterole AND NOT rolreplication,
+                    coalesce((SELECT s.setconfig FROM pg_db_role_setting s
+                              WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}')
+             FROM pg_roles r WHERE rolname = $1",
+            &[&role],
+        )
+        .await?;
+    if !row.get::<_, bool>(0) {
+        client
+            .batch_execute(&format!("ALTER ROLE {role} {LOGIN_ONLY}"))
+            .await?;
+    }
+    let settings: Vec<String> = row.get(1);
+    let wanted = format!("idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}");
+    if !settings.contains(&wanted) {
+        client
+            .batch_execute(&format!(
+                "ALTER ROLE {role} SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'"
+            ))
+            .await?;
+    }
     let direct = client
         .query_opt(
             "SELECT 1 FROM pg_auth_members m
              JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
              WHERE r.rolname = $1 AND u.rolname = $2",
-            &[&OWNER_ROLE, &APP_ROLE],
+            &[&OWNER_ROLE, &role],
         )
         .await?;
     if direct.is_some() {
         client
-            .batch_execute(&format!("REVOKE {OWNER_ROLE} FROM {APP_ROLE}"))
-            .await?;
-    }
-    check_app_role(client).await?;
-
-    if let Some(password) = app_password {
-        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
-        // The verifier is base64 and `$:` only; quoting it as a literal is safe.
-        client
-            .batch_execute(&format!(
-                "ALTER ROLE {APP_ROLE} PASSWORD '{}'",
-                verifier.replace('\'', "''")
-            ))
+            .batch_execute(&format!("REVOKE {OWNER_ROLE} FROM {role}"))
             .await?;
     }
     Ok(())
@@ -172,15 +204,25 @@ async fn create_role_if_missing(
 
 /// Verifies (without changing anything) that the app role exists and cannot bypass RLS or become the owner.
 pub async fn check_app_role(client: &Client) -> Result<(), BootstrapError> {
+    check_login_role(client, APP_ROLE).await
+}
+
+/// Verifies (without changing anything) that the scanner role exists and cannot bypass RLS or become
+/// the owner.
+pub async fn check_scanner_role(client: &Client) -> Result<(), BootstrapError> {
+    check_login_role(client, SCANNER_ROLE).await
+}
+
+async fn check_login_role(client: &Client, role: &'static str) -> Result<(), BootstrapError> {
     let row = client
         .query_opt(
             "SELECT rolsuper, rolbypassrls, rolcanlogin, pg_has_role(oid, $2::name, 'MEMBER')
              FROM pg_roles WHERE rolname = $1",
-            &[&APP_ROLE, &OWNER_ROLE],
+            &[&role, &OWNER_ROLE],
         )
         .await?;
     let Some(row) = row else {
-        return Err(BootstrapError::MissingRole { role: APP_ROLE });
+        return Err(BootstrapError::MissingRole { role });
     };
     let mut problems = Vec::new();
     if row.get::<_, bool>(0) {
@@ -198,14 +240,16 @@ pub async fn check_app_role(client: &Client) -> Result<(), BootstrapError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(BootstrapError::UnsafeAppRole {
+        Err(BootstrapError::UnsafeRole {
+            role,
             problem: problems.join(", "),
         })
     }
 }
 
 /// Prepares the connected database for the owner (superuser session): the owner owns schema `public` and
-/// may create schemas (the `ops` monitoring schema); the app may connect and use temp tables. Callers hold
+/// may create schemas (the `ops` monitoring schema); the app may connect and use temp tables; the
+/// scanner may connect. Callers hold
 /// the migration advisory lock, so concurrent runners on one database do not race on these catalog rows.
 pub async fn prepare_database(client: &Client) -> Result<(), BootstrapError> {
     let db: String = client
@@ -228,15 +272,17 @@ pub async fn prepare_database(client: &Client) -> Result<(), BootstrapError> {
     let granted = client
         .query_one(
             "SELECT has_database_privilege($1, current_database(), 'CREATE')
-                AND has_database_privilege($2, current_database(), 'CONNECT')",
-            &[&OWNER_ROLE, &APP_ROLE],
+                AND has_database_privilege($2, current_database(), 'CONNECT')
+                AND has_database_privilege($3, current_database(), 'CONNECT')",
+            &[&OWNER_ROLE, &APP_ROLE, &SCANNER_ROLE],
         )
         .await?;
     if !granted.get::<_, bool>(0) {
         client
             .batch_execute(&format!(
                 "GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {db} TO {OWNER_ROLE};
-                 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {APP_ROLE};"
+                 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {APP_ROLE};
+                 GRANT CONNECT ON DATABASE {db} TO {SCANNER_ROLE};"
             ))
             .await?;
     }
@@ -261,5 +307,6 @@ pub async fn check_owner_session(client: &Client) -> Result<(), BootstrapError> 
     if !row.get::<_, bool>(2) {
         return Err(BootstrapError::NotPrivileged { user });
     }
-    check_app_role(client).await
+    check_app_role(client).await?;
+    check_scanner_role(client).await
 }

@@ -16,6 +16,13 @@ pub mod seed;
 pub const OWNER_ROLE: &str = "attachments_owner";
 /// What components connect as: LOGIN, NOSUPERUSER, NOBYPASSRLS, not the owner, per-table grants only.
 pub const APP_ROLE: &str = "attachments_app";
+/// What the native scan worker connects as: LOGIN, NOSUPERUSER, NOBYPASSRLS, not the owner; it may
+/// only call the scan queue's functions (`scan_claim_jobs`, `scan_complete_job`) and read no table.
+pub const SCANNER_ROLE: &str = "attachments_scanner";
+/// How long a session of the app and scanner roles may sit idle inside a transaction before the
+/// server ends it: an instance that was stopped mid-transaction (a trapped or killed component)
+/// cannot leave a transaction open for the next request on that connection to continue.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
 /// The setting every RLS policy reads; components set it per transaction with
 /// `SELECT set_config('app.current_tenant_id', $1, true)`.
 pub const TENANT_GUC: &str = "app.current_tenant_id";

@@ -192,7 +192,19 @@ pub struct Options {
     pub create_db: bool,
     /// Set the app role's password (superuser only).
     pub app_password: Option<String>,
+    /// Set the scanner role's password (superuser only).
+    pub scanner_password: Option<String>,
     pub migrations: Vec<Migration>,
+}
+
+impl Options {
+    /// The passwords to set.
+    pub fn passwords(&self) -> bootstrap::Passwords<'_> {
+        bootstrap::Passwords {
+            app: self.app_password.as_deref(),
+            scanner: self.scanner_password.as_deref(),
+        }
+    }
 }
 
 /// Brings the database named by `database_url` to the newest migration: optionally creates it, makes sure
@@ -207,7 +219,7 @@ pub async fn migrate(database_url: &str, options: Options) -> Result<Report, Mig
         .unwrap_or_else(|| config.get_user().unwrap_or("postgres").to_string());
 
     if options.create_db {
-        create_database_if_missing(&config, &db_name, options.app_password.as_deref()).await?;
+        create_database_if_missing(&config, &db_name, options.passwords()).await?;
     }
 
     let mut client = connect(&config)
@@ -222,10 +234,10 @@ pub async fn migrate(database_url: &str, options: Options) -> Result<Report, Mig
         .await?;
     let result = async {
         if bootstrap::is_superuser(&client).await? {
-            bootstrap::ensure_roles(&client, options.app_password.as_deref()).await?;
+            bootstrap::ensure_roles(&client, options.passwords()).await?;
             bootstrap::prepare_database(&client).await?;
         } else {
-            if options.app_password.is_some() {
+            if options.passwords().any() {
                 return Err(bootstrap::BootstrapError::PasswordNeedsSuperuser.into());
             }
             bootstrap::check_owner_session(&client).await?;
@@ -248,7 +260,7 @@ pub async fn migrate(database_url: &str, options: Options) -> Result<Report, Mig
 async fn create_database_if_missing(
     config: &Config,
     db_name: &str,
-    app_password: Option<&str>,
+    passwords: bootstrap::Passwords<'_>,
 ) -> Result<(), MigrateError> {
     let mut maintenance = config.clone();
     maintenance.dbname("postgres");
@@ -267,7 +279,7 @@ async fn create_database_if_missing(
     }
     // OWNER needs the role to exist; creating roles needs a superuser, which CREATE DATABASE OWNER <other role>
     // effectively needs as well.
-    bootstrap::ensure_roles(&client, app_password).await?;
+    bootstrap::ensure_roles(&client, passwords).await?;
     match client
         .batch_execute(&format!(
             "CREATE DATABASE {} OWNER {OWNER_ROLE}",

@@ -13,6 +13,7 @@ fn options(list: Vec<Migration>) -> Options {
     Options {
         create_db: false,
         app_password: common::app_password(),
+        scanner_password: common::scanner_password(),
         migrations: list,
     }
 }

@@ -1,5 +1,5 @@
 //! Settings from flags and the environment (a flag wins over its variable). Secrets come from the
-//! environment only (`SCAN_CALLBACK_SECRET`, and preferably `DATABASE_URL`), so they never show in `ps`;
+//! environment only (`SCAN_CALLBACK_SECRET`, and preferably `SCAN_DATABASE_URL`), so they never show in `ps`;
 //! `Debug` redacts them.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,8 @@ usage: scan-worker [--once] [options]
 Claims virus-scan jobs from Postgres, streams each object from S3 to clamd (INSTREAM) and posts the
 signed verdict to the scan callback. Every option also reads an environment variable (the flag wins).
 
-  --database-url URL        DATABASE_URL        the application role (attachments_app), as the components use
+  --database-url URL        SCAN_DATABASE_URL   the scanner role (attachments_scanner): it may claim and complete
+                                                scan jobs and nothing else (never the app's DATABASE_URL)
   --clamd HOST:PORT         CLAMD_ADDR          clamd's TCP socket (default 127.0.0.1:3310)
   --callback-url URL        SCAN_CALLBACK_URL   POST /api/v1/scan/callback of the app
                             SCAN_CALLBACK_SECRET  signing secret (env only): `name:secret` as the app's
@@ -97,7 +98,7 @@ fn invalid(m: impl Into<String>) -> ConfigError {
 
 /// (flag, environment variable) of the valued options.
 const VALUED: &[(&str, Option<&str>)] = &[
-    ("database-url", Some("DATABASE_URL")),
+    ("database-url", Some("SCAN_DATABASE_URL")),
     ("clamd", Some("CLAMD_ADDR")),
     ("callback-url", Some("SCAN_CALLBACK_URL")),
     ("worker-name", Some("SCAN_WORKER_NAME")),
@@ -176,10 +177,10 @@ impl Config {
             }
         }
 
-        let database_url = required("database-url", "DATABASE_URL")?;
+        let database_url = required("database-url", "SCAN_DATABASE_URL")?;
         database_url
             .parse::<tokio_postgres::Config>()
-            .map_err(|_| invalid("DATABASE_URL is not a valid postgres URL"))?;
+            .map_err(|_| invalid("SCAN_DATABASE_URL is not a valid postgres URL"))?;
 
         let env_req = |k: &str| env(k).ok_or_else(|| invalid(format!("{k} is required")));
         let storage = StorageConfig::new(
@@ -302,8 +303,8 @@ mod tests {
     fn base_env() -> Vec<(&'static str, &'static str)> {
         vec![
             (
-                "DATABASE_URL",
-                "postgres://attachments_app:pw@127.0.0.1:5432/attachments",
+                "SCAN_DATABASE_URL",
+                "postgres://attachments_scanner:pw@127.0.0.1:5432/attachments",
             ),
             ("S3_ENDPOINT", "http://127.0.0.1:3900"),
             ("S3_ACCESS_KEY_ID", "GK1"),
@@ -396,7 +397,16 @@ mod tests {
             (&["--max-scan-bytes", "0"][..], "", ("", "")),
             (&["--max-jobs", "0"][..], "", ("", "")),
             (&["--poll-secs", "0.01"][..], "", ("", "")),
-            (&[][..], "DATABASE_URL", ("", "")),
+            (&[][..], "SCAN_DATABASE_URL", ("", "")),
+            // The app's database URL is not the worker's: it does not stand in.
+            (
+                &[][..],
+                "SCAN_DATABASE_URL",
+                (
+                    "DATABASE_URL",
+                    "postgres://attachments_app:pw@127.0.0.1:5432/attachments",
+                ),
+            ),
             (&[][..], "SCAN_CALLBACK_SECRET", ("", "")),
             (&[][..], "S3_ENDPOINT", ("", "")),
             (

@@ -31,7 +31,8 @@ use crate::verdict::{self, Status, Verdict};
 /// A claimed job.
 pub use store::scan_jobs::ClaimedJob as Job;
 
-/// The database, as the application role, through the store's statements. One pipelined
+/// The database, as the scanner role (`attachments_scanner`: the queue's two functions and nothing
+/// else), through the store's statements. One pipelined
 /// connection, re-opened when it drops.
 pub struct Db {
     url: String,

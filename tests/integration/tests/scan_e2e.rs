@@ -190,7 +190,8 @@ fn worker(extra: &[&str], env: &[(&str, &str)]) -> Command {
     );
     let mut cmd = Command::new(bin);
     for k in [
-        "DATABASE_URL",
+        // The scanner role: the queue's functions and nothing else (see scanner_role.rs).
+        "SCAN_DATABASE_URL",
         "S3_ENDPOINT",
         "S3_REGION",
         "S3_BUCKET",
@@ -475,6 +476,69 @@ fn scan_clean_file_is_served_and_dedup_shares_the_verdict() {
     let (r, got) = w.download(b_id);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(got, bytes);
+}
+
+#[test]
+fn scan_a_colleagues_upload_of_the_same_bytes_is_not_revealed() {
+    let _g = serial();
+    let a = world();
+    let b_user = a.tenant.user(1).clone();
+    let b = World {
+        tenant: a.tenant.clone(),
+        token: login(&client(), &Stack::get().base_url, &b_user).access,
+        user: b_user,
+    };
+    let bytes = content("colleague", 2500);
+    let first = a.upload(&a.message(0), "minutes.txt", &bytes);
+    let first_id = first["id"].as_str().unwrap();
+    scan_now(&[first_id]);
+    assert_eq!(a.scan_status(first_id)["status"], "clean");
+
+    // A colleague uploads the same bytes: nothing in the answer says anyone had them, and the
+    // content's verdict is not handed over before a scan of this upload.
+    let second = b.upload(&b.message(0), "copy-of-minutes.txt", &bytes);
+    assert_eq!(second["isDeduplicated"], false, "{second}");
+    assert_eq!(second["virusScanStatus"], "pending", "{second}");
+    let id = second["id"].as_str().unwrap();
+    let s = b.scan_status(id);
+    assert_eq!(s["status"], "pending", "{s}");
+    for k in ["engine", "signature", "details", "scannedAt"] {
+        assert!(s[k].is_null(), "{k} of a pending upload: {s}");
+    }
+    b.assert_blocked(id);
+    let listed = send(
+        client()
+            .get(Stack::get().url(&format!("/api/v1/emails/{}/attachments", b.message(0))))
+            .bearer_auth(&b.token),
+    )
+    .json();
+    let row = &listed["attachments"][0];
+    assert_eq!(
+        (
+            row["id"].as_str(),
+            &row["isDeduplicated"],
+            &row["virusScanStatus"]
+        ),
+        (Some(id), &json!(false), &json!("pending")),
+        "{listed}"
+    );
+    // Their own second copy is deduplicated against their own first one, and pending alike.
+    let again = b.upload(&b.message(1), "again.txt", &bytes);
+    assert_eq!(again["isDeduplicated"], true, "{again}");
+    assert_eq!(again["virusScanStatus"], "pending", "{again}");
+    // The first uploader still sees the verdict.
+    assert_eq!(a.scan_status(first_id)["status"], "clean");
+
+    // The scan of the colleague's upload: then (and only then) its verdict.
+    scan_now(&[id]);
+    for att in [id, again["id"].as_str().unwrap()] {
+        let s = b.scan_status(att);
+        assert_eq!(s["status"], "clean", "{s}");
+        assert!(s["scannedAt"].is_number(), "{s}");
+        let (r, got) = b.download(att);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(got, bytes);
+    }
 }
 
 #[test]

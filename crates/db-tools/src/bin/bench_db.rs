@@ -137,6 +137,7 @@ async fn run(url: String, p: Params, keep: bool) -> Result<String, BoxError> {
         migrations::Options {
             create_db: true,
             app_password: None,
+            scanner_password: None,
             migrations: migrations::embedded(),
         },
     )

@@ -3,7 +3,7 @@
 //! the handle goes out of scope (also when the test panics).
 #![allow(dead_code)]
 
-use db_tools::{APP_ROLE, TENANT_GUC, admin_url, connect, migrations};
+use db_tools::{APP_ROLE, SCANNER_ROLE, TENANT_GUC, admin_url, connect, migrations};
 use rand::RngCore;
 use tokio_postgres::{Client, Config, GenericClient};
 use uuid::Uuid;
@@ -15,12 +15,21 @@ pub fn app_password() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The scanner role's password when the server does not trust loopback connections.
+pub fn scanner_password() -> Option<String> {
+    std::env::var("ATTACHMENTS_SCANNER_PASSWORD")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 pub struct TestDb {
     pub name: String,
     /// Superuser (or whatever the admin URL names) on the test database.
     pub admin_config: Config,
     /// attachments_app on the test database.
     pub app_config: Config,
+    /// attachments_scanner on the test database.
+    pub scanner_config: Config,
     /// Superuser on the maintenance database, for the final DROP.
     maintenance: Config,
 }
@@ -51,10 +60,14 @@ impl TestDb {
         app_config.user(APP_ROLE);
         // Trust auth in dev; elsewhere the password migrate set (tests pass the same variable to migrate).
         app_config.password(app_password().unwrap_or_default());
+        let mut scanner_config = admin_config.clone();
+        scanner_config.user(SCANNER_ROLE);
+        scanner_config.password(scanner_password().unwrap_or_default());
         Self {
             name,
             admin_config,
             app_config,
+            scanner_config,
             maintenance,
         }
     }
@@ -68,10 +81,14 @@ impl TestDb {
         let mut app_config = admin_config.clone();
         app_config.user(APP_ROLE);
         app_config.password(app_password().unwrap_or_default());
+        let mut scanner_config = admin_config.clone();
+        scanner_config.user(SCANNER_ROLE);
+        scanner_config.password(scanner_password().unwrap_or_default());
         Self {
             name,
             admin_config,
             app_config,
+            scanner_config,
             maintenance,
         }
     }
@@ -84,6 +101,7 @@ impl TestDb {
             migrations::Options {
                 create_db: false,
                 app_password: app_password(),
+                scanner_password: scanner_password(),
                 migrations: migrations::embedded(),
             },
         )
@@ -116,6 +134,13 @@ impl TestDb {
         connect(&self.app_config)
             .await
             .expect("connect as attachments_app")
+    }
+
+    /// A connection as the scan worker's role.
+    pub async fn scanner(&self) -> Client {
+        connect(&self.scanner_config)
+            .await
+            .expect("connect as attachments_scanner")
     }
 }
 
