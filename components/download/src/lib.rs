@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `POST /api/v1/attachments/{id}/download-url` | behind the auth middleware, message owner, uploader or admin | [`routes::issue_url`] |
 //! | `POST /api/v1/attachments/{id}/revoke-urls` | behind the auth middleware, message owner, uploader or admin | [`routes::revoke_urls`] |
-//! | `GET`/`HEAD /api/v1/files/...` | public: the signature is the credential | [`routes::file`] |
+//! | `GET`/`HEAD /api/v1/files/...` | public: the signature is the credential; `file_rate_limit` per URL | [`routes::file`] |
 //!
 //! The URL format, signing and verification live in `crates/signed-url`; headers, ranges,
 //! conditionals and the serving checks in `crates/delivery`; statements in `crates/store`; object
@@ -17,6 +17,7 @@ mod routes;
 
 use std::sync::OnceLock;
 
+use auth_core::ratelimit::{FailMode, Policy};
 use delivery::serve::{Mode, serve_unscanned_from_config};
 use edge::app::{Call, Component, Reply};
 use edge::routes::Endpoint;
@@ -37,6 +38,11 @@ pub(crate) struct Config {
     pub database_url: String,
     pub storage: storage::client::Client,
     pub presigner: presign::Presigner,
+    /// `file_rate_limit`: requests per signed content URL.
+    pub file_policy: Policy,
+    /// `rate_limit_fail_mode`: what a down Redis means for the content route.
+    pub fail_mode: FailMode,
+    pub redis_url: String,
 }
 
 fn config_error(e: impl std::fmt::Display) -> ApiError {
@@ -84,6 +90,13 @@ impl Component for Download {
             database_url: variable("database_url").await?,
             storage: storage::client::Client::new(storage),
             presigner,
+            file_policy: Policy::parse("file", &variable("file_rate_limit").await?)
+                .map_err(config_error)?,
+            fail_mode: variable("rate_limit_fail_mode")
+                .await?
+                .parse()
+                .map_err(config_error)?,
+            redis_url: variable("redis_url").await?,
         })
     }
 

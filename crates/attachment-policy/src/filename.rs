@@ -124,7 +124,9 @@ fn fold(s: &str) -> String {
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c.general_category(),
-        GeneralCategory::Format | GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
     ) || is_default_ignorable(c)
 }
 
@@ -332,22 +334,22 @@ mod tests {
             ("x.bat", B),
             ("x.\u{ff45}\u{ff58}\u{ff45}", B), // full-width "exe"
             // Invisible and formatting characters (Cf, Zl, Zp, Default_Ignorable_Code_Point).
-            ("in\u{200B}voice.txt", I),       // zero-width space
-            ("a\u{200D}b.txt", I),            // zero-width joiner
-            ("a\u{00AD}b.txt", I),            // soft hyphen
-            ("a\u{FEFF}.txt", I),             // BOM
-            ("a\u{2028}b.txt", I),            // line separator
-            ("a\u{2029}b.txt", I),            // paragraph separator
-            ("a\u{2060}b.txt", I),            // word joiner
-            ("a\u{034F}b.txt", I),            // combining grapheme joiner
-            ("a\u{3164}.txt", I),             // Hangul filler
-            ("a\u{115F}.txt", I),             // Hangul choseong filler
-            ("a\u{FE0F}.txt", I),             // variation selector
-            ("a\u{180E}.txt", I),             // Mongolian vowel separator
-            ("a\u{E0041}.txt", I),            // tag character
-            ("a\u{E0100}.txt", I),            // variation selector 17
-            ("a\u{1D173}.txt", I),            // musical symbol begin beam
-            ("report.pdf\u{200B}.exe", I),    // hidden from the eye, but refused either way
+            ("in\u{200B}voice.txt", I),    // zero-width space
+            ("a\u{200D}b.txt", I),         // zero-width joiner
+            ("a\u{00AD}b.txt", I),         // soft hyphen
+            ("a\u{FEFF}.txt", I),          // BOM
+            ("a\u{2028}b.txt", I),         // line separator
+            ("a\u{2029}b.txt", I),         // paragraph separator
+            ("a\u{2060}b.txt", I),         // word joiner
+            ("a\u{034F}b.txt", I),         // combining grapheme joiner
+            ("a\u{3164}.txt", I),          // Hangul filler
+            ("a\u{115F}.txt", I),          // Hangul choseong filler
+            ("a\u{FE0F}.txt", I),          // variation selector
+            ("a\u{180E}.txt", I),          // Mongolian vowel separator
+            ("a\u{E0041}.txt", I),         // tag character
+            ("a\u{E0100}.txt", I),         // variation selector 17
+            ("a\u{1D173}.txt", I),         // musical symbol begin beam
+            ("report.pdf\u{200B}.exe", I), // hidden from the eye, but refused either way
             // The extensions added to the default list.
             ("n.one", B),
             ("pkg.msix", B),
@@ -385,13 +387,32 @@ mod tests {
     #[test]
     fn invisible_characters_are_the_unicode_classes() {
         for c in [
-            '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{202E}', '\u{2066}', '\u{00AD}',
-            '\u{061C}', '\u{FEFF}', '\u{2028}', '\u{2029}', '\u{FFF9}', '\u{E0001}', '\u{FE00}',
-            '\u{E01EF}', '\u{17B4}', '\u{FFA0}', '\u{2065}', '\u{110BD}', '\u{13430}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{00AD}',
+            '\u{061C}',
+            '\u{FEFF}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{FFF9}',
+            '\u{E0001}',
+            '\u{FE00}',
+            '\u{E01EF}',
+            '\u{17B4}',
+            '\u{FFA0}',
+            '\u{2065}',
+            '\u{110BD}',
+            '\u{13430}',
         ] {
             assert!(is_invisible(c), "U+{:04X}", c as u32);
         }
-        for c in ['a', ' ', '.', '-', '_', 'é', 'ß', 'コ', '\u{301}', '😀', '\u{00A0}', '\u{3000}'] {
+        for c in [
+            'a', ' ', '.', '-', '_', 'é', 'ß', 'コ', '\u{301}', '😀', '\u{00A0}', '\u{3000}',
+        ] {
             assert!(!is_invisible(c), "U+{:04X}", c as u32);
         }
     }
@@ -412,10 +433,22 @@ mod tests {
             "x.\u{ff45}\u{ff58}\u{ff45}",
             "setup.msix",
         ] {
-            assert_eq!(p.check_name(bad).unwrap_err().code(), Code::BlockedFileType, "{bad:?}");
+            assert_eq!(
+                p.check_name(bad).unwrap_err().code(),
+                Code::BlockedFileType,
+                "{bad:?}"
+            );
         }
         // Anything else is no concern of this check: the name is never stored.
-        for fine in ["report.pdf", "r_sum_.pdf", "", "CON", "a\nb.txt", "a\u{202E}b.txt", ".."] {
+        for fine in [
+            "report.pdf",
+            "r_sum_.pdf",
+            "",
+            "CON",
+            "a\nb.txt",
+            "a\u{202E}b.txt",
+            "..",
+        ] {
             assert!(p.check_name(fine).is_ok(), "{fine:?}");
         }
     }

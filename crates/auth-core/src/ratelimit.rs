@@ -132,6 +132,17 @@ impl Policy {
         }
     }
 
+    /// Requests per signed content URL: 120 per 60 s (a browser fetching one file in ranges, a
+    /// media player seeking, a mail client retrying all fit; a URL pasted into a public page and
+    /// hammered does not).
+    pub fn per_url_default() -> Self {
+        Self {
+            name: "file".into(),
+            limit: 120,
+            window_secs: 60,
+        }
+    }
+
     /// Failed logins per client address: 100 per 15 minutes (high enough for many users behind
     /// one NAT; it stops spraying, the per-email limit stops guessing).
     pub fn login_address_default() -> Self {
@@ -192,6 +203,9 @@ pub enum Subject<'a> {
     /// Failed logins from a client address (the rate-limit subject of an address:
     /// `edge::client::rate_limit_subject`, e.g. `192.0.2.7`, `2001:db8::/64`, `unknown`).
     LoginAddress(&'a str),
+    /// Requests to one signed content URL, by its opaque id (`signed_url::url_id`; anything else is
+    /// hashed, never kept: the URL itself is a credential).
+    SignedUrl(&'a str),
 }
 
 fn short_hash(s: &str) -> String {
@@ -222,6 +236,12 @@ pub fn key(policy: &Policy, subject: Subject<'_>) -> String {
                     short_hash(a)
                 },
             )
+        }
+        Subject::SignedUrl(u) => {
+            let opaque = u.len() == 32
+                && u.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            ("s", if opaque { u.to_owned() } else { short_hash(u) })
         }
     };
     format!(
@@ -571,6 +591,14 @@ mod tests {
         assert_eq!(key(&p, Subject::LoginAddress("::1")), "rl:v1:user:60:a:::1");
         let weird = key(&p, Subject::LoginAddress("1.2.3.4\r\nFLUSHALL"));
         assert!(weird.bytes().all(|b| b.is_ascii_graphic()), "{weird}");
+        let url_id = "0123456789abcdef0123456789abcdef";
+        let f = Policy::per_url_default();
+        assert_eq!(
+            key(&f, Subject::SignedUrl(url_id)),
+            format!("rl:v1:file:60:s:{url_id}")
+        );
+        let raw = key(&f, Subject::SignedUrl("/api/v1/files/x?s=SECRET"));
+        assert!(!raw.contains("SECRET") && !raw.contains('?'), "{raw}");
         let other_window = Policy::new("user", 50, 120).unwrap();
         assert_ne!(
             key(&p, Subject::User(&user())),
@@ -627,6 +655,7 @@ mod tests {
             Policy::login_email_address_default(),
             Policy::login_email_default(),
             Policy::login_address_default(),
+            Policy::per_url_default(),
         ] {
             assert_eq!(
                 Policy::new(p.name(), p.limit(), p.window_secs()).unwrap(),

@@ -376,6 +376,19 @@ impl UrlSigner {
     }
 }
 
+/// An opaque id of one URL (32 lowercase hex: the first 16 bytes of SHA-256 over its path, `?` and
+/// query), for what is counted or recorded per URL (its rate limit, its audit rows): never the URL
+/// itself, whose query is a credential, and no way back to it. [`UrlSigner::verify`] accepts exactly
+/// one spelling of a URL, so a verified URL has exactly one id.
+pub fn url_id(path: &str, query: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = Sha256::new();
+    h.update(path.as_bytes());
+    h.update(b"?");
+    h.update(query.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
 /// A UUID in its canonical lowercase hyphenated spelling, and only that spelling.
 fn canonical_uuid(s: &str) -> Option<Uuid> {
     if s.len() != 36 {

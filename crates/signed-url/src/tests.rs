@@ -329,3 +329,26 @@ proptest! {
         prop_assert_eq!(s.verify(p, q, i64::MIN), Err(VerifyError::SignatureInvalid));
     }
 }
+
+#[test]
+fn a_url_id_is_opaque_stable_and_per_url() {
+    let s = signer(K1);
+    let a = s.sign_path(&grant());
+    let b = s.sign_path(&Grant {
+        disposition: Disposition::Inline,
+        ..grant()
+    });
+    let (pa, qa) = split(&a);
+    let (pb, qb) = split(&b);
+    let id = url_id(pa, qa);
+    assert_eq!(id.len(), 32);
+    assert!(
+        id.bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert_eq!(id, url_id(pa, qa), "stable");
+    assert_ne!(id, url_id(pb, qb), "another URL of the same attachment");
+    // Nothing of the credential shows.
+    let sig = qa.rsplit_once("s=").unwrap().1;
+    assert!(!id.contains(&sig[..8]));
+}

@@ -63,6 +63,55 @@ pub async fn record<C: Conn>(tx: &TenantTx<'_, C>, entry: &AuditEntry<'_>) -> Re
     .map(|_| ())
 }
 
+/// One download through a signed URL, added to that URL's row of the current minute (see
+/// `audit_download` in migrations/0011): the row's count after it.
+const DOWNLOAD: &str = "SELECT audit_download($1, $2, $3, $4, $5, $6)";
+
+/// A download through a signed content URL, as its coalesced audit row records it.
+#[derive(Debug, Clone)]
+pub struct Download<'a> {
+    /// The attachment served.
+    pub attachment: Uuid,
+    /// The URL's opaque id (`signed_url::url_id`), never the URL.
+    pub url_id: &'a str,
+    /// This request's id (kept when it starts the minute's row).
+    pub request_id: &'a str,
+    /// The client's IP (kept when it starts the minute's row).
+    pub client_addr: Option<String>,
+    /// Bytes answered.
+    pub bytes: i64,
+    /// `stream` or `redirect`.
+    pub mode: &'a str,
+}
+
+/// Records `download` under the transaction's tenant: one `attachment.download` row per URL and
+/// minute, whose `details.count` and `details.bytes` add up the downloads of that minute. Returns
+/// the count so far.
+pub async fn record_download<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    download: &Download<'_>,
+) -> Result<i64> {
+    const CONTEXT: &str = "download audit";
+    let rows = tx
+        .query(
+            CONTEXT,
+            DOWNLOAD,
+            vec![
+                download.attachment.into(),
+                download.url_id.into(),
+                download.request_id.into(),
+                Param::opt_text(download.client_addr.as_deref()),
+                download.bytes.into(),
+                download.mode.into(),
+            ],
+        )
+        .await?;
+    match rows.first() {
+        Some(r) => r.int(0),
+        None => Err(crate::error::StoreError::decode(CONTEXT, "no row")),
+    }
+}
+
 // ---- reading: the tenant's audit log, newest first ----------------------------------------------
 
 /// One row more than asked tells whether there is a next page. `client_addr` is selected as text

@@ -1,4 +1,5 @@
-//! Content leaves: the `attachment.download` audit row, then the object streamed from storage
+//! Content leaves: the download audited (one `attachment.download` row per URL and minute, with a
+//! count), then the object streamed from storage
 //! (its body handed on, never copied through the component) or a `302` to a presigned storage URL.
 
 use delivery::serve::Mode;
@@ -6,11 +7,10 @@ use delivery::{Answer, RangeOutcome};
 use edge::app::{Call, Reply};
 use edge::{ApiError, RequestId, response};
 use http::StatusCode;
-use serde_json::json;
 use signed_url::Grant;
 use storage::ObjectKey;
 use storage::request::ByteRange;
-use store::audit_log::{self, AuditEntry};
+use store::audit_log::{self, Download};
 use store::{Conn, TenantTx};
 
 use crate::Config;
@@ -23,30 +23,28 @@ pub(super) fn storage_error(e: storage::StorageError) -> ApiError {
     }
 }
 
-/// The audit row of a `GET` answered with content (no user: whoever holds the URL is unknown).
+/// Audits a `GET` answered with content (no user: whoever holds the URL is unknown), added to the
+/// row of URL `url` (its opaque id) for the current minute.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn audit<C: Conn>(
     tx: &TenantTx<'_, C>,
     grant: &Grant,
+    url: &str,
     call: &Call,
     answer: &Answer,
     size: u64,
     mode: Mode,
 ) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        user: None,
-        action: "attachment.download",
-        resource_type: Some("attachment"),
-        resource_id: Some(grant.attachment_id.to_string()),
+    let download = Download {
+        attachment: grant.attachment_id,
+        url_id: url,
         request_id: call.request_id.as_str(),
         client_addr: call.client_addr(),
-        details: json!({
-            "range": answer.outcome.storage_range(),
-            "status": answer.status,
-            "bytes": answer.outcome.length(size),
-            "mode": mode.as_str(),
-        }),
+        bytes: i64::try_from(answer.outcome.length(size)).unwrap_or(i64::MAX),
+        mode: mode.as_str(),
     };
-    Ok(audit_log::record(tx, &entry).await?)
+    audit_log::record_download(tx, &download).await?;
+    Ok(())
 }
 
 /// `302` to a presigned `GET` of `key` that answers with the same type and disposition.
