@@ -1,11 +1,11 @@
 //! `GET`/`HEAD` of a signed content URL (public: the signature is the credential).
 //!
 //! Checks, in this order (openapi.yaml `SignedContentUrl`); the first failure answers:
-//! 1. the signature (`403 signature_invalid`); 2. the expiry (`403 url_expired`);
-//! 2a. the URL's rate limit (`file_rate_limit` per URL, Redis, the same fixed window as the other
-//!    limits: `429 rate_limited` with `Retry-After`; `RateLimit-Policy`/`RateLimit` on every answer
-//!    from here on); only URLs we signed are counted, so nobody can fill Redis with made-up ones;
-//!    then, in a transaction of the verified URL's tenant ([`delivery::serve::check`]):
+//! 1. the signature (`403 signature_invalid`); 2. the expiry (`403 url_expired`); then the URL's
+//!    rate limit (`file_rate_limit` per URL, Redis, the same fixed window as the other limits:
+//!    `429 rate_limited` with `Retry-After`; `RateLimit-Policy`/`RateLimit` on every answer from here
+//!    on; only URLs we signed are counted, so nobody can fill Redis with made-up ones); then, in a
+//!    transaction of the verified URL's tenant ([`delivery::serve::check`]):
 //! 3. not deleted (`410 gone`; deleting revokes every URL, whether or not it bumps the generation);
 //! 4. the URL's generation is the attachment's current one (else it was revoked: `403 url_expired`);
 //! 5. the scan status (`403 scan_blocked`), as the attachment is served: `pending` while the scan
