@@ -18,7 +18,7 @@ mod view;
 
 use std::sync::OnceLock;
 
-use attachment_policy::{ExtensionPolicy, SizeLimit};
+use attachment_policy::{ExtensionPolicy, MultipartLimits, SizeLimit};
 use edge::app::{Call, Component, Reply};
 use edge::routes::Endpoint;
 use edge::spin::variable;
@@ -37,6 +37,8 @@ pub(crate) struct Config {
     pub database_url: String,
     pub storage: storage::client::Client,
     pub size_limit: SizeLimit,
+    /// Parts per multipart body and header bytes per part.
+    pub multipart: MultipartLimits,
     /// Part-buffer memory shared by this instance's concurrent uploads.
     pub buffers: BufferBudget,
     pub extensions: ExtensionPolicy,
@@ -76,6 +78,11 @@ impl Component for Ingest {
             storage: storage::client::Client::new(storage),
             size_limit: SizeLimit::from_config(&variable("max_upload_bytes").await?)
                 .map_err(|e| config_error("max_upload_bytes", e))?,
+            multipart: MultipartLimits::from_config(
+                &variable("max_upload_parts").await?,
+                &variable("max_part_header_bytes").await?,
+            )
+            .map_err(|e| config_error("max_upload_parts/max_part_header_bytes", e))?,
             buffers: BufferBudget::from_config(&variable("upload_buffer_bytes").await?)
                 .map_err(|e| config_error("upload_buffer_bytes", e))?,
             extensions: ExtensionPolicy::from_config(&variable("blocked_extensions").await?)

@@ -6,17 +6,21 @@
 //! | [`sniff`] | [`ContentInspector`]: magic bytes of the first chunk (`infer` + our own PE/ELF/Mach-O/shebang checks), script in HTML/SVG across the whole stream, and the media type we store |
 //! | [`digest`] | [`ContentHash`] (lowercase hex SHA-256) and RFC 9530 `Repr-Digest` |
 //! | [`size`] | the upload size limit: `Content-Length` before reading, a counter while streaming |
+//! | [`multipart`] | [`MultipartGuard`]: how many parts, and how many header bytes per part, a multipart body may carry, judged on the raw bytes as they stream |
 //!
 //! Every refusal is a [`PolicyError`] that knows its problem code (`invalid_filename`,
-//! `blocked_file_type`, `payload_too_large`, `digest_mismatch`, `bad_request`).
+//! `blocked_file_type`, `payload_too_large`, `too_many_parts`, `part_header_too_large`,
+//! `digest_mismatch`, `bad_request`).
 
 pub mod digest;
 pub mod filename;
+pub mod multipart;
 pub mod size;
 pub mod sniff;
 
 pub use digest::{ContentHash, ReprDigest};
 pub use filename::{ExtensionPolicy, SafeFilename};
+pub use multipart::{MultipartGuard, MultipartLimits};
 pub use size::{SizeCounter, SizeLimit};
 pub use sniff::{ContentInspector, Verdict, declared_type};
 
@@ -31,6 +35,10 @@ pub enum PolicyError {
     BlockedFileType(&'static str),
     /// Over the size limit (`413 payload_too_large`).
     TooLarge,
+    /// A multipart body with more parts than allowed (`413 too_many_parts`).
+    TooManyParts,
+    /// A multipart part header block (or preamble) over its limit (`400 part_header_too_large`).
+    PartHeaderTooLarge,
     /// The content does not match `Repr-Digest` (`422 digest_mismatch`).
     DigestMismatch,
     /// A malformed header (`400 bad_request`).
@@ -44,6 +52,8 @@ impl PolicyError {
             PolicyError::InvalidFilename(_) => Code::InvalidFilename,
             PolicyError::BlockedFileType(_) => Code::BlockedFileType,
             PolicyError::TooLarge => Code::PayloadTooLarge,
+            PolicyError::TooManyParts => Code::TooManyParts,
+            PolicyError::PartHeaderTooLarge => Code::PartHeaderTooLarge,
             PolicyError::DigestMismatch => Code::DigestMismatch,
             PolicyError::BadRequest(_) => Code::BadRequest,
         }
@@ -56,6 +66,10 @@ impl PolicyError {
             | PolicyError::BlockedFileType(d)
             | PolicyError::BadRequest(d) => d,
             PolicyError::TooLarge => "The upload is over the size limit.",
+            PolicyError::TooManyParts => "The multipart/form-data body has too many parts.",
+            PolicyError::PartHeaderTooLarge => {
+                "A part's headers in the multipart/form-data body are too long."
+            }
             PolicyError::DigestMismatch => "The content does not match the Repr-Digest header.",
         }
     }

@@ -109,6 +109,10 @@ codes! {
     Gone = "gone" => 410, "The resource is no longer available.";
     /// The body is over the size limit.
     PayloadTooLarge = "payload_too_large" => 413, "The request body is too large.";
+    /// A multipart body with more parts than `max_upload_parts`.
+    TooManyParts = "too_many_parts" => 413, "The multipart body has too many parts.";
+    /// A multipart part's header block (or the preamble) over `max_part_header_bytes`.
+    PartHeaderTooLarge = "part_header_too_large" => 400, "A multipart part header is too large.";
     /// A dangerous extension, or executable/script content.
     BlockedFileType = "blocked_file_type" => 415, "This file type is not allowed.";
     /// The request's media type is not accepted here.

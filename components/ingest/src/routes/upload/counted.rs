@@ -1,13 +1,14 @@
 //! The request body as it streams: counted against the size limit (the whole body, parts and all),
-//! for multipart/form-data also hashed whole (a `Repr-Digest` covers the whole body), and the first
-//! failure remembered, so that whoever reads it (the file pipeline, the multipart parser) answers
-//! the right problem.
+//! for multipart/form-data also hashed whole (a `Repr-Digest` covers the whole body) and watched by
+//! the [`MultipartGuard`] (how many parts, how long their headers) before the parser buffers any of
+//! it, and the first failure remembered, so that whoever reads it (the file pipeline, the multipart
+//! parser) answers the right problem. Once it failed, the stream yields nothing more.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use attachment_policy::{PolicyError, SizeCounter};
+use attachment_policy::{MultipartGuard, PolicyError, SizeCounter};
 use bytes::Bytes;
 use edge::{ApiError, Problem};
 use futures::Stream;
@@ -18,7 +19,8 @@ use super::policy;
 /// Why the body stopped.
 #[derive(Debug)]
 enum Failure {
-    TooLarge,
+    /// Refused by a policy: over the size limit, too many parts, too long a part header.
+    Refused(PolicyError),
     Read(String),
 }
 
@@ -26,6 +28,8 @@ enum Failure {
 pub(super) struct Tally {
     counter: SizeCounter,
     hasher: Option<Sha256>,
+    /// The multipart structure's guard (multipart/form-data bodies only).
+    guard: Option<MultipartGuard>,
     failure: Option<Failure>,
 }
 
@@ -34,11 +38,13 @@ pub(super) struct Tally {
 pub(super) struct Shared(Arc<Mutex<Tally>>);
 
 impl Shared {
-    /// A tally for a body of at most `counter`'s limit, hashed whole when `hash_whole`.
-    pub fn new(counter: SizeCounter, hash_whole: bool) -> Self {
+    /// A tally for a body of at most `counter`'s limit; a multipart body (`guard`) is also hashed
+    /// whole.
+    pub fn new(counter: SizeCounter, guard: Option<MultipartGuard>) -> Self {
         Self(Arc::new(Mutex::new(Tally {
             counter,
-            hasher: hash_whole.then(Sha256::new),
+            hasher: guard.is_some().then(Sha256::new),
+            guard,
             failure: None,
         })))
     }
@@ -57,11 +63,12 @@ impl Shared {
         self.lock().hasher.take()
     }
 
-    /// The error for a body that stopped: over the limit (`413`) or unreadable (client abort,
-    /// truncated: `400`); else a malformed multipart body, as `parser` says.
+    /// The error for a body that stopped: refused by a policy (over the size limit, too many parts:
+    /// `413`; too long a part header: `400`) or unreadable (client abort, truncated: `400`); else a
+    /// malformed multipart body, as `parser` says.
     pub fn failure(&self, parser: impl std::fmt::Display) -> ApiError {
         match &self.lock().failure {
-            Some(Failure::TooLarge) => policy(PolicyError::TooLarge),
+            Some(Failure::Refused(e)) => policy(e.clone()),
             Some(Failure::Read(cause)) => {
                 ApiError::new(Problem::bad_request("The request body could not be read."))
                     .with_cause(format!("reading request body: {cause}"))
@@ -107,14 +114,24 @@ where
     type Item = Result<Bytes, Stopped>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.tally.lock().failure.is_some() {
+            return Poll::Ready(Some(Err(Stopped)));
+        }
         let polled = self.inner.as_mut().poll_next(cx);
         let mut t = self.tally.lock();
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Ready(Some(Ok(b))) => {
-                if t.counter.add(b.len()).is_err() {
-                    t.failure = Some(Failure::TooLarge);
+                let judged = t
+                    .counter
+                    .add(b.len())
+                    .and_then(|()| match t.guard.as_mut() {
+                        Some(g) => g.feed(&b).map_err(PolicyError::from),
+                        None => Ok(()),
+                    });
+                if let Err(e) = judged {
+                    t.failure = Some(Failure::Refused(e));
                     return Poll::Ready(Some(Err(Stopped)));
                 }
                 if let Some(h) = t.hasher.as_mut() {

@@ -2,6 +2,9 @@
 //! plain form fields are read and dropped. A part is a file part when its `Content-Disposition`
 //! names a file in either form (`filename` or `filename*`); the name stored is `filename*` when
 //! present, and every name the part carries must pass the blocked-extension check.
+//! How many parts there may be and how long their headers
+//! is judged on the raw bytes before the parser sees them (`counted`): a refused body stops the
+//! parser, and what this request stored of earlier parts is deleted.
 
 use attachment_policy::{SafeFilename, declared_type};
 use bytes::Bytes;
@@ -21,7 +24,7 @@ use crate::Config;
 pub(super) async fn ingest<S, E>(
     body: Counted<S>,
     tally: &Shared,
-    content_type: Option<&str>,
+    boundary: &str,
     content_length: Option<u64>,
     cfg: &Config,
     tenant: Uuid,
@@ -31,13 +34,6 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Debug,
 {
-    let boundary = content_type
-        .and_then(|ct| multer::parse_boundary(ct).ok())
-        .ok_or_else(|| {
-            ApiError::new(Problem::bad_request(
-                "multipart/form-data needs a boundary.",
-            ))
-        })?;
     let mut mp = multer::Multipart::new(body, boundary);
     let result: Result<(), ApiError> = async {
         while let Some(mut field) = mp.next_field().await.map_err(|e| tally.failure(e))? {

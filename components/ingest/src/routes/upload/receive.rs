@@ -1,7 +1,7 @@
 //! Reading the body: the raw body as one file or every file part of a multipart/form-data body,
 //! then the `Repr-Digest` check (a raw body's file; a multipart body as a whole).
 
-use attachment_policy::{ContentHash, declared_type};
+use attachment_policy::{ContentHash, MultipartGuard, declared_type};
 use edge::ApiError;
 use spin_sdk::wasip3::http_compat::IncomingRequestBody;
 use uuid::Uuid;
@@ -24,7 +24,11 @@ pub(super) async fn run(
     tenant: Uuid,
     stored: &mut Vec<Stored>,
 ) -> Result<(), ApiError> {
-    let tally = Shared::new(cfg.size_limit.counter(), upload.is_multipart());
+    let guard = upload
+        .boundary
+        .as_deref()
+        .map(|b| MultipartGuard::new(b, cfg.multipart));
+    let tally = Shared::new(cfg.size_limit.counter(), guard);
     let counted = Counted::new(body::chunks(body), tally.clone());
     match &upload.raw_name {
         Some(name) => {
@@ -37,8 +41,17 @@ pub(super) async fn run(
             file::ingest(&mut src, cfg, tenant, name.clone(), declared, store, stored).await?;
         }
         None => {
-            let ct = upload.content_type.as_deref();
-            multipart::ingest(counted, &tally, ct, upload.expected, cfg, tenant, stored).await?;
+            let boundary = upload.boundary.as_deref().unwrap_or_default();
+            multipart::ingest(
+                counted,
+                &tally,
+                boundary,
+                upload.expected,
+                cfg,
+                tenant,
+                stored,
+            )
+            .await?;
         }
     }
     let Some(digest) = &upload.digest else {

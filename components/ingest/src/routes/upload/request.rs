@@ -1,7 +1,7 @@
 //! What the request's head says about an upload, judged before any byte of the body is read.
 
 use attachment_policy::{PolicyError, ReprDigest, SafeFilename, declared_type};
-use edge::ApiError;
+use edge::{ApiError, Problem};
 use http::HeaderMap;
 use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
@@ -19,6 +19,8 @@ pub(super) struct Upload {
     pub content_type: Option<String>,
     /// The raw body's filename; `None` for multipart/form-data, whose parts name their files.
     pub raw_name: Option<SafeFilename>,
+    /// The boundary of a multipart/form-data body.
+    pub boundary: Option<String>,
 }
 
 impl Upload {
@@ -31,9 +33,10 @@ fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> 
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `413` over the size limit, `400` for a malformed `Content-Length` or `Repr-Digest`, `422`/`415`
-/// for a raw body without an acceptable filename, `415` when any name the request carries (header
-/// or query, any form) has a blocked extension.
+/// `413` over the size limit, `400` for a malformed `Content-Length` or `Repr-Digest` or a
+/// multipart/form-data type without a boundary, `422`/`415` for a raw body without an acceptable
+/// filename, `415` when any name the request carries (header or query, any form) has a blocked
+/// extension.
 pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
     let headers = &parts.headers;
     let expected = cfg
@@ -48,6 +51,19 @@ pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
     let multipart =
         declared_type(content_type.as_deref()).as_deref() == Some("multipart/form-data");
     let disposition = header(headers, CONTENT_DISPOSITION);
+    let boundary = if multipart {
+        let boundary = content_type
+            .as_deref()
+            .and_then(|ct| multer::parse_boundary(ct).ok())
+            .ok_or_else(|| {
+                ApiError::new(Problem::bad_request(
+                    "multipart/form-data needs a boundary.",
+                ))
+            })?;
+        Some(boundary)
+    } else {
+        None
+    };
     let raw_name = if multipart {
         None
     } else {
@@ -69,5 +85,6 @@ pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
         digest,
         content_type,
         raw_name,
+        boundary,
     })
 }
