@@ -78,6 +78,10 @@ const TABLES: &[Table] = &[
     },
 ];
 
+/// Tables with a tenant column that only the owner reaches (through SECURITY DEFINER functions and
+/// triggers): the app role has no privilege on them at all, and their policy admits no row.
+const OWNER_ONLY: &[&str] = &["scan_fair_clocks"];
+
 /// The fixture row's primary key in `table`, as an SQL literal.
 fn id_literal(table: &str, r: &TenantRows) -> String {
     match table {
@@ -627,6 +631,25 @@ async fn shipped_grants_are_minimal_and_the_app_cannot_escape_rls() {
         tx.rollback().await.unwrap();
     }
 
+    // Owner-only tables: no privilege of any kind for the app.
+    for t in OWNER_ONLY {
+        let granted: bool = admin
+            .query_one(
+                "SELECT has_table_privilege('attachments_app', $1, \
+                 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')",
+                &[t],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!granted, "app has a privilege on {t}");
+        let tx = app.transaction().await.unwrap();
+        set_tenant(&tx, a.tenant).await;
+        let r = tx.batch_execute(&format!("SELECT * FROM {t}")).await;
+        assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "{t}: {r:?}");
+        tx.rollback().await.unwrap();
+    }
+
     // Turning row security off does not bypass it: the query errors instead of returning rows.
     let r = app
         .batch_execute("SET row_security = off; SELECT count(*) FROM email_attachments")
@@ -701,6 +724,7 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
         found.push(name);
     }
     let mut expected: Vec<String> = TABLES.iter().map(|t| t.name.to_string()).collect();
+    expected.extend(OWNER_ONLY.iter().map(|t| t.to_string()));
     expected.sort();
     // A new tenant table must be added to TABLES so the isolation tests above cover it.
     assert_eq!(found, expected);

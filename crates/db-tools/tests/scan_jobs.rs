@@ -399,3 +399,45 @@ async fn an_expired_lease_is_reclaimed_before_newer_pending_jobs() {
         backlog.into_iter().collect()
     );
 }
+
+/// One tenant's burst does not starve another's scans: tenant A enqueues 200 jobs, then tenant B one;
+/// B's job is among the first few claimed, while A's keep their own order.
+#[tokio::test]
+async fn a_burst_of_one_tenant_does_not_starve_another() {
+    let db = TestDb::migrated().await;
+    let admin = db.admin().await;
+    let a = tenant_with_rows(&admin).await;
+    let b = tenant_with_rows(&admin).await;
+    let w = db.app().await;
+    // The fixtures' own jobs first.
+    assert_eq!(claim(&w, "w", 10).await.len(), 2);
+
+    let burst = pending_jobs(&admin, a.tenant, 200).await;
+    let late = pending_jobs(&admin, b.tenant, 1).await[0];
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        order.extend(claim(&w, "w", 1).await.into_iter().map(|(id, _)| id));
+    }
+    assert!(
+        order.contains(&late),
+        "tenant B's job is not among the first 5 claimed after tenant A's burst of 200: {order:?}"
+    );
+    let a_order: Vec<Uuid> = order.iter().copied().filter(|id| *id != late).collect();
+    assert_eq!(
+        a_order,
+        burst[..a_order.len()],
+        "tenant A's jobs out of order"
+    );
+
+    // The app may not reorder the queue.
+    let mut app = db.app().await;
+    let tx = app.transaction().await.unwrap();
+    set_tenant(&tx, a.tenant).await;
+    let r = tx
+        .execute(
+            "UPDATE scan_jobs SET fair_at = 0 WHERE id = $1",
+            &[&burst[199]],
+        )
+        .await;
+    assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "{r:?}");
+}
