@@ -18,7 +18,7 @@ mod view;
 
 use std::sync::OnceLock;
 
-use attachment_policy::{ExtensionPolicy, MultipartLimits, SizeLimit};
+use attachment_policy::{ExtensionPolicy, MultipartLimits, PaceLimits, SizeLimit};
 use edge::app::{Call, Component, Reply};
 use edge::routes::Endpoint;
 use edge::spin::variable;
@@ -39,6 +39,8 @@ pub(crate) struct Config {
     pub size_limit: SizeLimit,
     /// Parts per multipart body and header bytes per part.
     pub multipart: MultipartLimits,
+    /// How slowly an upload's body may arrive.
+    pub pace: PaceLimits,
     /// Part-buffer memory shared by this instance's concurrent uploads.
     pub buffers: BufferBudget,
     pub extensions: ExtensionPolicy,
@@ -83,6 +85,11 @@ impl Component for Ingest {
                 &variable("max_part_header_bytes").await?,
             )
             .map_err(|e| config_error("max_upload_parts/max_part_header_bytes", e))?,
+            pace: PaceLimits::from_config(
+                &variable("upload_min_bytes_per_sec").await?,
+                &variable("upload_deadline_secs").await?,
+            )
+            .map_err(|e| config_error("upload_min_bytes_per_sec/upload_deadline_secs", e))?,
             buffers: BufferBudget::from_config(&variable("upload_buffer_bytes").await?)
                 .map_err(|e| config_error("upload_buffer_bytes", e))?,
             extensions: ExtensionPolicy::from_config(&variable("blocked_extensions").await?)

@@ -7,20 +7,23 @@
 //! | [`digest`] | [`ContentHash`] (lowercase hex SHA-256) and RFC 9530 `Repr-Digest` |
 //! | [`size`] | the upload size limit: `Content-Length` before reading, a counter while streaming |
 //! | [`multipart`] | [`MultipartGuard`]: how many parts, and how many header bytes per part, a multipart body may carry, judged on the raw bytes as they stream |
+//! | [`pace`] | [`BodyPace`]: how slowly a body may arrive (idle per read, a minimum average rate, a deadline) |
 //!
 //! Every refusal is a [`PolicyError`] that knows its problem code (`invalid_filename`,
 //! `blocked_file_type`, `payload_too_large`, `too_many_parts`, `part_header_too_large`,
-//! `digest_mismatch`, `bad_request`).
+//! `request_timeout`, `digest_mismatch`, `bad_request`).
 
 pub mod digest;
 pub mod filename;
 pub mod multipart;
+pub mod pace;
 pub mod size;
 pub mod sniff;
 
 pub use digest::{ContentHash, ReprDigest};
 pub use filename::{ExtensionPolicy, SafeFilename};
 pub use multipart::{MultipartGuard, MultipartLimits};
+pub use pace::{BodyPace, PaceLimits};
 pub use size::{SizeCounter, SizeLimit};
 pub use sniff::{ContentInspector, Verdict, declared_type};
 
@@ -39,6 +42,8 @@ pub enum PolicyError {
     TooManyParts,
     /// A multipart part header block (or preamble) over its limit (`400 part_header_too_large`).
     PartHeaderTooLarge,
+    /// The body arrived too slowly (`408 request_timeout`).
+    RequestTimeout,
     /// The content does not match `Repr-Digest` (`422 digest_mismatch`).
     DigestMismatch,
     /// A malformed header (`400 bad_request`).
@@ -54,6 +59,7 @@ impl PolicyError {
             PolicyError::TooLarge => Code::PayloadTooLarge,
             PolicyError::TooManyParts => Code::TooManyParts,
             PolicyError::PartHeaderTooLarge => Code::PartHeaderTooLarge,
+            PolicyError::RequestTimeout => Code::RequestTimeout,
             PolicyError::DigestMismatch => Code::DigestMismatch,
             PolicyError::BadRequest(_) => Code::BadRequest,
         }
@@ -70,6 +76,7 @@ impl PolicyError {
             PolicyError::PartHeaderTooLarge => {
                 "A part's headers in the multipart/form-data body are too long."
             }
+            PolicyError::RequestTimeout => "The request body arrived too slowly.",
             PolicyError::DigestMismatch => "The content does not match the Repr-Digest header.",
         }
     }

@@ -103,6 +103,8 @@ codes! {
     NotFound = "not_found" => 404, "The resource was not found.";
     /// The route exists but not with this method.
     MethodNotAllowed = "method_not_allowed" => 405, "This method is not allowed on this resource.";
+    /// The request body arrived too slowly (idle, below the minimum rate, or past its deadline).
+    RequestTimeout = "request_timeout" => 408, "The request body arrived too slowly.";
     /// The request conflicts with the current state of the resource.
     Conflict = "conflict" => 409, "The request conflicts with the current state of the resource.";
     /// The resource existed and was deleted.

@@ -5,8 +5,9 @@
 //! reserves the bytes of a part buffer before allocating it and gives them back once that part is
 //! stored: whatever the number and size of the uploads in one instance, their part buffers never hold
 //! more than the budget. An upload that finds the budget spent waits for a part of another upload to be
-//! stored (it stops reading its body meanwhile, so its client is slowed by TCP flow control); one that
-//! fits goes on at once. A single reservation larger than the whole budget is cut to the budget, so a
+//! stored (it stops reading its body meanwhile, so its client is slowed by TCP flow control), at most
+//! `client::BUDGET_WAIT` (10 s; then the upload fails as storage being busy, a `503` with `Retry-After`);
+//! one that fits goes on at once. A single reservation larger than the whole budget is cut to the budget, so a
 //! misconfigured budget slows uploads down but never blocks them forever.
 //!
 //! Reservations are taken with [`BufferBudget::try_reserve`]; the waiting is the caller's (the

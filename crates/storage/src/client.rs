@@ -283,7 +283,7 @@ impl ObjectWriter<'_> {
                 && let Some(budget) = &self.budget
             {
                 let bytes = self.buf.capacity_for(rest.len());
-                self.filling = Some(reserve(budget, bytes).await);
+                self.filling = Some(reserve(budget, bytes).await?);
             }
             let took = self.buf.fill(rest);
             rest = &rest[took..];
@@ -412,18 +412,32 @@ impl ObjectWriter<'_> {
     }
 }
 
-/// Reserves `bytes` from `budget`, waiting while it is spent. The wait polls on a host timer instead of
-/// parking on the budget's semaphore: bytes another request's upload gives back would then have to wake
-/// this request's component-model task (Spin 4 runs several requests in one instance), a cross-task
-/// wake-up. With wit-bindgen's `inter-task-wakeup`, one test run out of some ten saw an upload hang
-/// until its client's 60 s timeout; the timer needs no such wake-up.
-async fn reserve(budget: &BufferBudget, bytes: usize) -> BufferPermit {
+/// How long a writer waits for part-buffer budget before giving up with [`StorageError::Busy`]: a
+/// request must not wait without end on uploads it does not control (each of which keeps its pace,
+/// so the budget frees up, but possibly not soon).
+pub const BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reserves `bytes` from `budget`, waiting while it is spent, at most [`BUDGET_WAIT`]. The wait polls
+/// on a host timer instead of parking on the budget's semaphore: bytes another request's upload gives
+/// back would then have to wake this request's component-model task (Spin 4 runs several requests in
+/// one instance), a cross-task wake-up. With wit-bindgen's `inter-task-wakeup`, one test run out of
+/// some ten saw an upload hang until its client's 60 s timeout; the timer needs no such wake-up.
+async fn reserve(budget: &BufferBudget, bytes: usize) -> Result<BufferPermit, StorageError> {
     let mut pause = std::time::Duration::from_millis(1);
+    let mut waited = std::time::Duration::ZERO;
     loop {
         if let Some(permit) = budget.try_reserve(bytes) {
-            return permit;
+            return Ok(permit);
+        }
+        if waited >= BUDGET_WAIT {
+            return Err(StorageError::Busy(format!(
+                "no part-buffer budget for {bytes} bytes within {BUDGET_WAIT:?} ({} of {} free)",
+                budget.available(),
+                budget.total()
+            )));
         }
         spin_sdk::time::sleep(pause).await;
+        waited += pause;
         pause = (pause * 2).min(std::time::Duration::from_millis(16));
     }
 }

@@ -43,13 +43,16 @@ pub enum StorageError {
     /// An answer we could not understand (missing UploadId, bad XML, ...).
     #[error("storage protocol: {0}")]
     Protocol(String),
+    /// This instance's part buffers stayed taken by other uploads for the whole wait.
+    #[error("storage busy: {0}")]
+    Busy(String),
 }
 
 impl StorageError {
     /// Whether this is a server-side/transport condition worth a `503` rather than a `500`.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StorageError::Transport(_) => true,
+            StorageError::Transport(_) | StorageError::Busy(_) => true,
             StorageError::Service { status, .. } => *status >= 500,
             _ => false,
         }

@@ -1,10 +1,14 @@
 //! What one upload may cost the service, over HTTP against the real stack: a multipart body's
-//! number of parts and the size of its part headers are bounded while it streams, and a refused body
-//! leaves nothing behind (no object, no attachment, blob or scan job).
+//! number of parts and the size of its part headers are bounded while it streams; a body must keep a
+//! pace, its preamble and part headers included; an upload waits a bounded time for part-buffer
+//! memory that others hold. A refused body leaves nothing behind (no object, no attachment, blob or
+//! scan job), and other tenants are served meanwhile.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-use integration_tests::{Reply, Stack, Tenant, User, client, login, psql, send};
+use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, psql, send};
 use reqwest::blocking::Client;
 use storage::request::Signer;
 use storage::{Body, S3Request, StorageConfig, response};
@@ -208,4 +212,254 @@ fn multipart_fan_out_is_refused_while_streaming_and_leaves_nothing() {
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.json()["attachments"].as_array().map(Vec::len), Some(3));
     assert_eq!(tenant_rows(&t.id), "3,3,3");
+}
+
+/// A hand-written upload over its own connection that sends `head`, then `start` at once, then the
+/// rest of `body` one byte every `every`, until the server answers (or `give_up` passes). Returns the
+/// answer's status and body, `None` when there was none.
+fn trickle(
+    addr: &str,
+    head: String,
+    start: &[u8],
+    body: &[u8],
+    every: Duration,
+    give_up: Duration,
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(start).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let begun = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut rest = body.iter();
+    let mut next_byte = Instant::now() + every;
+    while begun.elapsed() < give_up {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                // The answer is complete once its body (Content-Length) is there.
+                let text = String::from_utf8_lossy(&out);
+                if let Some((h, b)) = text.split_once("\r\n\r\n") {
+                    let len = h
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if b.len() >= len {
+                        break;
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        if Instant::now() >= next_byte {
+            if let Some(b) = rest.next() {
+                // The server may have answered and closed already: the read above then says so.
+                let _ = s.write_all(std::slice::from_ref(b));
+            }
+            next_byte += every;
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// `(status, body)` of a hand-written answer is a problem+json with this code.
+#[track_caller]
+fn assert_raw_problem(answer: &Option<(u16, String)>, status: u16, code: &str) {
+    let Some((got, body)) = answer else {
+        panic!("no answer, expected {status} {code}");
+    };
+    assert_eq!(*got, status, "{body}");
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    assert_eq!(v["code"], code, "{body}");
+}
+
+/// Every read of an upload's body keeps a pace, a multipart body's preamble and part headers included
+/// (on the unpaced service a byte every 2 s kept an upload alive for as long as the client liked, and a
+/// multipart body's headers had no timer at all). On a private app, 40 uploads trickle a byte every 2 s:
+/// 20 raw bodies, 10 multipart bodies still in their part headers, 10 in their preamble. Each is
+/// `408 request_timeout` once it has spent the 10 s grace below 16 KiB/s, and leaves nothing behind;
+/// meanwhile a user of another tenant logs in, uploads, lists and downloads as usual.
+#[test]
+fn trickling_uploads_time_out_while_other_tenants_are_served() {
+    const TRICKLERS: usize = 40;
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let (t1, t2) = (&seed.tenants[0], &seed.tenants[1]);
+    let slow = who(t1, t1.user(0));
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
+            ("SPIN_VARIABLE_SERVE_UNSCANNED", "true"),
+        ],
+    );
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let boundary = "itest-trickle";
+    let part = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nslow content\r\n--{boundary}--\r\n"
+    );
+    let answers: Vec<Option<(u16, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..TRICKLERS)
+            .map(|i| {
+                let (addr, slow, part) = (&addr, &slow, &part);
+                scope.spawn(move || {
+                    let (ct, start, body): (String, Vec<u8>, Vec<u8>) = match i % 4 {
+                        // Raw bodies.
+                        0 | 1 => ("text/plain".into(), b"x".to_vec(), vec![b'x'; 999]),
+                        // Multipart, in the part headers.
+                        2 => (
+                            format!("multipart/form-data; boundary={boundary}"),
+                            part.as_bytes()[..20].to_vec(),
+                            part.as_bytes()[20..].to_vec(),
+                        ),
+                        // Multipart, in the preamble.
+                        _ => {
+                            let mut b = b"preamble ".repeat(20);
+                            b.extend_from_slice(part.as_bytes());
+                            (
+                                format!("multipart/form-data; boundary={boundary}"),
+                                b[..3].to_vec(),
+                                b[3..].to_vec(),
+                            )
+                        }
+                    };
+                    let len = if i % 4 < 2 {
+                        1000
+                    } else {
+                        start.len() + body.len()
+                    };
+                    let head = format!(
+                        "POST /api/v1/emails/{}/attachments?filename=slow-{i}.txt HTTP/1.1\r\n\
+                         Host: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: {ct}\r\n\
+                         Content-Length: {len}\r\n\r\n",
+                        slow.message, slow.token
+                    );
+                    trickle(
+                        addr,
+                        head,
+                        &start,
+                        &body,
+                        Duration::from_secs(2),
+                        Duration::from_secs(90),
+                    )
+                })
+            })
+            .collect();
+
+        // Meanwhile, another tenant's user is served as usual.
+        std::thread::sleep(Duration::from_secs(2));
+        let c = client();
+        let other = t2.user(0);
+        let token = login(&c, &app.base_url, other).access;
+        let message = &t2.message_of(other, 0).id;
+        let attachments = format!("{}/api/v1/emails/{message}/attachments", app.base_url);
+        let r = send(
+            c.post(format!("{attachments}?filename=fast.txt"))
+                .bearer_auth(&token)
+                .header("content-type", "text/plain")
+                .body("served while others trickle"),
+        );
+        assert_eq!(r.status, 201, "{r:?}\n{}", app.log_text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let r = send(c.get(&attachments).bearer_auth(&token));
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.body.contains(&id), "{r:?}");
+        let r = send(
+            c.post(format!(
+                "{}/api/v1/attachments/{id}/download-url",
+                app.base_url
+            ))
+            .bearer_auth(&token),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        let url = r.json()["url"].as_str().unwrap().to_owned();
+        let path = &url[url.find("/api/v1/files/").expect("a signed file URL")..];
+        let r = send(c.get(format!("{}{path}", app.base_url)));
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body, "served while others trickle");
+
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, a) in answers.iter().enumerate() {
+        assert!(
+            a.is_some(),
+            "trickling upload {i} got no answer\n{}",
+            app.log_text()
+        );
+        assert_raw_problem(a, 408, "request_timeout");
+    }
+    Bucket::get().assert_tenant_empty(&t1.id);
+    assert_eq!(tenant_rows(&t1.id), "0,0,0");
+}
+
+/// An upload waits a bounded time for the part-buffer memory that other uploads of the instance hold:
+/// on a private app whose budget is one part (8 MiB), a slow upload fills its part buffer and then
+/// trickles; a second upload gets `503 service_unavailable` with `Retry-After` after 10 s (on the
+/// unbounded service it waited for as long as the slow one lasted), and the slow one ends with
+/// `408 request_timeout` at its deadline. Neither leaves anything behind.
+#[test]
+fn part_buffer_budget_waits_are_bounded() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[1];
+    let u = who(t, t.user(1));
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
+            ("SPIN_VARIABLE_UPLOAD_BUFFER_BYTES", "8388608"),
+            ("SPIN_VARIABLE_UPLOAD_DEADLINE_SECS", "25"),
+        ],
+    );
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /api/v1/emails/{}/attachments?filename=holder.dat HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\n\r\n",
+        u.message,
+        u.token,
+        20 * 1024 * 1024
+    );
+    let filled = vec![b'h'; 7 * 1024 * 1024];
+    let trickled = vec![b'h'; 1000];
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            trickle(
+                &addr,
+                head,
+                &filled,
+                &trickled,
+                Duration::from_secs(2),
+                Duration::from_secs(90),
+            )
+        });
+        // The holder's part buffer takes the whole budget once its first bytes are in.
+        std::thread::sleep(Duration::from_secs(3));
+        let r = send(
+            client()
+                .post(format!(
+                    "{}/api/v1/emails/{}/attachments?filename=waiter.dat",
+                    app.base_url, u.message
+                ))
+                .bearer_auth(&u.token)
+                .header("content-type", "application/octet-stream")
+                .body(vec![b'w'; 6 * 1024 * 1024]),
+        );
+        r.assert_problem(503, "service_unavailable");
+        assert!(r.header("retry-after").is_some(), "{r:?}");
+        assert_raw_problem(&holder.join().unwrap(), 408, "request_timeout");
+    });
+    Bucket::get().assert_tenant_empty(&t.id);
+    assert_eq!(tenant_rows(&t.id), "0,0,0");
 }

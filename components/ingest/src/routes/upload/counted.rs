@@ -3,12 +3,19 @@
 //! the [`MultipartGuard`] (how many parts, how long their headers) before the parser buffers any of
 //! it, and the first failure remembered, so that whoever reads it (the file pipeline, the multipart
 //! parser) answers the right problem. Once it failed, the stream yields nothing more.
+//!
+//! Every read of the body (a raw body's chunks; a multipart body's preamble, part headers and part
+//! content) goes through [`Shared::paced`]: bounded by the body's [`BodyPace`] (idle per read, a
+//! minimum average rate, a deadline), else `408 request_timeout`.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use attachment_policy::{MultipartGuard, PolicyError, SizeCounter};
+use attachment_policy::pace::PaceError;
+use attachment_policy::{BodyPace, MultipartGuard, PaceLimits, PolicyError, SizeCounter};
 use bytes::Bytes;
 use edge::{ApiError, Problem};
 use futures::Stream;
@@ -30,7 +37,14 @@ pub(super) struct Tally {
     hasher: Option<Sha256>,
     /// The multipart structure's guard (multipart/form-data bodies only).
     guard: Option<MultipartGuard>,
+    pace: BodyPace,
+    /// When the body began.
+    started: Instant,
     failure: Option<Failure>,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A [`Tally`] shared by the stream and whoever asks it afterwards.
@@ -40,13 +54,48 @@ pub(super) struct Shared(Arc<Mutex<Tally>>);
 impl Shared {
     /// A tally for a body of at most `counter`'s limit; a multipart body (`guard`) is also hashed
     /// whole.
-    pub fn new(counter: SizeCounter, guard: Option<MultipartGuard>) -> Self {
+    pub fn new(counter: SizeCounter, guard: Option<MultipartGuard>, pace: PaceLimits) -> Self {
         Self(Arc::new(Mutex::new(Tally {
             counter,
             hasher: guard.is_some().then(Sha256::new),
             guard,
+            pace: BodyPace::new(pace),
+            started: Instant::now(),
             failure: None,
         })))
+    }
+
+    /// `read` (a read of the body), bounded by the body's pace: `408 request_timeout` when it
+    /// waits longer than the pace allows (the body then stops for every reader).
+    pub async fn paced<T>(&self, read: impl Future<Output = T>) -> Result<T, ApiError> {
+        let (elapsed, bytes, allowance) = {
+            let t = self.lock();
+            let elapsed = millis(t.started.elapsed());
+            let bytes = t.counter.seen();
+            (elapsed, bytes, t.pace.allowance(elapsed, bytes))
+        };
+        let allowance = allowance.map_err(|e| self.timed_out(e))?;
+        let began = Instant::now();
+        let read = std::pin::pin!(read);
+        let timer = std::pin::pin!(spin_sdk::time::sleep(Duration::from_millis(allowance)));
+        match futures::future::select(read, timer).await {
+            futures::future::Either::Left((v, _)) => {
+                self.lock().pace.waited(millis(began.elapsed()));
+                Ok(v)
+            }
+            futures::future::Either::Right(_) => {
+                let e = self.lock().pace.expired(elapsed, bytes);
+                Err(self.timed_out(e))
+            }
+        }
+    }
+
+    /// Records that the body broke its pace, and the error for it.
+    fn timed_out(&self, e: PaceError) -> ApiError {
+        let mut t = self.lock();
+        t.failure
+            .get_or_insert(Failure::Refused(PolicyError::RequestTimeout));
+        policy(PolicyError::from(e)).with_cause(e.cause())
     }
 
     fn lock(&self) -> MutexGuard<'_, Tally> {

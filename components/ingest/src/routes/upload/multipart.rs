@@ -36,7 +36,13 @@ where
 {
     let mut mp = multer::Multipart::new(body, boundary);
     let result: Result<(), ApiError> = async {
-        while let Some(mut field) = mp.next_field().await.map_err(|e| tally.failure(e))? {
+        // The preamble and each part's headers are read here, its content by the file pipeline:
+        // every read keeps the body's pace.
+        while let Some(mut field) = tally
+            .paced(mp.next_field())
+            .await?
+            .map_err(|e| tally.failure(e))?
+        {
             let part_cd = field
                 .headers()
                 .get(http::header::CONTENT_DISPOSITION)
@@ -50,7 +56,12 @@ where
                 .or_else(|| cd.and_then(disposition::filename))
             else {
                 // A plain form field: ignored (read and dropped).
-                while field.chunk().await.map_err(|e| tally.failure(e))?.is_some() {}
+                while tally
+                    .paced(field.chunk())
+                    .await?
+                    .map_err(|e| tally.failure(e))?
+                    .is_some()
+                {}
                 continue;
             };
             let name = SafeFilename::parse(&raw, &cfg.extensions).map_err(policy)?;

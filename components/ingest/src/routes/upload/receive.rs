@@ -28,7 +28,7 @@ pub(super) async fn run(
         .boundary
         .as_deref()
         .map(|b| MultipartGuard::new(b, cfg.multipart));
-    let tally = Shared::new(cfg.size_limit.counter(), guard);
+    let tally = Shared::new(cfg.size_limit.counter(), guard, cfg.pace);
     let counted = Counted::new(body::chunks(body), tally.clone());
     match &upload.raw_name {
         Some(name) => {

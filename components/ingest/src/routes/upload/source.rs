@@ -1,31 +1,12 @@
-//! Where one file's chunks come from: a raw body, or one part of a multipart/form-data body. A body
-//! that stays silent for [`BODY_IDLE`] counts as abandoned and fails like any other.
-
-use std::future::Future;
-use std::time::Duration;
+//! Where one file's chunks come from: a raw body, or one part of a multipart/form-data body. Every
+//! read keeps the body's pace (`Shared::paced`): a body that arrives too slowly, or stays silent,
+//! fails like any other.
 
 use bytes::Bytes;
 use edge::{ApiError, Problem};
 use futures::{Stream, StreamExt};
 
 use super::counted::{Counted, Shared};
-
-/// How long a body may stay silent before the upload counts as abandoned (a client that vanished
-/// without the connection reporting it): cleanup then runs as for any other failure.
-const BODY_IDLE: Duration = Duration::from_secs(20);
-
-/// `fut`, or `400` when the body stayed silent for [`BODY_IDLE`].
-async fn or_idle<T>(fut: impl Future<Output = T>) -> Result<T, ApiError> {
-    let fut = std::pin::pin!(fut);
-    let timer = std::pin::pin!(spin_sdk::time::sleep(BODY_IDLE));
-    match futures::future::select(fut, timer).await {
-        futures::future::Either::Left((v, _)) => Ok(v),
-        futures::future::Either::Right(_) => Err(ApiError::new(Problem::bad_request(
-            "The request body stopped arriving.",
-        ))
-        .with_cause("request body idle timeout")),
-    }
-}
 
 /// One file's chunks.
 #[allow(async_fn_in_trait)]
@@ -56,7 +37,7 @@ where
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
-        match or_idle(self.body.next()).await? {
+        match self.tally.paced(self.body.next()).await? {
             None => match self.expected {
                 Some(n) if self.tally.seen() < n => Err(ApiError::new(Problem::bad_request(
                     "The request body ended before its Content-Length.",
@@ -85,7 +66,8 @@ impl ChunkSource for FieldSource<'_, '_> {
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
-        or_idle(self.field.chunk())
+        self.tally
+            .paced(self.field.chunk())
             .await?
             .map_err(|e| self.tally.failure(e))
     }
