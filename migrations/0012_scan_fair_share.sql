@@ -52,8 +52,8 @@ REVOKE ALL ON FUNCTION scan_jobs_fair_at() FROM PUBLIC;
 CREATE TRIGGER scan_jobs_fair_at BEFORE INSERT ON scan_jobs
     FOR EACH ROW EXECUTE FUNCTION scan_jobs_fair_at();
 
--- 0007's claim with the pending jobs taken in fair_at order. Same signature and grants; CREATE OR REPLACE
--- keeps the owner and the EXECUTE grant to attachments_app.
+-- 0010's claim with the pending jobs taken in fair_at order. Same signature; CREATE OR REPLACE keeps the
+-- owner and the EXECUTE grants (0011: the scanner role).
 CREATE OR REPLACE FUNCTION scan_claim_jobs(p_worker text, p_lease_seconds integer DEFAULT 300, p_limit integer DEFAULT 1)
     RETURNS TABLE (job_id uuid, tenant_id uuid, blob_id uuid, content_sha256 text, storage_key text,
                    size_bytes bigint, attempts integer, lease_expires_at bigint)
@@ -72,6 +72,20 @@ BEGIN
     IF p_lease_seconds NOT BETWEEN 1 AND 86400 OR p_limit NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'scan_claim_jobs: lease must be 1..86400 s and limit 1..1000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+
+    -- Content whose object its quarantine deleted cannot be scanned again and its verdict stands: a
+    -- job for it, such as a later uploader's, is answered here (0010).
+    WITH gone AS (
+        SELECT j.id FROM public.scan_jobs j
+        JOIN public.attachment_blobs b ON b.tenant_id = j.tenant_id AND b.id = j.blob_id
+        WHERE j.status = 'pending' AND b.quarantine_action = 'deleted'
+        LIMIT 100
+        FOR UPDATE OF j SKIP LOCKED
+    )
+    UPDATE public.scan_jobs j
+       SET status = 'done', finished_at = v_now,
+           last_error = 'the content was deleted by its quarantine; its verdict stands'
+      FROM gone WHERE j.id = gone.id;
 
     -- Give up on jobs that exhausted their attempts and whose last lease expired.
     WITH dead AS (
