@@ -36,7 +36,8 @@ app_secrets() {
     # shellcheck disable=SC2016
     load_or_create_env "$DATA_DIR/secrets.env" \
       'AUTH_SIGNING_KEYS="$KEYGEN" | tr -d "\n"' \
-      'AUTH_CONTEXT_KEY="$KEYGEN" context-key | tr -d "\n"'
+      'AUTH_CONTEXT_KEY="$KEYGEN" context-key | tr -d "\n"' \
+      'AUTH_REFRESH_KEY="$KEYGEN" context-key | tr -d "\n"'
   elif [[ -f "$ROOT/crates/auth-core/Cargo.toml" ]]; then
     warn "target/release/keygen is not built (crates/auth-core): no auth keys for the app"
   fi
@@ -98,6 +99,7 @@ app_export_env() {
       _spinvar auth_verification_keys "${jwks//$'\n'/}"
     fi
     _spinvar auth_context_key "$AUTH_CONTEXT_KEY"
+    _spinvar auth_refresh_key "$AUTH_REFRESH_KEY"
   fi
   # Download: a key ring `kid:key[,kid:key]` (crates/signed-url); one generated key here.
   _spinvar url_signing_keys "dev1:$URL_SIGNING_KEY"

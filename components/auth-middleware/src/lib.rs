@@ -7,12 +7,16 @@
 //!    `iss`, `aud`, `nbf`/`exp` with leeway, claim shapes). Any failure is `401` with
 //!    `WWW-Authenticate`. A token this instance already verified (Spin 4 reuses instances) skips the
 //!    signature check; its time rules are checked again (`auth_core::verified`).
-//! 3. Per-user rate limit (fixed window in Redis, one atomic `EVAL`), counted before the role check
+//! 3. Revocation: the token's `jti` and its user's mark on the revocation list in Redis
+//!    (`auth_core::revocation`, one `EVAL`, on every request: the instance's verified-token memory
+//!    only spares the signature). Logout, deactivation and a role change put a token there; a
+//!    revoked token is `401` like any invalid one. Redis down: the same fail mode as the limit.
+//! 4. Per-user rate limit (fixed window in Redis, one atomic `EVAL`), counted before the role check
 //!    so refused calls count too. `RateLimit-Policy`/`RateLimit` on every authenticated response,
 //!    `429` with `Retry-After` over the limit. Redis down: the configured fail mode (logged, never a 500).
-//! 4. Role: the route table's (`edge::routes::required_role`; a route it does not know needs
+//! 5. Role: the route table's (`edge::routes::required_role`; a route it does not know needs
 //!    `user`). A role below it is `403 forbidden`, written to the audit log as `auth.forbidden`.
-//! 5. Hand-off (`edge::inner::hand_off`): inbound `x-auth-*` headers and `Authorization` are removed,
+//! 6. Hand-off (`edge::inner::hand_off`): inbound `x-auth-*` headers and `Authorization` are removed,
 //!    the MAC'd `x-auth-context` and `x-request-id` are set, and the request goes to the next
 //!    handler. Inner components authenticate only through that context.
 //!
@@ -186,7 +190,9 @@ async fn serve(
     log.tenant_id = Some(claims.tenant.to_string());
     log.role = Some(claims.role.as_str());
 
-    count_request(cfg, &claims, log, extra).await?;
+    let mut redis = RateLimiter::new(cfg.redis_url.as_str());
+    refuse_revoked(cfg, &mut redis, &claims, log).await?;
+    count_request(cfg, &mut redis, &claims, log, extra).await?;
 
     let required = edge::routes::required_role(req.method().as_str(), req.uri().path());
     if required.is_some_and(|role| !claims.role.satisfies(role)) {
@@ -220,11 +226,11 @@ fn verify(
 /// `429` over the limit; a down Redis follows the fail mode.
 async fn count_request(
     cfg: &Config,
+    limiter: &mut RateLimiter,
     claims: &AccessClaims,
     log: &mut RequestLog,
     extra: &mut Extra,
 ) -> Result<(), ApiError> {
-    let mut limiter = RateLimiter::new(cfg.redis_url.as_str());
     let key = ratelimit::key(&cfg.policy, Subject::User(&claims.user));
     match limiter.hit(&cfg.policy, &key).await {
         Ok(decision) => {
@@ -237,6 +243,31 @@ async fn count_request(
         }
         Err(cause) => {
             log.reason = Some("ratelimit_backend_down".into());
+            edge::limits::backend_down(COMPONENT, cfg.fail_mode, &cfg.policy, &cause)
+        }
+    }
+}
+
+/// `401` when the token is on the revocation list. A down Redis follows the fail mode: open serves
+/// (the token still expires on its own), closed is `503`.
+async fn refuse_revoked(
+    cfg: &Config,
+    redis: &mut RateLimiter,
+    claims: &AccessClaims,
+    log: &mut RequestLog,
+) -> Result<(), ApiError> {
+    match redis
+        .is_revoked(&claims.jti, &claims.user, claims.issued_at)
+        .await
+    {
+        Ok(false) => Ok(()),
+        Ok(true) => {
+            log.outcome = "invalid_token".into();
+            log.reason = Some(auth_core::Error::Revoked.reason().to_owned());
+            Err(auth_core::Error::Revoked.into())
+        }
+        Err(cause) => {
+            log.reason = Some("revocation_backend_down".into());
             edge::limits::backend_down(COMPONENT, cfg.fail_mode, &cfg.policy, &cause)
         }
     }

@@ -43,7 +43,10 @@ pub(crate) struct Config {
     pub issuer: Issuer,
     /// The public halves of every key of the ring, as `/.well-known/jwks.json` serves them.
     pub jwks: String,
-    pub refresh_ttl_secs: i64,
+    /// Refresh token, family and grace lifetimes.
+    pub refresh: refresh::Lifetimes,
+    /// Derives each refresh token's successor (`auth_refresh_key`).
+    pub successor_key: refresh::SuccessorKey,
     pub database_url: String,
     pub redis_url: String,
     /// Failed logins allowed per (email, client address), per client address, per email.
@@ -78,7 +81,14 @@ impl Component for Auth {
         Ok(Config {
             issuer,
             jwks: ring.jwks_json(),
-            refresh_ttl_secs: refresh::ttl_from_config(&variable("auth_refresh_ttl_secs").await?)?,
+            refresh: refresh::Lifetimes::from_config(
+                &variable("auth_refresh_ttl_secs").await?,
+                &variable("auth_refresh_family_max_secs").await?,
+                &variable("auth_refresh_grace_secs").await?,
+            )?,
+            successor_key: refresh::SuccessorKey::from_config(
+                &variable("auth_refresh_key").await?,
+            )?,
             database_url: variable("database_url").await?,
             redis_url: variable("redis_url").await?,
             login_limits: LoginPolicies {

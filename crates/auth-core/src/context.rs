@@ -65,7 +65,7 @@ impl fmt::Debug for ContextKey {
     }
 }
 
-fn decode_key(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_key(s: &str) -> Option<Vec<u8>> {
     let bytes = if s.len().is_multiple_of(2)
         && s.bytes().all(|b| b.is_ascii_hexdigit())
         && s.len() >= 2 * MIN_KEY_LEN

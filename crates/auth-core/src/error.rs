@@ -47,6 +47,9 @@ pub enum Error {
     /// `crit`, lifetime).
     #[error("invalid token claims")]
     InvalidClaims,
+    /// A valid token on the revocation list (logout, deactivation, role change).
+    #[error("token revoked")]
+    Revoked,
 
     // ---- internal auth context (401 at an inner component) ----
     /// No `x-auth-context` header: the request did not pass the auth middleware.
@@ -111,6 +114,7 @@ impl Error {
                 | Error::WrongIssuer
                 | Error::WrongAudience
                 | Error::InvalidClaims
+                | Error::Revoked
                 | Error::ContextMissing
                 | Error::ContextInvalid
                 | Error::ContextExpired
@@ -132,6 +136,7 @@ impl Error {
             Error::WrongIssuer => "wrong_issuer",
             Error::WrongAudience => "wrong_audience",
             Error::InvalidClaims => "invalid_claims",
+            Error::Revoked => "revoked",
             Error::ContextMissing => "context_missing",
             Error::ContextInvalid => "context_invalid",
             Error::ContextExpired => "context_expired",

@@ -10,6 +10,7 @@
 //! | [`context`] | the MAC'd `x-auth-context` header that carries a verified identity from the middleware to inner components |
 //! | [`password`] | argon2id hashing and verification, with a dummy hash for unknown users |
 //! | [`refresh`] | opaque refresh tokens, their storage hash, and the rotation / reuse decision |
+//! | [`revocation`] | the access-token revocation list in Redis (by token and by user): keys, script, decision |
 //! | [`ratelimit`] | the fixed-window limiter's Redis script, key naming, decisions and `RateLimit*` headers |
 //! | [`cors`] | the CORS policy: preflight decisions and response headers |
 //! | [`ct`] | constant-time comparison of secrets |
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod password;
 pub mod ratelimit;
 pub mod refresh;
+pub mod revocation;
 pub mod verified;
 
 pub use claims::{AccessClaims, IssuedToken, Issuer, Verifier, VerifierConfig};

@@ -13,6 +13,14 @@
 //!   [`RotateOutcome::ReuseDetected`] the transaction must be committed (the family revocation
 //!   must stick) and a security event written.
 //!
+//! * Successor: the next token is not random but derived from the presented one with a server key
+//!   ([`SuccessorKey`], `auth_refresh_key`): HMAC-SHA-256, so it has the same shape and, without
+//!   the key, is as unguessable as a random one. Two tabs refreshing with the same token at once then
+//!   get the same successor, which the rotation accepts within its grace window ([`Lifetimes`],
+//!   migration 0013) instead of treating the second as reuse.
+//! * Lifetimes: each token lives [`Lifetimes::ttl_secs`] (renewed by rotation); a family ends
+//!   [`Lifetimes::family_max_secs`] after its login, whatever happens.
+//!
 //! Database timestamps are epoch **milliseconds**; [`expires_at_ms`] converts.
 
 use std::fmt;
@@ -21,6 +29,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use problem::Problem;
+
+use hmac::{Hmac, KeyInit, Mac};
 
 use crate::{Error, b64, ct};
 
@@ -66,9 +76,97 @@ impl RefreshToken {
         &self.0
     }
 
+    /// The token that succeeds this one on rotation under `key`.
+    pub fn successor(&self, key: &SuccessorKey) -> Self {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0).expect("HMAC takes any key length");
+        mac.update(SUCCESSOR_CONTEXT);
+        mac.update(self.0.as_bytes());
+        let bytes: [u8; TOKEN_BYTES] = mac.finalize().into_bytes().into();
+        Self(b64::encode(bytes))
+    }
+
     /// What the database stores and looks up.
     pub fn storage_hash(&self) -> TokenHash {
         TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+/// Domain separation of the successor MAC, so the key can never produce another MAC of ours.
+const SUCCESSOR_CONTEXT: &[u8] = b"attachments refresh successor v1\0";
+
+/// The server key successors are derived with (`auth_refresh_key`: 32..=128 bytes, unpadded
+/// base64url or hex, as `keygen context-key` prints). A secret: `Debug` does not print it.
+/// Changing it only means a refresh racing the change within the grace window counts as reuse.
+#[derive(Clone)]
+pub struct SuccessorKey(Vec<u8>);
+
+impl fmt::Debug for SuccessorKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SuccessorKey(..)")
+    }
+}
+
+impl SuccessorKey {
+    /// Parses the configuration string.
+    pub fn from_config(config: &str) -> Result<Self, Error> {
+        crate::context::decode_key(config.trim())
+            .map(Self)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "auth refresh key must be {}..={} bytes of unpadded base64url or hex",
+                    crate::context::MIN_KEY_LEN,
+                    crate::context::MAX_KEY_LEN
+                ))
+            })
+    }
+}
+
+/// Longest absolute family lifetime configuration may set (two years).
+pub const MAX_FAMILY_SECS: i64 = 2 * 365 * 24 * 60 * 60;
+/// Default absolute family lifetime (90 days): a login lasts at most this long.
+pub const DEFAULT_FAMILY_MAX_SECS: i64 = 90 * 24 * 60 * 60;
+/// Longest grace window configuration may set.
+pub const MAX_GRACE_SECS: i64 = 60;
+/// Default grace window for a rotated token presented again with the same successor.
+pub const DEFAULT_GRACE_SECS: i64 = 10;
+
+/// How long refresh tokens and their families live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// One token, renewed by each rotation (`auth_refresh_ttl_secs`).
+    pub ttl_secs: i64,
+    /// A family, from its login (`auth_refresh_family_max_secs`).
+    pub family_max_secs: i64,
+    /// The grace window after a rotation (`auth_refresh_grace_secs`; 0 turns it off).
+    pub grace_secs: i64,
+}
+
+impl Lifetimes {
+    /// Reads the three settings.
+    pub fn from_config(ttl: &str, family_max: &str, grace: &str) -> Result<Self, Error> {
+        let grace_secs = match grace.trim().parse::<i64>() {
+            Ok(n) if (0..=MAX_GRACE_SECS).contains(&n) => n,
+            _ => {
+                return Err(Error::Config(format!(
+                    "refresh grace must be 0..={MAX_GRACE_SECS} seconds"
+                )));
+            }
+        };
+        Ok(Self {
+            ttl_secs: ttl_from_config(ttl)?,
+            family_max_secs: crate::seconds_from_config(
+                "refresh family lifetime",
+                family_max,
+                MAX_FAMILY_SECS,
+            )?,
+            grace_secs,
+        })
+    }
+
+    /// The first token of a login: its expiry (epoch ms), capped by the family's end.
+    pub fn first_expires_at_ms(&self, now: i64) -> i64 {
+        expires_at_ms(now, self.ttl_secs.min(self.family_max_secs))
     }
 }
 
@@ -191,6 +289,47 @@ pub fn expires_at_ms(now: i64, ttl_secs: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(byte: u8) -> SuccessorKey {
+        SuccessorKey::from_config(&hex::encode([byte; 32])).unwrap()
+    }
+
+    #[test]
+    fn a_successor_is_a_well_formed_token_fixed_by_token_and_key() {
+        let t = RefreshToken::generate().unwrap();
+        let s = t.successor(&key(1));
+        assert_eq!(RefreshToken::parse(s.as_str()).unwrap(), s);
+        assert_eq!(
+            t.successor(&key(1)),
+            s,
+            "the same token and key give the same successor"
+        );
+        assert_ne!(
+            t.successor(&key(2)),
+            s,
+            "another key gives another successor"
+        );
+        assert_ne!(s, t);
+        assert_ne!(s.successor(&key(1)), s);
+        assert_eq!(format!("{:?}", key(1)), "SuccessorKey(..)");
+    }
+
+    #[test]
+    fn successor_keys_and_lifetimes_are_bounded() {
+        assert!(SuccessorKey::from_config("short").is_err());
+        assert!(SuccessorKey::from_config(&hex::encode([7u8; 16])).is_err());
+        let l = Lifetimes::from_config("2592000", "7776000", "10").unwrap();
+        assert_eq!(
+            (l.ttl_secs, l.family_max_secs, l.grace_secs),
+            (2_592_000, 7_776_000, 10)
+        );
+        assert!(Lifetimes::from_config("60", "60", "0").is_ok());
+        assert!(Lifetimes::from_config("60", "60", "61").is_err());
+        assert!(Lifetimes::from_config("60", "0", "1").is_err());
+        assert!(Lifetimes::from_config("60", "60", "-1").is_err());
+        let short = Lifetimes::from_config("600", "60", "0").unwrap();
+        assert_eq!(short.first_expires_at_ms(1_000), 1_060_000);
+    }
 
     #[test]
     fn tokens_are_random_and_well_formed() {

@@ -11,6 +11,7 @@ pub mod args;
 pub mod bootstrap;
 pub mod migrations;
 pub mod seed;
+pub mod users;
 
 /// Owns every schema object; NOLOGIN, BYPASSRLS. Migrations run after `SET ROLE` to it.
 pub const OWNER_ROLE: &str = "attachments_owner";

@@ -15,6 +15,11 @@ use uuid::Uuid;
 
 /// Far in the future, epoch milliseconds.
 const LATER_MS: i64 = 4_000_000_000_000;
+/// A family that outlives the test, no grace window (the grace tests set their own).
+const LIMITS: sessions::RotationLimits = sessions::RotationLimits {
+    family_max_age_ms: 10 * 365 * 24 * 3600 * 1000,
+    grace_ms: 0,
+};
 
 async fn add_user(admin: &Client, tenant: Uuid, role: &str) -> Uuid {
     admin
@@ -44,7 +49,7 @@ async fn login(app: &Client, tenant: Uuid, user: Uuid) -> (TokenHash, FamilyId) 
 async fn rotate(app: &Client, presented: &TokenHash) -> (sessions::Rotation, TokenHash) {
     let next = RefreshToken::generate().unwrap().storage_hash();
     let tx = Tx::begin(app).await.unwrap();
-    let r = sessions::rotate(&tx, presented, &next, LATER_MS)
+    let r = sessions::rotate(&tx, presented, &next, LATER_MS, LIMITS)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -148,7 +153,7 @@ async fn a_family_rotates_and_its_reuse_is_revoked_and_audited_in_one_transactio
     // The rotated token again: reuse. The audit row joins the revocation's transaction.
     let tx = Tx::begin(&app).await.unwrap();
     let next = RefreshToken::generate().unwrap().storage_hash();
-    let r = sessions::rotate(&tx, &first, &next, LATER_MS)
+    let r = sessions::rotate(&tx, &first, &next, LATER_MS, LIMITS)
         .await
         .unwrap();
     assert_eq!(r.outcome, RotateOutcome::ReuseDetected);
@@ -177,7 +182,8 @@ async fn a_family_rotates_and_its_reuse_is_revoked_and_audited_in_one_transactio
         unknown,
         sessions::Rotation {
             outcome: RotateOutcome::Unknown,
-            owner: None
+            owner: None,
+            next_expires_at_ms: None,
         }
     );
 
@@ -308,4 +314,106 @@ async fn the_audit_log_pages_newest_first_and_shows_the_tenants_rows_only() {
     }
     tx.commit().await.unwrap();
     assert_eq!(walked, keys.iter().map(|k| k.1).collect::<Vec<_>>());
+}
+
+async fn rotate_to(
+    app: &Client,
+    presented: &TokenHash,
+    next: &TokenHash,
+    limits: sessions::RotationLimits,
+) -> sessions::Rotation {
+    let tx = Tx::begin(app).await.unwrap();
+    let r = sessions::rotate(&tx, presented, next, LATER_MS, limits)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    r
+}
+
+#[tokio::test]
+async fn within_the_grace_window_the_same_successor_is_given_again_and_nothing_else() {
+    let db = TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = tenant_with_rows(&admin).await;
+    let user = add_user(&admin, t.tenant, "user").await;
+    let app = db.app().await;
+    let grace = sessions::RotationLimits {
+        grace_ms: 60_000,
+        ..LIMITS
+    };
+    let (first, _) = login(&app, t.tenant, user).await;
+    let successor = RefreshToken::generate().unwrap().storage_hash();
+
+    let r = rotate_to(&app, &first, &successor, grace).await;
+    assert_eq!(r.outcome, RotateOutcome::Rotated);
+    // The second tab: the same token with the same successor.
+    let r = rotate_to(&app, &first, &successor, grace).await;
+    assert_eq!(r.outcome, RotateOutcome::Rotated);
+    let live: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL",
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(live, 1, "one chain, one live token");
+
+    // Another successor for the same token is not a second tab: reuse, the family ends.
+    let other = RefreshToken::generate().unwrap().storage_hash();
+    let r = rotate_to(&app, &first, &other, grace).await;
+    assert_eq!(r.outcome, RotateOutcome::ReuseDetected);
+    let r = rotate_to(&app, &successor, &other, grace).await;
+    assert_eq!(r.outcome, RotateOutcome::Revoked);
+
+    // Without a grace window the repeat is reuse at once.
+    let (first, _) = login(&app, t.tenant, user).await;
+    let successor = RefreshToken::generate().unwrap().storage_hash();
+    assert_eq!(
+        rotate_to(&app, &first, &successor, LIMITS).await.outcome,
+        RotateOutcome::Rotated
+    );
+    assert_eq!(
+        rotate_to(&app, &first, &successor, LIMITS).await.outcome,
+        RotateOutcome::ReuseDetected
+    );
+}
+
+#[tokio::test]
+async fn a_family_ends_at_its_absolute_lifetime_and_successors_never_outlive_it() {
+    let db = TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = tenant_with_rows(&admin).await;
+    let user = add_user(&admin, t.tenant, "user").await;
+    let app = db.app().await;
+    let hour = sessions::RotationLimits {
+        family_max_age_ms: 3_600_000,
+        grace_ms: 0,
+    };
+    let (first, _) = login(&app, t.tenant, user).await;
+    let second = RefreshToken::generate().unwrap().storage_hash();
+    let r = rotate_to(&app, &first, &second, hour).await;
+    assert_eq!(r.outcome, RotateOutcome::Rotated);
+    let started: i64 = admin
+        .query_one(
+            "SELECT family_started_at FROM refresh_tokens WHERE token_hash = $1",
+            &[&first.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(r.next_expires_at_ms, Some(started + 3_600_000), "capped");
+
+    admin
+        .execute(
+            "UPDATE refresh_tokens SET family_started_at = family_started_at - 3600001 WHERE user_id = $1",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    let third = RefreshToken::generate().unwrap().storage_hash();
+    assert_eq!(
+        rotate_to(&app, &second, &third, hour).await.outcome,
+        RotateOutcome::Expired
+    );
 }

@@ -1,13 +1,16 @@
 //! Spin host glue shared by the components (feature `spin`, wasm32-wasip2 only):
 //!
 //! * [`variable`]: a component variable, or a logged `500` when it is missing;
-//! * [`RateLimiter`]: the fixed-window limiter of `auth_core::ratelimit` over `spin:redis`
-//!   (`EVAL` of its script: one atomic round trip per decision).
+//! * [`RateLimiter`]: the Redis side of the fixed-window limiter of `auth_core::ratelimit`
+//!   (`EVAL` of its script: one atomic round trip per decision) and of the access-token
+//!   revocation list of `auth_core::revocation` (one `EVAL` per check), over `spin:redis`.
 //!
 //! Postgres is `crates/store`'s (`store::spin::Db`). Redis errors are returned as strings so the
 //! caller applies its fail mode (see [`crate::limits::backend_down`]).
 
+use auth_core::UserId;
 use auth_core::ratelimit::{self, Decision, Policy};
+use auth_core::revocation;
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 
 use crate::ApiError;
@@ -51,6 +54,12 @@ impl RateLimiter {
     }
 
     async fn eval(&mut self, args: Vec<String>) -> Result<(i64, i64), String> {
+        let ints = self.eval_ints(args).await?;
+        ratelimit::parse_reply(&ints).map_err(|e| format!("redis EVAL: {e}"))
+    }
+
+    /// `EVAL` whose reply is integers (or integer strings).
+    async fn eval_ints(&mut self, args: Vec<String>) -> Result<Vec<i64>, String> {
         let conn = self.conn().await?;
         let reply = conn
             .execute(
@@ -69,7 +78,7 @@ impl RateLimiter {
             })
             .collect::<Option<_>>()
             .ok_or_else(|| "redis EVAL: non-integer reply".to_owned())?;
-        ratelimit::parse_reply(&ints).map_err(|e| format!("redis EVAL: {e}"))
+        Ok(ints)
     }
 
     /// Counts one request against `key` and decides it.
@@ -90,5 +99,51 @@ impl RateLimiter {
             .await
             .map(|_| ())
             .map_err(|e| format!("redis DEL: {e:?}"))
+    }
+
+    /// Whether the access token `jti` of `user`, issued at `issued_at`, is on the revocation list.
+    pub async fn is_revoked(
+        &mut self,
+        jti: &str,
+        user: &UserId,
+        issued_at: i64,
+    ) -> Result<bool, String> {
+        let ints = self.eval_ints(revocation::check_args(jti, user)).await?;
+        let (token, mark) =
+            revocation::parse_check_reply(&ints).map_err(|e| format!("redis EVAL: {e}"))?;
+        Ok(revocation::is_revoked(token, mark, issued_at))
+    }
+
+    /// Puts one access token on the revocation list until it would have expired.
+    pub async fn revoke_token(
+        &mut self,
+        jti: &str,
+        token_expires_at: i64,
+        now: i64,
+    ) -> Result<(), String> {
+        let Some(args) = revocation::token_set_args(jti, token_expires_at, now) else {
+            return Ok(());
+        };
+        let conn = self.conn().await?;
+        conn.execute(
+            "SET",
+            args.into_iter()
+                .map(|a| RedisParameter::Binary(a.into_bytes())),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("redis SET: {e:?}"))
+    }
+
+    /// Revokes every access token of `user` issued at or before `now`.
+    pub async fn revoke_user(
+        &mut self,
+        user: &UserId,
+        now: i64,
+        max_token_ttl_secs: i64,
+    ) -> Result<(), String> {
+        self.eval_ints(revocation::mark_user_args(user, now, max_token_ttl_secs))
+            .await
+            .map(|_| ())
     }
 }

@@ -1,6 +1,7 @@
 //! `users` and `tenants` as the token service reads them: the login lookup (before any tenant is
 //! known, through the `SECURITY DEFINER` function `auth_lookup_user`, the only way the app role
-//! sees a password hash) and the caller's own record under the tenant's row-level security.
+//! sees a password hash) and the caller's own record under the tenant's row-level security; and,
+//! for the operator's `users` tool only (the app role may not write `users`), a user's state.
 
 use auth_core::{Email, Role, TenantId, UserId};
 
@@ -66,6 +67,48 @@ pub async fn current_user<C: Conn>(
             Ok(CurrentUser {
                 email: r.text(0)?,
                 active: r.bool(1)?,
+            })
+        })
+        .transpose()
+}
+
+const SET_STATE: &str = "UPDATE users SET active = COALESCE($2, active), role = COALESCE($3, role) \
+     WHERE id = $1 RETURNING email, role, active";
+
+/// A user's state after [`set_state`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserState {
+    pub email: String,
+    pub role: Role,
+    pub active: bool,
+}
+
+/// Sets `user`'s `active` and/or `role` (`None` leaves it) in the transaction's tenant; `None` when
+/// there is no such user. Needs a role that may update `users` (the owner, as the `users` tool
+/// connects); the app role may not.
+pub async fn set_state<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    user: &UserId,
+    active: Option<bool>,
+    new_role: Option<Role>,
+) -> Result<Option<UserState>> {
+    let rows = tx
+        .query(
+            "set user state",
+            SET_STATE,
+            vec![
+                Param::from(user),
+                active.map_or(Param::Null, Param::Bool),
+                Param::opt_text(new_role.map(|r| r.as_str())),
+            ],
+        )
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(UserState {
+                email: r.text(0)?,
+                role: role(r, 1)?,
+                active: r.bool(2)?,
             })
         })
         .transpose()

@@ -14,12 +14,33 @@ use crate::value::Param;
 const INSERT: &str = "INSERT INTO refresh_tokens (tenant_id, user_id, family_id, token_hash, expires_at) \
      VALUES ($1, $2, $3, $4, $5)";
 
-const ROTATE: &str = "SELECT outcome, tenant_id, user_id, family_id, user_role \
-     FROM auth_rotate_refresh_token($1, $2, $3)";
+const ROTATE: &str = "SELECT outcome, tenant_id, user_id, family_id, user_role, new_expires_at \
+     FROM auth_rotate_refresh_token($1, $2, $3, $4, $5)";
 
 const REVOKE_FAMILY: &str = "UPDATE refresh_tokens SET revoked_at = $3, revoked_reason = 'logout' \
      WHERE revoked_at IS NULL AND family_id = \
        (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)";
+
+const REVOKE_ALL_OF_USER: &str = "UPDATE refresh_tokens SET revoked_at = $2, revoked_reason = $3 \
+     WHERE revoked_at IS NULL AND user_id = $1";
+
+/// Why every session of a user ends (`refresh_tokens.revoked_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    /// The user logged out everywhere.
+    Logout,
+    /// An operator deactivated the user, changed their role or ended their sessions.
+    Admin,
+}
+
+impl EndedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Admin => "admin",
+        }
+    }
+}
 
 /// Stores `token` as the first of the new family `family` of `user` (a login), in the
 /// transaction's tenant.
@@ -61,16 +82,30 @@ pub struct Rotation {
     pub outcome: RotateOutcome,
     /// `None` for a token nobody holds ([`RotateOutcome::Unknown`]).
     pub owner: Option<TokenOwner>,
+    /// The successor's expiry (epoch ms) when rotated: the asked one, or the family's end if sooner.
+    pub next_expires_at_ms: Option<i64>,
 }
 
-/// Rotates the token hashed `presented`: on success `next` (expiring at `next_expires_at_ms`) is
-/// its successor in the same family. Commit the transaction whatever the outcome: a reuse revoked
-/// the family, an inactive user's token was revoked, and both must stick.
+/// The limits a rotation applies, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationLimits {
+    /// A family ends this long after its login.
+    pub family_max_age_ms: i64,
+    /// A rotated token presented again with the same successor within this window gets that
+    /// successor (two tabs refreshing at once) instead of counting as reuse.
+    pub grace_ms: i64,
+}
+
+/// Rotates the token hashed `presented`: on success `next` (expiring at `next_expires_at_ms`, or
+/// the family's end if sooner) is its successor in the same family. Commit the transaction
+/// whatever the outcome: a reuse revoked the family, an inactive user's token was revoked, and both
+/// must stick.
 pub async fn rotate<C: Conn>(
     tx: &Tx<'_, C>,
     presented: &TokenHash,
     next: &TokenHash,
     next_expires_at_ms: i64,
+    limits: RotationLimits,
 ) -> Result<Rotation> {
     let rows = tx
         .query(
@@ -80,6 +115,8 @@ pub async fn rotate<C: Conn>(
                 presented.as_str().into(),
                 next.as_str().into(),
                 next_expires_at_ms.into(),
+                limits.family_max_age_ms.into(),
+                limits.grace_ms.into(),
             ],
         )
         .await?;
@@ -99,7 +136,11 @@ pub async fn rotate<C: Conn>(
         }),
         _ => None,
     };
-    Ok(Rotation { outcome, owner })
+    Ok(Rotation {
+        outcome,
+        owner,
+        next_expires_at_ms: r.opt_int(5)?,
+    })
 }
 
 /// Revokes (reason `logout`, at `now_ms`) every live token of the family of the token hashed
@@ -114,6 +155,22 @@ pub async fn revoke_family<C: Conn>(
         "revoke refresh family",
         REVOKE_FAMILY,
         vec![token.as_str().into(), user.into(), now_ms.into()],
+    )
+    .await
+}
+
+/// Revokes (at `now_ms`) every live refresh token of `user` in the transaction's tenant ("log out
+/// everywhere", deactivation); the number of tokens revoked.
+pub async fn revoke_all_of_user<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    user: &UserId,
+    now_ms: i64,
+    by: EndedBy,
+) -> Result<u64> {
+    tx.execute(
+        "revoke every refresh family of a user",
+        REVOKE_ALL_OF_USER,
+        vec![user.into(), now_ms.into(), by.as_str().into()],
     )
     .await
 }

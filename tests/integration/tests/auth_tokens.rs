@@ -777,3 +777,205 @@ fn audit_log_is_admin_only_newest_first_paged_and_tenant_scoped() {
         );
     }
 }
+
+/// `GET /api/v1/auth/me` with `access`: its status.
+fn me_status(c: &reqwest::blocking::Client, stack: &Stack, access: &str) -> u16 {
+    send(c.get(stack.url("/api/v1/auth/me")).bearer_auth(access)).status
+}
+
+/// A revocation mark covers every token issued up to its second; a new login must come after it.
+fn next_second() {
+    std::thread::sleep(std::time::Duration::from_millis(
+        1_000 - (now_ms() % 1_000) as u64 + 50,
+    ));
+}
+
+/// Runs the operator's `users` tool against the stack; its JSON output.
+#[track_caller]
+fn users_tool(stack: &Stack, args: &[&str]) -> Value {
+    let mut cmd =
+        std::process::Command::new(integration_tests::root().join("target/release/users"));
+    if let Some(url) = &stack.database_admin_url {
+        cmd.args(["--database-url", url]);
+    }
+    if let Some(url) = stack.var("REDIS_URL") {
+        cmd.args(["--redis-url", url]);
+    }
+    let out = cmd
+        .args(args)
+        .output()
+        .expect("running target/release/users");
+    assert!(
+        out.status.success(),
+        "users {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("users prints JSON")
+}
+
+#[test]
+fn logout_ends_the_access_token_at_once_and_only_that_one() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let user = seed.tenants[0].user(0);
+    let c = client();
+    let a = login(&c, &stack.base_url, user);
+    let b = login(&c, &stack.base_url, user);
+    assert_eq!(me_status(&c, stack, &a.access), 200);
+
+    let r = send(
+        c.post(stack.url("/api/v1/auth/logout"))
+            .bearer_auth(&a.access),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    // The logged-out access token is dead before its exp, on every route behind the middleware.
+    let r = send(c.get(stack.url("/api/v1/auth/me")).bearer_auth(&a.access));
+    r.assert_problem(401, "invalid_token");
+    assert!(r.header("www-authenticate").is_some(), "{r:?}");
+    let message = &seed.tenants[0].message_of(user, 0).id;
+    let r = send(
+        c.get(stack.url(&format!("/api/v1/emails/{message}/attachments")))
+            .bearer_auth(&a.access),
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = send(
+        c.get(stack.url(&format!("/api/v1/emails/{message}/attachments")))
+            .bearer_auth(&b.access),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    // The other session of the same user goes on.
+    assert_eq!(me_status(&c, stack, &b.access), 200);
+    assert_eq!(refresh(&c, stack, &b.refresh).status, 200);
+}
+
+#[test]
+fn logout_everywhere_ends_every_session_of_the_user_only() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let tenant = &seed.tenants[0];
+    let (alice, bob) = (tenant.user(0), tenant.user(1));
+    let c = client();
+    let laptop = login(&c, &stack.base_url, alice);
+    let phone = login(&c, &stack.base_url, alice);
+    let colleague = login(&c, &stack.base_url, bob);
+
+    let r = send(
+        c.post(stack.url("/api/v1/auth/logout"))
+            .bearer_auth(&laptop.access)
+            .json(&serde_json::json!({ "allSessions": true })),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    for s in [&laptop, &phone] {
+        assert_eq!(me_status(&c, stack, &s.access), 401);
+        refresh(&c, stack, &s.refresh).assert_problem(401, "invalid_token");
+    }
+    assert_eq!(me_status(&c, stack, &colleague.access), 200);
+    assert_eq!(refresh(&c, stack, &colleague.refresh).status, 200);
+
+    // Logging in again starts afresh.
+    next_second();
+    let again = login(&c, &stack.base_url, alice);
+    assert_eq!(me_status(&c, stack, &again.access), 200);
+
+    // A logout body of the wrong shape is refused.
+    send(
+        c.post(stack.url("/api/v1/auth/logout"))
+            .bearer_auth(&again.access)
+            .json(&serde_json::json!({ "allSessions": "yes" })),
+    )
+    .assert_problem(400, "bad_request");
+}
+
+#[test]
+fn deactivation_and_a_role_change_end_access_tokens_at_once() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let tenant = &seed.tenants[0];
+    let (user, admin) = (tenant.user(0), tenant.admin());
+    let c = client();
+
+    // Deactivated: the access token, the refresh token and the password all stop working.
+    let s = login(&c, &stack.base_url, user);
+    let out = users_tool(stack, &["--email", &user.email, "--deactivate"]);
+    assert_eq!(out["active"], false, "{out}");
+    assert_eq!(out["sessionsEnded"], true, "{out}");
+    assert_eq!(me_status(&c, stack, &s.access), 401);
+    refresh(&c, stack, &s.refresh).assert_problem(401, "invalid_token");
+    login_reply(&c, &stack.base_url, &user.email, &user.password)
+        .assert_problem(401, "invalid_credentials");
+    users_tool(stack, &["--email", &user.email, "--activate"]);
+    next_second();
+    let back = login(&c, &stack.base_url, user);
+    assert_eq!(me_status(&c, stack, &back.access), 200);
+
+    // Demoted: the admin token that still says `admin` stops working; a new one says `user`.
+    let a = login(&c, &stack.base_url, admin);
+    let audit = |t: &Tokens| send(c.get(stack.url("/api/v1/audit-log")).bearer_auth(&t.access));
+    assert_eq!(audit(&a).status, 200);
+    let out = users_tool(stack, &["--email", &admin.email, "--role", "user"]);
+    assert_eq!(out["role"], "user", "{out}");
+    audit(&a).assert_problem(401, "invalid_token");
+    next_second();
+    let demoted = login(&c, &stack.base_url, admin);
+    audit(&demoted).assert_problem(403, "forbidden");
+
+    // Re-activating an active user ends nothing.
+    let out = users_tool(stack, &["--email", &user.email, "--activate"]);
+    assert_eq!(out["sessionsEnded"], false, "{out}");
+    assert_eq!(me_status(&c, stack, &back.access), 200);
+}
+
+#[test]
+fn two_tabs_refreshing_with_the_same_token_both_stay_logged_in() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let user = seed.tenants[0].user(0);
+    let c = client();
+    let first = login(&c, &stack.base_url, user);
+
+    // Both tabs at once: both succeed, with the same next refresh token.
+    let (tab1, tab2) = std::thread::scope(|s| {
+        let t1 = s.spawn(|| refresh(&client(), stack, &first.refresh));
+        let t2 = s.spawn(|| refresh(&client(), stack, &first.refresh));
+        (t1.join().unwrap(), t2.join().unwrap())
+    });
+    let (tab1, tab2) = (Tokens::from_reply(&tab1), Tokens::from_reply(&tab2));
+    assert_eq!(tab1.refresh, tab2.refresh, "one successor, one chain");
+    assert_ne!(tab1.refresh, first.refresh);
+    assert_eq!(me_status(&c, stack, &tab1.access), 200);
+    assert_eq!(me_status(&c, stack, &tab2.access), 200);
+
+    // The chain goes on from the shared successor...
+    let next = Tokens::from_reply(&refresh(&c, stack, &tab1.refresh));
+    // ...and the first token, whose successor has moved on, is reuse: the family ends.
+    refresh(&c, stack, &first.refresh).assert_problem(401, "invalid_token");
+    refresh(&c, stack, &next.refresh).assert_problem(401, "invalid_token");
+}
+
+#[test]
+fn a_login_ends_at_its_absolute_lifetime_however_often_refreshed() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let user = seed.tenants[0].user(0);
+    let c = client();
+    let first = login(&c, &stack.base_url, user);
+    let max: i64 = stack
+        .spin_var("auth_refresh_family_max_secs", "7776000")
+        .parse()
+        .unwrap();
+    let r = Tokens::from_reply(&refresh(&c, stack, &first.refresh));
+    let left = r.body["refreshExpiresIn"].as_i64().unwrap();
+    assert!(left <= max, "{}", r.body);
+
+    // The login happened longer ago than the lifetime (moved back in the database, as time would).
+    integration_tests::psql(&format!(
+        "UPDATE refresh_tokens SET family_started_at = family_started_at - {}::bigint * 1000 - 60000 \
+         WHERE user_id = {}",
+        max,
+        integration_tests::sql_str(&user.id)
+    ));
+    refresh(&c, stack, &r.refresh).assert_problem(401, "invalid_token");
+    // Not reuse: a new login works and its family is fresh.
+    let again = login(&c, &stack.base_url, user);
+    assert_eq!(refresh(&c, stack, &again.refresh).status, 200);
+}

@@ -1,9 +1,11 @@
 //! `POST /api/v1/auth/refresh`: a refresh token → a new access token and the next refresh token
 //! of the same family. The presented token stops working.
 //!
-//! The decision is one call of `store::sessions::rotate`, which locks the presented token, so two
-//! concurrent refreshes with the same token cannot both succeed. Presenting a token that was
-//! already rotated revokes its whole family; that transaction is committed (the revocation must
+//! The decision is one call of `store::sessions::rotate`, which locks the presented token. The
+//! successor is derived from the presented token (`RefreshToken::successor`), so two tabs
+//! refreshing with the same token at once both get the same successor within the grace window
+//! (`auth_refresh_grace_secs`); past it, presenting a token that was already rotated revokes its
+//! whole family; that transaction is committed (the revocation must
 //! stick) together with the `auth.token_reuse` audit row. Every refusal looks the same to the
 //! client: `401 invalid_token`.
 
@@ -17,7 +19,7 @@ use serde_json::json;
 use spin_sdk::http::Request;
 use store::Tx;
 use store::audit_log::{self, AuditEntry};
-use store::sessions::{self, TokenOwner};
+use store::sessions::{self, RotationLimits, TokenOwner};
 use store::spin::Db;
 
 use super::token::TokenPair;
@@ -39,16 +41,21 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         call.log.outcome = "invalid_token".into();
         call.log.reason = Some("malformed_refresh_token".into());
     })?;
-    let next = RefreshToken::generate()?;
+    let next = presented.successor(&cfg.successor_key);
 
     let db = Db::open(&cfg.database_url).await?;
     let tx = Tx::begin(&db).await?;
-    let expires_at = refresh::expires_at_ms(now, cfg.refresh_ttl_secs);
+    let expires_at = refresh::expires_at_ms(now, cfg.refresh.ttl_secs);
+    let limits = RotationLimits {
+        family_max_age_ms: cfg.refresh.family_max_secs.saturating_mul(1000),
+        grace_ms: cfg.refresh.grace_secs.saturating_mul(1000),
+    };
     let rotation = sessions::rotate(
         &tx,
         &presented.storage_hash(),
         &next.storage_hash(),
         expires_at,
+        limits,
     )
     .await?;
     let owner = rotation.owner.as_ref();
@@ -74,7 +81,9 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
                 token_type: "Bearer",
                 expires_in: issued.expires_in,
                 refresh_token: next.as_str().to_owned(),
-                refresh_expires_in: cfg.refresh_ttl_secs,
+                refresh_expires_in: rotation
+                    .next_expires_at_ms
+                    .map_or(cfg.refresh.ttl_secs, |at| (at / 1000 - now).max(0)),
             };
             Ok(response::json(StatusCode::OK, &pair, &call.request_id).into())
         }

@@ -17,7 +17,7 @@ pub(crate) mod failure;
 
 use auth_core::Email;
 use auth_core::password;
-use auth_core::refresh::{self, FamilyId, RefreshToken};
+use auth_core::refresh::{FamilyId, RefreshToken};
 use edge::app::{Call, Reply};
 use edge::body::{self, SMALL_JSON_LIMIT};
 use edge::{ApiError, response};
@@ -80,7 +80,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let refresh_token = RefreshToken::generate()?;
     let family = FamilyId::generate()?;
     let tx = Tx::for_tenant(&db, &user.tenant).await?;
-    let expires_at = refresh::expires_at_ms(now, cfg.refresh_ttl_secs);
+    let expires_at = cfg.refresh.first_expires_at_ms(now);
     sessions::start_family(
         &tx,
         &user.id,
@@ -113,7 +113,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         token_type: "Bearer",
         expires_in: issued.expires_in,
         refresh_token: refresh_token.as_str().to_owned(),
-        refresh_expires_in: cfg.refresh_ttl_secs,
+        refresh_expires_in: cfg.refresh.ttl_secs.min(cfg.refresh.family_max_secs),
     };
     Ok(response::json(StatusCode::OK, &pair, &call.request_id).into())
 }
