@@ -587,13 +587,18 @@ fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(me.status, 200, "{me:?}");
     assert_eq!(me.json()["userId"], user.id);
 
+    // The successor is used in turn: from now on `first` is no second tab's repeat, whatever the
+    // grace window.
+    let third = Tokens::from_reply(&refresh(&c, stack, &second.refresh));
+    assert_ne!(third.refresh, second.refresh, "rotated again");
+
     // A second login is another family: it must survive the reuse below.
     let other_session = login(&c, &stack.base_url, user);
 
     // The rotated token again: reuse. Refused, and the whole family is revoked...
     refresh(&c, stack, &first.refresh).assert_problem(401, "invalid_token");
     // ...so the current token of that family stops working too.
-    refresh(&c, stack, &second.refresh).assert_problem(401, "invalid_token");
+    refresh(&c, stack, &third.refresh).assert_problem(401, "invalid_token");
     assert_eq!(
         refresh(&c, stack, &other_session.refresh).status,
         200,
@@ -641,10 +646,18 @@ fn logout_revokes_the_session_and_only_ones_own() {
     );
     assert_eq!(r.status, 204, "{r:?}");
     let b2 = Tokens::from_reply(&refresh(&c, stack, &b.refresh));
+    // That logout ended the access token it came with, and only that one.
+    send(c.get(stack.url("/api/v1/auth/me")).bearer_auth(&a.access))
+        .assert_problem(401, "invalid_token");
+    let a2 = login(&c, &stack.base_url, alice);
+    assert_eq!(
+        send(c.get(stack.url("/api/v1/auth/me")).bearer_auth(&a2.access)).status,
+        200
+    );
 
     let r = send(
         c.post(stack.url("/api/v1/auth/logout"))
-            .bearer_auth(&a.access)
+            .bearer_auth(&a2.access)
             .header("x-request-id", "itest-logout")
             .json(&serde_json::json!({ "refreshToken": a.refresh })),
     );
