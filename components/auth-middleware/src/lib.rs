@@ -3,6 +3,8 @@
 //!
 //! 1. CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is answered here,
 //!    for the configured origins only (`edge::cors`); browsers send no credentials on a preflight.
+//!    A plain `OPTIONS` on a route of the table is `204` with `Allow` (`edge::routes::methods_on`),
+//!    without a token too.
 //! 2. Bearer token: full verification by `auth_core::Verifier` (signature, `alg` allow-list, `kid`,
 //!    `iss`, `aud`, `nbf`/`exp` with leeway, claim shapes). Any failure is `401` with
 //!    `WWW-Authenticate`. A token this instance already verified (Spin 4 reuses instances) skips the
@@ -181,6 +183,15 @@ async fn serve(
         return answer.map(Answer::Own);
     }
     extra.extend(cfg.cors.response_headers(edge::cors::origin(req.headers())));
+    // A plain `OPTIONS` (no preflight) on a known route: its methods, from the route table. No
+    // token needed: it says nothing the API description does not.
+    if req.method() == http::Method::OPTIONS {
+        let methods = edge::routes::methods_on(req.uri().path())?;
+        if !methods.is_empty() {
+            log.outcome = "options".into();
+            return Ok(Answer::Own(edge::cors::options(&methods, rid)));
+        }
+    }
 
     let claims = verify(req.headers(), &cfg.tokens, now).inspect_err(|e| {
         log.outcome = "invalid_token".into();

@@ -295,6 +295,27 @@ pub fn public_methods(component: &str, path: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// The methods of every route on `path`, whichever component serves them (empty for a path the
+/// table does not know): what a plain `OPTIONS` lists in `Allow`. A known path whose id is not a
+/// canonical UUID is `400 invalid_id`, as any other method on it would be.
+pub fn methods_on(path: &str) -> Result<Vec<&'static str>, ApiError> {
+    let mut methods: Vec<&'static str> = Vec::new();
+    for r in ROUTES {
+        let Some(param) = match_path(r.path, path) else {
+            continue;
+        };
+        if let Some(id) = param {
+            path_id(id)?;
+        }
+        for m in r.methods {
+            if !methods.contains(m) {
+                methods.push(m);
+            }
+        }
+    }
+    Ok(methods)
+}
+
 /// Parses a request of `component` into its endpoint: `404` for a path none of this component's
 /// routes has, `405` with `Allow` for a known path and another method, `400 invalid_id` for an id
 /// that is not a canonical UUID.

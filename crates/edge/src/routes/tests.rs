@@ -298,3 +298,24 @@ fn public_methods_are_those_of_a_components_public_routes_on_the_path() {
         "a scanner's, not public"
     );
 }
+
+#[test]
+fn methods_on_a_path_are_those_of_every_route_on_it() {
+    assert_eq!(
+        methods_on(&format!("/api/v1/attachments/{ID}")).unwrap(),
+        ["GET", "DELETE"]
+    );
+    assert_eq!(
+        methods_on(&format!("/api/v1/emails/{ID}/attachments")).unwrap(),
+        ["POST", "GET"]
+    );
+    assert_eq!(methods_on("/api/v1/auth/me").unwrap(), ["GET"]);
+    assert_eq!(
+        methods_on("/.well-known/jwks.json").unwrap(),
+        ["GET", "HEAD"]
+    );
+    assert!(methods_on("/api/v1/nope").unwrap().is_empty());
+    assert!(methods_on("/api/v1/auth/me/").unwrap().is_empty());
+    let e = methods_on("/api/v1/attachments/not-a-uuid/scan-status").unwrap_err();
+    assert_eq!(e.problem().code(), Code::InvalidId);
+}
