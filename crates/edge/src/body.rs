@@ -76,15 +76,36 @@ where
 }
 
 /// Parses a JSON body into `T`; anything else is `400 bad_request` naming the expected shape.
+///
+/// The one rule of every JSON request body: a JSON object (never an array, which serde would
+/// also read into a struct), with no member the route does not know and none twice (`T` derives
+/// `Deserialize` with `deny_unknown_fields`; openapi.yaml says `additionalProperties: false`).
 pub fn parse_json<T: DeserializeOwned>(
     bytes: &[u8],
     expected: &'static str,
 ) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|_| {
+    let refused = || {
         ApiError::new(Problem::bad_request(format!(
-            "The body must be JSON of the form {expected}."
+            "The body must be a JSON object of the form {expected}, without other members."
         )))
-    })
+    };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(refused());
+    }
+    serde_json::from_slice(bytes).map_err(|_| refused())
+}
+
+/// A JSON number as an integer, the way JSON Schema's `integer` reads one: `600` and `600.0`
+/// alike; `None` for a fraction, a non-number or a value outside `i64`.
+pub fn integer(v: &serde_json::Value) -> Option<i64> {
+    let n = v.as_number()?;
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    let f = n.as_f64()?;
+    // 2^63 is exactly representable; every integral f64 below it in magnitude fits in i64.
+    (f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f))
+        .then_some(f as i64)
 }
 
 #[cfg(test)]
@@ -185,5 +206,41 @@ mod tests {
         assert_eq!(e.status(), 400);
         assert!(e.problem().detail_text().contains("{\"email\"}"));
         assert!(parse_json::<Login>(b"not json", "x").is_err());
+    }
+
+    #[test]
+    fn json_bodies_are_objects_without_unknown_or_repeated_members() {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Login {
+            #[allow(dead_code)]
+            email: String,
+        }
+        assert!(parse_json::<Login>(b" \n{\"email\":\"a\"}", "x").is_ok());
+        for bad in [
+            &br#"["a"]"#[..],
+            br#"{"email":"a","extra":1}"#,
+            br#"{"email":"a","email":"b"}"#,
+            b"null",
+            b"\"a\"",
+            b"",
+        ] {
+            let e = parse_json::<Login>(bad, "{\"email\"}").unwrap_err();
+            assert_eq!(e.status(), 400, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn integers_as_json_schema_reads_them() {
+        use serde_json::json;
+        assert_eq!(integer(&json!(600)), Some(600));
+        assert_eq!(integer(&json!(600.0)), Some(600));
+        assert_eq!(integer(&json!(-3)), Some(-3));
+        assert_eq!(integer(&json!(1e3)), Some(1000));
+        assert_eq!(integer(&json!(600.5)), None);
+        assert_eq!(integer(&json!(1e300)), None);
+        assert_eq!(integer(&json!(u64::MAX)), None);
+        assert_eq!(integer(&json!("600")), None);
+        assert_eq!(integer(&json!(null)), None);
     }
 }

@@ -44,7 +44,7 @@ pub const MAX_FUTURE_SKEW_MS: i64 = 5_000;
 pub enum BodyError {
     #[error(
         "The body must be a JSON object with \"status\" (string), \"scannedAt\" (integer epoch ms) and \
-         optional \"engine\", \"signature\", \"details\" (strings or null)."
+         optional \"engine\", \"signature\", \"details\" (strings or null), and no other members."
     )]
     Shape,
     #[error("Name exactly one target: \"attachmentId\", or \"tenantId\" with \"contentHash\".")]
@@ -266,7 +266,7 @@ pub struct Callback {
 /// The JSON members, both directions. `Option<serde_json::Value>`-free on purpose: a member of the
 /// wrong type is a [`BodyError::Shape`].
 #[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     attachment_id: Option<String>,
@@ -283,7 +283,17 @@ struct Wire {
     #[serde(default)]
     details: Option<String>,
     #[serde(default)]
-    scanned_at: Option<i64>,
+    scanned_at: Option<serde_json::Number>,
+}
+
+/// An integer as JSON Schema reads one (`1790000000000` and `1790000000000.0` alike).
+fn integer(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    let f = n.as_f64()?;
+    (f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f))
+        .then_some(f as i64)
 }
 
 fn parse_uuid(field: &'static str, s: &str) -> Result<Uuid, BodyError> {
@@ -331,7 +341,11 @@ impl Callback {
         };
         let status = w.status.as_deref().ok_or(BodyError::Shape)?;
         let status = VerdictStatus::parse(status).ok_or(BodyError::Status)?;
-        let scanned_at = w.scanned_at.ok_or(BodyError::Shape)?;
+        let scanned_at = w
+            .scanned_at
+            .as_ref()
+            .and_then(integer)
+            .ok_or(BodyError::Shape)?;
         if scanned_at > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
             return Err(BodyError::ClockSkew);
         }
@@ -360,7 +374,7 @@ impl Callback {
         w.engine = text(&self.verdict.engine);
         w.signature = text(&self.verdict.signature);
         w.details = text(&self.verdict.details);
-        w.scanned_at = Some(self.verdict.scanned_at);
+        w.scanned_at = Some(self.verdict.scanned_at.into());
         // Strings and integers only: serializing cannot fail.
         serde_json::to_vec(&w).unwrap_or_default()
     }
@@ -390,7 +404,7 @@ mod tests {
     #[test]
     fn both_targets() {
         let c = parse(&format!(
-            r#"{{"attachmentId":"{A}","status":"infected","engine":"ClamAV 1.4","signature":"Eicar-Test-Signature","details":"stream: Eicar FOUND\n","scannedAt":{NOW_MS},"extra":1}}"#
+            r#"{{"attachmentId":"{A}","status":"infected","engine":"ClamAV 1.4","signature":"Eicar-Test-Signature","details":"stream: Eicar FOUND\n","scannedAt":{NOW_MS}}}"#
         ))
         .unwrap();
         assert_eq!(c.target, Target::Attachment(Uuid::parse_str(A).unwrap()));
@@ -408,6 +422,13 @@ mod tests {
         assert!(matches!(&c.target, Target::Content { hash, .. } if hash.as_str() == H));
         assert_eq!(c.verdict.engine, None);
         assert_eq!(c.verdict.signature, None, "an empty string is absent");
+
+        // JSON Schema's integer: an integral number written with a fraction is the same integer.
+        let c = parse(&format!(
+            r#"{{"attachmentId":"{A}","status":"clean","scannedAt":{NOW_MS}.0}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.verdict.scanned_at, NOW_MS);
     }
 
     #[test]
@@ -416,6 +437,10 @@ mod tests {
         let cases: Vec<(String, BodyError)> = vec![
             ("not json".into(), BodyError::Shape),
             ("[]".into(), BodyError::Shape),
+            (
+                format!(r#"{{"attachmentId":"{A}",{ok_rest},"extra":1}}"#),
+                BodyError::Shape,
+            ),
             (
                 format!(r#"["{A}",null,null,"clean",null,null,null,{NOW_MS}]"#),
                 BodyError::Shape,

@@ -23,7 +23,7 @@ use store::{Tx, sessions};
 use crate::Config;
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LogoutBody {
     #[serde(default)]
     refresh_token: Option<String>,

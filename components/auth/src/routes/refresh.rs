@@ -26,7 +26,7 @@ use super::token::TokenPair;
 use crate::{Auth, Config};
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
 }

@@ -33,6 +33,7 @@ use store::{Tx, sessions};
 use crate::Config;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Credentials {
     email: String,
     password: String,

@@ -50,7 +50,7 @@ async fn parse(req: Request, cfg: &Config) -> Result<(ExpiresIn, Disposition), A
     let requested =
         match parsed.expires_in {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(v.as_i64().ok_or_else(|| {
+            Some(v) => Some(body::integer(&v).ok_or_else(|| {
                 bad("expiresIn must be an integer number of seconds in 1..=604800.")
             })?),
         };
