@@ -33,20 +33,33 @@ fn header(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> 
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `413` over the size limit, `400` for a malformed `Content-Length` or `Repr-Digest` or a
-/// multipart/form-data type without a boundary, `422`/`415` for a raw body without an acceptable
-/// filename, `415` when any name the request carries (header or query, any form) has a blocked
-/// extension.
+/// The `sha-256` of `Repr-Digest`, its field lines combined as one dictionary (RFC 8941 §4.2);
+/// a value that is not visible ASCII is outside its grammar (`400`).
+fn repr_digest(headers: &HeaderMap) -> Result<Option<ReprDigest>, ApiError> {
+    let mut lines = Vec::new();
+    for v in headers.get_all("repr-digest") {
+        lines.push(
+            v.to_str()
+                .map_err(|_| policy(PolicyError::BadRequest("Malformed Repr-Digest header.")))?,
+        );
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    ReprDigest::parse(&lines.join(", ")).map_err(policy)
+}
+
+/// `413` over the size limit, `400` for a malformed `Content-Length` or `Repr-Digest` (`422` for a
+/// `sha-256` digest that is not 32 bytes) or a multipart/form-data type without a boundary,
+/// `422`/`415` for a raw body without an acceptable filename, `415` when any name the request
+/// carries (header or query, any form) has a blocked extension.
 pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
     let headers = &parts.headers;
     let expected = cfg
         .size_limit
         .check_content_length(header(headers, CONTENT_LENGTH))
         .map_err(policy)?;
-    let digest = match header(headers, "repr-digest") {
-        Some(h) => ReprDigest::parse(h).map_err(policy)?,
-        None => None,
-    };
+    let digest = repr_digest(headers)?;
     let content_type = header(headers, CONTENT_TYPE).map(str::to_owned);
     let multipart =
         declared_type(content_type.as_deref()).as_deref() == Some("multipart/form-data");
