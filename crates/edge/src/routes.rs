@@ -317,14 +317,19 @@ pub fn methods_on(path: &str) -> Result<Vec<&'static str>, ApiError> {
 }
 
 /// Parses a request of `component` into its endpoint: `404` for a path none of this component's
-/// routes has, `405` with `Allow` for a known path and another method, `400 invalid_id` for an id
+/// routes has, `405` with `Allow` for a known path and another method (`OPTIONS` included where a
+/// plain `OPTIONS` is answered), `400 invalid_id` for an id
 /// that is not a canonical UUID.
 pub fn resolve(component: &str, method: &http::Method, path: &str) -> Result<Matched, ApiError> {
     let mut allowed: Vec<http::Method> = Vec::new();
+    // Public routes and those behind the middleware answer a plain `OPTIONS` (the token service or
+    // the middleware does, before the component): `Allow` says so.
+    let mut options = false;
     for r in ROUTES.iter().filter(|r| r.component == component) {
         let Some(param) = match_path(r.path, path) else {
             continue;
         };
+        options |= matches!(r.access, Access::Public | Access::Role(_));
         if r.methods.contains(&method.as_str()) {
             return Ok(Matched {
                 endpoint: r.endpoint,
@@ -341,6 +346,9 @@ pub fn resolve(component: &str, method: &http::Method, path: &str) -> Result<Mat
         Err(ApiError::new(Problem::not_found()))
     } else {
         allowed.dedup();
+        if options {
+            allowed.push(http::Method::OPTIONS);
+        }
         Err(ApiError::method_not_allowed(&allowed))
     }
 }

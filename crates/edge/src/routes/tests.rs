@@ -49,7 +49,8 @@ fn resolve_refuses_unknown_paths_other_methods_and_odd_ids() {
     let e = resolve("ingest", &Method::PUT, &format!("/api/v1/attachments/{ID}")).unwrap_err();
     assert_eq!(e.status(), 405);
     assert!(
-        e.headers().contains(&("Allow", "GET, DELETE".to_owned())),
+        e.headers()
+            .contains(&("Allow", "GET, DELETE, OPTIONS".to_owned())),
         "{:?}",
         e.headers()
     );
@@ -318,4 +319,33 @@ fn methods_on_a_path_are_those_of_every_route_on_it() {
     assert!(methods_on("/api/v1/auth/me/").unwrap().is_empty());
     let e = methods_on("/api/v1/attachments/not-a-uuid/scan-status").unwrap_err();
     assert_eq!(e.problem().code(), Code::InvalidId);
+}
+
+#[test]
+fn allow_names_options_where_a_plain_options_is_answered() {
+    let allow = |component: &str, method: Method, path: &str| {
+        let e = resolve(component, &method, path).unwrap_err();
+        assert_eq!(e.status(), 405);
+        e.headers()
+            .iter()
+            .find(|(n, _)| *n == "Allow")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        allow("auth", Method::GET, "/api/v1/auth/token"),
+        "POST, OPTIONS"
+    );
+    assert_eq!(
+        allow("auth", Method::POST, "/.well-known/jwks.json"),
+        "GET, HEAD, OPTIONS"
+    );
+    assert_eq!(
+        allow("scan-callback", Method::OPTIONS, "/api/v1/scan/callback"),
+        "POST"
+    );
+    assert_eq!(
+        allow("download", Method::POST, "/api/v1/files/x"),
+        "GET, HEAD"
+    );
 }
