@@ -11,13 +11,21 @@ fuzz_target!(|data: &[u8]| {
     };
     match ReprDigest::parse(header) {
         Ok(Some(digest)) => {
-            assert!(header.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)));
+            assert!(
+                header
+                    .bytes()
+                    .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+            );
             // Verifying against some content never panics either.
             let _ = digest.verify(&ContentHash::of(data));
             let again = ReprDigest::parse(&ReprDigest::header_for(&digest.as_hash()));
             assert_eq!(again, Ok(Some(digest)));
         }
-        Ok(None) => assert!(header.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))),
+        Ok(None) => assert!(
+            header
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        ),
         Err(_) => {}
     }
 });
