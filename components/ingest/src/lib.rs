@@ -19,6 +19,8 @@ mod view;
 use std::sync::OnceLock;
 
 use attachment_policy::{ExtensionPolicy, MultipartLimits, PaceLimits, SizeLimit};
+use auth_core::ratelimit::FailMode;
+use auth_core::slots::SlotPolicy;
 use edge::app::{Call, Component, Reply};
 use edge::routes::Endpoint;
 use edge::spin::variable;
@@ -48,6 +50,11 @@ pub(crate) struct Config {
     pub public_base: PublicBaseUrl,
     /// How long an `Attachment`'s `downloadUrl` works: the default of `POST .../download-url`.
     pub download_url_ttl: ExpiresIn,
+    /// Uploads one user may have in progress at once (`max_concurrent_uploads`).
+    pub upload_slots: SlotPolicy,
+    /// `rate_limit_fail_mode`: what a down Redis means for the upload slots.
+    pub fail_mode: FailMode,
+    pub redis_url: String,
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
@@ -75,7 +82,25 @@ impl Component for Ingest {
             &variable("s3_secret_access_key").await?,
         )
         .map_err(|e| config_error("s3_*", e))?;
+        let pace = PaceLimits::from_config(
+            &variable("upload_min_bytes_per_sec").await?,
+            &variable("upload_deadline_secs").await?,
+        )
+        .map_err(|e| config_error("upload_min_bytes_per_sec/upload_deadline_secs", e))?;
+        // A slot outlives the longest an upload may run by a minute (the commit after the body).
+        let slot_lapse_secs = pace.deadline_ms.div_ceil(1000) + 60;
         Ok(Config {
+            upload_slots: SlotPolicy::parse(
+                "uploads",
+                &variable("max_concurrent_uploads").await?,
+                slot_lapse_secs,
+            )
+            .map_err(|e| config_error("max_concurrent_uploads", e))?,
+            fail_mode: variable("rate_limit_fail_mode")
+                .await?
+                .parse()
+                .map_err(|e| config_error("rate_limit_fail_mode", e))?,
+            redis_url: variable("redis_url").await?,
             database_url: variable("database_url").await?,
             storage: storage::client::Client::new(storage),
             size_limit: SizeLimit::from_config(&variable("max_upload_bytes").await?)
@@ -85,11 +110,7 @@ impl Component for Ingest {
                 &variable("max_part_header_bytes").await?,
             )
             .map_err(|e| config_error("max_upload_parts/max_part_header_bytes", e))?,
-            pace: PaceLimits::from_config(
-                &variable("upload_min_bytes_per_sec").await?,
-                &variable("upload_deadline_secs").await?,
-            )
-            .map_err(|e| config_error("upload_min_bytes_per_sec/upload_deadline_secs", e))?,
+            pace,
             buffers: BufferBudget::from_config(&variable("upload_buffer_bytes").await?)
                 .map_err(|e| config_error("upload_buffer_bytes", e))?,
             extensions: ExtensionPolicy::from_config(&variable("blocked_extensions").await?)

@@ -12,6 +12,7 @@
 //! | [`refresh`] | opaque refresh tokens, their storage hash, and the rotation / reuse decision |
 //! | [`revocation`] | the access-token revocation list in Redis (by token and by user): keys, script, decision |
 //! | [`ratelimit`] | the fixed-window limiter's Redis script, key naming, decisions and `RateLimit*` headers |
+//! | [`slots`] | concurrency slots per user in Redis (requests of one kind in flight): script, keys, replies |
 //! | [`cors`] | the CORS policy: preflight decisions and response headers |
 //! | [`ct`] | constant-time comparison of secrets |
 //! | [`verified`] | the tokens a reused component instance already verified (each signature checked once) |
@@ -30,6 +31,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod refresh;
 pub mod revocation;
+pub mod slots;
 pub mod verified;
 
 pub use claims::{AccessClaims, IssuedToken, Issuer, Verifier, VerifierConfig};

@@ -21,10 +21,21 @@ pub fn backend_down(
     policy: &Policy,
     cause: &str,
 ) -> Result<(), ApiError> {
+    limit_backend_down(component, mode, policy.name(), cause)
+}
+
+/// [`backend_down`] for any limit kept in Redis, named `limit` in the log (a rate-limit policy, the
+/// upload slots).
+pub fn limit_backend_down(
+    component: &'static str,
+    mode: FailMode,
+    limit: &str,
+    cause: &str,
+) -> Result<(), ApiError> {
     log::event(
         component,
         "ratelimit_backend_down",
-        json!({ "mode": mode.to_string(), "policy": policy.name(), "cause": cause }),
+        json!({ "mode": mode.to_string(), "policy": limit, "cause": cause }),
     );
     match mode.on_backend_error() {
         None => Ok(()),

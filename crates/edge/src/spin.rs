@@ -3,7 +3,8 @@
 //! * [`variable`]: a component variable, or a logged `500` when it is missing;
 //! * [`RateLimiter`]: the Redis side of the fixed-window limiter of `auth_core::ratelimit`
 //!   (`EVAL` of its script: one atomic round trip per decision) and of the access-token
-//!   revocation list of `auth_core::revocation` (one `EVAL` per check), over `spin:redis`.
+//!   revocation list of `auth_core::revocation` (one `EVAL` per check) and the concurrency slots of
+//!   `auth_core::slots`, over `spin:redis`.
 //!
 //! Postgres is `crates/store`'s (`store::spin::Db`). Redis errors are returned as strings so the
 //! caller applies its fail mode (see [`crate::limits::backend_down`]).
@@ -11,6 +12,7 @@
 use auth_core::UserId;
 use auth_core::ratelimit::{self, Decision, Policy};
 use auth_core::revocation;
+use auth_core::slots::{self, SlotPolicy};
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 
 use crate::ApiError;
@@ -145,5 +147,40 @@ impl RateLimiter {
         self.eval_ints(revocation::mark_user_args(user, now, max_token_ttl_secs))
             .await
             .map(|_| ())
+    }
+
+    /// Takes one of `user`'s slots under `policy` for `member`: `Ok(held)`, or `Err(held)` when all
+    /// `policy.cap()` are held.
+    pub async fn take_slot(
+        &mut self,
+        policy: &SlotPolicy,
+        user: &UserId,
+        member: &str,
+        now_ms: i64,
+    ) -> Result<Result<u32, u32>, String> {
+        let ints = self
+            .eval_ints(policy.take_args(user, member, now_ms))
+            .await?;
+        slots::parse_take_reply(&ints).map_err(|e| format!("redis EVAL: {e}"))
+    }
+
+    /// Gives `member`'s slot back.
+    pub async fn give_back_slot(
+        &mut self,
+        policy: &SlotPolicy,
+        user: &UserId,
+        member: &str,
+    ) -> Result<(), String> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "ZREM",
+            policy
+                .give_back_args(user, member)
+                .into_iter()
+                .map(|a| RedisParameter::Binary(a.into_bytes())),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("redis ZREM: {e:?}"))
     }
 }

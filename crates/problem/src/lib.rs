@@ -127,6 +127,8 @@ codes! {
     DigestMismatch = "digest_mismatch" => 422, "The content does not match the supplied digest.";
     /// Over the per-user (or per-login) rate limit.
     RateLimited = "rate_limited" => 429, "Too many requests; retry later.";
+    /// A user already has `max_concurrent_uploads` uploads in progress.
+    TooManyUploads = "too_many_uploads" => 429, "Too many uploads in progress; retry when one has finished.";
     /// Anything unexpected. Its detail is fixed: internal error text never reaches a client.
     Internal = "internal_error" => 500, "An internal error occurred.";
     /// A dependency (database, Redis, storage) is unavailable.

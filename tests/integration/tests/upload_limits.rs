@@ -301,6 +301,8 @@ fn trickling_uploads_time_out_while_other_tenants_are_served() {
         &[
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
             ("SPIN_VARIABLE_SERVE_UNSCANNED", "true"),
+            // One user's forty: the pace is the subject here, not the per-user cap (below).
+            ("SPIN_VARIABLE_MAX_CONCURRENT_UPLOADS", "100"),
         ],
     );
     let addr = app.base_url.trim_start_matches("http://").to_owned();
@@ -401,6 +403,82 @@ fn trickling_uploads_time_out_while_other_tenants_are_served() {
     }
     Bucket::get().assert_tenant_empty(&t1.id);
     assert_eq!(tenant_rows(&t1.id), "0,0,0");
+}
+
+/// One user may have at most `max_concurrent_uploads` uploads in progress, over every instance: on a
+/// private app with a cap of 3, three slow uploads of one user hold all three slots (without the cap
+/// one user could hold forty, as above, each within its pace); the user's fourth upload is `429
+/// too_many_uploads` with `Retry-After` and leaves nothing behind, while a colleague uploads as usual.
+/// Once the slow ones have ended (`408`), the user uploads again: every ending gives its slot back.
+#[test]
+fn concurrent_uploads_per_user_are_capped() {
+    const CAP: usize = 3;
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[0];
+    let (busy, colleague) = (who(t, t.user(0)), who(t, t.user(1)));
+    let app = Spinlet::start(
+        "spin.toml",
+        &[
+            ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
+            ("SPIN_VARIABLE_MAX_CONCURRENT_UPLOADS", "3"),
+        ],
+    );
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let upload = |w: &Who, name: &str| {
+        send(
+            w.c.post(format!(
+                "{}/api/v1/emails/{}/attachments?filename={name}",
+                app.base_url, w.message
+            ))
+            .bearer_auth(&w.token)
+            .header("content-type", "text/plain")
+            .body(format!("content of {name}")),
+        )
+    };
+    let slow_answers: Vec<Option<(u16, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CAP)
+            .map(|i| {
+                let (addr, busy) = (&addr, &busy);
+                scope.spawn(move || {
+                    let head = format!(
+                        "POST /api/v1/emails/{}/attachments?filename=slow-{i}.txt HTTP/1.1\r\n\
+                         Host: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: text/plain\r\n\
+                         Content-Length: 1000\r\n\r\n",
+                        busy.message, busy.token
+                    );
+                    trickle(
+                        addr,
+                        head,
+                        b"x",
+                        &[b'x'; 999],
+                        Duration::from_secs(2),
+                        Duration::from_secs(90),
+                    )
+                })
+            })
+            .collect();
+        // The slow uploads have taken their slots (they are in their 10 s grace).
+        std::thread::sleep(Duration::from_secs(3));
+        let r = upload(&busy, "fourth.txt");
+        r.assert_problem(429, "too_many_uploads");
+        assert!(r.header("retry-after").is_some(), "{r:?}");
+        let r = upload(&colleague, "colleague.txt");
+        assert_eq!(r.status, 201, "per user, not per tenant: {r:?}");
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for a in &slow_answers {
+        assert_raw_problem(a, 408, "request_timeout");
+    }
+    let r = upload(&busy, "after.txt");
+    assert_eq!(r.status, 201, "the slots were given back: {r:?}");
+    let names = psql(&format!(
+        "SELECT string_agg(filename, ',' ORDER BY filename) FROM email_attachments \
+         WHERE tenant_id = '{}' AND filename IN ('fourth.txt', 'after.txt', 'colleague.txt') \
+         OR filename LIKE 'slow-_.txt' AND tenant_id = '{}'",
+        t.id, t.id
+    ));
+    assert_eq!(names, "after.txt,colleague.txt");
 }
 
 /// An upload waits a bounded time for the part-buffer memory that other uploads of the instance hold:

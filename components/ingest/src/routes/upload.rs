@@ -6,6 +6,8 @@
 //!    admin (`403`); a raw body whose `Repr-Digest` names content this user already uploaded is
 //!    hashed and checked but not stored again (other users' content is never looked up). The
 //!    database connection is closed again before the body streams: a slow upload holds none.
+//!    Then the caller takes one of their upload [`slot`]s (`429 too_many_uploads` beyond
+//!    `max_concurrent_uploads`), given back when the upload has ended, however it ended.
 //! 3. [`receive`]: each file streams chunk by chunk ([`body`], [`counted`], [`source`]) through the
 //!    size counter (whole request body), the content inspector (`415` as soon as it is executable or
 //!    script content), SHA-256 and the storage writer under a fresh key ([`file`]; multipart parts
@@ -28,6 +30,7 @@ mod multipart;
 mod precheck;
 mod receive;
 mod request;
+mod slot;
 mod source;
 
 use attachment_policy::PolicyError;
@@ -60,7 +63,22 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let (parts, body) = req.into_parts();
     let upload = request::parse(&parts, cfg)?;
     let store_content = precheck::run(cfg, &ctx, message, &upload).await?;
+    let slot = slot::take(cfg, &ctx.user, &mut call.log).await?;
+    let result = receive_and_commit(body, call, cfg, &ctx, message, upload, store_content).await;
+    slot.give_back(cfg).await;
+    result
+}
 
+/// Steps 3 to 6, while the upload holds its slot.
+async fn receive_and_commit(
+    body: spin_sdk::wasip3::http_compat::IncomingRequestBody,
+    call: &mut Call,
+    cfg: &Config,
+    ctx: &auth_core::AuthContext,
+    message: uuid::Uuid,
+    upload: request::Upload,
+    store_content: bool,
+) -> Result<Reply, ApiError> {
     let mut stored = Vec::new();
     let tenant = *ctx.tenant.as_uuid();
     if let Err(e) = receive::run(body, &upload, store_content, cfg, tenant, &mut stored).await {
@@ -69,7 +87,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         return Err(e);
     }
     let client = call.client_addr();
-    let recorded = commit::run(cfg, &ctx, message, &stored, &call.request_id, client).await;
+    let recorded = commit::run(cfg, ctx, message, &stored, &call.request_id, client).await;
     let list = match recorded {
         Ok(list) => list,
         Err(e) => {
