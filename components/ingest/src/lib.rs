@@ -35,6 +35,8 @@ const NAME: &str = "ingest";
 /// Configuration, read and validated once per instance.
 pub(crate) struct Config {
     pub database_url: String,
+    /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
+    pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
     pub size_limit: SizeLimit,
     /// Parts per multipart body and header bytes per part.
@@ -75,9 +77,11 @@ impl Component for Ingest {
             &variable("s3_secret_access_key").await?,
         )
         .map_err(|e| config_error("s3_*", e))?;
+        let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Config {
             database_url: variable("database_url").await?,
-            storage: storage::client::Client::new(storage),
+            outbound_timeout,
+            storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
             size_limit: SizeLimit::from_config(&variable("max_upload_bytes").await?)
                 .map_err(|e| config_error("max_upload_bytes", e))?,
             multipart: MultipartLimits::from_config(

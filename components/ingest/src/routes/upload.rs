@@ -16,7 +16,8 @@
 //!    `pending` until the scan the upload awaits is done.
 //! 5. [`cleanup`]: any failure deletes every object this request stored (aborting unfinished
 //!    multipart uploads) and no row is written; after the commit, the uploaded copy of
-//!    deduplicated content is deleted.
+//!    deduplicated content is deleted. What storage cannot take at once (it timed out) is retried
+//!    after the answer.
 //! 6. `201` with the `Attachment` (raw, plus `Location`) or `{"attachments":[...]}` (multipart).
 
 mod body;
@@ -45,9 +46,12 @@ fn policy(e: PolicyError) -> ApiError {
     ApiError::new(Problem::new(e.code()).detail(e.detail()))
 }
 
-/// Storage unreachable is `503` (retry later), anything else `500`.
+/// Storage without an answer within the deadline is `503 upstream_timeout`, unreachable `503
+/// service_unavailable` (retry later either way), anything else `500`.
 fn storage_error(e: storage::StorageError) -> ApiError {
-    if e.is_unavailable() {
+    if e.is_timeout() {
+        ApiError::upstream_timeout(e)
+    } else if e.is_unavailable() {
         ApiError::unavailable(e)
     } else {
         ApiError::internal(e)
