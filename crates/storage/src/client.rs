@@ -459,24 +459,30 @@ impl ObjectWriter<'_> {
         Ok(())
     }
 
-    /// Leaves nothing behind: lets the parts in flight end (so none lands after the abort; each has
-    /// its deadline), then aborts the multipart upload and/or deletes the object. When a step fails
-    /// (storage unreachable), the error and what storage may still hold are returned, for the
-    /// caller to log and remove later ([`Client::remove`]).
+    /// Leaves nothing behind: [`ObjectWriter::settle`], then aborts the multipart upload and/or
+    /// deletes the object. When a step fails (storage unreachable), the error and what storage may
+    /// still hold are returned, for the caller to log and remove later ([`Client::remove`]).
     pub async fn abort(&mut self) -> Result<(), AbortFailed> {
+        let mut leftover = self.settle().await;
+        match self.client.remove(&mut leftover).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(AbortFailed { error, leftover }),
+        }
+    }
+
+    /// Stops writing without removing anything yet: lets the parts in flight end (so none lands
+    /// after a removal; each has its deadline) and returns what storage may hold, for the caller to
+    /// remove ([`Client::remove`]) when storage can take it.
+    pub async fn settle(&mut self) -> Leftover {
         self.buf.clear();
         self.filling = None;
         while let Some((_, (_, rx))) = self.window.pop_oldest() {
             let _ = rx.await;
         }
-        let mut leftover = Leftover {
+        Leftover {
             key: self.key.clone(),
             upload_id: self.upload_id.take(),
             object: std::mem::take(&mut self.put_attempted),
-        };
-        match self.client.remove(&mut leftover).await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(AbortFailed { error, leftover }),
         }
     }
 }

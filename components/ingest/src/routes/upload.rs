@@ -69,7 +69,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let tenant = *ctx.tenant.as_uuid();
     if let Err(e) = receive::run(body, &upload, store_content, cfg, tenant, &mut stored).await {
         call.log.reason = Some(e.problem().code().as_str().to_owned());
-        cleanup::delete_uploaded(cfg, &stored).await;
+        cleanup::delete_uploaded(cfg, &stored, cleanup::storage_timed_out(&e)).await;
         return Err(e);
     }
     let client = call.client_addr();
@@ -77,7 +77,8 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let list = match recorded {
         Ok(list) => list,
         Err(e) => {
-            cleanup::delete_uploaded(cfg, &stored).await;
+            // A database timeout: storage is fine, the objects go at once.
+            cleanup::delete_uploaded(cfg, &stored, false).await;
             return Err(e);
         }
     };

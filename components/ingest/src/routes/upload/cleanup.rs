@@ -1,20 +1,22 @@
 //! Objects an upload must not leave behind: a failed file's unfinished upload, every object of a
 //! failed request, and the copy of content that turned out to be stored already.
 //!
-//! Each is removed before the answer. When storage cannot take the removal now (unreachable, or no
-//! answer within the outbound deadline, which is when an upload fails for storage's sake in the
-//! first place), the request does not wait for it: after the first such failure the remaining
-//! removals are not tried in the foreground either, and all of them are retried in a task that runs
-//! on after the answer ([`RETRY_DELAYS`], each attempt with the outbound deadline). Log events, each
-//! with the object key: `storage_cleanup_failed` (with `retrying`), `storage_cleanup_retried` (removed
-//! by a retry) and `storage_cleanup_abandoned` (every retry failed, or the instance is stopped before).
+//! Each is removed before the answer, unless the request failed because storage ran into the
+//! outbound deadline: another request now would likely cost one more deadline, and the platform's
+//! handler limit leaves no room for it. Such removals, and those storage cannot take now
+//! (unreachable, or no answer in time; after the first such failure the remaining ones are not tried
+//! in the foreground either), are retried in a task that runs on after the answer ([`RETRY_DELAYS`],
+//! each attempt with the outbound deadline). Log events, each with the object key:
+//! `storage_cleanup_deferred`, `storage_cleanup_failed` (with `retrying`), `storage_cleanup_retried`
+//! (removed by a retry) and `storage_cleanup_abandoned` (every retry failed, or the instance is
+//! stopped before).
 //! There is no sweeper: what is abandoned stays in the bucket, unreferenced by any row, until an
 //! operator removes it by the logged key (unfinished multipart uploads also go with a bucket lifecycle
 //! rule, `AbortIncompleteMultipartUpload`).
 
 use std::time::Duration;
 
-use edge::log;
+use edge::{ApiError, Code, log};
 use serde_json::json;
 use storage::client::{AbortFailed, Client, Leftover, ObjectWriter};
 use storage::{ObjectKey, StorageError};
@@ -58,9 +60,23 @@ fn failed(left: Leftover, e: &StorageError, later: &mut Vec<Leftover>) {
     }
 }
 
+/// Whether the request failed because storage did not answer in time: its cleanup is then deferred
+/// to the retries at once.
+pub(super) fn storage_timed_out(e: &ApiError) -> bool {
+    e.problem().code() == Code::UpstreamTimeout
+}
+
 /// Aborts a writer's multipart upload (or deletes what it put); retried later when storage cannot
-/// take it now.
-pub(super) async fn abort_writer(cfg: &Config, w: &mut ObjectWriter<'_>) {
+/// take it now, or at once when `defer` (see [`storage_timed_out`]).
+pub(super) async fn abort_writer(cfg: &Config, w: &mut ObjectWriter<'_>, defer: bool) {
+    if defer {
+        let left = w.settle().await;
+        if left.upload_id.is_some() || left.object {
+            event("storage_cleanup_deferred", &left, None, Some(true));
+            retry_later(&cfg.storage, vec![left]);
+        }
+        return;
+    }
     if let Err(AbortFailed { error, leftover }) = w.abort().await {
         let mut later = Vec::new();
         failed(leftover, &error, &mut later);
@@ -68,7 +84,7 @@ pub(super) async fn abort_writer(cfg: &Config, w: &mut ObjectWriter<'_>) {
     }
 }
 
-async fn delete<'a>(cfg: &Config, keys: impl Iterator<Item = &'a ObjectKey>) {
+async fn delete<'a>(cfg: &Config, keys: impl Iterator<Item = &'a ObjectKey>, defer: bool) {
     let mut later = Vec::new();
     for key in keys {
         let mut left = Leftover {
@@ -76,6 +92,11 @@ async fn delete<'a>(cfg: &Config, keys: impl Iterator<Item = &'a ObjectKey>) {
             upload_id: None,
             object: true,
         };
+        if defer {
+            event("storage_cleanup_deferred", &left, None, Some(true));
+            later.push(left);
+            continue;
+        }
         if !later.is_empty() {
             // Storage just failed to answer: don't spend another deadline per object on it now.
             later.push(left);
@@ -117,9 +138,10 @@ fn retry_later(storage: &Client, left: Vec<Leftover>) {
     });
 }
 
-/// Deletes every object this request stored.
-pub(super) async fn delete_uploaded(cfg: &Config, stored: &[Stored]) {
-    delete(cfg, stored.iter().filter(|s| s.uploaded).map(|s| &s.key)).await;
+/// Deletes every object this request stored (later when `defer`, see [`storage_timed_out`]).
+pub(super) async fn delete_uploaded(cfg: &Config, stored: &[Stored], defer: bool) {
+    let keys = stored.iter().filter(|s| s.uploaded).map(|s| &s.key);
+    delete(cfg, keys, defer).await;
 }
 
 /// Deletes the copies this request uploaded of content the tenant already had (`recorded[i]` is
@@ -130,5 +152,5 @@ pub(super) async fn delete_deduplicated(cfg: &Config, stored: &[Stored], recorde
         .zip(recorded)
         .filter(|(s, r)| s.uploaded && r.copy_unused)
         .map(|(s, _)| &s.key);
-    delete(cfg, dups).await;
+    delete(cfg, dups, false).await;
 }
