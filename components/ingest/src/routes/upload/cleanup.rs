@@ -12,7 +12,8 @@
 //! stopped before).
 //! There is no sweeper: what is abandoned stays in the bucket, unreferenced by any row, until an
 //! operator removes it by the logged key (unfinished multipart uploads also go with a bucket lifecycle
-//! rule, `AbortIncompleteMultipartUpload`).
+//! rule, `AbortIncompleteMultipartUpload`). A `CreateMultipartUpload` whose answer never came may have
+//! begun an upload whose id nobody learned: only that lifecycle rule removes it.
 
 use std::time::Duration;
 
