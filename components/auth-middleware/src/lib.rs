@@ -60,6 +60,8 @@ struct Config {
     fail_mode: FailMode,
     redis_url: String,
     database_url: String,
+    /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
+    outbound_timeout: edge::OutboundTimeout,
     /// Where the client's address comes from (for the audit rows written here).
     client_ip: ClientIpSource,
 }
@@ -77,6 +79,7 @@ impl Config {
         if keys.keys().iter().any(|k| k.alg() == Alg::Es256) {
             vc = vc.allow_es256();
         }
+        let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Self {
             tokens: Mutex::new(VerifiedTokens::new(
                 Verifier::new(&keys, vc)?,
@@ -88,6 +91,7 @@ impl Config {
             fail_mode: variable("rate_limit_fail_mode").await?.parse()?,
             redis_url: variable("redis_url").await?,
             database_url: variable("database_url").await?,
+            outbound_timeout,
             client_ip: variable("client_ip_source")
                 .await?
                 .parse()
@@ -201,7 +205,7 @@ async fn serve(
     log.tenant_id = Some(claims.tenant.to_string());
     log.role = Some(claims.role.as_str());
 
-    let mut redis = RateLimiter::new(cfg.redis_url.as_str());
+    let mut redis = RateLimiter::new(cfg.redis_url.as_str(), cfg.outbound_timeout);
     refuse_revoked(cfg, &mut redis, &claims, log).await?;
     count_request(cfg, &mut redis, &claims, log, extra).await?;
 
@@ -300,7 +304,7 @@ async fn audit_forbidden(cfg: &Config, claims: &AccessClaims, rid: &RequestId, r
         details: serde_json::json!({ "role": claims.role.as_str(), "jti": claims.jti }),
     };
     let written = async {
-        let db = Db::open(&cfg.database_url).await?;
+        let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
         let tx = Tx::for_tenant(&db, &claims.tenant).await?;
         audit_log::record(&tx, &entry).await?;
         tx.commit().await

@@ -48,6 +48,8 @@ pub(crate) struct Config {
     /// Derives each refresh token's successor (`auth_refresh_key`).
     pub successor_key: refresh::SuccessorKey,
     pub database_url: String,
+    /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
+    pub outbound_timeout: edge::OutboundTimeout,
     pub redis_url: String,
     /// Failed logins allowed per (email, client address), per client address, per email.
     pub login_limits: LoginPolicies,
@@ -78,6 +80,7 @@ impl Component for Auth {
             variable("auth_audience").await?,
         )?
         .with_configured_ttl(&variable("auth_access_ttl_secs").await?)?;
+        let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Config {
             issuer,
             jwks: ring.jwks_json(),
@@ -90,6 +93,7 @@ impl Component for Auth {
                 &variable("auth_refresh_key").await?,
             )?,
             database_url: variable("database_url").await?,
+            outbound_timeout,
             redis_url: variable("redis_url").await?,
             login_limits: LoginPolicies {
                 per_email_address: Policy::parse(

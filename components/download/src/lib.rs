@@ -36,6 +36,8 @@ pub(crate) struct Config {
     pub serve_unscanned: bool,
     pub mode: Mode,
     pub database_url: String,
+    /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
+    pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
     pub presigner: presign::Presigner,
     /// `file_rate_limit`: requests per signed content URL.
@@ -77,6 +79,7 @@ impl Component for Download {
             &presigner.secret_access_key,
         )
         .map_err(config_error)?;
+        let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Config {
             signer: UrlSigner::from_config(&variable("url_signing_keys").await?)
                 .map_err(config_error)?,
@@ -88,7 +91,8 @@ impl Component for Download {
                 .map_err(config_error)?,
             mode: Mode::from_config(&variable("download_mode").await?).map_err(config_error)?,
             database_url: variable("database_url").await?,
-            storage: storage::client::Client::new(storage),
+            outbound_timeout,
+            storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
             presigner,
             file_policy: Policy::parse("file", &variable("file_rate_limit").await?)
                 .map_err(config_error)?,

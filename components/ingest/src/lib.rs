@@ -37,6 +37,8 @@ const NAME: &str = "ingest";
 /// Configuration, read and validated once per instance.
 pub(crate) struct Config {
     pub database_url: String,
+    /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
+    pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
     pub size_limit: SizeLimit,
     /// Parts per multipart body and header bytes per part.
@@ -89,6 +91,7 @@ impl Component for Ingest {
         .map_err(|e| config_error("upload_min_bytes_per_sec/upload_deadline_secs", e))?;
         // A slot outlives the longest an upload may run by a minute (the commit after the body).
         let slot_lapse_secs = pace.deadline_ms.div_ceil(1000) + 60;
+        let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Config {
             upload_slots: SlotPolicy::parse(
                 "uploads",
@@ -102,7 +105,8 @@ impl Component for Ingest {
                 .map_err(|e| config_error("rate_limit_fail_mode", e))?,
             redis_url: variable("redis_url").await?,
             database_url: variable("database_url").await?,
-            storage: storage::client::Client::new(storage),
+            outbound_timeout,
+            storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
             size_limit: SizeLimit::from_config(&variable("max_upload_bytes").await?)
                 .map_err(|e| config_error("max_upload_bytes", e))?,
             multipart: MultipartLimits::from_config(

@@ -32,6 +32,8 @@ pub(crate) struct Config {
     /// `quarantine_mode`: move or delete quarantined objects.
     pub quarantine_mode: Mode,
     pub database_url: String,
+    /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
+    pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
 }
 
@@ -61,13 +63,15 @@ impl Component for ScanCallback {
             &variable("s3_secret_access_key").await?,
         )
         .map_err(|e| config_error("s3_*", e))?;
+        let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Config {
             secrets: SecretRing::parse(&variable("scan_callback_secrets").await?)
                 .map_err(|e| config_error("scan_callback_secrets", e))?,
             quarantine_mode: Mode::parse(&variable("quarantine_mode").await?)
                 .map_err(|e| config_error("quarantine_mode", e))?,
             database_url: variable("database_url").await?,
-            storage: storage::client::Client::new(storage),
+            outbound_timeout,
+            storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
         })
     }
 

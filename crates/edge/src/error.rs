@@ -47,6 +47,16 @@ impl ApiError {
             .with_cause(cause)
     }
 
+    /// `503 upstream_timeout` for a dependency that did not answer within the outbound deadline
+    /// (`outbound_timeout_secs`), with `Retry-After`; `cause` goes to the log only. 503 rather than
+    /// 504: the service is not a gateway to the dependency, clients already retry a 503 with
+    /// `Retry-After`, and a 504 would look like the platform's own gateway timing out.
+    pub fn upstream_timeout(cause: impl fmt::Display) -> Self {
+        Self::new(Problem::new(problem::Code::UpstreamTimeout))
+            .with_header("Retry-After", "5")
+            .with_cause(cause)
+    }
+
     /// `405 method_not_allowed` with the `Allow` header listing the methods the resource accepts.
     pub fn method_not_allowed(allowed: &[http::Method]) -> Self {
         let allow = allowed
@@ -147,11 +157,14 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// A database failure: unreachable is `503` (retry later), anything else `500`; the statement and the
-/// server's message go to the log only.
+/// A database failure: no answer within the deadline is `503 upstream_timeout`, unreachable `503
+/// service_unavailable` (retry later either way), anything else `500`; the statement and the server's
+/// message go to the log only.
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
-        if e.is_unavailable() {
+        if e.is_timeout() {
+            ApiError::upstream_timeout(e)
+        } else if e.is_unavailable() {
             ApiError::unavailable(e)
         } else {
             ApiError::internal(e)
@@ -206,6 +219,31 @@ mod tests {
         assert_eq!(e.status(), 500);
         assert!(e.cause().unwrap().contains("key ring"));
         assert!(e.headers().is_empty());
+    }
+
+    #[test]
+    fn database_timeouts_are_upstream_timeouts_with_retry_after() {
+        let e = ApiError::from(store::StoreError::Timeout {
+            context: "BEGIN",
+            message: "no answer within 2000 ms".into(),
+        });
+        assert_eq!(e.problem().code(), Code::UpstreamTimeout);
+        assert!(e.cause().unwrap().contains("BEGIN"));
+        let res = e.into_response(&rid());
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "5");
+        assert!(
+            !res.body().contains("BEGIN"),
+            "the statement stays in the log"
+        );
+        let v: serde_json::Value = serde_json::from_str(res.body()).unwrap();
+        assert_eq!(v["code"], "upstream_timeout");
+
+        let down = ApiError::from(store::StoreError::Unavailable {
+            context: "open",
+            message: "connection refused".into(),
+        });
+        assert_eq!(down.problem().code(), Code::ServiceUnavailable);
     }
 
     #[test]

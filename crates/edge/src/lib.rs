@@ -39,6 +39,8 @@ pub mod routes;
 #[cfg(feature = "spin")]
 pub mod spin;
 
+/// The deadline of an outbound call (`outbound_timeout_secs`), read by every component's configuration.
+pub use deadline::OutboundTimeout;
 pub use error::ApiError;
 pub use problem::{Code, Problem, RequestId};
 

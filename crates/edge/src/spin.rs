@@ -1,18 +1,22 @@
 //! Spin host glue shared by the components (feature `spin`, wasm32-wasip2 only):
 //!
-//! * [`variable`]: a component variable, or a logged `500` when it is missing;
+//! * [`variable`]: a component variable, or a logged `500` when it is missing; [`outbound_timeout`]
+//!   the deadline of outbound calls;
 //! * [`RateLimiter`]: the Redis side of the fixed-window limiter of `auth_core::ratelimit`
 //!   (`EVAL` of its script: one atomic round trip per decision) and of the access-token
 //!   revocation list of `auth_core::revocation` (one `EVAL` per check) and the concurrency slots of
 //!   `auth_core::slots`, over `spin:redis`.
 //!
 //! Postgres is `crates/store`'s (`store::spin::Db`). Redis errors are returned as strings so the
-//! caller applies its fail mode (see [`crate::limits::backend_down`]).
+//! caller applies its fail mode (see [`crate::limits::backend_down`]). Opening the connection and
+//! each command have the outbound deadline (`outbound_timeout_secs`); a Redis that does not answer
+//! in time counts as down, for the rest of the request too (a second command would wait again).
 
 use auth_core::UserId;
 use auth_core::ratelimit::{self, Decision, Policy};
 use auth_core::revocation;
 use auth_core::slots::{self, SlotPolicy};
+use deadline::{OutboundTimeout, with_deadline};
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 
 use crate::ApiError;
@@ -25,27 +29,39 @@ pub async fn variable(name: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::internal(format!("variable {name}: {e:?}")))
 }
 
+/// `outbound_timeout_secs`: the deadline of every outbound call (storage, Postgres, Redis). Invalid
+/// is a deployment error (`500`, logged).
+pub async fn outbound_timeout() -> Result<OutboundTimeout, ApiError> {
+    OutboundTimeout::from_config(&variable("outbound_timeout_secs").await?)
+        .map_err(|e| ApiError::internal(format!("variable outbound_timeout_secs: {e}")))
+}
+
 /// The Redis side of the rate limiter. Connecting is deferred to the first call and a failure
 /// is remembered, so a down Redis costs one attempt per request.
 pub struct RateLimiter {
     url: String,
     conn: Option<Result<redis::Connection, String>>,
+    timeout: OutboundTimeout,
 }
 
 impl RateLimiter {
-    /// A limiter for `url` (`redis://host:port`); nothing is contacted yet.
-    pub fn new(url: impl Into<String>) -> Self {
+    /// A limiter for `url` (`redis://host:port`) whose calls wait at most `timeout`; nothing is
+    /// contacted yet.
+    pub fn new(url: impl Into<String>, timeout: OutboundTimeout) -> Self {
         Self {
             url: url.into(),
             conn: None,
+            timeout,
         }
     }
 
     async fn conn(&mut self) -> Result<&redis::Connection, String> {
         if self.conn.is_none() {
-            let opened = redis::Connection::open(&self.url)
-                .await
-                .map_err(|e| format!("redis open: {e:?}"));
+            let opened = match with_deadline(self.timeout, redis::Connection::open(&self.url)).await
+            {
+                Ok(r) => r.map_err(|e| format!("redis open: {e:?}")),
+                Err(e) => Err(format!("redis open: {e}")),
+            };
             self.conn = Some(opened);
         }
         match self.conn.as_ref() {
@@ -60,17 +76,37 @@ impl RateLimiter {
         ratelimit::parse_reply(&ints).map_err(|e| format!("redis EVAL: {e}"))
     }
 
+    /// Runs `command` on the connection within the deadline. A command that timed out leaves the
+    /// connection in an unknown state and Redis evidently unwell: later calls fail at once.
+    async fn bounded<T, E: std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        command: impl AsyncFnOnce(&redis::Connection) -> Result<T, E>,
+    ) -> Result<T, String> {
+        let timeout = self.timeout;
+        let conn = self.conn().await?;
+        match with_deadline(timeout, command(conn)).await {
+            Ok(r) => r.map_err(|e| format!("redis {what}: {e:?}")),
+            Err(e) => {
+                let cause = format!("redis {what}: {e}");
+                self.conn = Some(Err(cause.clone()));
+                Err(cause)
+            }
+        }
+    }
+
     /// `EVAL` whose reply is integers (or integer strings).
     async fn eval_ints(&mut self, args: Vec<String>) -> Result<Vec<i64>, String> {
-        let conn = self.conn().await?;
-        let reply = conn
-            .execute(
-                "EVAL",
-                args.into_iter()
-                    .map(|a| RedisParameter::Binary(a.into_bytes())),
-            )
-            .await
-            .map_err(|e| format!("redis EVAL: {e:?}"))?;
+        let reply = self
+            .bounded("EVAL", async |conn| {
+                conn.execute(
+                    "EVAL",
+                    args.into_iter()
+                        .map(|a| RedisParameter::Binary(a.into_bytes())),
+                )
+                .await
+            })
+            .await?;
         let ints: Vec<i64> = reply
             .iter()
             .map(|r| match r {
@@ -96,11 +132,11 @@ impl RateLimiter {
 
     /// Deletes a counter (e.g. the per-email failure count after a successful login).
     pub async fn clear(&mut self, key: &str) -> Result<(), String> {
-        let conn = self.conn().await?;
-        conn.del(ratelimit::clear_args(key))
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("redis DEL: {e:?}"))
+        self.bounded("DEL", async |conn| {
+            conn.del(ratelimit::clear_args(key)).await
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Whether the access token `jti` of `user`, issued at `issued_at`, is on the revocation list.
@@ -126,15 +162,16 @@ impl RateLimiter {
         let Some(args) = revocation::token_set_args(jti, token_expires_at, now) else {
             return Ok(());
         };
-        let conn = self.conn().await?;
-        conn.execute(
-            "SET",
-            args.into_iter()
-                .map(|a| RedisParameter::Binary(a.into_bytes())),
-        )
+        self.bounded("SET", async |conn| {
+            conn.execute(
+                "SET",
+                args.into_iter()
+                    .map(|a| RedisParameter::Binary(a.into_bytes())),
+            )
+            .await
+        })
         .await
         .map(|_| ())
-        .map_err(|e| format!("redis SET: {e:?}"))
     }
 
     /// Revokes every access token of `user` issued at or before `now`.
@@ -171,16 +208,16 @@ impl RateLimiter {
         user: &UserId,
         member: &str,
     ) -> Result<(), String> {
-        let conn = self.conn().await?;
-        conn.execute(
-            "ZREM",
-            policy
-                .give_back_args(user, member)
-                .into_iter()
-                .map(|a| RedisParameter::Binary(a.into_bytes())),
-        )
+        let args = policy.give_back_args(user, member);
+        self.bounded("ZREM", async |conn| {
+            conn.execute(
+                "ZREM",
+                args.into_iter()
+                    .map(|a| RedisParameter::Binary(a.into_bytes())),
+            )
+            .await
+        })
         .await
         .map(|_| ())
-        .map_err(|e| format!("redis ZREM: {e:?}"))
     }
 }

@@ -133,6 +133,9 @@ codes! {
     Internal = "internal_error" => 500, "An internal error occurred.";
     /// A dependency (database, Redis, storage) is unavailable.
     ServiceUnavailable = "service_unavailable" => 503, "The service is temporarily unavailable.";
+    /// A dependency (database, storage) did not answer within `outbound_timeout_secs`; what the
+    /// request started there was undone.
+    UpstreamTimeout = "upstream_timeout" => 503, "A service this request depends on did not answer in time; nothing was kept. Retry later.";
 }
 
 impl fmt::Display for Code {

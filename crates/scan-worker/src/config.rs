@@ -30,6 +30,7 @@ signed verdict to the scan callback. Every option also reads an environment vari
                                                 (default 62914560 = 60 MiB; keep it below clamd's StreamMaxLength)
   --poll-secs S             SCAN_POLL_SECS      idle wait between claims, may be fractional (default 2)
   --clamd-timeout-secs N    SCAN_CLAMD_TIMEOUT_SECS  connect / answer timeout (default 120)
+  --db-timeout-secs N       SCAN_DB_TIMEOUT_SECS  connecting to Postgres and each claim / completion (default 10)
   --once                                        process what is claimable now, then exit (tests, cron)
   --max-jobs N                                  claim at most N jobs, then finish them and exit
   --help";
@@ -51,6 +52,8 @@ pub struct Config {
     pub max_scan_bytes: u64,
     pub poll_interval: Duration,
     pub clamd_timeout: Duration,
+    /// Postgres: connecting, and each claim or completion.
+    pub db_timeout: Duration,
     pub once: bool,
     pub max_jobs: Option<u64>,
 }
@@ -70,6 +73,7 @@ impl fmt::Debug for Config {
             .field("max_scan_bytes", &self.max_scan_bytes)
             .field("poll_interval", &self.poll_interval)
             .field("clamd_timeout", &self.clamd_timeout)
+            .field("db_timeout", &self.db_timeout)
             .field("once", &self.once)
             .field("max_jobs", &self.max_jobs)
             .finish()
@@ -107,6 +111,7 @@ const VALUED: &[(&str, Option<&str>)] = &[
     ("max-scan-bytes", Some("SCAN_MAX_BYTES")),
     ("poll-secs", Some("SCAN_POLL_SECS")),
     ("clamd-timeout-secs", Some("SCAN_CLAMD_TIMEOUT_SECS")),
+    ("db-timeout-secs", Some("SCAN_DB_TIMEOUT_SECS")),
     ("max-jobs", None),
 ];
 
@@ -239,6 +244,7 @@ impl Config {
         }
         let poll: f64 = number("poll-secs", get("poll-secs"), 2.0)?;
         let clamd_timeout: u64 = number("clamd-timeout-secs", get("clamd-timeout-secs"), 120)?;
+        let db_timeout: u64 = number("db-timeout-secs", get("db-timeout-secs"), 10)?;
         let max_jobs = match get("max-jobs") {
             None => None,
             Some(v) => match v.parse::<u64>() {
@@ -256,6 +262,9 @@ impl Config {
         if clamd_timeout == 0 || clamd_timeout > 3600 {
             return Err(invalid("--clamd-timeout-secs must be 1..=3600"));
         }
+        if !(1..=300).contains(&db_timeout) {
+            return Err(invalid("--db-timeout-secs must be 1..=300"));
+        }
         Ok(Config {
             database_url,
             storage,
@@ -269,6 +278,7 @@ impl Config {
             max_scan_bytes,
             poll_interval: Duration::from_secs_f64(poll),
             clamd_timeout: Duration::from_secs(clamd_timeout),
+            db_timeout: Duration::from_secs(db_timeout),
             once,
             max_jobs,
         })
@@ -335,6 +345,7 @@ mod tests {
         assert_eq!(c.storage.bucket(), "attachments");
         assert_eq!(c.callback_secret, SECRET.as_bytes());
         assert_eq!(c.callback_as, "unnamed");
+        assert_eq!(c.db_timeout, Duration::from_secs(10));
         assert!(!c.once);
         let dbg = format!("{c:?}");
         assert!(
@@ -368,6 +379,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.max_jobs, Some(1));
         assert_eq!(
+            parse(&["--db-timeout-secs", "3"], &env).unwrap().db_timeout,
+            Duration::from_secs(3)
+        );
+        assert_eq!(
             parse(&["--poll-secs", "0.25"], &env).unwrap().poll_interval,
             Duration::from_millis(250)
         );
@@ -397,6 +412,8 @@ mod tests {
             (&["--max-scan-bytes", "0"][..], "", ("", "")),
             (&["--max-jobs", "0"][..], "", ("", "")),
             (&["--poll-secs", "0.01"][..], "", ("", "")),
+            (&["--db-timeout-secs", "0"][..], "", ("", "")),
+            (&["--db-timeout-secs", "301"][..], "", ("", "")),
             (&[][..], "SCAN_DATABASE_URL", ("", "")),
             // The app's database URL is not the worker's: it does not stand in.
             (

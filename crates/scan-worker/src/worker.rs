@@ -34,16 +34,50 @@ pub use store::scan_jobs::ClaimedJob as Job;
 /// The database, as the scanner role (`attachments_scanner`: the queue's two functions and nothing
 /// else), through the store's statements. One pipelined
 /// connection, re-opened when it drops.
+///
+/// Connecting and each call wait at most `timeout` (`SCAN_DB_TIMEOUT_SECS`): a Postgres that stops
+/// answering would otherwise hold the claim loop, or a finished job's completion, forever. A call
+/// that timed out leaves its connection behind (its statement may still be queued on it; both
+/// statements are single function calls, so no transaction is left open) and the next call connects
+/// afresh.
 pub struct Db {
     url: String,
+    timeout: Duration,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 impl Db {
-    pub fn new(url: String) -> Self {
+    pub fn new(url: String, timeout: Duration) -> Self {
         Self {
             url,
+            timeout,
             client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn timed_out(&self, context: &'static str) -> StoreError {
+        StoreError::Timeout {
+            context,
+            message: format!("no answer within {} ms", self.timeout.as_millis()),
+        }
+    }
+
+    /// Runs `call` on the connection within the deadline; past it the connection is dropped.
+    async fn bounded<T>(
+        &self,
+        context: &'static str,
+        call: impl AsyncFnOnce(Arc<Client>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let c = self.client().await?;
+        match tokio::time::timeout(self.timeout, call(c.clone())).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut slot = self.client.lock().await;
+                if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &c)) {
+                    *slot = None;
+                }
+                Err(self.timed_out(context))
+            }
         }
     }
 
@@ -54,8 +88,9 @@ impl Db {
         }
         // No TLS, like the other native tools: a local or private-network Postgres.
         let (client, connection) =
-            tokio_postgres::connect(&self.url, NoTls)
+            tokio::time::timeout(self.timeout, tokio_postgres::connect(&self.url, NoTls))
                 .await
+                .map_err(|_| self.timed_out("connect"))?
                 .map_err(|e| StoreError::Unavailable {
                     context: "connect",
                     message: e.to_string(),
@@ -75,13 +110,15 @@ impl Db {
         lease_secs: u32,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
-        let c = self.client().await?;
-        scan_jobs::claim(
-            &*c,
-            worker,
-            lease_secs,
-            u32::try_from(limit).unwrap_or(u32::MAX),
-        )
+        self.bounded("scan_claim_jobs", async |c| {
+            scan_jobs::claim(
+                &*c,
+                worker,
+                lease_secs,
+                u32::try_from(limit).unwrap_or(u32::MAX),
+            )
+            .await
+        })
         .await
     }
 
@@ -93,8 +130,10 @@ impl Db {
         worker: &str,
         error: Option<&str>,
     ) -> Result<JobState, StoreError> {
-        let c = self.client().await?;
-        scan_jobs::complete(&*c, job, worker, error).await
+        self.bounded("scan_complete_job", async |c| {
+            scan_jobs::complete(&*c, job, worker, error).await
+        })
+        .await
     }
 }
 
@@ -183,7 +222,7 @@ impl Worker {
             .build()?;
         Ok(Self {
             storage_http,
-            db: Db::new(cfg.database_url.clone()),
+            db: Db::new(cfg.database_url.clone(), cfg.db_timeout),
             clamd: Clamd::new(cfg.clamd_addr.clone(), cfg.clamd_timeout),
             http,
             cfg,

@@ -8,10 +8,17 @@
 //! while the next one fills (at most [`PARTS_IN_FLIGHT`] at once), each checked by storage
 //! against its CRC32 ([`Body::Crc32`]) instead of a second SHA-256 pass over the bytes.
 //! Whoever owns a writer must end it with [`ObjectWriter::finish`] or [`ObjectWriter::abort`].
+//!
+//! Every request, its answer read whole (or, for [`Client::get_object`], its status and headers),
+//! has the client's outbound deadline ([`Client::with_timeout`], `outbound_timeout_secs`): past it
+//! the request is dropped and the call fails with [`StorageError::Timeout`]. What storage may still
+//! hold after a failed abort or delete is a [`Leftover`] the caller can remove later
+//! ([`Client::remove`]).
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use deadline::{OutboundTimeout, with_deadline};
 use futures::channel::oneshot;
 use http_body_util::{Empty, Full};
 use spin_sdk::http::body::IncomingBodyExt;
@@ -37,6 +44,29 @@ pub struct Answer {
 #[derive(Debug, Clone)]
 pub struct Client {
     cfg: StorageConfig,
+    timeout: OutboundTimeout,
+}
+
+/// What storage may still hold under a key whose cleanup failed: an unfinished multipart upload,
+/// the object itself, or both (a `CompleteMultipartUpload` or `PutObject` without an answer may
+/// have stored it all the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// The object's key.
+    pub key: ObjectKey,
+    /// A multipart upload to abort.
+    pub upload_id: Option<String>,
+    /// Whether an object may exist at `key`.
+    pub object: bool,
+}
+
+/// An [`ObjectWriter::abort`] that could not remove everything: why, and what is left.
+#[derive(Debug, Clone)]
+pub struct AbortFailed {
+    /// The first failing step's error.
+    pub error: StorageError,
+    /// What storage may still hold.
+    pub leftover: Leftover,
 }
 
 fn transport(e: impl std::fmt::Display) -> StorageError {
@@ -44,16 +74,31 @@ fn transport(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl Client {
-    /// A client for `cfg`.
+    /// A client for `cfg`, with the default outbound deadline.
     pub fn new(cfg: StorageConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            timeout: OutboundTimeout::DEFAULT,
+        }
+    }
+
+    /// The deadline of each request (sending it and reading its answer).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: OutboundTimeout) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn timed_out(&self, op: &str, e: deadline::Elapsed) -> StorageError {
+        StorageError::Timeout(format!("{op}: {e}"))
     }
 
     fn signer(&self) -> Signer<'_> {
         Signer::new(&self.cfg)
     }
 
-    /// Sends a request whose body (if any) is in the request itself; reads the whole answer.
+    /// Sends a request whose body (if any) is in the request itself; reads the whole answer, all
+    /// within the deadline.
     async fn send(&self, req: S3Request) -> Result<Answer, StorageError> {
         // For the log: which operation failed (method and query, never the signature).
         let op = format!(
@@ -61,6 +106,12 @@ impl Client {
             req.method,
             req.url.split_once('?').map_or("", |(_, q)| q)
         );
+        with_deadline(self.timeout, self.send_now(req, &op))
+            .await
+            .map_err(|e| self.timed_out(&op, e))?
+    }
+
+    async fn send_now(&self, req: S3Request, op: &str) -> Result<Answer, StorageError> {
         let res = match req.body.clone() {
             Body::Bytes(b) | Body::Hashed { bytes: b, .. } | Body::Crc32 { bytes: b, .. } => {
                 let r = req.into_http(Full::new(b))?;
@@ -184,7 +235,8 @@ impl Client {
     }
 
     /// `GetObject` (optionally a range): the raw streaming response, for the caller to check the
-    /// status of and stream on.
+    /// status of and stream on. The deadline covers the answer's status and headers; the body
+    /// streams on at the pace the client reads it.
     pub async fn get_object(
         &self,
         key: &ObjectKey,
@@ -192,7 +244,24 @@ impl Client {
     ) -> Result<spin_sdk::http::Response, StorageError> {
         let req = self.signer().get_object(key, range, SystemTime::now())?;
         let r = req.into_http(Empty::<Bytes>::new())?;
-        spin_sdk::http::send(r).await.map_err(transport)
+        with_deadline(self.timeout, spin_sdk::http::send(r))
+            .await
+            .map_err(|e| self.timed_out("GET", e))?
+            .map_err(transport)
+    }
+
+    /// Removes what `left` names: aborts its multipart upload, deletes its object. On error, `left`
+    /// still names what may remain.
+    pub async fn remove(&self, left: &mut Leftover) -> Result<(), StorageError> {
+        if let Some(id) = &left.upload_id {
+            self.abort_multipart_upload(&left.key, id).await?;
+            left.upload_id = None;
+        }
+        if left.object {
+            self.delete_object(&left.key).await?;
+            left.object = false;
+        }
+        Ok(())
     }
 
     /// A writer of a new object at `key`, with parts of `part_size` bytes (at least 5 MiB) and
@@ -380,35 +449,41 @@ impl ObjectWriter<'_> {
             .iter()
             .map(|(n, (etag, crc))| (*n, etag.clone(), *crc))
             .collect();
+        // From the moment the completion is sent the object may exist, even when its answer never
+        // arrives (a timeout): a later failure must delete it.
+        self.put_attempted = true;
         self.client
             .complete_multipart_upload_crc32(&self.key, &id, &parts)
             .await?;
-        // From here the object exists: a later failure must delete it.
-        self.put_attempted = true;
         self.upload_id = None;
         Ok(())
     }
 
-    /// Leaves nothing behind: lets the parts in flight end (so none lands after the abort), then
-    /// aborts the multipart upload and/or deletes the object (best effort both; the error of the
-    /// first failing step is returned for the log).
-    pub async fn abort(&mut self) -> Result<(), StorageError> {
+    /// Leaves nothing behind: [`ObjectWriter::settle`], then aborts the multipart upload and/or
+    /// deletes the object. When a step fails (storage unreachable), the error and what storage may
+    /// still hold are returned, for the caller to log and remove later ([`Client::remove`]).
+    pub async fn abort(&mut self) -> Result<(), AbortFailed> {
+        let mut leftover = self.settle().await;
+        match self.client.remove(&mut leftover).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(AbortFailed { error, leftover }),
+        }
+    }
+
+    /// Stops writing without removing anything yet: lets the parts in flight end (so none lands
+    /// after a removal; each has its deadline) and returns what storage may hold, for the caller to
+    /// remove ([`Client::remove`]) when storage can take it.
+    pub async fn settle(&mut self) -> Leftover {
         self.buf.clear();
         self.filling = None;
         while let Some((_, (_, rx))) = self.window.pop_oldest() {
             let _ = rx.await;
         }
-        let mut result = Ok(());
-        if let Some(id) = self.upload_id.take() {
-            result = self.client.abort_multipart_upload(&self.key, &id).await;
+        Leftover {
+            key: self.key.clone(),
+            upload_id: self.upload_id.take(),
+            object: std::mem::take(&mut self.put_attempted),
         }
-        if self.put_attempted {
-            let r = self.client.delete_object(&self.key).await;
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
     }
 }
 

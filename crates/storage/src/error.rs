@@ -43,6 +43,10 @@ pub enum StorageError {
     /// An answer we could not understand (missing UploadId, bad XML, ...).
     #[error("storage protocol: {0}")]
     Protocol(String),
+    /// Storage did not answer within the outbound deadline (`outbound_timeout_secs`); what the request
+    /// started there is in an unknown state.
+    #[error("storage timeout: {0}")]
+    Timeout(String),
     /// This instance's part buffers stayed taken by other uploads for the whole wait.
     #[error("storage busy: {0}")]
     Busy(String),
@@ -52,9 +56,34 @@ impl StorageError {
     /// Whether this is a server-side/transport condition worth a `503` rather than a `500`.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StorageError::Transport(_) | StorageError::Busy(_) => true,
+            StorageError::Transport(_) | StorageError::Busy(_) | StorageError::Timeout(_) => true,
             StorageError::Service { status, .. } => *status >= 500,
             _ => false,
+        }
+    }
+
+    /// Whether storage did not answer within the outbound deadline.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, StorageError::Timeout(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_unavailable_and_only_it_is_a_timeout() {
+        let t = StorageError::Timeout("PUT ?partNumber=2: no answer within 2000 ms".into());
+        assert!(t.is_timeout() && t.is_unavailable());
+        for other in [
+            StorageError::Transport("reset".into()),
+            StorageError::Busy("budget".into()),
+            StorageError::NotFound {
+                code: "NoSuchKey".into(),
+            },
+        ] {
+            assert!(!other.is_timeout(), "{other}");
         }
     }
 }

@@ -18,6 +18,13 @@ pub enum StoreError {
         context: &'static str,
         message: String,
     },
+    /// No answer within the outbound deadline (`outbound_timeout_secs`): the statement was abandoned
+    /// and may or may not have run; its transaction, if any, is rolled back. A retry later, like
+    /// `Unavailable`, but the edge names it `upstream_timeout`.
+    Timeout {
+        context: &'static str,
+        message: String,
+    },
     /// The server ran the statement and refused it; `sqlstate` when the server gave one.
     Refused {
         context: &'static str,
@@ -50,9 +57,14 @@ impl StoreError {
         self.sqlstate() == Some(UNIQUE_VIOLATION)
     }
 
-    /// Whether the database was unreachable.
+    /// Whether the database was unreachable or did not answer in time.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+    }
+
+    /// Whether the database did not answer within the outbound deadline.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
     }
 
     pub(crate) fn decode(context: &'static str, message: impl Into<String>) -> Self {
@@ -68,6 +80,9 @@ impl fmt::Display for StoreError {
         match self {
             Self::Unavailable { context, message } => {
                 write!(f, "postgres {context}: unavailable: {message}")
+            }
+            Self::Timeout { context, message } => {
+                write!(f, "postgres {context}: timeout: {message}")
             }
             Self::Refused {
                 context,
@@ -88,3 +103,27 @@ impl std::error::Error for StoreError {}
 
 /// A store call's result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_unavailable_and_says_so() {
+        let t = StoreError::Timeout {
+            context: "BEGIN",
+            message: "no answer within 2000 ms".into(),
+        };
+        assert!(t.is_timeout() && t.is_unavailable());
+        assert_eq!(t.sqlstate(), None);
+        assert_eq!(
+            t.to_string(),
+            "postgres BEGIN: timeout: no answer within 2000 ms"
+        );
+        let down = StoreError::Unavailable {
+            context: "open",
+            message: "refused".into(),
+        };
+        assert!(down.is_unavailable() && !down.is_timeout());
+    }
+}

@@ -5,9 +5,19 @@
 //! when the `Db` is dropped. The host does not do it for us: Spin returns the connection to its
 //! pool, whose recycling resets settings but leaves an open transaction open, so the next request
 //! to get that connection would continue it, and commit our half-written rows with its own `COMMIT`.
+//!
+//! Opening and every statement have the outbound deadline (`outbound_timeout_secs`): past it the call
+//! fails with [`StoreError::Timeout`]. The abandoned statement may still be running on the connection,
+//! so the `Db` refuses further statements and, when dropped, sends `ROLLBACK` (whether or not a
+//! transaction was open) and gives the connection back to the pool only once that has come back
+//! through it: the connection is then idle and outside any transaction, whatever the abandoned
+//! statement did. That `ROLLBACK` has no deadline on purpose: given up on, it would return the
+//! connection in the unknown state it is meant to end. Should the server never answer, the roles'
+//! `idle_in_transaction_session_timeout` ends the session, and the `ROLLBACK` with it.
 
 use std::cell::Cell as Flag;
 
+use deadline::{OutboundTimeout, with_deadline};
 use spin_sdk::pg::{self, DbValue, ParameterValue, PgError, QueryError};
 
 use crate::conn::Conn;
@@ -19,16 +29,23 @@ pub struct Db {
     /// `None` only once dropped.
     conn: Option<pg::Connection>,
     in_transaction: Flag<bool>,
+    /// A statement was abandoned at its deadline: what runs on the connection is unknown.
+    abandoned: Flag<bool>,
+    timeout: OutboundTimeout,
 }
 
 impl Db {
-    /// Opens a connection to `url` (`postgres://user:password@host:port/db?...`).
-    pub async fn open(url: &str) -> Result<Self> {
-        pg::Connection::open(url)
+    /// Opens a connection to `url` (`postgres://user:password@host:port/db?...`), waiting at most
+    /// `timeout`; each statement on it waits at most `timeout` too.
+    pub async fn open(url: &str, timeout: OutboundTimeout) -> Result<Self> {
+        with_deadline(timeout, pg::Connection::open(url))
             .await
+            .map_err(|e| timed_out("open", e))?
             .map(|conn| Self {
                 conn: Some(conn),
                 in_transaction: Flag::new(false),
+                abandoned: Flag::new(false),
+                timeout,
             })
             .map_err(|e| error("open", e))
     }
@@ -36,16 +53,41 @@ impl Db {
     fn conn(&self) -> &pg::Connection {
         self.conn.as_ref().expect("present until dropped")
     }
+
+    /// Runs one statement's `call` within the deadline. After an abandoned statement nothing more is
+    /// sent on this connection: it would queue behind that statement, or run inside whatever the
+    /// statement left open.
+    async fn bounded<T>(
+        &self,
+        context: &'static str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        if self.abandoned.get() {
+            return Err(StoreError::Timeout {
+                context,
+                message: "not sent: an earlier statement on this connection timed out".into(),
+            });
+        }
+        match with_deadline(self.timeout, call).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.abandoned.set(true);
+                Err(timed_out(context, e))
+            }
+        }
+    }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        if !self.in_transaction.get() {
+        // A transaction is open, or a statement was abandoned (it may have opened one, or still run).
+        if !(self.in_transaction.get() || self.abandoned.get()) {
             return;
         }
         if let Some(conn) = self.conn.take() {
-            // The rollback owns the connection, so it goes back to the pool only afterwards. The task
-            // runs on within this request's component-model task, even after the response is sent.
+            // The rollback owns the connection, so it goes back to the pool only afterwards (after the
+            // abandoned statement's answer, which it queues behind). The task runs on within this
+            // request's component-model task, even after the response is sent.
             spin_sdk::wasip3::spawn(async move {
                 let _ = conn.execute("ROLLBACK", Vec::<ParameterValue>::new()).await;
             });
@@ -60,34 +102,44 @@ impl Conn for Db {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<Vec<Row>> {
-        let result = self
-            .conn()
-            .query(sql, params.into_iter().map(param).collect::<Vec<_>>())
-            .await
-            .map_err(|e| error(context, e))?;
-        let (_, mut rows, done) = result.into_inner();
-        let mut out = Vec::new();
-        while let Some(values) = rows.next().await {
-            out.push(Row::new(values.into_iter().map(cell).collect()));
-        }
-        done.await
-            .map_err(|e| error(context, pg::Error::PgError(e)))?;
-        Ok(out)
+        // The deadline covers the statement and every row of its answer.
+        self.bounded(context, async {
+            let result = self
+                .conn()
+                .query(sql, params.into_iter().map(param).collect::<Vec<_>>())
+                .await
+                .map_err(|e| error(context, e))?;
+            let (_, mut rows, done) = result.into_inner();
+            let mut out = Vec::new();
+            while let Some(values) = rows.next().await {
+                out.push(Row::new(values.into_iter().map(cell).collect()));
+            }
+            done.await
+                .map_err(|e| error(context, pg::Error::PgError(e)))?;
+            Ok(out)
+        })
+        .await
     }
 
     async fn execute(&self, context: &'static str, sql: &str, params: Vec<Param>) -> Result<u64> {
-        self.conn()
-            .execute(sql, params.into_iter().map(param).collect::<Vec<_>>())
-            .await
-            .map_err(|e| error(context, e))
+        self.bounded(context, async {
+            self.conn()
+                .execute(sql, params.into_iter().map(param).collect::<Vec<_>>())
+                .await
+                .map_err(|e| error(context, e))
+        })
+        .await
     }
 
     async fn control(&self, sql: &'static str) -> Result<()> {
-        self.conn()
-            .execute(sql, Vec::<ParameterValue>::new())
-            .await
-            .map(|_| ())
-            .map_err(|e| error(sql, e))
+        self.bounded(sql, async {
+            self.conn()
+                .execute(sql, Vec::<ParameterValue>::new())
+                .await
+                .map(|_| ())
+                .map_err(|e| error(sql, e))
+        })
+        .await
     }
 
     fn note_transaction(&self, open: bool) {
@@ -125,6 +177,13 @@ fn cell(v: DbValue) -> Cell {
             Err(_) => Cell::Other(String::from_utf8_lossy(&b).into_owned()),
         },
         other => Cell::Other(format!("{other:?}")),
+    }
+}
+
+fn timed_out(context: &'static str, e: deadline::Elapsed) -> StoreError {
+    StoreError::Timeout {
+        context,
+        message: e.to_string(),
     }
 }
 

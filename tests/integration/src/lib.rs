@@ -11,6 +11,8 @@
 //! login limit then never sees one test's failures in another test, or in an earlier run against
 //! the same Redis.
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::PathBuf;
@@ -522,6 +524,57 @@ mod tests {
         assert_eq!(m["A"], "1");
         assert_eq!(m["B"], "x y");
         assert_eq!(m["C"], "it's");
+    }
+
+    #[test]
+    fn stall_proxy_holds_bytes_and_closes_what_it_held() {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        // An echo server upstream.
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let up_addr = upstream.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for conn in upstream.incoming() {
+                let Ok(mut c) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = c.read(&mut buf) {
+                        if n == 0 || c.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let proxy = proxy::StallProxy::start(&up_addr);
+        let echo = |s: &mut TcpStream, msg: &[u8]| -> std::io::Result<Vec<u8>> {
+            s.write_all(msg)?;
+            let mut got = vec![0u8; msg.len()];
+            s.read_exact(&mut got)?;
+            Ok(got)
+        };
+        let mut a = TcpStream::connect(proxy.addr()).unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        assert_eq!(echo(&mut a, b"ping").unwrap(), b"ping");
+
+        proxy.stall();
+        assert!(echo(&mut a, b"held").is_err(), "nothing passes a stall");
+        let mut b = TcpStream::connect(proxy.addr()).unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        assert!(echo(&mut b, b"new").is_err(), "nor on a new connection");
+
+        proxy.resume();
+        // What the stalled connections held is never delivered: they are closed.
+        let mut rest = Vec::new();
+        a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = a.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "stale bytes delivered: {rest:?}");
+        let mut c = TcpStream::connect(proxy.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(echo(&mut c, b"again").unwrap(), b"again");
+        assert_eq!(proxy.accepted(), 3);
     }
 
     #[test]

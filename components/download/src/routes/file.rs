@@ -44,7 +44,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let url = signed_url::url_id(req.uri().path(), req.uri().query().unwrap_or(""));
     let limit = count_request(cfg, &url, call).await?;
     let served = async {
-        let db = Db::open(&cfg.database_url).await?;
+        let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
         let tx = store::Tx::for_tenant(&db, &TenantId::from(grant.tenant_id)).await?;
         match serve(&req, call, cfg, &grant, &url, &limit, &tx).await {
             Ok((reply, true)) => {
@@ -72,7 +72,7 @@ async fn count_request(
     url: &str,
     call: &mut Call,
 ) -> Result<Vec<(&'static str, String)>, ApiError> {
-    let mut limiter = RateLimiter::new(cfg.redis_url.as_str());
+    let mut limiter = RateLimiter::new(cfg.redis_url.as_str(), cfg.outbound_timeout);
     let key = ratelimit::key(&cfg.file_policy, Subject::SignedUrl(url));
     match limiter.hit(&cfg.file_policy, &key).await {
         Ok(decision) if decision.allowed => Ok(decision.headers(&cfg.file_policy)),

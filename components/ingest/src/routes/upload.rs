@@ -18,7 +18,8 @@
 //!    `pending` until the scan the upload awaits is done.
 //! 5. [`cleanup`]: any failure deletes every object this request stored (aborting unfinished
 //!    multipart uploads) and no row is written; after the commit, the uploaded copy of
-//!    deduplicated content is deleted.
+//!    deduplicated content is deleted. What storage cannot take at once (it timed out) is retried
+//!    after the answer.
 //! 6. `201` with the `Attachment` (raw, plus `Location`) or `{"attachments":[...]}` (multipart).
 
 mod body;
@@ -48,9 +49,12 @@ fn policy(e: PolicyError) -> ApiError {
     ApiError::new(Problem::new(e.code()).detail(e.detail()))
 }
 
-/// Storage unreachable is `503` (retry later), anything else `500`.
+/// Storage without an answer within the deadline is `503 upstream_timeout`, unreachable `503
+/// service_unavailable` (retry later either way), anything else `500`.
 fn storage_error(e: storage::StorageError) -> ApiError {
-    if e.is_unavailable() {
+    if e.is_timeout() {
+        ApiError::upstream_timeout(e)
+    } else if e.is_unavailable() {
         ApiError::unavailable(e)
     } else {
         ApiError::internal(e)
@@ -83,7 +87,7 @@ async fn receive_and_commit(
     let tenant = *ctx.tenant.as_uuid();
     if let Err(e) = receive::run(body, &upload, store_content, cfg, tenant, &mut stored).await {
         call.log.reason = Some(e.problem().code().as_str().to_owned());
-        cleanup::delete_uploaded(cfg, &stored).await;
+        cleanup::delete_uploaded(cfg, &stored, cleanup::storage_timed_out(&e)).await;
         return Err(e);
     }
     let client = call.client_addr();
@@ -91,7 +95,8 @@ async fn receive_and_commit(
     let list = match recorded {
         Ok(list) => list,
         Err(e) => {
-            cleanup::delete_uploaded(cfg, &stored).await;
+            // A database timeout: storage is fine, the objects go at once.
+            cleanup::delete_uploaded(cfg, &stored, false).await;
             return Err(e);
         }
     };

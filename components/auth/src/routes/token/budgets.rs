@@ -26,7 +26,7 @@ impl<'c> Budgets<'c> {
     pub(crate) fn new(cfg: &'c Config, email: Option<&Email>, client: &str) -> Self {
         Self {
             budgets: ratelimit::login_budgets(&cfg.login_limits, email, client),
-            limiter: RateLimiter::new(cfg.redis_url.as_str()),
+            limiter: RateLimiter::new(cfg.redis_url.as_str(), cfg.outbound_timeout),
         }
     }
 

@@ -16,7 +16,9 @@ use store::{Conn, TenantTx};
 use crate::Config;
 
 pub(super) fn storage_error(e: storage::StorageError) -> ApiError {
-    if e.is_unavailable() {
+    if e.is_timeout() {
+        ApiError::upstream_timeout(format!("storage: {e}"))
+    } else if e.is_unavailable() {
         ApiError::unavailable(format!("storage: {e}"))
     } else {
         ApiError::internal(format!("storage: {e}"))

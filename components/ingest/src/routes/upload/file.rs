@@ -90,7 +90,7 @@ pub(super) async fn ingest(
         }
         Err(e) => {
             if let Some(w) = writer.as_mut() {
-                cleanup::abort_writer(w).await;
+                cleanup::abort_writer(cfg, w, cleanup::storage_timed_out(&e)).await;
             }
             Err(e)
         }

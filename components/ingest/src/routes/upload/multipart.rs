@@ -84,9 +84,9 @@ where
         Ok(())
     }
     .await;
-    if result.is_err() {
+    if let Err(e) = &result {
         // All or nothing: the parts already stored go too.
-        cleanup::delete_uploaded(cfg, stored).await;
+        cleanup::delete_uploaded(cfg, stored, cleanup::storage_timed_out(e)).await;
         stored.clear();
     }
     result

@@ -28,7 +28,7 @@ pub(super) async fn take(
     log: &mut RequestLog,
 ) -> Result<Slot, ApiError> {
     let member = slots::new_member().map_err(ApiError::internal)?;
-    let mut limiter = RateLimiter::new(cfg.redis_url.as_str());
+    let mut limiter = RateLimiter::new(cfg.redis_url.as_str(), cfg.outbound_timeout);
     let now_ms = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

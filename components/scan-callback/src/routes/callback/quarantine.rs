@@ -25,7 +25,11 @@ use crate::Config;
 
 fn storage_error(e: StorageError) -> ApiError {
     // Either way the scanner should retry: the verdict is in force, the object move resumes.
-    ApiError::unavailable(format!("quarantine storage: {e}"))
+    if e.is_timeout() {
+        ApiError::upstream_timeout(format!("quarantine storage: {e}"))
+    } else {
+        ApiError::unavailable(format!("quarantine storage: {e}"))
+    }
 }
 
 fn key(s: &str) -> Result<ObjectKey, ApiError> {
