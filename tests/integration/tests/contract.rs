@@ -136,9 +136,12 @@ fn json_bodies_are_objects_with_known_members_only() {
             .json(&json!({"refreshToken": null, "everywhere": true})),
     );
     r.assert_problem(400, "bad_request");
+    // A logout ends the access token it is sent with: this one is a session of its own.
+    let leaving =
+        integration_tests::Tokens::from_reply(&login_reply(&u.c, base, &u.email, &u.password));
     let r = send(
         u.c.post(url("/api/v1/auth/logout"))
-            .bearer_auth(&u.token)
+            .bearer_auth(&leaving.access)
             .json(&json!({"refreshToken": null})),
     );
     assert_eq!(r.status, 204, "null is absent: {r:?}");

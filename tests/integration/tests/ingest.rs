@@ -740,10 +740,19 @@ fn bad_input_matrix() {
         u.c.post(format!("{}?filename=d.txt", attachments_url(&msg)))
             .bearer_auth(&u.token)
             .header("content-type", "text/plain")
-            .header("repr-digest", "sha-256=:nope:")
+            .header("repr-digest", "sha-256=:no*pe:")
             .body("some text"),
     );
     r.assert_problem(400, "bad_request");
+    // Well-formed base64, but 3 bytes: not a SHA-256, so it cannot match.
+    let r = send(
+        u.c.post(format!("{}?filename=d.txt", attachments_url(&msg)))
+            .bearer_auth(&u.token)
+            .header("content-type", "text/plain")
+            .header("repr-digest", "sha-256=:nope:")
+            .body("some text"),
+    );
+    r.assert_problem(422, "digest_mismatch");
     let r = send(
         u.c.post(format!("{}?filename=d.txt", attachments_url(&msg)))
             .bearer_auth(&u.token)

@@ -929,6 +929,15 @@ fn scan_future_dated_clean_cannot_hide_a_finding() {
         now_ms() + 250_000,
         t.id
     ));
+    // The upload awaits its scan job: that verdict "arrived" with it.
+    psql(&format!(
+        "UPDATE scan_jobs SET status = 'done', finished_at = {} \
+         WHERE tenant_id = '{}' AND blob_id = (SELECT id FROM attachment_blobs \
+         WHERE tenant_id = '{}' AND content_sha256 = '{hash}')",
+        now_ms(),
+        t.id,
+        t.id
+    ));
     let url = u.download_url(id);
     assert_eq!(fetch(&url).status, 200);
     post_ok(&verdict(by_attachment(id), "infected", now_ms() + 1_000));

@@ -3,7 +3,7 @@
 //! signed callback, and what users then see (`scan-status`, downloads).
 //!
 //! The scan queue is one table for the whole stack, so every test here holds [`SERIAL`] and moves
-//! its own jobs to the front (`available_at = 0`, as the admin) before running a worker with
+//! its own jobs to the front (`available_at = 0` and `fair_at = 0`, as the admin) before running a worker with
 //! `--once --max-jobs n`: the worker then takes exactly those jobs, whatever other tests left
 //! pending. Tests whose name starts with `scan_worker_` need no callback component (they post to a
 //! tiny receiver in the test); the others go through `POST /api/v1/scan/callback`.
@@ -169,7 +169,7 @@ fn job_row(job: &str) -> Value {
     serde_json::from_str(&row).unwrap_or_else(|e| panic!("job {job}: {e}: {row}"))
 }
 
-/// Puts these jobs first in the queue (pending ones become available now, oldest of all).
+/// Puts these jobs first in the queue (pending ones become available now, first in fair order).
 fn prioritise(jobs: &[&str]) {
     let list = jobs
         .iter()
@@ -177,7 +177,7 @@ fn prioritise(jobs: &[&str]) {
         .collect::<Vec<_>>()
         .join(",");
     psql(&format!(
-        "UPDATE scan_jobs SET available_at = 0 WHERE id IN ({list}) AND status = 'pending'"
+        "UPDATE scan_jobs SET available_at = 0, fair_at = 0 WHERE id IN ({list}) AND status = 'pending'"
     ));
 }
 
