@@ -189,12 +189,19 @@ async fn serve(
     extra.extend(cfg.cors.response_headers(edge::cors::origin(req.headers())));
     // A plain `OPTIONS` (no preflight) on a known route: its methods, from the route table. No
     // token needed: it says nothing the API description does not.
-    if req.method() == http::Method::OPTIONS {
-        let methods = edge::routes::methods_on(req.uri().path())?;
-        if !methods.is_empty() {
-            log.outcome = "options".into();
-            return Ok(Answer::Own(edge::cors::options(&methods, rid)));
-        }
+    let methods = edge::routes::methods_on(req.uri().path())?;
+    if req.method() == http::Method::OPTIONS && !methods.is_empty() {
+        log.outcome = "options".into();
+        return Ok(Answer::Own(edge::cors::options(&methods, rid)));
+    }
+    // A method the route does not have is `405` before any token check, as the component would
+    // answer it: the methods of a route are no secret (a plain `OPTIONS` tells them too).
+    if !methods.is_empty() && !methods.contains(&req.method().as_str()) {
+        log.outcome = "method_not_allowed".into();
+        let mut allowed: Vec<http::Method> =
+            methods.iter().filter_map(|m| m.parse().ok()).collect();
+        allowed.push(http::Method::OPTIONS);
+        return Err(ApiError::method_not_allowed(&allowed));
     }
 
     let claims = verify(req.headers(), &cfg.tokens, now).inspect_err(|e| {

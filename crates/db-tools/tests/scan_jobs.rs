@@ -409,8 +409,8 @@ async fn a_burst_of_one_tenant_does_not_starve_another() {
     let a = tenant_with_rows(&admin).await;
     let b = tenant_with_rows(&admin).await;
     let w = db.app().await;
-    // The fixtures' own jobs first.
-    assert_eq!(claim(&w, "w", 10).await.len(), 2);
+    // Whatever jobs the fixtures made go first.
+    while !claim(&w, "w", 10).await.is_empty() {}
 
     let burst = pending_jobs(&admin, a.tenant, 200).await;
     let late = pending_jobs(&admin, b.tenant, 1).await[0];

@@ -224,16 +224,16 @@ mod tests {
     #[test]
     fn database_timeouts_are_upstream_timeouts_with_retry_after() {
         let e = ApiError::from(store::StoreError::Timeout {
-            context: "BEGIN",
+            context: "attachment by id",
             message: "no answer within 2000 ms".into(),
         });
         assert_eq!(e.problem().code(), Code::UpstreamTimeout);
-        assert!(e.cause().unwrap().contains("BEGIN"));
+        assert!(e.cause().unwrap().contains("attachment by id"));
         let res = e.into_response(&rid());
         assert_eq!(res.status(), 503);
         assert_eq!(res.headers()["retry-after"], "5");
         assert!(
-            !res.body().contains("BEGIN"),
+            !res.body().contains("attachment by id"),
             "the statement stays in the log"
         );
         let v: serde_json::Value = serde_json::from_str(res.body()).unwrap();

@@ -52,6 +52,10 @@ fn reads_in(text: &str) -> BTreeSet<String> {
             }
         }
     }
+    // The shared readers of `edge::spin`: calling one reads its variable.
+    if text.contains("outbound_timeout()") {
+        out.insert("outbound_timeout_secs".to_owned());
+    }
     out
 }
 
