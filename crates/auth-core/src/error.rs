@@ -154,7 +154,8 @@ impl Error {
 
     /// The problem to answer with. Only `Expired` is told apart (`token_expired`); every other
     /// token or context failure is `invalid_token`, so a client learns nothing about why a forged
-    /// token failed. Configuration and platform errors become the fixed `internal_error`.
+    /// token failed. Configuration errors become `misconfigured`, platform errors the fixed
+    /// `internal_error` (both 500).
     pub fn problem(&self) -> Problem {
         match self {
             Error::Expired => Problem::token_expired(),
@@ -165,6 +166,7 @@ impl Error {
             Error::InvalidEmail => Problem::bad_request("The email address is not valid."),
             // A bad refresh token is answered like any unusable one.
             Error::InvalidRefreshToken => Problem::invalid_token(),
+            Error::Config(_) => Problem::new(Code::Misconfigured),
             _ => Problem::internal(),
         }
     }

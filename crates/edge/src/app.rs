@@ -145,7 +145,7 @@ pub async fn client_ip_source() -> Result<ClientIpSource, ApiError> {
     let s: ClientIpSource = variable("client_ip_source")
         .await?
         .parse()
-        .map_err(|e| ApiError::internal(format!("variable client_ip_source: {e}")))?;
+        .map_err(|e| ApiError::bad_setting("client_ip_source", e))?;
     Ok(*CLIENT_IP_SOURCE.get_or_init(|| s))
 }
 

@@ -40,6 +40,18 @@ impl ApiError {
         Self::new(Problem::internal()).with_cause(cause)
     }
 
+    /// `500 misconfigured`: a deployment setting is missing or invalid; `cause` (which setting and
+    /// why, never its value) goes to the log only.
+    pub fn misconfigured(cause: impl fmt::Display) -> Self {
+        Self::new(Problem::new(problem::Code::Misconfigured)).with_cause(cause)
+    }
+
+    /// `500 misconfigured` for variable `name` that does not parse (`e` says why; it must not quote
+    /// a secret's value).
+    pub fn bad_setting(name: &str, e: impl fmt::Display) -> Self {
+        Self::misconfigured(format!("variable {name}: {e}"))
+    }
+
     /// `503 service_unavailable` for a dependency that is down; `cause` goes to the log only.
     pub fn unavailable(cause: impl fmt::Display) -> Self {
         Self::new(Problem::service_unavailable())
@@ -158,12 +170,32 @@ impl fmt::Display for ApiError {
 }
 
 /// A database failure: no answer within the deadline is `503 upstream_timeout`, unreachable `503
-/// service_unavailable` (retry later either way), anything else `500`; the statement and the server's
+/// service_unavailable` (retry later either way), refused by the host `500 misconfigured`, anything
+/// else `500`; the statement and the server's
 /// message go to the log only.
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
         if e.is_timeout() {
             ApiError::upstream_timeout(e)
+        } else if e.is_misconfigured() {
+            ApiError::misconfigured(e)
+        } else if e.is_unavailable() {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
+/// A storage failure: no answer within the deadline is `503 upstream_timeout`, unreachable `503
+/// service_unavailable` (retry later either way), an endpoint the host refuses or a bad storage setting
+/// `500 misconfigured`, anything else `500`; the operation and storage's message go to the log only.
+impl From<storage::StorageError> for ApiError {
+    fn from(e: storage::StorageError) -> Self {
+        if e.is_timeout() {
+            ApiError::upstream_timeout(e)
+        } else if e.is_misconfigured() {
+            ApiError::misconfigured(e)
         } else if e.is_unavailable() {
             ApiError::unavailable(e)
         } else {
@@ -214,11 +246,23 @@ mod tests {
     }
 
     #[test]
-    fn config_errors_are_internal_with_cause() {
+    fn config_errors_are_misconfigured_with_cause() {
         let e = ApiError::from(auth_core::Error::Config("key ring has no keys".into()));
         assert_eq!(e.status(), 500);
+        assert_eq!(e.problem().code(), Code::Misconfigured);
         assert!(e.cause().unwrap().contains("key ring"));
         assert!(e.headers().is_empty());
+        let e = ApiError::bad_setting("db_sslmode", "\"verify-full\" is not one of disable, prefer, require");
+        assert_eq!((e.status(), e.problem().code()), (500, Code::Misconfigured));
+        assert!(e.cause().unwrap().starts_with("variable db_sslmode: "));
+        // Storage or Postgres refused by the host (not in allowed_outbound_hosts): the same, never a 503.
+        let e = ApiError::from(storage::StorageError::Denied("PUT ?uploads".into()));
+        assert_eq!((e.status(), e.problem().code()), (500, Code::Misconfigured));
+        let e = ApiError::from(store::StoreError::Denied {
+            context: "open",
+            message: "address postgres://db:5432 is not permitted".into(),
+        });
+        assert_eq!((e.status(), e.problem().code()), (500, Code::Misconfigured));
     }
 
     #[test]

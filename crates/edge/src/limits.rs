@@ -24,8 +24,13 @@ pub fn backend_down(
     limit_backend_down(component, mode, policy.name(), cause)
 }
 
+/// How the Redis glue (`crate::spin::RateLimiter`) words a connection the host refused to open: Redis
+/// is not in the component's `allowed_outbound_hosts` (or the list is invalid). No fail mode applies to
+/// that: failing open would silently run without limits until someone notices.
+pub const HOST_REFUSED: &str = "the host refused the connection (allowed_outbound_hosts)";
+
 /// [`backend_down`] for any limit kept in Redis, named `limit` in the log (a rate-limit policy, the
-/// upload slots).
+/// upload slots). A connection the host refused is `500 misconfigured` whatever the fail mode.
 pub fn limit_backend_down(
     component: &'static str,
     mode: FailMode,
@@ -37,6 +42,9 @@ pub fn limit_backend_down(
         "ratelimit_backend_down",
         json!({ "mode": mode.to_string(), "policy": limit, "cause": cause }),
     );
+    if cause.contains(HOST_REFUSED) {
+        return Err(ApiError::misconfigured(format!("redis: {cause}")));
+    }
     match mode.on_backend_error() {
         None => Ok(()),
         Some((problem, headers)) => Err(ApiError::new(problem)
@@ -65,6 +73,11 @@ mod tests {
     fn fail_open_serves_and_fail_closed_is_503_never_500() {
         let p = Policy::per_user_default();
         assert!(backend_down("t", FailMode::Open, &p, "connection refused").is_ok());
+        let refused = format!("redis open: {HOST_REFUSED}");
+        for mode in [FailMode::Open, FailMode::Closed] {
+            let e = backend_down("t", mode, &p, &refused).unwrap_err();
+            assert_eq!(e.problem().code(), problem::Code::Misconfigured);
+        }
         let e = backend_down("t", FailMode::Closed, &p, "connection refused").unwrap_err();
         assert_eq!(e.status(), 503);
         assert!(

@@ -131,6 +131,10 @@ codes! {
     TooManyUploads = "too_many_uploads" => 429, "Too many uploads in progress; retry when one has finished.";
     /// Anything unexpected. Its detail is fixed: internal error text never reaches a client.
     Internal = "internal_error" => 500, "An internal error occurred.";
+    /// The deployment's settings are wrong (a missing or invalid variable, an outbound host the
+    /// manifest does not permit): the operator has to fix them; retrying does not help. Which
+    /// setting is logged, never sent.
+    Misconfigured = "misconfigured" => 500, "The service is misconfigured; its operator has to correct a setting.";
     /// A dependency (database, Redis, storage) is unavailable.
     ServiceUnavailable = "service_unavailable" => 503, "The service is temporarily unavailable.";
     /// A dependency (database, storage) did not answer within `outbound_timeout_secs`; what the

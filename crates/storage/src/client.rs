@@ -122,7 +122,12 @@ impl Client {
                 PollAgain::new(spin_sdk::http::send(r)).await
             }
         }
-        .map_err(|e| transport(format!("{op}: {e}")))?;
+        .map_err(|e| match e {
+            spin_sdk::wasip3::http::types::ErrorCode::HttpRequestDenied => {
+                StorageError::Denied(op.to_owned())
+            }
+            e => transport(format!("{op}: {e}")),
+        })?;
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res

@@ -10,7 +10,6 @@ use crate::StorageError;
 pub struct StorageConfig {
     scheme: String,
     authority: String,
-    base_path: String,
     region: String,
     bucket: String,
     access_key_id: String,
@@ -65,7 +64,14 @@ impl StorageConfig {
         if path.contains('?') || path.contains('#') {
             return Err(config_err("endpoint must not carry a query or fragment"));
         }
-        let base_path = path.trim_end_matches('/').to_owned();
+        // The manifest allows exactly this endpoint in allowed_outbound_hosts, and Spin refuses an entry
+        // with a path (and with it every outbound connection of the component): a storage service behind
+        // a path prefix cannot be reached from Spin at all, so say so here instead.
+        if !path.trim_end_matches('/').is_empty() {
+            return Err(config_err(
+                "endpoint must be scheme://host[:port] without a path (Spin's allowed_outbound_hosts takes no path)",
+            ));
+        }
         let region = region.trim();
         if region.is_empty()
             || !region
@@ -90,7 +96,6 @@ impl StorageConfig {
         Ok(Self {
             scheme,
             authority: authority.to_owned(),
-            base_path,
             region: region.to_owned(),
             bucket: bucket.to_owned(),
             access_key_id: access_key_id.to_owned(),
@@ -98,9 +103,9 @@ impl StorageConfig {
         })
     }
 
-    /// `scheme://authority[/base]` (no trailing slash).
+    /// `scheme://authority` (no trailing slash).
     pub fn endpoint(&self) -> String {
-        format!("{}://{}{}", self.scheme, self.authority, self.base_path)
+        format!("{}://{}", self.scheme, self.authority)
     }
 
     /// The `host[:port]` requests go to (what `Host` is signed as).
@@ -127,9 +132,9 @@ impl StorageConfig {
         &self.secret_access_key
     }
 
-    /// The path of the bucket (`/base/bucket`), path-style.
+    /// The path of the bucket (`/bucket`), path-style.
     pub(crate) fn bucket_path(&self) -> String {
-        format!("{}/{}", self.base_path, self.bucket)
+        format!("/{}", self.bucket)
     }
 
     pub(crate) fn scheme(&self) -> &str {
@@ -153,15 +158,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.endpoint(), "http://127.0.0.1:3900");
         assert_eq!(c.bucket_path(), "/attachments");
-        let c = StorageConfig::new(
-            "https://s3.example.com/store",
-            "us-east-1",
-            "b-1.x",
-            "k",
-            "s",
-        )
-        .unwrap();
-        assert_eq!(c.bucket_path(), "/store/b-1.x");
+        let c = StorageConfig::new("https://s3.example.com", "us-east-1", "b-1.x", "k", "s").unwrap();
+        assert_eq!(c.bucket_path(), "/b-1.x");
         assert!(!format!("{c:?}").contains("\"s\""), "secret redacted");
     }
 
@@ -172,6 +170,7 @@ mod tests {
             ("ftp://h", "garage", "bkt", "k", "s"),
             ("http://user@h", "garage", "bkt", "k", "s"),
             ("http://h?x=1", "garage", "bkt", "k", "s"),
+            ("https://s3.example.com/store", "garage", "bkt", "k", "s"),
             ("http://h", "", "bkt", "k", "s"),
             ("http://h", "garage", "B", "k", "s"),
             ("http://h", "garage", "Bucket", "k", "s"),

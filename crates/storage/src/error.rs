@@ -37,6 +37,10 @@ pub enum StorageError {
         /// S3 message.
         message: String,
     },
+    /// The host refused to open the connection: the endpoint is not in the component's
+    /// `allowed_outbound_hosts` (or that list is invalid). A deployment error, not an outage.
+    #[error("storage: the host refused the connection (allowed_outbound_hosts): {0}")]
+    Denied(String),
     /// The request could not be sent or the answer not read (network, host refused the URL, ...).
     #[error("storage transport: {0}")]
     Transport(String),
@@ -60,6 +64,12 @@ impl StorageError {
             StorageError::Service { status, .. } => *status >= 500,
             _ => false,
         }
+    }
+
+    /// Whether the deployment's settings are wrong (bad configuration, an endpoint the manifest does
+    /// not allow): retrying cannot help.
+    pub fn is_misconfigured(&self) -> bool {
+        matches!(self, StorageError::Config(_) | StorageError::Denied(_))
     }
 
     /// Whether storage did not answer within the outbound deadline.

@@ -18,6 +18,12 @@ pub enum StoreError {
         context: &'static str,
         message: String,
     },
+    /// The host refused to open the connection: the database is not in the component's
+    /// `allowed_outbound_hosts` (or that list is invalid). A deployment error, `500 misconfigured`.
+    Denied {
+        context: &'static str,
+        message: String,
+    },
     /// No answer within the outbound deadline (`outbound_timeout_secs`): the statement was abandoned
     /// and may or may not have run; its transaction, if any, is rolled back. A retry later, like
     /// `Unavailable`, but the edge names it `upstream_timeout`.
@@ -62,6 +68,11 @@ impl StoreError {
         matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
     }
 
+    /// Whether the host refused the connection (see [`StoreError::Denied`]).
+    pub fn is_misconfigured(&self) -> bool {
+        matches!(self, Self::Denied { .. })
+    }
+
     /// Whether the database did not answer within the outbound deadline.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
@@ -83,6 +94,9 @@ impl fmt::Display for StoreError {
             }
             Self::Timeout { context, message } => {
                 write!(f, "postgres {context}: timeout: {message}")
+            }
+            Self::Denied { context, message } => {
+                write!(f, "postgres {context}: refused by the host: {message}")
             }
             Self::Refused {
                 context,

@@ -44,7 +44,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let url = signed_url::url_id(req.uri().path(), req.uri().query().unwrap_or(""));
     let limit = count_request(cfg, &url, call).await?;
     let served = async {
-        let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+        let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
         let tx = store::Tx::for_tenant(&db, &TenantId::from(grant.tenant_id)).await?;
         match serve(&req, call, cfg, &grant, &url, &limit, &tx).await {
             Ok((reply, true)) => {
@@ -123,7 +123,7 @@ async fn serve<C: Conn>(
     if let Some(reply) = answer::without_content(&answer, head, &call.request_id)? {
         return Ok((reply, false));
     }
-    let key = ObjectKey::from_stored(&row.storage_key).map_err(deliver::storage_error)?;
+    let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
     deliver::audit(tx, grant, url, call, &answer, size, cfg.mode).await?;
     let reply = match cfg.mode {
         Mode::Redirect => deliver::redirect(cfg, &key, &answer, &call.request_id)?,

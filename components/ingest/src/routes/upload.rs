@@ -49,17 +49,7 @@ fn policy(e: PolicyError) -> ApiError {
     ApiError::new(Problem::new(e.code()).detail(e.detail()))
 }
 
-/// Storage without an answer within the deadline is `503 upstream_timeout`, unreachable `503
-/// service_unavailable` (retry later either way), anything else `500`.
-fn storage_error(e: storage::StorageError) -> ApiError {
-    if e.is_timeout() {
-        ApiError::upstream_timeout(e)
-    } else if e.is_unavailable() {
-        ApiError::unavailable(e)
-    } else {
-        ApiError::internal(e)
-    }
-}
+
 
 pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
     let ctx = call.caller()?.clone();

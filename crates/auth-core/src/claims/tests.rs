@@ -695,8 +695,9 @@ fn errors_map_to_contract_codes_and_headers() {
     );
     assert_eq!(
         Error::Config("x".into()).problem(),
-        problem::Problem::internal()
+        problem::Problem::new(problem::Code::Misconfigured)
     );
+    assert_eq!(Error::Random.problem(), problem::Problem::internal());
     assert!(Error::Config("x".into()).www_authenticate().is_none());
 }
 

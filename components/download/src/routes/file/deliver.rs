@@ -15,15 +15,6 @@ use store::{Conn, TenantTx};
 
 use crate::Config;
 
-pub(super) fn storage_error(e: storage::StorageError) -> ApiError {
-    if e.is_timeout() {
-        ApiError::upstream_timeout(format!("storage: {e}"))
-    } else if e.is_unavailable() {
-        ApiError::unavailable(format!("storage: {e}"))
-    } else {
-        ApiError::internal(format!("storage: {e}"))
-    }
-}
 
 /// Audits a `GET` answered with content (no user: whoever holds the URL is unknown), added to the
 /// row of URL `url` (its opaque id) for the current minute.
@@ -98,7 +89,7 @@ pub(super) async fn stream(
         .storage
         .get_object(key, range)
         .await
-        .map_err(storage_error)?;
+        .map_err(ApiError::from)?;
     let want = if range.is_some() { 206 } else { 200 };
     let got = upstream.status().as_u16();
     // Garage answers 200 to a range covering the whole object only if it ignores the range; accept

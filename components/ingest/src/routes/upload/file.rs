@@ -10,7 +10,7 @@ use storage::ObjectKey;
 use uuid::Uuid;
 
 use super::source::ChunkSource;
-use super::{cleanup, policy, storage_error};
+use super::{cleanup, policy};
 use crate::Config;
 
 /// Part size of multipart uploads (and the largest single PUT). The writer holds at most
@@ -60,7 +60,7 @@ pub(super) async fn ingest(
             hasher.update(&chunk);
             size += chunk.len() as u64;
             if let Some(w) = writer.as_mut() {
-                w.write(&chunk).await.map_err(storage_error)?;
+                w.write(&chunk).await.map_err(ApiError::from)?;
             }
         }
         let detected = inspector.finish().map_err(policy)?;
@@ -70,7 +70,7 @@ pub(super) async fn ingest(
         let hash = ContentHash::finish(std::mem::take(&mut hasher));
         if let Some(w) = writer.as_mut() {
             // A single PutObject is signed with this hash rather than hashing the bytes again.
-            w.finish(Some(*hash.bytes())).await.map_err(storage_error)?;
+            w.finish(Some(*hash.bytes())).await.map_err(ApiError::from)?;
         }
         Ok((detected, hash))
     }

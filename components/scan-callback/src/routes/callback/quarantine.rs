@@ -24,8 +24,11 @@ use super::verdict::Decided;
 use crate::Config;
 
 fn storage_error(e: StorageError) -> ApiError {
-    // Either way the scanner should retry: the verdict is in force, the object move resumes.
-    if e.is_timeout() {
+    // Either way the scanner should retry: the verdict is in force, the object move resumes (once
+    // the operator fixed the settings, for a misconfiguration).
+    if e.is_misconfigured() {
+        ApiError::misconfigured(format!("quarantine storage: {e}"))
+    } else if e.is_timeout() {
         ApiError::upstream_timeout(format!("quarantine storage: {e}"))
     } else {
         ApiError::unavailable(format!("quarantine storage: {e}"))
