@@ -122,6 +122,9 @@ _pg_as_owner() {
 
 pg_admin_ok() { psql "$1" -XAtqc 'select 1' >/dev/null 2>&1; }
 
+# The URLs the scripts make for a loopback Postgres say sslmode=disable: our tools, like Spin, otherwise
+# use TLS whenever the server offers it and verify its certificate, which a local server's (the
+# machine's snakeoil, made for its hostname) does not pass for 127.0.0.1.
 postgres_up() {
   local use_system=${USE_SYSTEM_SERVICES:-1}
   if [[ -n "${DATABASE_ADMIN_URL:-}" ]]; then
@@ -129,7 +132,7 @@ postgres_up() {
     pg_admin_ok "$PG_ADMIN_URL" || die "postgres: DATABASE_ADMIN_URL is set but does not accept a connection"
     say "postgres: using DATABASE_ADMIN_URL ($(url_hostport "$PG_ADMIN_URL" 5432))"
   elif [[ "$use_system" != 0 ]] && pg_isready -q -h 127.0.0.1 -p 5432 -t 2; then
-    PG_ADMIN_URL="postgres://${PG_ADMIN_USER:-postgres}@127.0.0.1:5432/postgres"
+    PG_ADMIN_URL="postgres://${PG_ADMIN_USER:-postgres}@127.0.0.1:5432/postgres?sslmode=disable"
     pg_admin_ok "$PG_ADMIN_URL" ||
       die "postgres: 127.0.0.1:5432 answers but refuses user '${PG_ADMIN_USER:-postgres}' without a password; set DATABASE_ADMIN_URL=postgres://USER:PASSWORD@127.0.0.1:5432/postgres (a superuser)"
     say "postgres: using the server on 127.0.0.1:5432"
@@ -149,7 +152,7 @@ _postgres_private_up() {
     pid=$(sed -n 1p "$pgdata/postmaster.pid")
     port=$(sed -n 4p "$pgdata/postmaster.pid")
     if pid_alive "$pid" && pg_isready -q -h 127.0.0.1 -p "$port" -t 2; then
-      PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres"
+      PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
       say "postgres: reusing the private cluster already running in .data/pg (port $port)"
       return 0
     fi
@@ -172,7 +175,7 @@ _postgres_private_up() {
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='' -c synchronous_commit=off" \
     start >/dev/null || { tail -n 20 "$base/postgres.log" >&2; die "postgres: pg_ctl start failed"; }
   on_exit "postgres_private_down '$bindir' '$pgdata'"
-  PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
   say "postgres: started a private cluster in .data/pg on 127.0.0.1:$port"
 }
 

@@ -59,7 +59,7 @@ struct Config {
     policy: Policy,
     fail_mode: FailMode,
     redis_url: String,
-    database_url: String,
+    database: store::spin::Database,
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     outbound_timeout: edge::OutboundTimeout,
     /// Where the client's address comes from (for the audit rows written here).
@@ -90,12 +90,12 @@ impl Config {
             policy: Policy::parse("user", &variable("rate_limit").await?)?,
             fail_mode: variable("rate_limit_fail_mode").await?.parse()?,
             redis_url: variable("redis_url").await?,
-            database_url: variable("database_url").await?,
+            database: edge::spin::database().await?,
             outbound_timeout,
             client_ip: variable("client_ip_source")
                 .await?
                 .parse()
-                .map_err(|e| ApiError::internal(format!("variable client_ip_source: {e}")))?,
+                .map_err(|e| ApiError::bad_setting("client_ip_source", e))?,
         })
     }
 }
@@ -213,8 +213,7 @@ async fn serve(
     log.role = Some(claims.role.as_str());
 
     let mut redis = RateLimiter::new(cfg.redis_url.as_str(), cfg.outbound_timeout);
-    refuse_revoked(cfg, &mut redis, &claims, log).await?;
-    count_request(cfg, &mut redis, &claims, log, extra).await?;
+    refuse_revoked_and_count(cfg, &mut redis, &claims, log, extra).await?;
 
     let required = edge::routes::required_role(req.method().as_str(), req.uri().path());
     if required.is_some_and(|role| !claims.role.satisfies(role)) {
@@ -244,18 +243,28 @@ fn verify(
     tokens.verify_authorization(authorization, now)
 }
 
-/// Counts the request against the caller's per-user limit: its headers go on every answer;
-/// `429` over the limit; a down Redis follows the fail mode.
-async fn count_request(
+/// One Redis round trip per request: `401` when the token is on the revocation list (nothing counted);
+/// else the request is counted against the caller's per-user limit, whose headers go on every answer,
+/// `429` over it. A down Redis follows the fail mode: open serves (a revoked token still expires on its
+/// own), closed is `503`.
+async fn refuse_revoked_and_count(
     cfg: &Config,
-    limiter: &mut RateLimiter,
+    redis: &mut RateLimiter,
     claims: &AccessClaims,
     log: &mut RequestLog,
     extra: &mut Extra,
 ) -> Result<(), ApiError> {
     let key = ratelimit::key(&cfg.policy, Subject::User(&claims.user));
-    match limiter.hit(&cfg.policy, &key).await {
-        Ok(decision) => {
+    match redis
+        .check_then_hit(&claims.jti, &claims.user, claims.issued_at, &cfg.policy, &key)
+        .await
+    {
+        Ok(None) => {
+            log.outcome = "invalid_token".into();
+            log.reason = Some(auth_core::Error::Revoked.reason().to_owned());
+            Err(auth_core::Error::Revoked.into())
+        }
+        Ok(Some(decision)) => {
             extra.extend(decision.headers(&cfg.policy));
             if !decision.allowed {
                 log.outcome = "rate_limited".into();
@@ -265,31 +274,6 @@ async fn count_request(
         }
         Err(cause) => {
             log.reason = Some("ratelimit_backend_down".into());
-            edge::limits::backend_down(COMPONENT, cfg.fail_mode, &cfg.policy, &cause)
-        }
-    }
-}
-
-/// `401` when the token is on the revocation list. A down Redis follows the fail mode: open serves
-/// (the token still expires on its own), closed is `503`.
-async fn refuse_revoked(
-    cfg: &Config,
-    redis: &mut RateLimiter,
-    claims: &AccessClaims,
-    log: &mut RequestLog,
-) -> Result<(), ApiError> {
-    match redis
-        .is_revoked(&claims.jti, &claims.user, claims.issued_at)
-        .await
-    {
-        Ok(false) => Ok(()),
-        Ok(true) => {
-            log.outcome = "invalid_token".into();
-            log.reason = Some(auth_core::Error::Revoked.reason().to_owned());
-            Err(auth_core::Error::Revoked.into())
-        }
-        Err(cause) => {
-            log.reason = Some("revocation_backend_down".into());
             edge::limits::backend_down(COMPONENT, cfg.fail_mode, &cfg.policy, &cause)
         }
     }
@@ -311,7 +295,7 @@ async fn audit_forbidden(cfg: &Config, claims: &AccessClaims, rid: &RequestId, r
         details: serde_json::json!({ "role": claims.role.as_str(), "jti": claims.jti }),
     };
     let written = async {
-        let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+        let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
         let tx = Tx::for_tenant(&db, &claims.tenant).await?;
         audit_log::record(&tx, &entry).await?;
         tx.commit().await

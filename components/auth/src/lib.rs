@@ -47,7 +47,7 @@ pub(crate) struct Config {
     pub refresh: refresh::Lifetimes,
     /// Derives each refresh token's successor (`auth_refresh_key`).
     pub successor_key: refresh::SuccessorKey,
-    pub database_url: String,
+    pub database: store::spin::Database,
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     pub outbound_timeout: edge::OutboundTimeout,
     pub redis_url: String,
@@ -92,7 +92,7 @@ impl Component for Auth {
             successor_key: refresh::SuccessorKey::from_config(
                 &variable("auth_refresh_key").await?,
             )?,
-            database_url: variable("database_url").await?,
+            database: edge::spin::database().await?,
             outbound_timeout,
             redis_url: variable("redis_url").await?,
             login_limits: LoginPolicies {

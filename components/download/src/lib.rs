@@ -35,7 +35,7 @@ pub(crate) struct Config {
     pub default_ttl: ExpiresIn,
     pub serve_unscanned: bool,
     pub mode: Mode,
-    pub database_url: String,
+    pub database: store::spin::Database,
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
@@ -48,7 +48,7 @@ pub(crate) struct Config {
 }
 
 fn config_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("configuration: {e}"))
+    ApiError::misconfigured(format!("configuration: {e}"))
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -90,7 +90,7 @@ impl Component for Download {
             serve_unscanned: serve_unscanned_from_config(&variable("serve_unscanned").await?)
                 .map_err(config_error)?,
             mode: Mode::from_config(&variable("download_mode").await?).map_err(config_error)?,
-            database_url: variable("database_url").await?,
+            database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
             presigner,

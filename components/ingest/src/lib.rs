@@ -36,7 +36,7 @@ const NAME: &str = "ingest";
 
 /// Configuration, read and validated once per instance.
 pub(crate) struct Config {
-    pub database_url: String,
+    pub database: store::spin::Database,
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
@@ -60,7 +60,7 @@ pub(crate) struct Config {
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("variable {name}: {e}"))
+    ApiError::bad_setting(name, e)
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -104,7 +104,7 @@ impl Component for Ingest {
                 .parse()
                 .map_err(|e| config_error("rate_limit_fail_mode", e))?,
             redis_url: variable("redis_url").await?,
-            database_url: variable("database_url").await?,
+            database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
             size_limit: SizeLimit::from_config(&variable("max_upload_bytes").await?)

@@ -31,7 +31,7 @@ pub(crate) struct Config {
     pub secrets: SecretRing,
     /// `quarantine_mode`: move or delete quarantined objects.
     pub quarantine_mode: Mode,
-    pub database_url: String,
+    pub database: store::spin::Database,
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
@@ -39,7 +39,7 @@ pub(crate) struct Config {
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
     // The error says why (empty, too short, ...), never a secret.
-    ApiError::internal(format!("variable {name}: {e}"))
+    ApiError::bad_setting(name, e)
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -69,7 +69,7 @@ impl Component for ScanCallback {
                 .map_err(|e| config_error("scan_callback_secrets", e))?,
             quarantine_mode: Mode::parse(&variable("quarantine_mode").await?)
                 .map_err(|e| config_error("quarantine_mode", e))?,
-            database_url: variable("database_url").await?,
+            database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
         })

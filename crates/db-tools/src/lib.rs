@@ -27,20 +27,18 @@ pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
 /// The setting every RLS policy reads; components set it per transaction with
 /// `SELECT set_config('app.current_tenant_id', $1, true)`.
 pub const TENANT_GUC: &str = "app.current_tenant_id";
-/// Default admin connection for tools and tests (trust auth on loopback in dev).
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Default admin connection for tools and tests (trust auth on loopback in dev; no TLS to loopback: with
+/// any other `sslmode` the tools verify the server's certificate, as Spin does).
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
-/// Opens a connection and drives it on the current tokio runtime. No TLS: the tools talk to a local or
-/// private-network Postgres; add a TLS connector here before pointing them across an untrusted network.
-pub async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        // The error surfaces again on the next query through the client; nothing to add here.
-        let _ = connection.await;
-    });
-    Ok(client)
+pub use store::tls::ConnectError;
+
+/// Opens a connection and drives it on the current tokio runtime: TLS as the URL's `sslmode` says,
+/// verified against the system roots and `PGSSLROOTCERT` (see `store::tls`).
+pub async fn connect(config: &Config) -> Result<Client, ConnectError> {
+    store::tls::connect(config).await
 }
 
 /// Quotes an SQL identifier (for DDL, where parameters cannot be used).

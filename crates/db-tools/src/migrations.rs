@@ -128,7 +128,7 @@ pub enum MigrateError {
     #[error("cannot connect to {target}: {source}")]
     Connect {
         target: String,
-        source: tokio_postgres::Error,
+        source: crate::ConnectError,
     },
     #[error("{0}")]
     Bootstrap(#[from] bootstrap::BootstrapError),

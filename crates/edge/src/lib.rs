@@ -36,6 +36,7 @@ pub mod paging;
 pub mod relay;
 pub mod response;
 pub mod routes;
+pub mod settings;
 #[cfg(feature = "spin")]
 pub mod spin;
 

@@ -26,14 +26,22 @@ use crate::ApiError;
 pub async fn variable(name: &str) -> Result<String, ApiError> {
     spin_sdk::variables::get(name)
         .await
-        .map_err(|e| ApiError::internal(format!("variable {name}: {e:?}")))
+        .map_err(|e| ApiError::misconfigured(format!("variable {name}: {e:?}")))
+}
+
+/// The component's Postgres: `database_url` (its `sslmode` parameter decides TLS; the manifest fills
+/// it from `db_sslmode`) and `db_ca_root`. An `sslmode` the host cannot honour is a deployment error.
+pub async fn database() -> Result<store::spin::Database, ApiError> {
+    let url = variable("database_url").await?;
+    crate::settings::check_database_url(&url).map_err(|e| ApiError::bad_setting("db_sslmode", e))?;
+    Ok(store::spin::Database::new(url, &variable("db_ca_root").await?))
 }
 
 /// `outbound_timeout_secs`: the deadline of every outbound call (storage, Postgres, Redis). Invalid
 /// is a deployment error (`500`, logged).
 pub async fn outbound_timeout() -> Result<OutboundTimeout, ApiError> {
     OutboundTimeout::from_config(&variable("outbound_timeout_secs").await?)
-        .map_err(|e| ApiError::internal(format!("variable outbound_timeout_secs: {e}")))
+        .map_err(|e| ApiError::bad_setting("outbound_timeout_secs", e))
 }
 
 /// The Redis side of the rate limiter. Connecting is deferred to the first call and a failure
@@ -59,6 +67,10 @@ impl RateLimiter {
         if self.conn.is_none() {
             let opened = match with_deadline(self.timeout, redis::Connection::open(&self.url)).await
             {
+                Ok(Err(redis::Error::InvalidAddress)) => Err(format!(
+                    "redis open: invalid address, or {}",
+                    crate::limits::HOST_REFUSED
+                )),
                 Ok(r) => r.map_err(|e| format!("redis open: {e:?}")),
                 Err(e) => Err(format!("redis open: {e}")),
             };
@@ -150,6 +162,28 @@ impl RateLimiter {
         let (token, mark) =
             revocation::parse_check_reply(&ints).map_err(|e| format!("redis EVAL: {e}"))?;
         Ok(revocation::is_revoked(token, mark, issued_at))
+    }
+
+    /// [`Self::is_revoked`] and, unless revoked, [`Self::hit`] on `rate_key`, in one round trip:
+    /// `Ok(None)` for a revoked token (nothing counted), else the hit's decision.
+    pub async fn check_then_hit(
+        &mut self,
+        jti: &str,
+        user: &UserId,
+        issued_at: i64,
+        policy: &Policy,
+        rate_key: &str,
+    ) -> Result<Option<Decision>, String> {
+        let args = revocation::check_then_hit_args(jti, user, issued_at, rate_key, policy);
+        let ints = self.eval_ints(args).await?;
+        match revocation::parse_check_then_hit_reply(&ints, issued_at)
+            .map_err(|e| format!("redis EVAL: {e}"))?
+        {
+            revocation::CheckThenHit::Revoked => Ok(None),
+            revocation::CheckThenHit::Counted { count, pttl_ms } => {
+                Ok(Some(Decision::after_hit(policy, count, pttl_ms)))
+            }
+        }
     }
 
     /// Puts one access token on the revocation list until it would have expired.

@@ -56,6 +56,10 @@ fn reads_in(text: &str) -> BTreeSet<String> {
     if text.contains("outbound_timeout()") {
         out.insert("outbound_timeout_secs".to_owned());
     }
+    if text.contains("spin::database()") {
+        out.insert("database_url".to_owned());
+        out.insert("db_ca_root".to_owned());
+    }
     out
 }
 
@@ -184,7 +188,7 @@ fn each_component_may_reach_exactly_the_hosts_it_is_configured_for() {
             needed.insert("postgres://{{ db_host }}".to_owned());
         }
         if reads.contains("redis_url") {
-            needed.insert("redis://{{ redis_host }}".to_owned());
+            needed.insert("{{ redis_scheme }}://{{ redis_host }}".to_owned());
         }
         if reads.contains("s3_endpoint") {
             needed.insert("{{ s3_endpoint }}".to_owned());

@@ -19,7 +19,8 @@ use store::StoreError;
 use store::scan_jobs::{self, JobState};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, NoTls};
+use store::tls::PgTls;
+use tokio_postgres::Client;
 use uuid::Uuid;
 
 use crate::backoff::{Backoff, job_deadline};
@@ -40,19 +41,29 @@ pub use store::scan_jobs::ClaimedJob as Job;
 /// that timed out leaves its connection behind (its statement may still be queued on it; both
 /// statements are single function calls, so no transaction is left open) and the next call connects
 /// afresh.
+///
+/// TLS follows the URL's `sslmode` (`store::tls`: rustls, verified against the system roots and
+/// `PGSSLROOTCERT`), decided once at start.
 pub struct Db {
-    url: String,
+    config: tokio_postgres::Config,
+    tls: PgTls,
     timeout: Duration,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 impl Db {
-    pub fn new(url: String, timeout: Duration) -> Self {
-        Self {
-            url,
+    /// A database at `url`; an unusable URL or TLS setting is an error now, not at the first call.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| format!("database URL: {e}"))?;
+        let tls = PgTls::for_config(&config).map_err(|e| e.to_string())?;
+        Ok(Self {
+            config,
+            tls,
             timeout,
             client: tokio::sync::Mutex::new(None),
-        }
+        })
     }
 
     fn timed_out(&self, context: &'static str) -> StoreError {
@@ -86,19 +97,14 @@ impl Db {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        // No TLS, like the other native tools: a local or private-network Postgres.
-        let (client, connection) =
-            tokio::time::timeout(self.timeout, tokio_postgres::connect(&self.url, NoTls))
-                .await
-                .map_err(|_| self.timed_out("connect"))?
-                .map_err(|e| StoreError::Unavailable {
-                    context: "connect",
-                    message: e.to_string(),
-                })?;
-        tokio::spawn(async move {
-            // A broken connection shows up as an error on the next query; the client is then re-opened.
-            let _ = connection.await;
-        });
+        // A broken connection shows up as an error on the next query; the client is then re-opened.
+        let client = tokio::time::timeout(self.timeout, self.tls.connect(&self.config))
+            .await
+            .map_err(|_| self.timed_out("connect"))?
+            .map_err(|e| StoreError::Unavailable {
+                context: "connect",
+                message: e.to_string(),
+            })?;
         let client = Arc::new(client);
         *slot = Some(client.clone());
         Ok(client)
@@ -222,7 +228,7 @@ impl Worker {
             .build()?;
         Ok(Self {
             storage_http,
-            db: Db::new(cfg.database_url.clone(), cfg.db_timeout),
+            db: Db::new(&cfg.database_url, cfg.db_timeout).map_err(anyhow::Error::msg)?,
             clamd: Clamd::new(cfg.clamd_addr.clone(), cfg.clamd_timeout),
             http,
             cfg,

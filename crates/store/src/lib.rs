@@ -33,6 +33,8 @@ pub mod scan_jobs;
 pub mod sessions;
 #[cfg(feature = "spin")]
 pub mod spin;
+#[cfg(feature = "native")]
+pub mod tls;
 pub mod value;
 pub mod verdicts;
 

@@ -24,6 +24,37 @@ use crate::conn::Conn;
 use crate::error::{Result, StoreError};
 use crate::value::{Cell, Param, Row};
 
+/// Where the components' Postgres is: a `postgres://` URL (its `sslmode` decides TLS: Spin verifies the
+/// server's certificate whenever it uses TLS) and, for a server whose certificate a private CA signs,
+/// that CA in PEM form (`db_ca_root`). Built once per instance from the variables.
+#[derive(Clone)]
+pub struct Database {
+    url: String,
+    ca_root: Option<String>,
+}
+
+impl Database {
+    /// `url` as the component's `database_url` variable has it; `ca_root_pem` empty for the host's
+    /// system roots.
+    pub fn new(url: String, ca_root_pem: &str) -> Self {
+        let ca_root = ca_root_pem.trim();
+        Self {
+            url,
+            ca_root: (!ca_root.is_empty()).then(|| ca_root.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL carries the role's password.
+        f.debug_struct("Database")
+            .field("url", &"<redacted>")
+            .field("ca_root", &self.ca_root.is_some())
+            .finish()
+    }
+}
+
 /// One Postgres connection of the host's pool.
 pub struct Db {
     /// `None` only once dropped.
@@ -35,10 +66,16 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens a connection to `url` (`postgres://user:password@host:port/db?...`), waiting at most
-    /// `timeout`; each statement on it waits at most `timeout` too.
-    pub async fn open(url: &str, timeout: OutboundTimeout) -> Result<Self> {
-        with_deadline(timeout, pg::Connection::open(url))
+    /// Opens a connection to `database`, waiting at most `timeout`; each statement on it waits at
+    /// most `timeout` too.
+    pub async fn open(database: &Database, timeout: OutboundTimeout) -> Result<Self> {
+        let options = pg::OpenOptions {
+            ca_root: database.ca_root.clone().map(pg::Certificate::Text),
+        };
+        with_deadline(
+            timeout,
+            pg::Connection::open_with_options(&database.url, options),
+        )
             .await
             .map_err(|e| timed_out("open", e))?
             .map(|conn| Self {
@@ -189,6 +226,13 @@ fn timed_out(context: &'static str, e: deadline::Elapsed) -> StoreError {
 
 fn error(context: &'static str, e: pg::Error) -> StoreError {
     match e {
+        // Spin's wording for an address outside allowed_outbound_hosts (the interface has no case of
+        // its own for it): a deployment error, not an outage.
+        pg::Error::PgError(PgError::ConnectionFailed(message))
+            if message.contains("is not permitted") =>
+        {
+            StoreError::Denied { context, message }
+        }
         pg::Error::PgError(PgError::ConnectionFailed(message)) => {
             StoreError::Unavailable { context, message }
         }

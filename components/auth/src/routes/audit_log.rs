@@ -61,7 +61,7 @@ struct Page {
 pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
     let ctx = call.caller()?;
     let paging = Paging::<Cursor>::from_query(req.uri().query(), DEFAULT_LIMIT, MAX_LIMIT)?;
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = Tx::for_tenant(&db, &ctx.tenant).await?;
     let page = audit_log::page(&tx, paging.before, paging.limit).await?;
     tx.commit().await?;

@@ -52,7 +52,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         .as_deref()
         .and_then(|t| RefreshToken::parse(t).ok());
 
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = Tx::for_tenant(&db, &ctx.tenant).await?;
     let now_ms = now.saturating_mul(1000);
     let mut revoked = match &token {

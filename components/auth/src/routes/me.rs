@@ -24,7 +24,7 @@ struct Me {
 
 pub(crate) async fn handle(call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
     let ctx = call.caller()?;
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = Tx::for_tenant(&db, &ctx.tenant).await?;
     let user = identity::current_user(&tx, &ctx.user).await?;
     tx.commit().await?;

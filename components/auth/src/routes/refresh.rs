@@ -43,7 +43,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     })?;
     let next = presented.successor(&cfg.successor_key);
 
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = Tx::begin(&db).await?;
     let expires_at = refresh::expires_at_ms(now, cfg.refresh.ttl_secs);
     let limits = RotationLimits {

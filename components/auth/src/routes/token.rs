@@ -62,7 +62,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let mut budgets = budgets::Budgets::new(cfg, email.as_ref(), &call.client_subject());
     budgets.take_attempt(cfg, &mut call.log).await?;
 
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let user = match &email {
         Some(e) => identity::login_user(&db, e).await?,
         None => None,

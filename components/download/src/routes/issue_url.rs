@@ -70,7 +70,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let now = auth_core::unix_now();
     let (expires_in, disposition) = parse(req, cfg).await?;
 
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
     let row = attachments::get(&tx, id).await?;
     tx.commit().await?;

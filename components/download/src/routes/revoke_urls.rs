@@ -18,7 +18,7 @@ pub(crate) async fn handle(call: &mut Call, cfg: &Config) -> Result<Reply, ApiEr
     let ctx = call.caller()?;
     let id = call.id()?;
     let rid = &call.request_id;
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
     let locked = attachments::lock(&tx, id).await?;
     let Some(locked) = locked.filter(|l| !l.is_deleted) else {

@@ -19,7 +19,7 @@ pub(crate) async fn handle(
 ) -> Result<Reply, ApiError> {
     let ctx = call.caller()?;
     let id = call.id()?;
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
     let row = attachments::get(&tx, id).await?;
     tx.commit().await?;

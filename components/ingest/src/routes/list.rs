@@ -21,7 +21,7 @@ pub(crate) async fn handle(
 ) -> Result<Reply, ApiError> {
     let ctx = call.caller()?;
     let message = call.id()?;
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
     super::check_message(&tx, ctx, message).await?;
     let rows = attachments::list_live(&tx, message).await?;

@@ -55,7 +55,7 @@ pub(crate) async fn handle(
     body::require_json(&parts.headers)?;
     let cb = Callback::parse(&bytes, now_ms).map_err(refused)?;
 
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let client_addr = call.client_addr();
     let decided = verdict::apply(&db, &cb, signed.scanner, client_addr, call).await?;
     // The verdict is in force (downloads refuse quarantine content from here on); now the object.

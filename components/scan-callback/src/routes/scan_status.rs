@@ -16,7 +16,7 @@ use crate::Config;
 pub(crate) async fn handle(call: &mut Call, cfg: &'static Config) -> Result<Reply, ApiError> {
     let ctx = call.caller()?;
     let id = call.id()?;
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = Tx::for_tenant(&db, &ctx.tenant).await?;
     let found = verdicts::of_attachment(&tx, id).await?;
     tx.commit().await?;

@@ -35,7 +35,7 @@ pub(super) async fn run(
     rid: &RequestId,
     client: Option<String>,
 ) -> Result<Vec<Recorded>, ApiError> {
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
     let mut out = Vec::with_capacity(stored.len());
     for s in stored {

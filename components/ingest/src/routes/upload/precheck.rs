@@ -19,7 +19,7 @@ pub(super) async fn run(
     message: Uuid,
     upload: &Upload,
 ) -> Result<bool, ApiError> {
-    let db = Db::open(&cfg.database_url, cfg.outbound_timeout).await?;
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
     crate::routes::check_message(&tx, ctx, message).await?;
     let store = match (&upload.digest, upload.is_multipart()) {
