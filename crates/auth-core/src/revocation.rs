@@ -11,7 +11,9 @@
 //!   state. Writing a later `t` never moves the mark backwards ([`MARK_USER_SCRIPT`]).
 //!
 //! The check is one `EVAL` of [`CHECK_SCRIPT`] (both keys in one round trip); the decision from its
-//! reply is [`is_revoked`], pure and tested here.
+//! reply is [`is_revoked`], pure and tested here. The auth middleware, which also counts every request
+//! against the per-user rate limit, runs both in one round trip: [`CHECK_THEN_HIT_SCRIPT`] checks, and
+//! counts only a request whose token is not revoked (a revoked token cannot spend its user's quota).
 
 use sha2::{Digest, Sha256};
 
@@ -29,6 +31,23 @@ local t = redis.call('EXISTS', KEYS[1])
 local u = redis.call('GET', KEYS[2])
 if u then return {t, tonumber(u)} end
 return {t, -1}";
+
+/// [`CHECK_SCRIPT`] and then, unless the token is revoked, [`crate::ratelimit::HIT_SCRIPT`]'s hit, in one
+/// `EVAL`. `KEYS[1]` = token key, `KEYS[2]` = user key, `KEYS[3]` = rate-limit counter; `ARGV[1]` = the
+/// token's `iat`, `ARGV[2]` = window in milliseconds, `ARGV[3]` = cost. Replies `{token_revoked,
+/// user_mark (-1 if none), count, pttl_ms}`, count and pttl `-1` when nothing was counted. Whether to
+/// count is the Lua twin of [`is_revoked`]; [`parse_check_then_hit_reply`] holds the two to agreeing.
+pub const CHECK_THEN_HIT_SCRIPT: &str = "\
+local t = redis.call('EXISTS', KEYS[1])
+local u = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if t == 1 or (u >= 0 and tonumber(ARGV[1]) <= u) then return {t, u, -1, -1} end
+local n = redis.call('INCRBY', KEYS[3], ARGV[3])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {t, u, n, ttl}";
 
 /// `KEYS[1]` = user key, `ARGV[1]` = mark (Unix seconds), `ARGV[2]` = lifetime in seconds. Keeps the
 /// later of the stored and the new mark; the lifetime is renewed. Replies with the mark kept.
@@ -59,6 +78,54 @@ pub fn check_args(jti: &str, user: &UserId) -> Vec<String> {
         token_key(jti),
         user_key(user),
     ]
+}
+
+/// Arguments of `EVAL` for [`CHECK_THEN_HIT_SCRIPT`]: the token `jti` of `user`, issued at `issued_at`,
+/// and the hit on `rate_key` under `policy`.
+pub fn check_then_hit_args(
+    jti: &str,
+    user: &UserId,
+    issued_at: i64,
+    rate_key: &str,
+    policy: &crate::ratelimit::Policy,
+) -> Vec<String> {
+    vec![
+        CHECK_THEN_HIT_SCRIPT.to_owned(),
+        "3".to_owned(),
+        token_key(jti),
+        user_key(user),
+        rate_key.to_owned(),
+        issued_at.to_string(),
+        (policy.window_secs() * 1000).to_string(),
+        "1".to_owned(),
+    ]
+}
+
+/// What [`CHECK_THEN_HIT_SCRIPT`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckThenHit {
+    /// The token is revoked; nothing was counted.
+    Revoked,
+    /// Not revoked, and counted: the counter's value (this request included) and its `PTTL`.
+    Counted { count: i64, pttl_ms: i64 },
+}
+
+/// Reads [`CHECK_THEN_HIT_SCRIPT`]'s reply for a token issued at `issued_at`. The revocation decision
+/// is [`is_revoked`]'s; a reply whose counting disagrees with it is an error, never a guess.
+pub fn parse_check_then_hit_reply(values: &[i64], issued_at: i64) -> Result<CheckThenHit, Error> {
+    let bad = || Error::Config("unexpected revocation and rate limit script reply".into());
+    let [t, u, count, pttl] = values else {
+        return Err(bad());
+    };
+    let (token, mark) = parse_check_reply(&[*t, *u]).map_err(|_| bad())?;
+    match (is_revoked(token, mark, issued_at), *count) {
+        (true, -1) => Ok(CheckThenHit::Revoked),
+        (false, count) if count >= 1 => Ok(CheckThenHit::Counted {
+            count,
+            pttl_ms: *pttl,
+        }),
+        _ => Err(bad()),
+    }
 }
 
 /// Arguments of `EVAL` that revoke every token of `user` issued at or before `now`, for as long
@@ -111,6 +178,30 @@ mod tests {
 
     fn user() -> UserId {
         UserId::parse("0b5f1a4e-8f1e-4a57-9d53-2c1f3c1e0b7a").unwrap()
+    }
+
+    #[test]
+    fn check_then_hit_counts_only_what_is_not_revoked_and_agrees_with_is_revoked() {
+        let p = crate::ratelimit::Policy::per_user_default();
+        let a = check_then_hit_args("jti-1", &user(), 100, "rl:v1:user:x", &p);
+        assert_eq!(a[0], CHECK_THEN_HIT_SCRIPT);
+        assert_eq!(&a[1..5], ["3", &token_key("jti-1"), &user_key(&user()), "rl:v1:user:x"]);
+        assert_eq!(&a[5..], ["100", "60000", "1"]);
+        assert_eq!(
+            parse_check_then_hit_reply(&[0, -1, 3, 5000], 100).unwrap(),
+            CheckThenHit::Counted { count: 3, pttl_ms: 5000 }
+        );
+        assert_eq!(parse_check_then_hit_reply(&[1, -1, -1, -1], 100).unwrap(), CheckThenHit::Revoked);
+        assert_eq!(parse_check_then_hit_reply(&[0, 100, -1, -1], 100).unwrap(), CheckThenHit::Revoked);
+        assert_eq!(
+            parse_check_then_hit_reply(&[0, 99, 1, 60000], 100).unwrap(),
+            CheckThenHit::Counted { count: 1, pttl_ms: 60000 }
+        );
+        // The script and is_revoked disagreeing, or a reply of another shape: an error.
+        assert!(parse_check_then_hit_reply(&[0, 100, 2, 100], 100).is_err());
+        assert!(parse_check_then_hit_reply(&[1, -1, 4, 100], 100).is_err());
+        assert!(parse_check_then_hit_reply(&[0, -1, -1, -1], 100).is_err());
+        assert!(parse_check_then_hit_reply(&[0, -1, 3], 100).is_err());
     }
 
     #[test]
