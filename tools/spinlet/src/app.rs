@@ -174,16 +174,9 @@ impl App {
 
         let mut configs: HashMap<String, Arc<ComponentConfig>> = HashMap::new();
         for (id, decl) in &manifest.component {
-            let allowed = decl
-                .allowed_outbound_hosts
-                .iter()
-                .map(|h| vars.expand(h))
-                .collect::<Result<Vec<_>>>()
-                .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
             let config = ComponentConfig {
                 id: id.clone(),
-                allowed_hosts: AllowedHosts::parse(&allowed)
-                    .with_context(|| format!("component `{id}`"))?,
+                allowed_hosts: resolve_allowed_hosts(id, &decl.allowed_outbound_hosts, &vars)?,
                 variables: ComponentVariables::resolve(&vars, &decl.variables)
                     .with_context(|| format!("component `{id}`: variables"))?,
                 environment: decl
@@ -394,3 +387,41 @@ impl WorkerExpiration for Expiration {
         timer.as_mut().poll(cx)
     }
 }
+/// A component's `allowed_outbound_hosts` as Spin resolves it. A literal entry that does not parse is a
+/// startup error. An entry built from variables is resolved with their values: one that comes out empty
+/// is skipped (an optional endpoint), and one that does not parse (a path in `s3_endpoint`, say) makes
+/// Spin refuse every outbound connection of the component, at each call, while the app runs on; so does
+/// the runner, with one warning line at start.
+fn resolve_allowed_hosts(
+    id: &str,
+    templates: &[String],
+    vars: &AppVariables,
+) -> Result<AllowedHosts> {
+    let mut resolved = Vec::new();
+    let mut templated_error = None;
+    for template in templates {
+        let entry = vars
+            .expand(template)
+            .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
+        let from_variables = template.contains("{{");
+        if from_variables && entry.trim().is_empty() {
+            continue;
+        }
+        match AllowedHosts::parse(std::slice::from_ref(&entry)) {
+            Ok(_) => resolved.push(entry),
+            Err(e) if from_variables => {
+                templated_error.get_or_insert(format!("{template:?} resolves to {e:#}"));
+            }
+            Err(e) => return Err(e.context(format!("component `{id}`: allowed_outbound_hosts"))),
+        }
+    }
+    if let Some(e) = templated_error {
+        eprintln!(
+            "spinlet: component `{id}`: allowed_outbound_hosts: {e}; as under Spin, every outbound \
+             connection of this component will be refused"
+        );
+        return Ok(AllowedHosts::default());
+    }
+    AllowedHosts::parse(&resolved).with_context(|| format!("component `{id}`"))
+}
+

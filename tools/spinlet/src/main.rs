@@ -9,6 +9,7 @@ mod host;
 mod manifest;
 mod reuse;
 mod routes;
+mod runtime_config;
 mod server;
 mod variables;
 
@@ -33,11 +34,19 @@ struct Cli {
 enum Command {
     /// Serve the application's HTTP trigger.
     Up {
-        /// The application manifest.
-        #[arg(long, short = 'f', default_value = "spin.toml")]
+        /// The application manifest (as `spin up -f/--from`; `--manifest` is the older name).
+        #[arg(long = "from", short = 'f', visible_alias = "manifest", default_value = "spin.toml")]
         manifest: PathBuf,
+        /// A variable, as `spin up --variable`: `key=value`, `key=@file`, `@file.json` or `@file.toml`;
+        /// repeatable, later wins. Over `SPIN_VARIABLE_<KEY>` and `.env` of the working directory.
+        #[arg(long = "variable", value_name = "KEY=VALUE")]
+        variables: Vec<String>,
+        /// Spin's runtime configuration file; the runner honours `[outbound_pg] max_connections` and
+        /// refuses what it cannot do.
+        #[arg(long, env = "RUNTIME_CONFIG_FILE")]
+        runtime_config_file: Option<PathBuf>,
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:3000", env = "SPINLET_LISTEN")]
+        #[arg(long, default_value = "127.0.0.1:3000", env = "SPIN_HTTP_LISTEN_ADDR")]
         listen: String,
         /// Where compiled components are cached (keyed by their bytes); none to compile every start.
         #[arg(long, env = "SPINLET_CACHE_DIR")]
@@ -46,9 +55,15 @@ enum Command {
         /// response was produced yet).
         #[arg(long, default_value_t = 600, env = "SPINLET_REQUEST_TIMEOUT_SECS")]
         request_timeout_secs: u64,
+        /// The same as `spin up --request-timeout` (`30s`, `500ms`, ...); wins over `--request-timeout-secs`.
+        #[arg(long, value_parser = reuse::parse_duration)]
+        request_timeout: Option<reuse::Setting<Duration>>,
         /// Largest linear memory one instance may use, in MiB; growing past it traps (500).
         #[arg(long, default_value_t = 128, env = "SPINLET_MAX_MEMORY_MIB")]
         max_memory_mib: usize,
+        /// The same in bytes, as `spin up --max-instance-memory`; wins over `--max-memory-mib`.
+        #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY")]
+        max_instance_memory: Option<usize>,
         /// Instances alive at once (sizes the pooling allocator).
         #[arg(long, default_value_t = 256, env = "SPINLET_MAX_INSTANCES")]
         max_instances: u32,
@@ -79,19 +94,33 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Up {
             manifest,
+            variables,
+            runtime_config_file,
             listen,
             cache_dir,
             request_timeout_secs,
+            request_timeout,
             max_memory_mib,
+            max_instance_memory,
             max_instances,
             max_instance_reuse_count,
             max_instance_concurrent_reuse_count,
             idle_instance_timeout,
             keep_resident_kib,
         } => {
+            let request_timeout = match request_timeout {
+                Some(reuse::Setting::Value(d)) => d,
+                Some(_) => anyhow::bail!("--request-timeout: the runner takes one value, not a range"),
+                None => Duration::from_secs(request_timeout_secs),
+            };
+            let runtime_config = match &runtime_config_file {
+                Some(path) => runtime_config::RuntimeConfig::load(path)?,
+                None => runtime_config::RuntimeConfig::default(),
+            };
+            let sources = variables::Sources::new(&variables, std::path::Path::new(".env"))?;
             let limits = app::Limits {
-                request_timeout: Duration::from_secs(request_timeout_secs),
-                max_memory: max_memory_mib << 20,
+                request_timeout,
+                max_memory: max_instance_memory.unwrap_or(max_memory_mib << 20),
                 max_instances,
                 reuse: reuse::ReusePolicy {
                     max_requests: max_instance_reuse_count,
@@ -104,7 +133,8 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let app = app::App::load(&manifest, |k| std::env::var(k).ok(), limits, cache_dir)
+                host::pg::set_max_connections(runtime_config.pg_max_connections);
+                let app = app::App::load(&manifest, |k| sources.lookup(k), limits, cache_dir)
                     .with_context(|| format!("loading {}", manifest.display()))?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await

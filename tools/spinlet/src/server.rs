@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::handler::{ErrorCode, ExpirationError};
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
@@ -274,9 +274,6 @@ impl LogLine {
     }
 }
 
-/// How long, and how much, of a request body the runner still reads after the guest stopped reading it.
-const LINGER_TIME: Duration = Duration::from_secs(10);
-const LINGER_BYTES: u64 = 128 << 20;
 /// Frames of request body read ahead of the guest (hyper hands over at most its read buffer per frame,
 /// a few hundred KiB): memory stays bounded per request.
 const READ_AHEAD_FRAMES: usize = 4;
@@ -287,11 +284,12 @@ type Frames = tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, hyper::Error>>;
 ///
 /// - Read-ahead: the next frames are read from the socket while the guest is still busy with the
 ///   previous ones (hashing, uploading), instead of only when it asks; at most [`READ_AHEAD_FRAMES`].
-/// - Lingering close: a guest that answers early (413 on an oversized upload, 415 on an executable at its
-///   first bytes) drops the rest unread; closing the connection then would make the kernel reset it, and a
-///   client still sending would lose the answer. So the rest is read and discarded, within
-///   [`LINGER_TIME`] and [`LINGER_BYTES`], the way nginx's lingering close does; past either bound the
-///   connection is closed.
+/// - Early answers close the connection, as under `spin up`: a guest that answers before reading the whole
+///   body (413 on an oversized upload, 415 on an executable at its first bytes) drops the rest unread, and
+///   so does this reader; hyper then sends the answer and closes the connection instead of reading on. A
+///   client still sending may see the connection reset rather than the answer, exactly as in production:
+///   clients that want the answer send `Expect: 100-continue` (hyper sends `100 Continue` only once the
+///   guest reads the body, so an early answer arrives before any of it is sent) or check sizes first.
 struct RequestBody {
     frames: Option<Frames>,
     /// What is still to come, if the client declared it.
@@ -313,7 +311,7 @@ impl RequestBody {
             while let Some(frame) = incoming.frame().await {
                 let failed = frame.is_err();
                 if tx.send(frame).await.is_err() {
-                    linger(incoming).await;
+                    // The guest dropped the body: so do we (see "Early answers").
                     return;
                 }
                 if failed {
@@ -326,20 +324,6 @@ impl RequestBody {
             remaining,
         }
     }
-}
-
-/// Reads and discards what is left of a body nobody wants, within the lingering bounds.
-async fn linger(mut rest: Incoming) {
-    let mut read = 0u64;
-    let _ = tokio::time::timeout(LINGER_TIME, async {
-        while read < LINGER_BYTES {
-            match rest.frame().await {
-                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
-                _ => break,
-            }
-        }
-    })
-    .await;
 }
 
 impl Body for RequestBody {

@@ -4,8 +4,12 @@
 //! next use: by default `ROLLBACK`, then `DISCARD ALL`, so no transaction, setting or tenant context leaks
 //! between requests. Spin 4 cleans less (deadpool-postgres' `Clean`: settings, cursors, locks, temporary
 //! tables; an open transaction stays open for the next user), so a component must end its transactions
-//! itself; `SPINLET_PG_RECYCLE=spin` cleans the way Spin does, for tests that check that. TLS is not
-//! offered: this runner serves local development; production Spin brings its own.
+//! itself; `SPINLET_PG_RECYCLE=spin` cleans the way Spin does, for tests that check that.
+//!
+//! TLS as Spin does it: `sslmode=disable` in the address is plain TCP; otherwise (tokio-postgres'
+//! default is `prefer`) TLS whenever the server offers it, the certificate and name always verified,
+//! against the system roots or the one CA a guest gives with `connection-builder.set-ca-root`. (Spin
+//! uses native-tls on the same system roots; this is rustls.) A pool per address and CA.
 
 use super::State;
 use super::bindings::spin::postgres::postgres::{
@@ -20,7 +24,16 @@ use std::time::Duration;
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
 
-const POOL_SIZE: usize = 32;
+/// Connections per address unless the runtime config's `[outbound_pg] max_connections` says otherwise.
+const DEFAULT_POOL_SIZE: usize = 32;
+static MAX_CONNECTIONS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// `[outbound_pg] max_connections` of the runtime config (`None`: the default); set once at start.
+pub fn set_max_connections(max: Option<usize>) {
+    if let Some(max) = max {
+        let _ = MAX_CONNECTIONS.set(max);
+    }
+}
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A guest `connection`: one pooled client, held until the guest drops the resource.
@@ -30,11 +43,44 @@ pub struct PgConnection {
 
 pub struct PgConnectionBuilder {
     address: String,
+    ca_root: Option<String>,
 }
 
 pub struct PgManager {
     config: tokio_postgres::Config,
     recycle: Recycle,
+    /// `None` for `sslmode=disable`.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+/// The TLS connector for `ca_root` (PEM), or the system roots.
+fn tls_connector(ca_root: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_root {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| Error::Other(format!("invalid root certificate: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Other(format!("invalid root certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(Error::Other("invalid root certificate: no certificate in it".into()));
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Other(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// How a pooled client is cleaned before its next use (see the module docs).
@@ -61,10 +107,22 @@ impl managed::Manager for PgManager {
     type Error = tokio_postgres::Error;
 
     async fn create(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
         Ok(client)
     }
 
@@ -96,9 +154,10 @@ impl managed::Manager for PgManager {
     }
 }
 
-/// The pools, shared by every instance of every component (keyed by the address the guest asked for).
+/// The pools, shared by every instance of every component (keyed by the address the guest asked for
+/// and the CA it gave).
 pub struct PgPools {
-    pools: Mutex<HashMap<String, managed::Pool<PgManager>>>,
+    pools: Mutex<HashMap<(String, Option<String>), managed::Pool<PgManager>>>,
     recycle: Recycle,
 }
 
@@ -112,25 +171,31 @@ impl Default for PgPools {
 }
 
 impl PgPools {
-    fn pool(&self, address: &str) -> Result<managed::Pool<PgManager>, Error> {
+    fn pool(&self, address: &str, ca_root: Option<&str>) -> Result<managed::Pool<PgManager>, Error> {
+        let key = (address.to_owned(), ca_root.map(str::to_owned));
         let mut pools = self.pools.lock().unwrap();
-        if let Some(p) = pools.get(address) {
+        if let Some(p) = pools.get(&key) {
             return Ok(p.clone());
         }
         let config: tokio_postgres::Config = address
             .parse()
             .map_err(|e| Error::ConnectionFailed(format!("invalid address: {e}")))?;
+        let tls = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => None,
+            _ => Some(tls_connector(ca_root)?),
+        };
         let pool = managed::Pool::builder(PgManager {
             config,
             recycle: self.recycle,
+            tls,
         })
-        .max_size(POOL_SIZE)
+        .max_size(*MAX_CONNECTIONS.get().unwrap_or(&DEFAULT_POOL_SIZE))
         .wait_timeout(Some(CHECKOUT_TIMEOUT))
         .create_timeout(Some(CHECKOUT_TIMEOUT))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| Error::Other(e.to_string()))?;
-        pools.insert(address.to_string(), pool.clone());
+        pools.insert(key, pool.clone());
         Ok(pool)
     }
 }
@@ -169,8 +234,12 @@ fn check_allowed(state: &State, address: &str) -> Result<(), Error> {
     Ok(())
 }
 
-async fn open(pools: Arc<PgPools>, address: String) -> Result<PgConnection, Error> {
-    let pool = pools.pool(&address)?;
+async fn open(
+    pools: Arc<PgPools>,
+    address: String,
+    ca_root: Option<String>,
+) -> Result<PgConnection, Error> {
+    let pool = pools.pool(&address, ca_root.as_deref())?;
     let client = pool
         .get()
         .await
@@ -191,28 +260,35 @@ impl pg::Host for State {}
 
 impl pg::HostConnectionBuilder for State {
     async fn new(&mut self, address: String) -> wasmtime::Result<Resource<PgConnectionBuilder>> {
-        Ok(self.table.push(PgConnectionBuilder { address })?)
+        Ok(self.table.push(PgConnectionBuilder {
+            address,
+            ca_root: None,
+        })?)
     }
 
     async fn set_ca_root(
         &mut self,
-        _: Resource<PgConnectionBuilder>,
-        _certificate: String,
+        builder: Resource<PgConnectionBuilder>,
+        certificate: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(Err(Error::Other(
-            "TLS is not supported by the local runner".into(),
-        )))
+        // Refused now if it is not a certificate, as Spin does.
+        if let Err(e) = tls_connector(Some(&certificate)) {
+            return Ok(Err(e));
+        }
+        self.table.get_mut(&builder)?.ca_root = Some(certificate);
+        Ok(Ok(()))
     }
 
     async fn build(
         &mut self,
         builder: Resource<PgConnectionBuilder>,
     ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
-        let address = self.table.get(&builder)?.address.clone();
+        let b = self.table.get(&builder)?;
+        let (address, ca_root) = (b.address.clone(), b.ca_root.clone());
         if let Err(e) = check_allowed(self, &address) {
             return Ok(Err(e));
         }
-        match open(self.services.pg.clone(), address).await {
+        match open(self.services.pg.clone(), address, ca_root).await {
             Ok(c) => Ok(Ok(self.table.push(c)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -229,18 +305,19 @@ impl<T: Send> pg::HostConnectionBuilderWithStore<T> for HasSelf<State> {
         accessor: &Accessor<T, Self>,
         builder: Resource<PgConnectionBuilder>,
     ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
-        let checked = accessor.with(
-            |mut access| -> wasmtime::Result<Result<(String, Arc<PgPools>), Error>> {
-                let state = access.get();
-                let address = state.table.get(&builder)?.address.clone();
-                Ok(check_allowed(state, &address).map(|()| (address, state.services.pg.clone())))
-            },
-        )?;
-        let (address, pools) = match checked {
+        type Checked = (String, Option<String>, Arc<PgPools>);
+        let checked = accessor.with(|mut access| -> wasmtime::Result<Result<Checked, Error>> {
+            let state = access.get();
+            let b = state.table.get(&builder)?;
+            let (address, ca_root) = (b.address.clone(), b.ca_root.clone());
+            Ok(check_allowed(state, &address)
+                .map(|()| (address, ca_root, state.services.pg.clone())))
+        })?;
+        let (address, ca_root, pools) = match checked {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        match open(pools, address).await {
+        match open(pools, address, ca_root).await {
             Ok(c) => Ok(Ok(accessor.with(|mut access| access.get().table.push(c))?)),
             Err(e) => Ok(Err(e)),
         }
@@ -255,7 +332,7 @@ impl pg::HostConnection for State {
         if let Err(e) = check_allowed(self, &address) {
             return Ok(Err(e));
         }
-        match open(self.services.pg.clone(), address).await {
+        match open(self.services.pg.clone(), address, None).await {
             Ok(c) => Ok(Ok(self.table.push(c)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -300,7 +377,7 @@ impl<T: Send> pg::HostConnectionWithStore<T> for HasSelf<State> {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        match open(pools, address).await {
+        match open(pools, address, None).await {
             Ok(c) => Ok(Ok(accessor.with(|mut access| access.get().table.push(c))?)),
             Err(e) => Ok(Err(e)),
         }

@@ -144,10 +144,12 @@ impl<T: Send> r::HostConnectionWithStore<T> for HasSelf<State> {
             return Ok(Err(Error::InvalidAddress));
         }
         if !allowed {
-            return Ok(Err(Error::Other(format!(
-                "address {} is not permitted: add it to the component's allowed_outbound_hosts",
+            // Spin answers `invalid-address`, and says why only in its own log.
+            eprintln!(
+                "spinlet: redis address {} is not permitted: add it to the component's allowed_outbound_hosts",
                 address.rsplit('@').next().unwrap_or_default()
-            ))));
+            );
+            return Ok(Err(Error::InvalidAddress));
         }
         let conn = match clients.connect(&address).await {
             Ok(c) => c,

@@ -116,6 +116,8 @@ fn param(query: &str, key: &str) -> Option<String> {
             v.replace("%3A", ":")
                 .replace("%2F", "/")
                 .replace("%40", "@")
+                .replace("%3F", "?")
+                .replace("%3D", "=")
         })
     })
 }
