@@ -1,8 +1,11 @@
 # shellcheck shell=bash
-# The application on top of the services: secrets, database migration, the runner (spinlet)
-# with its Spin variables, and the settings file tests and newcomers use (dev.env).
+# The application on top of the services: secrets, database migration, the host that serves it (our
+# runner, spinlet, or the real Spin CLI) with its Spin variables, and the settings file tests and
+# newcomers use (dev.env).
 #
-# Knobs: PORT (app port), APP_START_TIMEOUT (seconds, default 300), ATTACHMENTS_APP_PASSWORD,
+# Knobs: APP_HOST (spinlet, the default, or spin: `spin up` of the Spin CLI found by find_spin),
+#        SPIN_BIN (the Spin CLI; else `spin` on PATH),
+#        PORT (app port), APP_START_TIMEOUT (seconds, default 300), ATTACHMENTS_APP_PASSWORD,
 #        ATTACHMENTS_SCANNER_PASSWORD (the scan worker's role),
 #        any SPIN_VARIABLE_* already in the environment wins over the computed one.
 
@@ -12,6 +15,7 @@ _LIB_APP_LOADED=1
 source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
 SPINLET="$ROOT/target/release/spinlet"
+: "${APP_HOST:=spinlet}"
 MIGRATE="$ROOT/target/release/migrate"
 # shellcheck disable=SC2034 # used by the scripts that source this
 SEED="$ROOT/target/release/seed"
@@ -43,10 +47,23 @@ app_secrets() {
   fi
 }
 
+# find_spin: the path of the real Spin CLI (SPIN_BIN, else `spin` on PATH), or nothing.
+find_spin() {
+  if [[ -n "${SPIN_BIN:-}" ]]; then
+    [[ -x "$SPIN_BIN" ]] && echo "$SPIN_BIN"
+    return 0
+  fi
+  command -v spin 2>/dev/null || true
+}
+
 # What is missing to run the app, one line each (empty when nothing is).
 app_missing_parts() {
   [[ -f "$MANIFEST" ]] || echo "spin.toml does not exist yet"
-  [[ -x "$SPINLET" ]] || echo "target/release/spinlet is not built (tools/spinlet)"
+  if [[ "${APP_HOST:-spinlet}" == spin ]]; then
+    [[ -n "$(find_spin)" ]] || echo "APP_HOST=spin but no Spin CLI was found (SPIN_BIN, or spin on PATH)"
+  else
+    [[ -x "$SPINLET" ]] || echo "target/release/spinlet is not built (tools/spinlet)"
+  fi
   [[ -x "$MIGRATE" ]] || echo "target/release/migrate is not built (crates/db-tools)"
   return 0
 }
@@ -68,9 +85,12 @@ app_export_env() {
   export BASE_URL="http://127.0.0.1:$port"
   export DATABASE_ADMIN_URL
   DATABASE_ADMIN_URL=$(pg_url_with_db "$PG_ADMIN_URL" "$db")
-  export DATABASE_URL="postgres://$APP_DB_USER:$ATTACHMENTS_APP_PASSWORD@$PG_HOSTPORT/$db"
+  # A loopback Postgres without TLS (see postgres_up); anything else as the URL's default (verified TLS).
+  local tls=""
+  case "${PG_HOSTPORT%:*}" in 127.0.0.1 | localhost | "[::1]" | ::1) tls="?sslmode=disable" ;; esac
+  export DATABASE_URL="postgres://$APP_DB_USER:$ATTACHMENTS_APP_PASSWORD@$PG_HOSTPORT/$db$tls"
   # The scan worker's: the scanner role, which may only claim and complete scan jobs.
-  export SCAN_DATABASE_URL="postgres://$SCANNER_DB_USER:$ATTACHMENTS_SCANNER_PASSWORD@$PG_HOSTPORT/$db"
+  export SCAN_DATABASE_URL="postgres://$SCANNER_DB_USER:$ATTACHMENTS_SCANNER_PASSWORD@$PG_HOSTPORT/$db$tls"
   export SCAN_CALLBACK_URL="$BASE_URL/api/v1/scan/callback"
   # The scan worker's key, named: the app records `scan-worker` as the sender of what it signs.
   # (secrets.env holds the bare generated secret; an environment that already names it is kept.)
@@ -83,6 +103,9 @@ app_export_env() {
   _spinvar db_name "$db"
   _spinvar db_user "$APP_DB_USER"
   _spinvar db_password "$ATTACHMENTS_APP_PASSWORD"
+  # The local Postgres (ours or the machine's) listens on loopback without a certificate for that
+  # address: no TLS to it. Anything else keeps the manifest's default, require (verified TLS).
+  [[ -z "$tls" ]] || _spinvar db_sslmode disable
   _spinvar redis_host "$REDIS_HOSTPORT"
   _spinvar s3_endpoint "$S3_ENDPOINT"
   _spinvar s3_region "$S3_REGION"
@@ -113,7 +136,7 @@ _spinvar() {
   [[ -n "${!var:-}" ]] || export "$var=$2"
 }
 
-DEV_ENV_KEYS=(BASE_URL DATABASE_URL SCAN_DATABASE_URL DATABASE_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET
+DEV_ENV_KEYS=(APP_HOST BASE_URL DATABASE_URL SCAN_DATABASE_URL DATABASE_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET
   S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY SCAN_CALLBACK_URL SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD
   ATTACHMENTS_SCANNER_PASSWORD PG_ADMIN_URL CLAMD_ADDR)
 
@@ -154,22 +177,36 @@ scan_worker_start() {
   say "scan-worker: running (pid $_LAST_PID, clamd $CLAMD_ADDR, log ${log#"$ROOT"/})"
 }
 
-# app_start PORT LOGFILE: start spinlet (stopped on exit) and wait until it is healthy.
-# Returns non-zero (does not exit) when it cannot.
+# app_start PORT LOGFILE: start the app on APP_HOST (stopped on exit) and wait until it is healthy;
+# sets APP_PID. Returns non-zero (does not exit) when it cannot.
 app_start() {
-  local port=$1 log=$2 missing
+  local port=$1 log=$2 missing host=${APP_HOST:-spinlet} cmd
   missing=$(app_missing_parts)
   [[ -z "$missing" ]] || { say "cannot start the app: ${missing//$'\n'/; }"; return 1; }
   ! port_in_use "$port" || { say "port $port is in use (another scripts/dev?); set PORT"; return 1; }
-  mkdir -p "$DATA_DIR/cache"
-  say "app: spinlet up --manifest spin.toml --listen 127.0.0.1:$port"
-  start_bg app "$log" "$SPINLET" up --manifest "$MANIFEST" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache"
+  if [[ "$host" == spin ]]; then
+    # Its state (and component logs, which also go to the log file) in the stack's directory.
+    mkdir -p "$STACK_DIR/spin-state"
+    cmd=("$(find_spin)" up --from "$MANIFEST" --listen "127.0.0.1:$port" --state-dir "$STACK_DIR/spin-state" --log-dir "$STACK_DIR/spin-state/logs")
+  else
+    mkdir -p "$DATA_DIR/cache"
+    cmd=("$SPINLET" up --from "$MANIFEST" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache")
+  fi
+  say "app: ${cmd[*]#"$ROOT"/}"
+  start_bg app "$log" "${cmd[@]}"
   if ! WAIT_PID=$_LAST_PID wait_until "${APP_START_TIMEOUT:-300}" "app" app_health "http://127.0.0.1:$port"; then
     if [[ "$log" != - ]]; then tail -n 30 "$log" >&2; fi
-    say "app: spinlet did not become healthy on 127.0.0.1:$port"
+    say "app: $host did not become healthy on 127.0.0.1:$port"
     return 1
   fi
   # shellcheck disable=SC2034 # used by the scripts that source this
   APP_PID=$_LAST_PID
-  say "app: healthy on http://127.0.0.1:$port"
+  say "app: healthy on http://127.0.0.1:$port ($host)"
+}
+
+# app_stop: stop the app app_start started (before starting it again on another host).
+app_stop() {
+  [[ -n "${APP_PID:-}" ]] || return 0
+  stop_pid "$APP_PID" app
+  APP_PID=
 }

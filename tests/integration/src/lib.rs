@@ -4,8 +4,9 @@
 //! Which stack: the environment of `scripts/test` (`BASE_URL`, `DATABASE_ADMIN_URL`, `REDIS_URL`
 //! and the `SPIN_VARIABLE_*` the app was started with), else the `.data/dev.env` that `scripts/dev`
 //! writes. Tests that need a differently configured app (CORS origins, Redis down, a manifest
-//! without the middleware) start their own `spinlet` with [`Spinlet::start`]: same database, Redis
-//! and keys, a few variables overridden, a free port, stopped when dropped.
+//! without the middleware) start their own instance with [`App::start`] on the run's [`Host`] (our
+//! runner or the real Spin CLI): same database, Redis and keys, a few variables overridden, a free
+//! port, stopped when dropped.
 //!
 //! Every HTTP client gets its own random loopback source address (127.x.y.z): the per-address
 //! login limit then never sees one test's failures in another test, or in an earlier run against
@@ -289,6 +290,123 @@ pub fn send(rb: RequestBuilder) -> Reply {
     Reply::from(rb.send().expect("request failed"))
 }
 
+/// Sends a request whose body the service may refuse part-way (a blocked type at its first bytes, one
+/// part too many): the answer, or `None` when the connection was reset under the client while it was
+/// still sending. Both hosts close the connection after such an early answer without reading the rest
+/// (as Spin does), so a client sending a large body may lose the answer to the reset; that is what
+/// production clients see, and the caller asserts what must hold either way (nothing stored).
+pub fn send_may_be_cut(rb: RequestBuilder) -> Option<Reply> {
+    match rb.send() {
+        Ok(res) => Some(Reply::from(res)),
+        Err(e) if e.is_request() || e.is_body() || e.is_connect() => {
+            eprintln!("(the connection was cut while sending: {e})");
+            None
+        }
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// Sends a request the way a client should when the service may answer before reading the body (too
+/// large, too many parts, a blocked type, no token): with `Expect: 100-continue` (as curl does for large
+/// bodies), sending the body only after `100 Continue`. Both hosts close the connection after an early
+/// answer instead of reading the rest (Spin does; our runner does as Spin does), so a client that sends
+/// its whole body regardless may see the connection reset instead of the answer. `url` is
+/// `http://host:port/path?query`; the body goes in one `Content-Length` piece. Returns the final answer.
+pub fn send_expecting_continue(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    use std::io::Write;
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut sock = std::net::TcpStream::connect(authority).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    sock.write_all(head.as_bytes()).expect("sending the head");
+    let mut reader = std::io::BufReader::new(sock.try_clone().expect("clone"));
+    loop {
+        let reply = read_reply(&mut reader);
+        if reply.status == 100 {
+            // Told to go on: the body, then the real answer. A reset while sending means the service
+            // answered meanwhile; that answer is read below.
+            let _ = sock.write_all(body);
+            continue;
+        }
+        return reply;
+    }
+}
+
+/// One HTTP/1.1 response from `r`: `Content-Length`, chunked, or (a `100`) none.
+fn read_reply(r: &mut impl std::io::BufRead) -> Reply {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let mut headers: HashMap<String, String> = HashMap::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header line");
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .and_modify(|e| {
+                    e.push_str(", ");
+                    e.push_str(v.trim());
+                })
+                .or_insert_with(|| v.trim().to_owned());
+        }
+    }
+    let mut body = Vec::new();
+    if status >= 200 && status != 204 && status != 304 {
+        if headers
+            .get("transfer-encoding")
+            .is_some_and(|t| t.contains("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size).expect("chunk size");
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .expect("chunk size");
+                let mut chunk = vec![0u8; n + 2];
+                std::io::Read::read_exact(r, &mut chunk).expect("chunk");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else if let Some(n) = headers.get("content-length") {
+            let mut b = vec![0u8; n.parse().expect("content-length")];
+            std::io::Read::read_exact(r, &mut b).expect("body");
+            body = b;
+        } else {
+            let _ = std::io::Read::read_to_end(r, &mut body);
+        }
+    }
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
 /// Tokens from `/token` or `/refresh`.
 #[derive(Debug, Clone)]
 pub struct Tokens {
@@ -342,33 +460,96 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A `spinlet` the test started; killed when dropped.
-pub struct Spinlet {
+/// The host that runs the app: `APP_HOST` = `spinlet` (our runner, the default) or `spin` (the real
+/// Spin CLI: `SPIN_BIN`, else `spin` on `PATH`). `scripts/test` runs the suite once under each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Spinlet,
+    Spin(PathBuf),
+}
+
+impl Host {
+    /// The host of this run (read once).
+    pub fn get() -> &'static Host {
+        static HOST: OnceLock<Host> = OnceLock::new();
+        HOST.get_or_init(|| match Stack::get().var("APP_HOST").unwrap_or("spinlet") {
+            "spinlet" => Host::Spinlet,
+            "spin" => Host::Spin(
+                Stack::get()
+                    .var("SPIN_BIN")
+                    .filter(|b| !b.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("spin")),
+            ),
+            other => panic!("APP_HOST={other:?}: expected spinlet or spin"),
+        })
+    }
+
+    /// Its name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Host::Spinlet => "spinlet",
+            Host::Spin(_) => "spin",
+        }
+    }
+}
+
+/// An app instance the test started on this run's [`Host`]; killed when dropped.
+pub struct App {
     child: Child,
     /// Its base URL.
     pub base_url: String,
     log: PathBuf,
+    state_dir: Option<PathBuf>,
 }
 
-impl Spinlet {
-    /// Starts `target/release/spinlet up` with `manifest` (relative to the repository root) and the
-    /// stack's environment plus `overrides` (`SPIN_VARIABLE_*` names), and waits until healthy.
-    pub fn start(manifest: &str, overrides: &[(&str, &str)]) -> Spinlet {
-        let bin = root().join("target/release/spinlet");
-        assert!(
-            bin.exists(),
-            "target/release/spinlet is not built (scripts/build)"
-        );
+impl App {
+    /// Starts `manifest` (relative to the repository root) on a free port with the stack's
+    /// environment plus `overrides`, and waits until healthy. Overrides are `SPIN_VARIABLE_*` names,
+    /// or a runner setting: `SPINLET_MAX_MEMORY_MIB` (under Spin: `--max-instance-memory`) and
+    /// `SPINLET_PG_RECYCLE` (Spin's pool always cleans its own way, which `spin` names).
+    pub fn start(manifest: &str, overrides: &[(&str, &str)]) -> App {
         let port = free_port();
-        let log =
-            std::env::temp_dir().join(format!("itest-spinlet-{port}-{}.log", std::process::id()));
-        let log_file = std::fs::File::create(&log).expect("spinlet log file");
-        let mut cmd = Command::new(bin);
+        let host = Host::get();
+        let log = std::env::temp_dir().join(format!(
+            "itest-{}-{port}-{}.log",
+            host.name(),
+            std::process::id()
+        ));
+        let log_file = std::fs::File::create(&log).expect("app log file");
+        let listen = format!("127.0.0.1:{port}");
+        let mut state_dir = None;
+        let mut cmd = match host {
+            Host::Spinlet => {
+                let bin = root().join("target/release/spinlet");
+                assert!(
+                    bin.exists(),
+                    "target/release/spinlet is not built (scripts/build)"
+                );
+                let mut cmd = Command::new(bin);
+                cmd.args(["up", "--from", manifest, "--listen", &listen])
+                    .arg("--cache-dir")
+                    .arg(root().join(".data/cache"));
+                cmd
+            }
+            Host::Spin(bin) => {
+                // A state directory of its own: instances started side by side share nothing.
+                let dir = std::env::temp_dir().join(format!(
+                    "itest-spin-state-{port}-{}",
+                    std::process::id()
+                ));
+                let mut cmd = Command::new(bin);
+                // Component output goes to its stdout (the log file) and to files under --log-dir.
+                cmd.args(["up", "--from", manifest, "--listen", &listen])
+                    .arg("--state-dir")
+                    .arg(&dir)
+                    .arg("--log-dir")
+                    .arg(dir.join("logs"));
+                state_dir = Some(dir);
+                cmd
+            }
+        };
         cmd.current_dir(root())
-            .args(["up", "--manifest", manifest, "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--cache-dir")
-            .arg(root().join(".data/cache"))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
@@ -379,13 +560,27 @@ impl Spinlet {
             }
         }
         for (k, v) in overrides {
-            cmd.env(k, v);
+            match (host, *k) {
+                (Host::Spin(_), "SPINLET_MAX_MEMORY_MIB") => {
+                    let mib: u64 = v.parse().expect("SPINLET_MAX_MEMORY_MIB");
+                    cmd.arg("--max-instance-memory").arg((mib << 20).to_string());
+                }
+                (Host::Spin(_), "SPINLET_PG_RECYCLE") => {
+                    assert_eq!(*v, "spin", "Spin's pool cleans only its own way");
+                }
+                _ => {
+                    cmd.env(k, v);
+                }
+            }
         }
-        let child = cmd.spawn().expect("starting spinlet");
-        let mut s = Spinlet {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", host.name()));
+        let mut s = App {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
             log,
+            state_dir,
         };
         s.wait_healthy(Duration::from_secs(300));
         s
@@ -397,9 +592,10 @@ impl Spinlet {
             .build()
             .expect("client");
         let start = Instant::now();
+        let host = Host::get().name();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("spinlet exited ({status}): {}", self.log_text());
+                panic!("{host} exited ({status}): {}", self.log_text());
             }
             if c.get(format!("{}/.well-known/spin/health", self.base_url))
                 .send()
@@ -409,24 +605,27 @@ impl Spinlet {
             }
             assert!(
                 start.elapsed() < limit,
-                "spinlet not healthy after {limit:?}: {}",
+                "{host} not healthy after {limit:?}: {}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    /// What it wrote so far (stdout and stderr).
+    /// What it wrote so far (stdout and stderr: its own lines and the components').
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-impl Drop for Spinlet {
+impl Drop for App {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+        if let Some(dir) = &self.state_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

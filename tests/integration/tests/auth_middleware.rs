@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use integration_tests::now_s;
 use integration_tests::{
-    Spinlet, Stack, User, client, free_port, login, login_reply, parse_policy, parse_remaining,
+    App, Stack, User, client, free_port, login, login_reply, parse_policy, parse_remaining,
     send,
 };
 
@@ -344,7 +344,7 @@ fn the_limit_is_exact_under_concurrent_requests() {
 #[test]
 fn cors_preflight_and_response_headers_for_configured_origins_only() {
     let allowed = "https://mail.example.test";
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[(
             "SPIN_VARIABLE_CORS_ORIGINS",
@@ -543,7 +543,7 @@ fn inner_routes_mounted_without_the_middleware_are_not_authenticated() {
     );
 
     // ...but not where the middleware is missing.
-    let bare = Spinlet::start("tests/auth/spin.toml", &[]);
+    let bare = App::start("tests/auth/spin.toml", &[]);
     let url = |p: &str| format!("{}{p}", bare.base_url);
     let other_key = ContextKey::generate().unwrap();
     let attempts = [
@@ -585,7 +585,7 @@ fn the_count_survives_a_runner_restart_and_log_lines_name_the_caller() {
     let user = tenant.user(0);
     let limits = [("SPIN_VARIABLE_RATE_LIMIT", "10/15m")];
     let c = client();
-    let remaining_after = |app: &Spinlet, token: &str| {
+    let remaining_after = |app: &App, token: &str| {
         let r = send(
             c.get(format!("{}/api/v1/auth/me", app.base_url))
                 .bearer_auth(token),
@@ -593,7 +593,7 @@ fn the_count_survives_a_runner_restart_and_log_lines_name_the_caller() {
         assert_eq!(r.status, 200, "{r:?}");
         parse_remaining(r.header("ratelimit").expect("RateLimit"))
     };
-    let first = Spinlet::start("spin.toml", &limits);
+    let first = App::start("spin.toml", &limits);
     let t = login(&c, &first.base_url, user);
     let seen: Vec<u64> = (0..3).map(|_| remaining_after(&first, &t.access)).collect();
     assert_eq!(seen, [9, 8, 7]);
@@ -608,7 +608,7 @@ fn the_count_survives_a_runner_restart_and_log_lines_name_the_caller() {
     assert_eq!(logged["tenantId"], tenant.id.as_str(), "{line}");
     assert_eq!(logged["status"], 200, "{line}");
     drop(first);
-    let second = Spinlet::start("spin.toml", &limits);
+    let second = App::start("spin.toml", &limits);
     assert_eq!(
         remaining_after(&second, &t.access),
         6,
@@ -625,7 +625,7 @@ fn redis_down_fails_open_when_configured_open() {
     // Logged in where Redis is up: the login limits fail closed on their own (auth_tokens.rs).
     let t = login(&c, &stack.base_url, user);
     let dead = format!("127.0.0.1:{}", free_port());
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_REDIS_HOST", dead.as_str()),
@@ -655,7 +655,7 @@ fn redis_down_fails_closed_with_503_when_configured_closed() {
     let c = client();
     let t = login(&c, &stack.base_url, user);
     let dead = format!("127.0.0.1:{}", free_port());
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_REDIS_HOST", dead.as_str()),

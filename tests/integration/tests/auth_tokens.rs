@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::now_ms;
 use integration_tests::{
-    Reply, Spinlet, Stack, Tokens, client, free_port, login, login_reply, psql, random_loopback,
+    Reply, App, Stack, Tokens, client, free_port, login, login_reply, psql, random_loopback,
     send, sql_str,
 };
 use serde_json::Value;
@@ -257,7 +257,7 @@ fn wrong_passwords_from_one_address_do_not_lock_the_owner_out() {
 
 #[test]
 fn failed_logins_are_limited_per_email_from_all_addresses() {
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL", "3/15m"),
@@ -324,7 +324,7 @@ fn a_client_sent_spin_client_addr_chooses_no_address() {
 /// `X-Forwarded-For` entry, whatever the client put before it; IPv6 clients count per /64.
 #[test]
 fn client_ip_source_x_forwarded_for_trusts_only_the_proxys_entry() {
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_CLIENT_IP_SOURCE", "x-forwarded-for:1"),
@@ -386,7 +386,7 @@ fn client_ip_source_x_forwarded_for_trusts_only_the_proxys_entry() {
 /// the client's address.
 #[test]
 fn client_ip_source_true_client_ip_is_the_edges_header() {
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[("SPIN_VARIABLE_CLIENT_IP_SOURCE", "true-client-ip")],
     );
@@ -428,7 +428,7 @@ fn login_fails_closed_when_redis_is_down_whatever_the_api_fail_mode() {
     let seed = Stack::get().seed();
     let user = seed.tenants[0].user(0);
     let dead = format!("127.0.0.1:{}", free_port());
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_REDIS_HOST", dead.as_str()),
@@ -449,7 +449,7 @@ fn login_fails_closed_when_redis_is_down_whatever_the_api_fail_mode() {
     assert!(app.log_text().contains("ratelimit_backend_down"));
     drop(app);
     // Opened on purpose, logins go on unlimited (and the failure is logged).
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_REDIS_HOST", dead.as_str()),
@@ -466,7 +466,7 @@ fn login_fails_closed_when_redis_is_down_whatever_the_api_fail_mode() {
 #[test]
 fn failed_logins_are_limited_per_client_address() {
     // A private app with a tiny per-address budget, so the test needs only a few attempts.
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_ADDRESS", "3/15m"),
@@ -501,7 +501,7 @@ fn failed_logins_are_limited_per_client_address() {
 fn parallel_guesses_cannot_outrun_the_login_limits() {
     // Each attempt is counted before its password is checked: of 12 wrong passwords sent at once
     // for one email (each from its own address), exactly the 4 the budget allows are judged.
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_EMAIL", "4/15m"),
@@ -526,7 +526,7 @@ fn parallel_guesses_cannot_outrun_the_login_limits() {
     assert_eq!((judged, refused), (4, 8), "{statuses:?}");
     // Successes give their attempt back to the per-address budget: from one address with a budget
     // of 2, three good logins in a row all succeed, then two failures spend it.
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_LOGIN_RATE_LIMIT_ADDRESS", "2/15m"),

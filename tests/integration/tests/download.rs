@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use integration_tests::{Reply, Spinlet, Stack, Tenant, Tokens, User, client, login, send};
+use integration_tests::{Reply, App, Stack, Tenant, Tokens, User, client, login, send};
 use integration_tests::{psql, sha256_hex, sql_str};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -818,7 +818,7 @@ fn deleted_and_scan_policy() {
     }
 }
 
-/// Key rotation and the serve_unscanned policy, on extra spinlets with other variables (same
+/// Key rotation and the serve_unscanned policy, on extra app instances with other variables (same
 /// database and storage).
 #[test]
 fn rotated_keys_and_serve_unscanned() {
@@ -850,14 +850,14 @@ fn rotated_keys_and_serve_unscanned() {
     let old_infected = url_for(&t, &infected, json!({}));
 
     let rotated_ring = format!("{new_key},{old_ring}");
-    let rotated = Spinlet::start(
+    let rotated = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_URL_SIGNING_KEYS", &rotated_ring),
             ("SPIN_VARIABLE_SERVE_UNSCANNED", "true"),
         ],
     );
-    let on = |s: &Spinlet, url: &str| url.replacen(&w.base, &s.base_url, 1);
+    let on = |s: &App, url: &str| url.replacen(&w.base, &s.base_url, 1);
     // Old URLs still verify after rotation.
     let (s, _, b) = get(&on(&rotated, &old_url), &[]);
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
@@ -886,7 +886,7 @@ fn rotated_keys_and_serve_unscanned() {
     drop(rotated);
 
     // The old key retired: its URLs stop working, the new key's keep working.
-    let retired = Spinlet::start("spin.toml", &[("SPIN_VARIABLE_URL_SIGNING_KEYS", &new_key)]);
+    let retired = App::start("spin.toml", &[("SPIN_VARIABLE_URL_SIGNING_KEYS", &new_key)]);
     let (s, _, b) = get(&on(&retired, &old_url), &[]);
     assert_problem_bytes(s, &b, 403, "signature_invalid");
     assert_eq!(get(&on(&retired, &new_url), &[]).0, 200);
@@ -918,7 +918,7 @@ fn redirect_mode() {
     );
     let url = url_for(&t, &id, json!({"disposition": "inline"}));
     let blocked_url = url_for(&t, &blocked, json!({}));
-    let s = Spinlet::start("spin.toml", &[("SPIN_VARIABLE_DOWNLOAD_MODE", "redirect")]);
+    let s = App::start("spin.toml", &[("SPIN_VARIABLE_DOWNLOAD_MODE", "redirect")]);
     let on = |u: &str| u.replacen(&w.base, &s.base_url, 1);
 
     let (status, hd, _) = get(&on(&url), &[]);

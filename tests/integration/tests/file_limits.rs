@@ -3,7 +3,7 @@
 //! and `RateLimit`; another URL of the same attachment has its own budget. Its downloads are audited
 //! one row per URL and minute with a count, not one row per request.
 
-use integration_tests::{Reply, Spinlet, Stack, client, login, now_ms, psql, send};
+use integration_tests::{Reply, App, Stack, client, login, now_ms, psql, send};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -43,7 +43,7 @@ fn audit_rows(tenant: &str, id: &str) -> Vec<Value> {
 #[test]
 fn a_signed_url_is_rate_limited_and_its_downloads_audited_per_minute() {
     // An app with a small limit beside the stack's, serving unscanned content (no scan needed here).
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_FILE_RATE_LIMIT", "3/60s"),

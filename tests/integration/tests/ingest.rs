@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, send};
+use integration_tests::{Reply, App, Stack, Tenant, User, client, login, send};
 use integration_tests::{now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::Value;
@@ -545,7 +545,7 @@ fn a_digest_of_own_content_skips_storage_and_nobody_elses() {
     );
     assert_eq!(r.status, 201, "{r:?}");
     let digest = format!("sha-256=:{}:", base64_std(&Sha256::digest(&content)));
-    let offline = Spinlet::start(
+    let offline = App::start(
         "spin.toml",
         &[("SPIN_VARIABLE_S3_ENDPOINT", "http://127.0.0.1:9")],
     );
@@ -881,7 +881,7 @@ fn concurrent_uploads_share_the_instance_buffer_budget() {
     let t = &seed.tenants[1];
     let u = who(t, t.user(0));
     let msg = u.message(0);
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPINLET_MAX_MEMORY_MIB", "64"),
@@ -937,7 +937,7 @@ fn refused_requests_leave_no_transaction_open() {
     let owner = who(t1, t1.user(0));
     let other = who(t1, t1.user(1));
     let stranger = who(t2, t2.user(0));
-    let app = Spinlet::start("spin.toml", &[("SPINLET_PG_RECYCLE", "spin")]);
+    let app = App::start("spin.toml", &[("SPINLET_PG_RECYCLE", "spin")]);
     let attachments = format!(
         "{}/api/v1/emails/{}/attachments",
         app.base_url,
@@ -1117,7 +1117,7 @@ fn attachment_download_urls_follow_the_configured_lifetime() {
     let t = &seed.tenants[0];
     let u = who(t, t.user(0));
     let msg = u.message(0);
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[("SPIN_VARIABLE_DOWNLOAD_URL_TTL_SECS", "120")],
     );
@@ -1178,7 +1178,7 @@ fn stalled_uploads_hold_no_database_connection() {
     let t = &seed.tenants[1];
     let u = who(t, t.user(1));
     let msg = u.message(0);
-    let app = Spinlet::start("spin.toml", &[("SPIN_VARIABLE_RATE_LIMIT", "1000/60s")]);
+    let app = App::start("spin.toml", &[("SPIN_VARIABLE_RATE_LIMIT", "1000/60s")]);
     let addr = app.base_url.trim_start_matches("http://").to_owned();
     let stalled: Vec<TcpStream> = (0..STALLED)
         .map(|i| {

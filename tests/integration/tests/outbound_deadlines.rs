@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use integration_tests::proxy::StallProxy;
-use integration_tests::{Spinlet, Stack, Tenant, User, client, login, psql};
+use integration_tests::{App, Stack, Tenant, User, client, login, psql};
 use reqwest::blocking::Client;
 use storage::request::Signer;
 use storage::{Body, S3Request, StorageConfig, response};
@@ -136,7 +136,7 @@ fn host_port(url: &str) -> &str {
 /// answer's status and body. The server may answer before it has read everything: sending the rest
 /// may then fail, which is fine.
 fn upload_with_pause(
-    app: &Spinlet,
+    app: &App,
     user: &User,
     message: &str,
     total: usize,
@@ -242,7 +242,7 @@ fn dechunk(mut rest: &str) -> String {
 /// Waits until `app` has logged `needle`; the app writes its log lines as things happen, so this
 /// waits for the event, not for a time.
 #[track_caller]
-fn wait_for_log(app: &Spinlet, needle: &str) {
+fn wait_for_log(app: &App, needle: &str) {
     let start = Instant::now();
     while !app.log_text().contains(needle) {
         assert!(
@@ -256,7 +256,7 @@ fn wait_for_log(app: &Spinlet, needle: &str) {
 
 /// The answer is `503 upstream_timeout` problem+json (and so not a `201`).
 #[track_caller]
-fn assert_upstream_timeout(answer: &(u16, String), app: &Spinlet) {
+fn assert_upstream_timeout(answer: &(u16, String), app: &App) {
     let (status, body) = answer;
     assert_eq!(*status, 503, "{body}\n{}", app.log_text());
     let v: serde_json::Value =
@@ -283,7 +283,7 @@ fn storage_that_stops_answering_mid_upload_is_a_503_and_leaves_nothing() {
     let (user, message) = owner(t);
     let endpoint = stack.var("S3_ENDPOINT").expect("S3_ENDPOINT");
     let proxy = StallProxy::start(host_port(endpoint));
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
@@ -330,7 +330,7 @@ fn a_database_that_stops_answering_mid_upload_is_a_503_and_leaves_nothing() {
         .var("SPIN_VARIABLE_DB_HOST")
         .expect("SPIN_VARIABLE_DB_HOST");
     let proxy = StallProxy::start(db_host);
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),

@@ -13,7 +13,7 @@
 use std::time::SystemTime;
 
 use hmac::{KeyInit, Mac};
-use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, send};
+use integration_tests::{Reply, App, Stack, Tenant, User, client, login, send};
 use integration_tests::{now_ms, now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -831,7 +831,7 @@ fn scan_dedup_attachments_share_the_verdict() {
 #[test]
 fn scan_quarantine_mode_delete() {
     // An app with quarantine_mode = delete beside the stack's (same database and bucket).
-    let app = Spinlet::start("spin.toml", &[("SPIN_VARIABLE_QUARANTINE_MODE", "delete")]);
+    let app = App::start("spin.toml", &[("SPIN_VARIABLE_QUARANTINE_MODE", "delete")]);
     let seed = stack().seed();
     let t = &seed.tenants[0];
     let u = who(t, t.user(0));
@@ -985,7 +985,7 @@ fn scan_clock_skew_is_refused() {
 fn scan_named_scanners_are_audited_and_unknown_keys_refused() {
     let external = format!("{:032x}", uuid::Uuid::new_v4().as_u128());
     let ring = format!("{},virustotal:{external}", var("SCAN_CALLBACK_SECRET"));
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[("SPIN_VARIABLE_SCAN_CALLBACK_SECRETS", ring.as_str())],
     );

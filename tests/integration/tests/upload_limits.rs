@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-use integration_tests::{Reply, Spinlet, Stack, Tenant, User, client, login, psql, send};
+use integration_tests::{Reply, App, Stack, Tenant, User, client, login, psql, send};
 use reqwest::blocking::Client;
 use storage::request::Signer;
 use storage::{Body, S3Request, StorageConfig, response};
@@ -330,7 +330,7 @@ fn trickling_uploads_time_out_while_other_tenants_are_served() {
     let seed = stack.seed();
     let (t1, t2) = (&seed.tenants[0], &seed.tenants[1]);
     let slow = who(t1, t1.user(0));
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
@@ -451,7 +451,7 @@ fn concurrent_uploads_per_user_are_capped() {
     let seed = stack.seed();
     let t = &seed.tenants[0];
     let (busy, colleague) = (who(t, t.user(0)), who(t, t.user(1)));
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
@@ -526,7 +526,7 @@ fn part_buffer_budget_waits_are_bounded() {
     let seed = stack.seed();
     let t = &seed.tenants[1];
     let u = who(t, t.user(1));
-    let app = Spinlet::start(
+    let app = App::start(
         "spin.toml",
         &[
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
