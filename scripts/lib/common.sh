@@ -40,17 +40,18 @@ trap 'exit 129' HUP
 # ---- processes ---------------------------------------------------------------
 pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
-# stop_pid PID [NAME] [GRACE_SECONDS]: TERM, wait, then KILL.
+# stop_pid PID [NAME] [GRACE_SECONDS]: TERM, wait, then KILL; the whole process group when PID leads
+# one (start_bg's setsid: `spin up` runs the app in a child process that must go too).
 stop_pid() {
   local pid=$1 name=${2:-process} grace=${3:-15} i
   pid_alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < grace * 10; i++)); do
     pid_alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
     sleep 0.1
   done
   warn "$name (pid $pid) did not stop in ${grace}s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 

@@ -19,6 +19,10 @@ use std::cell::Cell as Flag;
 
 use deadline::{OutboundTimeout, with_deadline};
 use spin_sdk::pg::{self, DbValue, ParameterValue, PgError, QueryError};
+// The interface itself rather than the SDK's wrapper: `pg::Connection::open_with_options` (the one way
+// there to give a CA) can also read a certificate from a file, and linking that gives the component a
+// `wasi:filesystem` import that its world (wit/attachments.wit) does not allow.
+use spin_sdk::pg::wit::postgres as host;
 
 use crate::conn::Conn;
 use crate::error::{Result, StoreError};
@@ -58,7 +62,7 @@ impl std::fmt::Debug for Database {
 /// One Postgres connection of the host's pool.
 pub struct Db {
     /// `None` only once dropped.
-    conn: Option<pg::Connection>,
+    conn: Option<host::Connection>,
     in_transaction: Flag<bool>,
     /// A statement was abandoned at its deadline: what runs on the connection is unknown.
     abandoned: Flag<bool>,
@@ -69,13 +73,17 @@ impl Db {
     /// Opens a connection to `database`, waiting at most `timeout`; each statement on it waits at
     /// most `timeout` too.
     pub async fn open(database: &Database, timeout: OutboundTimeout) -> Result<Self> {
-        let options = pg::OpenOptions {
-            ca_root: database.ca_root.clone().map(pg::Certificate::Text),
+        let open = async {
+            match &database.ca_root {
+                None => host::Connection::open_async(database.url.clone()).await,
+                Some(pem) => {
+                    let builder = host::ConnectionBuilder::new(&database.url);
+                    builder.set_ca_root(pem)?;
+                    builder.build_async().await
+                }
+            }
         };
-        with_deadline(
-            timeout,
-            pg::Connection::open_with_options(&database.url, options),
-        )
+        with_deadline(timeout, open)
             .await
             .map_err(|e| timed_out("open", e))?
             .map(|conn| Self {
@@ -84,10 +92,10 @@ impl Db {
                 abandoned: Flag::new(false),
                 timeout,
             })
-            .map_err(|e| error("open", e))
+            .map_err(|e| error("open", pg::Error::PgError(e)))
     }
 
-    fn conn(&self) -> &pg::Connection {
+    fn conn(&self) -> &host::Connection {
         self.conn.as_ref().expect("present until dropped")
     }
 
@@ -126,7 +134,9 @@ impl Drop for Db {
             // abandoned statement's answer, which it queues behind). The task runs on within this
             // request's component-model task, even after the response is sent.
             spin_sdk::wasip3::spawn(async move {
-                let _ = conn.execute("ROLLBACK", Vec::<ParameterValue>::new()).await;
+                let _ = conn
+                    .execute_async("ROLLBACK".into(), Vec::<ParameterValue>::new())
+                    .await;
             });
         }
     }
@@ -141,12 +151,11 @@ impl Conn for Db {
     ) -> Result<Vec<Row>> {
         // The deadline covers the statement and every row of its answer.
         self.bounded(context, async {
-            let result = self
+            let (_, mut rows, done) = self
                 .conn()
-                .query(sql, params.into_iter().map(param).collect::<Vec<_>>())
+                .query_async(sql.into(), params.into_iter().map(param).collect::<Vec<_>>())
                 .await
-                .map_err(|e| error(context, e))?;
-            let (_, mut rows, done) = result.into_inner();
+                .map_err(|e| error(context, pg::Error::PgError(e)))?;
             let mut out = Vec::new();
             while let Some(values) = rows.next().await {
                 out.push(Row::new(values.into_iter().map(cell).collect()));
@@ -161,9 +170,9 @@ impl Conn for Db {
     async fn execute(&self, context: &'static str, sql: &str, params: Vec<Param>) -> Result<u64> {
         self.bounded(context, async {
             self.conn()
-                .execute(sql, params.into_iter().map(param).collect::<Vec<_>>())
+                .execute_async(sql.into(), params.into_iter().map(param).collect::<Vec<_>>())
                 .await
-                .map_err(|e| error(context, e))
+                .map_err(|e| error(context, pg::Error::PgError(e)))
         })
         .await
     }
@@ -171,10 +180,10 @@ impl Conn for Db {
     async fn control(&self, sql: &'static str) -> Result<()> {
         self.bounded(sql, async {
             self.conn()
-                .execute(sql, Vec::<ParameterValue>::new())
+                .execute_async(sql.into(), Vec::<ParameterValue>::new())
                 .await
                 .map(|_| ())
-                .map_err(|e| error(sql, e))
+                .map_err(|e| error(sql, pg::Error::PgError(e)))
         })
         .await
     }

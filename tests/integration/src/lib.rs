@@ -549,6 +549,9 @@ impl App {
                 cmd
             }
         };
+        // A process group of its own: `spin up` runs the app in a child process (`spin trigger http`),
+        // which must go when the instance is dropped (see `Drop`).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.current_dir(root())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
@@ -620,6 +623,11 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
+        // The whole group: killing `spin up` alone would leave its `spin trigger http` child serving,
+        // with its database connections.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);

@@ -90,14 +90,12 @@ async fn handle(
     };
 
     if path == HEALTH_PATH {
-        let mut res = Response::new(
+        // As Spin answers it: `OK`, no Content-Type.
+        return Ok(Response::new(
             Full::new(Bytes::from_static(b"OK"))
                 .map_err(|e: Infallible| match e {})
                 .boxed_unsync(),
-        );
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return Ok(res);
+        ));
     }
     let Some(matched) = app.router.route(&path) else {
         log.status = 404;
@@ -282,8 +280,9 @@ type Frames = tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, hyper::Error>>;
 
 /// The request body as the guest sees it, read from the connection by a task of its own.
 ///
-/// - Read-ahead: the next frames are read from the socket while the guest is still busy with the
-///   previous ones (hashing, uploading), instead of only when it asks; at most [`READ_AHEAD_FRAMES`].
+/// - Read-ahead: from the guest's first read on, the next frames are read from the socket while the
+///   guest is still busy with the previous ones (hashing, uploading), instead of only when it asks; at
+///   most [`READ_AHEAD_FRAMES`]. Before that first read nothing is read (so no `100 Continue` is sent).
 /// - Early answers close the connection, as under `spin up`: a guest that answers before reading the whole
 ///   body (413 on an oversized upload, 415 on an executable at its first bytes) drops the rest unread, and
 ///   so does this reader; hyper then sends the answer and closes the connection instead of reading on. A
@@ -291,39 +290,48 @@ type Frames = tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, hyper::Error>>;
 ///   clients that want the answer send `Expect: 100-continue` (hyper sends `100 Continue` only once the
 ///   guest reads the body, so an early answer arrives before any of it is sent) or check sizes first.
 struct RequestBody {
-    frames: Option<Frames>,
+    source: Source,
     /// What is still to come, if the client declared it.
     remaining: Option<u64>,
+}
+
+enum Source {
+    /// Not read yet: nothing is taken from the socket (nor `100 Continue` sent) until the guest reads,
+    /// as under Spin.
+    Unread(Incoming),
+    /// Read ahead by a task of its own.
+    Reading(Frames),
+    Done,
 }
 
 impl RequestBody {
     fn new(incoming: Incoming) -> Self {
         let remaining = incoming.size_hint().exact();
-        if incoming.is_end_stream() {
-            return Self {
-                frames: None,
-                remaining,
-            };
-        }
-        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_FRAMES);
-        tokio::spawn(async move {
-            let mut incoming = incoming;
-            while let Some(frame) = incoming.frame().await {
-                let failed = frame.is_err();
-                if tx.send(frame).await.is_err() {
-                    // The guest dropped the body: so do we (see "Early answers").
-                    return;
-                }
-                if failed {
-                    return;
-                }
-            }
-        });
-        Self {
-            frames: Some(rx),
-            remaining,
-        }
+        let source = if incoming.is_end_stream() {
+            Source::Done
+        } else {
+            Source::Unread(incoming)
+        };
+        Self { source, remaining }
     }
+}
+
+/// Reads `incoming` up to [`READ_AHEAD_FRAMES`] ahead of the guest, until the guest drops the body.
+fn read_ahead(mut incoming: Incoming) -> Frames {
+    let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_FRAMES);
+    tokio::spawn(async move {
+        while let Some(frame) = incoming.frame().await {
+            let failed = frame.is_err();
+            if tx.send(frame).await.is_err() {
+                // The guest dropped the body: so do we (see "Early answers").
+                return;
+            }
+            if failed {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 impl Body for RequestBody {
@@ -334,7 +342,13 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let Some(frames) = self.frames.as_mut() else {
+        if matches!(self.source, Source::Unread(_)) {
+            let Source::Unread(incoming) = std::mem::replace(&mut self.source, Source::Done) else {
+                unreachable!("checked above");
+            };
+            self.source = Source::Reading(read_ahead(incoming));
+        }
+        let Source::Reading(frames) = &mut self.source else {
             return Poll::Ready(None);
         };
         let polled = frames.poll_recv(cx);
@@ -344,21 +358,21 @@ impl Body for RequestBody {
                     *left = left.saturating_sub(data.len() as u64);
                 }
             }
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.frames = None,
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.source = Source::Done,
             Poll::Pending => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.frames.is_none()
+        matches!(self.source, Source::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
-        match (self.frames.is_none(), self.remaining) {
-            (true, _) => SizeHint::with_exact(0),
-            (false, Some(n)) => SizeHint::with_exact(n),
-            (false, None) => SizeHint::default(),
+        match (&self.source, self.remaining) {
+            (Source::Done, _) => SizeHint::with_exact(0),
+            (_, Some(n)) => SizeHint::with_exact(n),
+            (_, None) => SizeHint::default(),
         }
     }
 }
