@@ -256,7 +256,13 @@ async fn refuse_revoked_and_count(
 ) -> Result<(), ApiError> {
     let key = ratelimit::key(&cfg.policy, Subject::User(&claims.user));
     match redis
-        .check_then_hit(&claims.jti, &claims.user, claims.issued_at, &cfg.policy, &key)
+        .check_then_hit(
+            &claims.jti,
+            &claims.user,
+            claims.issued_at,
+            &cfg.policy,
+            &key,
+        )
         .await
     {
         Ok(None) => {

@@ -185,17 +185,32 @@ mod tests {
         let p = crate::ratelimit::Policy::per_user_default();
         let a = check_then_hit_args("jti-1", &user(), 100, "rl:v1:user:x", &p);
         assert_eq!(a[0], CHECK_THEN_HIT_SCRIPT);
-        assert_eq!(&a[1..5], ["3", &token_key("jti-1"), &user_key(&user()), "rl:v1:user:x"]);
+        assert_eq!(
+            &a[1..5],
+            ["3", &token_key("jti-1"), &user_key(&user()), "rl:v1:user:x"]
+        );
         assert_eq!(&a[5..], ["100", "60000", "1"]);
         assert_eq!(
             parse_check_then_hit_reply(&[0, -1, 3, 5000], 100).unwrap(),
-            CheckThenHit::Counted { count: 3, pttl_ms: 5000 }
+            CheckThenHit::Counted {
+                count: 3,
+                pttl_ms: 5000
+            }
         );
-        assert_eq!(parse_check_then_hit_reply(&[1, -1, -1, -1], 100).unwrap(), CheckThenHit::Revoked);
-        assert_eq!(parse_check_then_hit_reply(&[0, 100, -1, -1], 100).unwrap(), CheckThenHit::Revoked);
+        assert_eq!(
+            parse_check_then_hit_reply(&[1, -1, -1, -1], 100).unwrap(),
+            CheckThenHit::Revoked
+        );
+        assert_eq!(
+            parse_check_then_hit_reply(&[0, 100, -1, -1], 100).unwrap(),
+            CheckThenHit::Revoked
+        );
         assert_eq!(
             parse_check_then_hit_reply(&[0, 99, 1, 60000], 100).unwrap(),
-            CheckThenHit::Counted { count: 1, pttl_ms: 60000 }
+            CheckThenHit::Counted {
+                count: 1,
+                pttl_ms: 60000
+            }
         );
         // The script and is_revoked disagreeing, or a reply of another shape: an error.
         assert!(parse_check_then_hit_reply(&[0, 100, 2, 100], 100).is_err());

@@ -252,7 +252,10 @@ mod tests {
         assert_eq!(e.problem().code(), Code::Misconfigured);
         assert!(e.cause().unwrap().contains("key ring"));
         assert!(e.headers().is_empty());
-        let e = ApiError::bad_setting("db_sslmode", "\"verify-full\" is not one of disable, prefer, require");
+        let e = ApiError::bad_setting(
+            "db_sslmode",
+            "\"verify-full\" is not one of disable, prefer, require",
+        );
         assert_eq!((e.status(), e.problem().code()), (500, Code::Misconfigured));
         assert!(e.cause().unwrap().starts_with("variable db_sslmode: "));
         // Storage or Postgres refused by the host (not in allowed_outbound_hosts): the same, never a 503.

@@ -41,8 +41,8 @@ mod tests {
     #[test]
     fn libpq_only_modes_and_typos_are_refused() {
         for mode in ["verify-full", "verify-ca", "allow", "", "Require"] {
-            let e = check_database_url(&format!("postgres://u:p@db/a?x=1&sslmode={mode}"))
-                .unwrap_err();
+            let e =
+                check_database_url(&format!("postgres://u:p@db/a?x=1&sslmode={mode}")).unwrap_err();
             assert!(e.contains("disable, prefer, require"), "{e}");
         }
     }

@@ -33,8 +33,12 @@ pub async fn variable(name: &str) -> Result<String, ApiError> {
 /// it from `db_sslmode`) and `db_ca_root`. An `sslmode` the host cannot honour is a deployment error.
 pub async fn database() -> Result<store::spin::Database, ApiError> {
     let url = variable("database_url").await?;
-    crate::settings::check_database_url(&url).map_err(|e| ApiError::bad_setting("db_sslmode", e))?;
-    Ok(store::spin::Database::new(url, &variable("db_ca_root").await?))
+    crate::settings::check_database_url(&url)
+        .map_err(|e| ApiError::bad_setting("db_sslmode", e))?;
+    Ok(store::spin::Database::new(
+        url,
+        &variable("db_ca_root").await?,
+    ))
 }
 
 /// `outbound_timeout_secs`: the deadline of every outbound call (storage, Postgres, Redis). Invalid

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 use store::StoreError;
 use store::scan_jobs::{self, JobState};
+use store::tls::PgTls;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use store::tls::PgTls;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
@@ -54,9 +54,8 @@ pub struct Db {
 impl Db {
     /// A database at `url`; an unusable URL or TLS setting is an error now, not at the first call.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| format!("database URL: {e}"))?;
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| format!("database URL: {e}"))?;
         let tls = PgTls::for_config(&config).map_err(|e| e.to_string())?;
         Ok(Self {
             config,

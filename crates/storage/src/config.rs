@@ -158,7 +158,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.endpoint(), "http://127.0.0.1:3900");
         assert_eq!(c.bucket_path(), "/attachments");
-        let c = StorageConfig::new("https://s3.example.com", "us-east-1", "b-1.x", "k", "s").unwrap();
+        let c =
+            StorageConfig::new("https://s3.example.com", "us-east-1", "b-1.x", "k", "s").unwrap();
         assert_eq!(c.bucket_path(), "/b-1.x");
         assert!(!format!("{c:?}").contains("\"s\""), "secret redacted");
     }

@@ -153,7 +153,10 @@ impl Conn for Db {
         self.bounded(context, async {
             let (_, mut rows, done) = self
                 .conn()
-                .query_async(sql.into(), params.into_iter().map(param).collect::<Vec<_>>())
+                .query_async(
+                    sql.into(),
+                    params.into_iter().map(param).collect::<Vec<_>>(),
+                )
                 .await
                 .map_err(|e| error(context, pg::Error::PgError(e)))?;
             let mut out = Vec::new();
@@ -170,7 +173,10 @@ impl Conn for Db {
     async fn execute(&self, context: &'static str, sql: &str, params: Vec<Param>) -> Result<u64> {
         self.bounded(context, async {
             self.conn()
-                .execute_async(sql.into(), params.into_iter().map(param).collect::<Vec<_>>())
+                .execute_async(
+                    sql.into(),
+                    params.into_iter().map(param).collect::<Vec<_>>(),
+                )
                 .await
                 .map_err(|e| error(context, pg::Error::PgError(e)))
         })

@@ -119,9 +119,9 @@ fn roots(extra: Option<&std::path::Path>) -> Result<rustls::RootCertStore, Conne
             )));
         }
         for cert in certs {
-            store.add(cert).map_err(|e| {
-                ConnectError::Tls(format!("PGSSLROOTCERT {}: {e}", path.display()))
-            })?;
+            store
+                .add(cert)
+                .map_err(|e| ConnectError::Tls(format!("PGSSLROOTCERT {}: {e}", path.display())))?;
         }
     } else if added == 0 {
         return Err(ConnectError::Tls(
@@ -142,7 +142,10 @@ mod tests {
         for url in ["postgres://u@db/x?sslmode=require", "postgres://u@db/x"] {
             let config: Config = url.parse().unwrap();
             // The machine's roots (ca-certificates) are enough.
-            assert!(matches!(PgTls::for_config(&config), Ok(PgTls::Rustls(_))), "{url}");
+            assert!(
+                matches!(PgTls::for_config(&config), Ok(PgTls::Rustls(_))),
+                "{url}"
+            );
         }
     }
 
@@ -154,7 +157,9 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = roots(Some(&empty)).unwrap_err().to_string();
         assert!(e.contains("no certificate"), "{e}");
-        let e = roots(Some(&dir.join("missing.pem"))).unwrap_err().to_string();
+        let e = roots(Some(&dir.join("missing.pem")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("PGSSLROOTCERT"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

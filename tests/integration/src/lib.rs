@@ -534,10 +534,8 @@ impl App {
             }
             Host::Spin(bin) => {
                 // A state directory of its own: instances started side by side share nothing.
-                let dir = std::env::temp_dir().join(format!(
-                    "itest-spin-state-{port}-{}",
-                    std::process::id()
-                ));
+                let dir = std::env::temp_dir()
+                    .join(format!("itest-spin-state-{port}-{}", std::process::id()));
                 let mut cmd = Command::new(bin);
                 // Component output goes to its stdout (the log file) and to files under --log-dir.
                 cmd.args(["up", "--from", manifest, "--listen", &listen])
@@ -566,7 +564,8 @@ impl App {
             match (host, *k) {
                 (Host::Spin(_), "SPINLET_MAX_MEMORY_MIB") => {
                     let mib: u64 = v.parse().expect("SPINLET_MAX_MEMORY_MIB");
-                    cmd.arg("--max-instance-memory").arg((mib << 20).to_string());
+                    cmd.arg("--max-instance-memory")
+                        .arg((mib << 20).to_string());
                 }
                 (Host::Spin(_), "SPINLET_PG_RECYCLE") => {
                     assert_eq!(*v, "spin", "Spin's pool cleans only its own way");

@@ -12,8 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use integration_tests::now_s;
 use integration_tests::{
-    App, Stack, User, client, free_port, login, login_reply, parse_policy, parse_remaining,
-    send,
+    App, Stack, User, client, free_port, login, login_reply, parse_policy, parse_remaining, send,
 };
 
 /// The signing ring the stack runs with (from its SPIN_VARIABLE_AUTH_SIGNING_KEYS).

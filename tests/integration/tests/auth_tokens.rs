@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use integration_tests::now_ms;
 use integration_tests::{
-    Reply, App, Stack, Tokens, client, free_port, login, login_reply, psql, random_loopback,
-    send, sql_str,
+    App, Reply, Stack, Tokens, client, free_port, login, login_reply, psql, random_loopback, send,
+    sql_str,
 };
 use serde_json::Value;
 

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use integration_tests::{Reply, App, Stack, Tenant, Tokens, User, client, login, send};
+use integration_tests::{App, Reply, Stack, Tenant, Tokens, User, client, login, send};
 use integration_tests::{psql, sha256_hex, sql_str};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};

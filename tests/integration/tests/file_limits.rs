@@ -3,7 +3,7 @@
 //! and `RateLimit`; another URL of the same attachment has its own budget. Its downloads are audited
 //! one row per URL and minute with a count, not one row per request.
 
-use integration_tests::{Reply, App, Stack, client, login, now_ms, psql, send};
+use integration_tests::{App, Reply, Stack, client, login, now_ms, psql, send};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

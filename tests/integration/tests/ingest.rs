@@ -8,8 +8,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
 use integration_tests::{App, Reply, Stack, Tenant, User, client, login, send};
-use integration_tests::{send_expecting_continue, send_may_be_cut};
 use integration_tests::{now_s, psql, sha256_hex};
+use integration_tests::{send_expecting_continue, send_may_be_cut};
 use reqwest::blocking::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -13,7 +13,7 @@
 use std::time::SystemTime;
 
 use hmac::{KeyInit, Mac};
-use integration_tests::{Reply, App, Stack, Tenant, User, client, login, send};
+use integration_tests::{App, Reply, Stack, Tenant, User, client, login, send};
 use integration_tests::{now_ms, now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};

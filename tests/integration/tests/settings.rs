@@ -18,9 +18,7 @@ fn a_path_in_the_storage_endpoint_is_misconfigured_not_an_outage() {
     let user = tenant.user(0);
     let endpoint = format!(
         "{}/s3",
-        stack
-            .spin_var("S3_ENDPOINT", "")
-            .trim_end_matches('/')
+        stack.spin_var("S3_ENDPOINT", "").trim_end_matches('/')
     );
     let app = App::start("spin.toml", &[("SPIN_VARIABLE_S3_ENDPOINT", &endpoint)]);
     let c = client();
@@ -28,8 +26,11 @@ fn a_path_in_the_storage_endpoint_is_misconfigured_not_an_outage() {
     let t = login(&c, &app.base_url, user);
     let message = &tenant.message_of(user, 0).id;
     let r = send(
-        c.get(format!("{}/api/v1/emails/{message}/attachments", app.base_url))
-            .bearer_auth(&t.access),
+        c.get(format!(
+            "{}/api/v1/emails/{message}/attachments",
+            app.base_url
+        ))
+        .bearer_auth(&t.access),
     );
     r.assert_problem(500, "misconfigured");
     // The public content route has no middleware in front: the download component itself says so.
@@ -73,14 +74,24 @@ impl PasswordRedis {
         let port = free_port();
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--requirepass", password])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                password,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (the scripts install it)");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         PasswordRedis { child, port }
@@ -119,7 +130,10 @@ fn redis_with_a_password() {
             .bearer_auth(&t.access),
     );
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.header("ratelimit").is_some(), "counted in that Redis: {r:?}");
+    assert!(
+        r.header("ratelimit").is_some(),
+        "counted in that Redis: {r:?}"
+    );
     drop(app);
 
     let wrong = App::start(

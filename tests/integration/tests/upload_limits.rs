@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-use integration_tests::{App, Reply, Stack, Tenant, User, client, login, psql, send, send_may_be_cut};
+use integration_tests::{
+    App, Reply, Stack, Tenant, User, client, login, psql, send, send_may_be_cut,
+};
 use reqwest::blocking::Client;
 use storage::request::Signer;
 use storage::{Body, S3Request, StorageConfig, response};
@@ -141,7 +143,14 @@ fn post_multipart(w: &Who, base: &str, boundary: &str, body: Vec<u8>) -> Reply {
 /// connection was reset under the client first. Both hosts close the connection after such an early
 /// answer without reading the rest of the body (as Spin does), so a client still sending may lose the
 /// answer to the reset; that is only possible when the service stopped reading early, i.e. refused.
-fn post_multipart_refused(w: &Who, base: &str, boundary: &str, body: Vec<u8>, status: u16, code: &str) {
+fn post_multipart_refused(
+    w: &Who,
+    base: &str,
+    boundary: &str,
+    body: Vec<u8>,
+    status: u16,
+    code: &str,
+) {
     let r = send_may_be_cut(
         w.c.post(format!("{base}/api/v1/emails/{}/attachments", w.message))
             .bearer_auth(&w.token)

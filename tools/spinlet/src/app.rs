@@ -424,4 +424,3 @@ fn resolve_allowed_hosts(
     }
     AllowedHosts::parse(&resolved).with_context(|| format!("component `{id}`"))
 }
-

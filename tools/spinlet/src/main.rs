@@ -35,7 +35,12 @@ enum Command {
     /// Serve the application's HTTP trigger.
     Up {
         /// The application manifest (as `spin up -f/--from`; `--manifest` is the older name).
-        #[arg(long = "from", short = 'f', visible_alias = "manifest", default_value = "spin.toml")]
+        #[arg(
+            long = "from",
+            short = 'f',
+            visible_alias = "manifest",
+            default_value = "spin.toml"
+        )]
         manifest: PathBuf,
         /// A variable, as `spin up --variable`: `key=value`, `key=@file`, `@file.json` or `@file.toml`;
         /// repeatable, later wins. Over `SPIN_VARIABLE_<KEY>` and `.env` of the working directory.
@@ -110,7 +115,9 @@ fn main() -> Result<()> {
         } => {
             let request_timeout = match request_timeout {
                 Some(reuse::Setting::Value(d)) => d,
-                Some(_) => anyhow::bail!("--request-timeout: the runner takes one value, not a range"),
+                Some(_) => {
+                    anyhow::bail!("--request-timeout: the runner takes one value, not a range")
+                }
                 None => Duration::from_secs(request_timeout_secs),
             };
             let runtime_config = match &runtime_config_file {

@@ -125,7 +125,9 @@ fn parse_variable_arg(arg: &str) -> Result<Vec<(String, String)>> {
     };
     check_variable_name(k)?;
     let value = match v.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("--variable {k}=@{path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("--variable {k}=@{path}"))?
+        }
         None => v.to_owned(),
     };
     Ok(vec![(k.to_owned(), value)])
@@ -207,7 +209,10 @@ token = { required = true, secret = true }
 
         let only_dotenv = Sources::new(&[], &dotenv).unwrap();
         let vars = AppVariables::resolve(&manifest(), |k| only_dotenv.lookup(k)).unwrap();
-        assert_eq!(vars.expand("{{ host }}|{{ token }}").unwrap(), "from-dotenv:1|quoted value");
+        assert_eq!(
+            vars.expand("{{ host }}|{{ token }}").unwrap(),
+            "from-dotenv:1|quoted value"
+        );
 
         let flags = Sources::new(
             &[
@@ -218,11 +223,17 @@ token = { required = true, secret = true }
         )
         .unwrap();
         let vars = AppVariables::resolve(&manifest(), |k| flags.lookup(k)).unwrap();
-        assert_eq!(vars.expand("{{ host }}|{{ token }}").unwrap(), "from-toml:2|from-file");
+        assert_eq!(
+            vars.expand("{{ host }}|{{ token }}").unwrap(),
+            "from-toml:2|from-file"
+        );
 
         let later_wins =
             Sources::new(&["host=a:1".into(), "host=b:2".into()], &dir.join("none")).unwrap();
-        assert_eq!(later_wins.lookup("SPIN_VARIABLE_HOST").as_deref(), Some("b:2"));
+        assert_eq!(
+            later_wins.lookup("SPIN_VARIABLE_HOST").as_deref(),
+            Some("b:2")
+        );
         assert!(Sources::new(&["no-equals".into()], &dotenv).is_err());
         assert!(Sources::new(&["Bad-Name=x".into()], &dotenv).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

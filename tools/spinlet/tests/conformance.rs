@@ -50,9 +50,24 @@ fn postgres_tls_is_verified_as_in_spin() {
     let r = start(&[]);
     let plain = pg_url();
     let base = plain.split('?').next().unwrap();
-    let (status, body) = get_json(&r, &format!("/pg?address={}", address_param(&format!("{base}?sslmode=require"))));
-    assert_ne!(status, 200, "an unverifiable server must be refused: {body}");
-    let (status, body) = get_json(&r, &format!("/pg?address={}", address_param(&format!("{base}?sslmode=disable"))));
+    let (status, body) = get_json(
+        &r,
+        &format!(
+            "/pg?address={}",
+            address_param(&format!("{base}?sslmode=require"))
+        ),
+    );
+    assert_ne!(
+        status, 200,
+        "an unverifiable server must be refused: {body}"
+    );
+    let (status, body) = get_json(
+        &r,
+        &format!(
+            "/pg?address={}",
+            address_param(&format!("{base}?sslmode=disable"))
+        ),
+    );
     assert_eq!(status, 200, "{body}");
 }
 
@@ -585,8 +600,10 @@ fn raw_exchange(base: &str, head: &str, body_prefix: &[u8]) -> (u16, String, boo
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    sock.write_all(format!("{head}\r\n\r\n").as_bytes()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.write_all(format!("{head}\r\n\r\n").as_bytes())
+        .unwrap();
     // A server that closes early may reset the connection while this is written: that is allowed.
     let _ = sock.write_all(body_prefix);
     let mut got = Vec::new();
@@ -596,7 +613,11 @@ fn raw_exchange(base: &str, head: &str, body_prefix: &[u8]) -> (u16, String, boo
             break i + 4;
         }
         let n = sock.read(&mut buf).expect("the answer arrives");
-        assert!(n > 0, "closed before answering: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     };
     let text = String::from_utf8_lossy(&got[..head_end]).to_string();
@@ -605,7 +626,8 @@ fn raw_exchange(base: &str, head: &str, body_prefix: &[u8]) -> (u16, String, boo
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().unwrap())
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
         })
         .unwrap_or(0);
     while got.len() < head_end + len {
@@ -636,15 +658,15 @@ fn early_answer_closes_the_connection_as_spin_does() {
     );
     let (status, _, closed) = raw_exchange(&r.base, &head, &vec![b'x'; 64 << 10]);
     assert_eq!(status, 200);
-    assert!(closed, "the connection must close instead of reading 48 MiB on");
+    assert!(
+        closed,
+        "the connection must close instead of reading 48 MiB on"
+    );
 
     // With `Expect: 100-continue` the client sends nothing until told to: the early answer comes
     // first, no `100 Continue` before it, and the client never sends its body.
-    let (status, text, closed) = raw_exchange(
-        &r.base,
-        &format!("{head}\r\nExpect: 100-continue"),
-        b"",
-    );
+    let (status, text, closed) =
+        raw_exchange(&r.base, &format!("{head}\r\nExpect: 100-continue"), b"");
     assert_eq!(status, 200, "{text}");
     assert!(closed);
 }

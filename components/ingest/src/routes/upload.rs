@@ -49,8 +49,6 @@ fn policy(e: PolicyError) -> ApiError {
     ApiError::new(Problem::new(e.code()).detail(e.detail()))
 }
 
-
-
 pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
     let ctx = call.caller()?.clone();
     let message = call.id()?;

@@ -61,13 +61,16 @@ fn tls_connector(ca_root: Option<&str>) -> Result<tokio_postgres_rustls::MakeRus
     match ca_root {
         Some(pem) => {
             for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| Error::Other(format!("invalid root certificate: {e}")))?;
+                let cert =
+                    cert.map_err(|e| Error::Other(format!("invalid root certificate: {e}")))?;
                 roots
                     .add(cert)
                     .map_err(|e| Error::Other(format!("invalid root certificate: {e}")))?;
             }
             if roots.is_empty() {
-                return Err(Error::Other("invalid root certificate: no certificate in it".into()));
+                return Err(Error::Other(
+                    "invalid root certificate: no certificate in it".into(),
+                ));
             }
         }
         None => {
@@ -171,7 +174,11 @@ impl Default for PgPools {
 }
 
 impl PgPools {
-    fn pool(&self, address: &str, ca_root: Option<&str>) -> Result<managed::Pool<PgManager>, Error> {
+    fn pool(
+        &self,
+        address: &str,
+        ca_root: Option<&str>,
+    ) -> Result<managed::Pool<PgManager>, Error> {
         let key = (address.to_owned(), ca_root.map(str::to_owned));
         let mut pools = self.pools.lock().unwrap();
         if let Some(p) = pools.get(&key) {

@@ -15,7 +15,6 @@ use store::{Conn, TenantTx};
 
 use crate::Config;
 
-
 /// Audits a `GET` answered with content (no user: whoever holds the URL is unknown), added to the
 /// row of URL `url` (its opaque id) for the current minute.
 #[allow(clippy::too_many_arguments)]

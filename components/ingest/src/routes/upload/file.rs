@@ -70,7 +70,9 @@ pub(super) async fn ingest(
         let hash = ContentHash::finish(std::mem::take(&mut hasher));
         if let Some(w) = writer.as_mut() {
             // A single PutObject is signed with this hash rather than hashing the bytes again.
-            w.finish(Some(*hash.bytes())).await.map_err(ApiError::from)?;
+            w.finish(Some(*hash.bytes()))
+                .await
+                .map_err(ApiError::from)?;
         }
         Ok((detected, hash))
     }
