@@ -11,13 +11,13 @@ pub const SSLMODES: &[&str] = &["disable", "prefer", "require"];
 pub fn check_database_url(url: &str) -> Result<(), String> {
     let query = url.split_once('?').map_or("", |(_, q)| q);
     for pair in query.split('&') {
-        if let Some(mode) = pair.strip_prefix("sslmode=") {
-            if !SSLMODES.contains(&mode) {
-                return Err(format!(
-                    "sslmode {mode:?} is not one of {}",
-                    SSLMODES.join(", ")
-                ));
-            }
+        if let Some(mode) = pair.strip_prefix("sslmode=")
+            && !SSLMODES.contains(&mode)
+        {
+            return Err(format!(
+                "sslmode {mode:?} is not one of {}",
+                SSLMODES.join(", ")
+            ));
         }
     }
     Ok(())
