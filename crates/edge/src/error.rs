@@ -169,38 +169,41 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// A database failure: no answer within the deadline is `503 upstream_timeout`, unreachable `503
-/// service_unavailable` (retry later either way), refused by the host `500 misconfigured`, anything
-/// else `500`; the statement and the server's
-/// message go to the log only.
-impl From<store::StoreError> for ApiError {
-    fn from(e: store::StoreError) -> Self {
-        if e.is_timeout() {
-            ApiError::upstream_timeout(e)
-        } else if e.is_misconfigured() {
-            ApiError::misconfigured(e)
-        } else if e.is_unavailable() {
-            ApiError::unavailable(e)
-        } else {
-            ApiError::internal(e)
-        }
+/// A dependency's failure, by what the caller can do about it: no answer within the deadline is `503
+/// upstream_timeout`, unreachable `503 service_unavailable` (retry later either way), refused by the host
+/// or badly configured `500 misconfigured`, anything else `500`. `e` (the statement or operation and the
+/// dependency's message) goes to the log only.
+fn dependency_failure(
+    e: impl fmt::Display,
+    timeout: bool,
+    misconfigured: bool,
+    unavailable: bool,
+) -> ApiError {
+    if timeout {
+        ApiError::upstream_timeout(e)
+    } else if misconfigured {
+        ApiError::misconfigured(e)
+    } else if unavailable {
+        ApiError::unavailable(e)
+    } else {
+        ApiError::internal(e)
     }
 }
 
-/// A storage failure: no answer within the deadline is `503 upstream_timeout`, unreachable `503
-/// service_unavailable` (retry later either way), an endpoint the host refuses or a bad storage setting
-/// `500 misconfigured`, anything else `500`; the operation and storage's message go to the log only.
+/// A database failure (see `dependency_failure`).
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        let (t, m, u) = (e.is_timeout(), e.is_misconfigured(), e.is_unavailable());
+        dependency_failure(e, t, m, u)
+    }
+}
+
+/// A storage failure (see `dependency_failure`): an endpoint the host refuses or a bad storage setting
+/// is `misconfigured`.
 impl From<storage::StorageError> for ApiError {
     fn from(e: storage::StorageError) -> Self {
-        if e.is_timeout() {
-            ApiError::upstream_timeout(e)
-        } else if e.is_misconfigured() {
-            ApiError::misconfigured(e)
-        } else if e.is_unavailable() {
-            ApiError::unavailable(e)
-        } else {
-            ApiError::internal(e)
-        }
+        let (t, m, u) = (e.is_timeout(), e.is_misconfigured(), e.is_unavailable());
+        dependency_failure(e, t, m, u)
     }
 }
 

@@ -127,16 +127,23 @@ fn who(t: &Tenant, user: &User) -> Who {
     }
 }
 
+fn multipart_request(
+    w: &Who,
+    base: &str,
+    boundary: &str,
+    body: Vec<u8>,
+) -> reqwest::blocking::RequestBuilder {
+    w.c.post(format!("{base}/api/v1/emails/{}/attachments", w.message))
+        .bearer_auth(&w.token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+}
+
 fn post_multipart(w: &Who, base: &str, boundary: &str, body: Vec<u8>) -> Reply {
-    send(
-        w.c.post(format!("{base}/api/v1/emails/{}/attachments", w.message))
-            .bearer_auth(&w.token)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(body),
-    )
+    send(multipart_request(w, base, boundary, body))
 }
 
 /// [`post_multipart`] of a body refused while it streams: the answer must be `status` `code`, unless the
@@ -151,15 +158,7 @@ fn post_multipart_refused(
     status: u16,
     code: &str,
 ) {
-    let r = send_may_be_cut(
-        w.c.post(format!("{base}/api/v1/emails/{}/attachments", w.message))
-            .bearer_auth(&w.token)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(body),
-    );
+    let r = send_may_be_cut(multipart_request(w, base, boundary, body));
     if let Some(r) = r {
         // The status line comes first; the body may still be lost to the reset.
         assert_eq!(r.status, status, "{r:?}");
