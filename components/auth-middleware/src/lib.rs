@@ -130,7 +130,7 @@ async fn handle(req: Request) -> anyhow::Result<wasi::Response> {
         Err(e) => Err(e),
     };
     let mut res: Response<BoxBody> = match answer {
-        Ok(Answer::Next(res)) => match relay(res, &extra, &rid) {
+        Ok(Answer::Next(res)) => match relay(res, &extra, &rid).await {
             Ok((status, res)) => {
                 log.emit(status);
                 return Ok(res);
@@ -153,7 +153,7 @@ async fn handle(req: Request) -> anyhow::Result<wasi::Response> {
 }
 
 /// The next handler's response with our headers, its body handed on rather than copied.
-fn relay(
+async fn relay(
     mut res: spin_sdk::http::Response,
     extra: &Extra,
     rid: &RequestId,
@@ -162,7 +162,8 @@ fn relay(
     response::set_request_id(&mut res, rid);
     let status = res.status().as_u16();
     let (parts, body) = res.into_parts();
-    edge::relay::response(parts, body)
+    edge::relay::json_or_stream(parts, body)
+        .await
         .map(|res| (status, res))
         .map_err(|e| ApiError::internal(format!("relaying the next handler's response: {e:?}")))
 }
