@@ -61,9 +61,10 @@ pub async fn json_or_stream(
         .map_err(|e| internal("gathering the next handler's JSON body", e))?
         .to_bytes();
     parts.headers.remove(http::header::TRANSFER_ENCODING);
-    parts
-        .headers
-        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(bytes.len()),
+    );
     http_into_wasi_response(http::Response::from_parts(
         parts,
         http_body_util::Full::new(bytes),
