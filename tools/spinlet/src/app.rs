@@ -43,6 +43,10 @@ pub struct Limits {
     pub reuse: ReusePolicy,
     /// Bytes of a freed linear memory (and table) reset in place and kept resident for the next instance.
     pub keep_resident: usize,
+    /// Largest request body a platform accepts (`None`: no limit), see [`crate::platform`].
+    pub max_request_body: Option<u64>,
+    /// Largest response body a platform sends (`None`: no limit).
+    pub max_response_body: Option<u64>,
 }
 
 pub struct App {

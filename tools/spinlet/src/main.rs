@@ -7,6 +7,7 @@ mod compose;
 mod deny;
 mod host;
 mod manifest;
+mod platform;
 mod reuse;
 mod routes;
 mod runtime_config;
@@ -63,6 +64,17 @@ enum Command {
         /// The same as `spin up --request-timeout` (`30s`, `500ms`, ...); wins over `--request-timeout-secs`.
         #[arg(long, value_parser = reuse::parse_duration)]
         request_timeout: Option<reuse::Setting<Duration>>,
+        /// A production platform's limits, answered as the platform does when crossed: `none` (the
+        /// default) or `fermyon-wasm-functions` (also `akamai-functions`): request and response bodies
+        /// 10 MiB, a request 30 s, an instance 128 MiB. The flags below override single limits.
+        #[arg(long, default_value = "none", env = "SPINLET_PLATFORM")]
+        platform: platform::Platform,
+        /// Largest request body, bytes (a platform's cap; default: the platform's, else none).
+        #[arg(long, env = "SPINLET_MAX_REQUEST_BODY_BYTES")]
+        max_request_body_bytes: Option<u64>,
+        /// Largest response body, bytes (a platform's cap; default: the platform's, else none).
+        #[arg(long, env = "SPINLET_MAX_RESPONSE_BODY_BYTES")]
+        max_response_body_bytes: Option<u64>,
         /// Largest linear memory one instance may use, in MiB; growing past it traps (500).
         #[arg(long, default_value_t = 128, env = "SPINLET_MAX_MEMORY_MIB")]
         max_memory_mib: usize,
@@ -107,18 +119,24 @@ fn main() -> Result<()> {
             request_timeout,
             max_memory_mib,
             max_instance_memory,
+            platform,
+            max_request_body_bytes,
+            max_response_body_bytes,
             max_instances,
             max_instance_reuse_count,
             max_instance_concurrent_reuse_count,
             idle_instance_timeout,
             keep_resident_kib,
         } => {
+            let caps = platform.caps();
             let request_timeout = match request_timeout {
                 Some(reuse::Setting::Value(d)) => d,
                 Some(_) => {
                     anyhow::bail!("--request-timeout: the runner takes one value, not a range")
                 }
-                None => Duration::from_secs(request_timeout_secs),
+                None => caps
+                    .map(|c| c.request_timeout)
+                    .unwrap_or(Duration::from_secs(request_timeout_secs)),
             };
             let runtime_config = match &runtime_config_file {
                 Some(path) => runtime_config::RuntimeConfig::load(path)?,
@@ -127,7 +145,9 @@ fn main() -> Result<()> {
             let sources = variables::Sources::new(&variables, std::path::Path::new(".env"))?;
             let limits = app::Limits {
                 request_timeout,
-                max_memory: max_instance_memory.unwrap_or(max_memory_mib << 20),
+                max_memory: max_instance_memory
+                    .or(caps.map(|c| c.max_memory))
+                    .unwrap_or(max_memory_mib << 20),
                 max_instances,
                 reuse: reuse::ReusePolicy {
                     max_requests: max_instance_reuse_count,
@@ -135,6 +155,8 @@ fn main() -> Result<()> {
                     idle_timeout: idle_instance_timeout,
                 },
                 keep_resident: keep_resident_kib.map_or_else(default_keep_resident, |k| k << 10),
+                max_request_body: max_request_body_bytes.or(caps.map(|c| c.max_request_body)),
+                max_response_body: max_response_body_bytes.or(caps.map(|c| c.max_response_body)),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

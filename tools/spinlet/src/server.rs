@@ -65,6 +65,65 @@ fn empty(status: StatusCode) -> Response<ResponseBody> {
     res
 }
 
+/// A platform's own answer to a crossed limit: plain text naming it.
+fn platform_refusal(status: StatusCode, text: String) -> Response<ResponseBody> {
+    let mut res = Response::new(
+        Full::new(Bytes::from(text))
+            .map_err(|e: Infallible| match e {})
+            .boxed_unsync(),
+    );
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// A request body under a platform's cap: past `max` bytes it ends for the component with an error
+/// (as the platform would cut it off) and `over` tells the server to answer `413` itself.
+struct CappedRequestBody<B> {
+    inner: B,
+    read: u64,
+    max: u64,
+    over: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<B> Body for CappedRequestBody<B>
+where
+    B: Body<Data = Bytes, Error = ErrorCode> + Unpin,
+{
+    type Data = Bytes;
+    type Error = ErrorCode;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.read += data.len() as u64;
+            if self.read > self.max {
+                self.over.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Poll::Ready(Some(Err(ErrorCode::from(
+                    P3ErrorCode::HttpRequestBodySize(Some(self.read)),
+                ))));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Ids the runner accepts from clients for its log; anything else is replaced.
 fn sane_request_id(value: &HeaderValue) -> bool {
     let v = value.as_bytes();
@@ -110,6 +169,25 @@ async fn handle(
     let target = matched.target.clone();
     log.component = target.component.clone();
     log.route = matched.route.based.clone();
+
+    // A platform's request cap, judged from the declared length before the component runs.
+    if let Some(max) = app.limits.max_request_body {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            log.status = 413;
+            log.emit(
+                0,
+                Some(format!("request body over the platform's {max} bytes")),
+            );
+            return Ok(platform_refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than the platform allows ({max} bytes)"),
+            ));
+        }
+    }
 
     // Spin's request headers, as Spin's HTTP trigger sets them: the client's headers are kept as
     // sent, `spin-*` ones included, and Spin's own are APPENDED after them. A client-sent
@@ -174,10 +252,20 @@ async fn handle(
         }
     }
 
+    let over_cap = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let req = req.map(|body| {
-        RequestBody::new(body)
-            .map_err(|e| ErrorCode::from(P3ErrorCode::InternalError(Some(e.to_string()))))
-            .boxed_unsync()
+        let body = RequestBody::new(body)
+            .map_err(|e| ErrorCode::from(P3ErrorCode::InternalError(Some(e.to_string()))));
+        match app.limits.max_request_body {
+            Some(max) => CappedRequestBody {
+                inner: body,
+                read: 0,
+                max,
+                over: over_cap.clone(),
+            }
+            .boxed_unsync(),
+            None => body.boxed_unsync(),
+        }
     });
     // The guest runs in its own task: a client that disconnects mid-request drops hyper's service
     // future, and must not cancel the guest with it (it still has to clean up, e.g. abort a
@@ -190,6 +278,19 @@ async fn handle(
         Ok(outcome) => outcome,
         Err(join) => Err(wasmtime::Error::msg(format!("guest task failed: {join}"))),
     };
+    if over_cap.load(std::sync::atomic::Ordering::Relaxed) {
+        // The platform cut the body off and answers for itself, whatever the component said.
+        let max = app.limits.max_request_body.unwrap_or_default();
+        log.status = 413;
+        log.emit(
+            0,
+            Some(format!("request body grew past the platform's {max} bytes")),
+        );
+        return Ok(platform_refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than the platform allows ({max} bytes)"),
+        ));
+    }
     match outcome {
         Ok(res) => {
             let (parts, body) = res.into_parts();
@@ -215,6 +316,21 @@ async fn handle(
                     .get(header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok()?.parse().ok())
             };
+            if let (Some(max), Some(n)) = (app.limits.max_response_body, expected)
+                && n > max
+            {
+                log.status = 500;
+                log.emit(
+                    0,
+                    Some(format!(
+                        "response body of {n} bytes over the platform's {max}"
+                    )),
+                );
+                return Ok(platform_refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("response body larger than the platform allows ({max} bytes)"),
+                ));
+            }
             let body = LoggedBody {
                 inner: body
                     .map_err(|e| -> BoxError { e.to_string().into() })
@@ -222,6 +338,7 @@ async fn handle(
                 log: Some(log),
                 bytes: 0,
                 expected,
+                max: app.limits.max_response_body,
             };
             Ok(Response::from_parts(parts, body.boxed_unsync()))
         }
@@ -389,6 +506,8 @@ struct LoggedBody {
     bytes: u64,
     /// The declared length (0 for HEAD, 204, 304): reaching it completes the response.
     expected: Option<u64>,
+    /// A platform's response cap: the body is cut (an error, the connection closed) past it.
+    max: Option<u64>,
 }
 
 impl Body for LoggedBody {
@@ -404,6 +523,21 @@ impl Body for LoggedBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
+                }
+                if let Some(max) = self.max
+                    && self.bytes > max
+                {
+                    let bytes = self.bytes;
+                    if let Some(log) = self.log.take() {
+                        log.emit(
+                            bytes,
+                            Some(format!("response body cut at the platform's {max} bytes")),
+                        );
+                    }
+                    return Poll::Ready(Some(Err(format!(
+                        "response body larger than the platform allows ({max} bytes)"
+                    )
+                    .into())));
                 }
             }
             Poll::Ready(Some(Err(e))) => {

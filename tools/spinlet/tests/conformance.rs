@@ -743,3 +743,54 @@ fn bodies_stream_both_ways_without_buffering() {
         "runner peak RSS {peak} KiB suggests a body was buffered"
     );
 }
+
+#[test]
+fn a_platform_profile_caps_bodies_as_the_platform_does() {
+    const CAP: u64 = 10 << 20;
+    let r = start(&[("SPINLET_PLATFORM", "fermyon-wasm-functions".into())]);
+    let sized =
+        |n: u64| reqwest::blocking::Body::new(std::io::Read::take(std::io::repeat(b'x'), n));
+
+    // Declared over the cap: 413 before the component runs (no `100 Continue` first).
+    let head = format!(
+        "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nExpect: 100-continue",
+        CAP + 1
+    );
+    let (status, text, _) = raw_exchange(&r.base, &head, b"");
+    assert_eq!(status, 413, "{text}");
+
+    // Exactly the cap without a declared length (chunked): the component counts all of it.
+    let res = client()
+        .post(format!("{}/count", r.base))
+        .body(sized(CAP))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().unwrap()["bytes"], CAP);
+    // One byte more: the platform answers 413 itself, unless the connection was reset under the
+    // client while it was still sending (the rest of the body is not read).
+    match client()
+        .post(format!("{}/count", r.base))
+        .body(sized(CAP + 1))
+        .send()
+    {
+        Ok(res) => assert_eq!(res.status(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+
+    // Responses: the cap whole; one byte more is cut (or refused when its length was declared).
+    let mut res = client()
+        .get(format!("{}/generate?size={CAP}", r.base))
+        .send()
+        .unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut res, &mut got).unwrap();
+    assert_eq!(got.len() as u64, CAP);
+    // (The fixture declares its length, so the platform refuses before sending anything.)
+    let res = client()
+        .get(format!("{}/generate?size={}", r.base, CAP + 1))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    assert!(res.text().unwrap().contains("platform"));
+}
