@@ -674,8 +674,7 @@ fn early_answer_closes_the_connection_as_spin_does() {
     // With `Expect: 100-continue` the client sends nothing until told to: the early answer comes
     // first, no `100 Continue` before it (as under `spin up`), and the client never sends its body.
     // (When the connection closes then depends on when the component drops the unread body.)
-    let (status, text, _) =
-        raw_exchange(&r.base, &format!("{head}\r\nExpect: 100-continue"), b"");
+    let (status, text, _) = raw_exchange(&r.base, &format!("{head}\r\nExpect: 100-continue"), b"");
     assert_eq!(status, 200, "{text}");
 }
 
