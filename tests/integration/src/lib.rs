@@ -12,6 +12,7 @@
 //! login limit then never sees one test's failures in another test, or in an earlier run against
 //! the same Redis.
 
+pub mod bucket;
 pub mod proxy;
 
 use std::collections::HashMap;

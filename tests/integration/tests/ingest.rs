@@ -5,16 +5,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use integration_tests::bucket::Bucket;
 use integration_tests::{App, Reply, Stack, Tenant, User, client, login, send};
 use integration_tests::{now_s, psql, sha256_hex};
 use integration_tests::{send_expecting_continue, send_may_be_cut};
 use reqwest::blocking::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use storage::request::Signer;
-use storage::{Body, ObjectKey, S3Request, StorageConfig, response};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -30,137 +29,6 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// The bucket of the stack, read with the storage crate's signed requests.
-struct Bucket {
-    cfg: StorageConfig,
-    http: Client,
-}
-
-impl Bucket {
-    fn get() -> Bucket {
-        let s = Stack::get();
-        let v = |k: &str| {
-            s.var(k)
-                .unwrap_or_else(|| panic!("{k} is not set (run through scripts/test)"))
-                .to_owned()
-        };
-        Bucket {
-            cfg: StorageConfig::new(
-                &v("S3_ENDPOINT"),
-                &v("S3_REGION"),
-                &v("S3_BUCKET"),
-                &v("S3_ACCESS_KEY_ID"),
-                &v("S3_SECRET_ACCESS_KEY"),
-            )
-            .expect("storage config"),
-            http: Client::new(),
-        }
-    }
-
-    fn send(&self, r: S3Request) -> (u16, Vec<u8>) {
-        let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
-        let mut rb = self.http.request(method, &r.url);
-        for (n, v) in &r.headers {
-            if n != "content-length" {
-                rb = rb.header(n, v);
-            }
-        }
-        if let Body::Bytes(b) = &r.body {
-            rb = rb.body(b.to_vec());
-        }
-        let res = rb.send().expect("storage request");
-        let status = res.status().as_u16();
-        (status, res.bytes().expect("storage body").to_vec())
-    }
-
-    fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let req = Signer::new(&self.cfg)
-                .list_objects_v2(prefix, next.as_deref(), SystemTime::now())
-                .unwrap();
-            let (status, body) = self.send(req);
-            let page = response::list_page(status, &body).expect("ListObjectsV2");
-            out.extend(page.keys);
-            match page.next {
-                Some(n) => next = Some(n),
-                None => return out,
-            }
-        }
-    }
-
-    fn uploads(&self, prefix: &str) -> Vec<String> {
-        let req = Signer::new(&self.cfg)
-            .list_multipart_uploads(prefix, SystemTime::now())
-            .unwrap();
-        let (status, body) = self.send(req);
-        response::multipart_upload_keys(status, &body).expect("ListMultipartUploads")
-    }
-
-    fn object(&self, key: &str) -> Vec<u8> {
-        let key = ObjectKey::from_stored(key).unwrap();
-        let req = Signer::new(&self.cfg)
-            .get_object(&key, None, SystemTime::now())
-            .unwrap();
-        let (status, body) = self.send(req);
-        assert_eq!(status, 200, "GetObject {key}");
-        body
-    }
-
-    /// How many parts the object was uploaded in, from its ETag (`"<md5 of the parts' md5s>-<n>"` for a
-    /// multipart upload); `None` for a single `PutObject` (a plain MD5).
-    fn upload_parts(&self, key: &str) -> Option<u32> {
-        let key = ObjectKey::from_stored(key).unwrap();
-        let r = Signer::new(&self.cfg)
-            .head_object(&key, SystemTime::now())
-            .unwrap();
-        let mut rb = self.http.head(&r.url);
-        for (n, v) in &r.headers {
-            rb = rb.header(n, v);
-        }
-        let res = rb.send().expect("HeadObject");
-        assert_eq!(res.status(), 200, "HeadObject {key}");
-        let etag = res.headers()["etag"]
-            .to_str()
-            .unwrap()
-            .trim_matches('"')
-            .to_owned();
-        etag.split_once('-')
-            .map(|(_, n)| n.parse().expect("part count"))
-    }
-
-    /// Hashes of every object of `tenant`.
-    fn tenant_hashes(&self, tenant: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .keys(&format!("tenants/{tenant}/"))
-            .iter()
-            .map(|k| sha256_hex(&self.object(k)))
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Waits (a few seconds at most) until `tenant` has no object and no open multipart upload.
-    fn assert_tenant_empty(&self, tenant: &str) {
-        let prefix = format!("tenants/{tenant}/");
-        let start = Instant::now();
-        loop {
-            let keys = self.keys(&prefix);
-            let uploads = self.uploads(&prefix);
-            if keys.is_empty() && uploads.is_empty() {
-                return;
-            }
-            // An abandoned body is detected after the component's idle timeout (20 s).
-            assert!(
-                start.elapsed() < Duration::from_secs(45),
-                "left behind: objects {keys:?}, multipart uploads {uploads:?}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
 }
 
 fn attachment_rows(message: &str) -> i64 {

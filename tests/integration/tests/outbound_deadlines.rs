@@ -8,113 +8,17 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use integration_tests::bucket::Bucket;
 use integration_tests::proxy::StallProxy;
 use integration_tests::{App, Stack, Tenant, User, client, login, psql};
-use reqwest::blocking::Client;
-use storage::request::Signer;
-use storage::{Body, S3Request, StorageConfig, response};
 
 /// The deadline the private apps run with: short, so a stall is noticed quickly.
 const TIMEOUT_SECS: &str = "2";
 /// More than one part of the ingest component's multipart uploads (8 MiB): a multipart upload is
 /// under way once this much has been sent.
 const FIRST: usize = 9 * 1024 * 1024;
-
-/// The stack's bucket, read with the storage crate's signed requests (not through any proxy).
-struct Bucket {
-    cfg: StorageConfig,
-    http: Client,
-}
-
-impl Bucket {
-    fn get() -> Bucket {
-        let v = |k: &str| {
-            Stack::get()
-                .var(k)
-                .unwrap_or_else(|| panic!("{k} is not set (run through scripts/test)"))
-                .to_owned()
-        };
-        Bucket {
-            cfg: StorageConfig::new(
-                &v("S3_ENDPOINT"),
-                &v("S3_REGION"),
-                &v("S3_BUCKET"),
-                &v("S3_ACCESS_KEY_ID"),
-                &v("S3_SECRET_ACCESS_KEY"),
-            )
-            .expect("storage config"),
-            http: Client::new(),
-        }
-    }
-
-    fn send(&self, r: S3Request) -> (u16, Vec<u8>) {
-        let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
-        let mut rb = self.http.request(method, &r.url);
-        for (n, v) in &r.headers {
-            if n != "content-length" {
-                rb = rb.header(n, v);
-            }
-        }
-        if let Body::Bytes(b) = &r.body {
-            rb = rb.body(b.to_vec());
-        }
-        let res = rb.send().expect("storage request");
-        let status = res.status().as_u16();
-        (status, res.bytes().expect("storage body").to_vec())
-    }
-
-    /// Object keys and unfinished multipart uploads of `tenant` (one page each: these tests put
-    /// a few at most).
-    fn held(&self, tenant: &str) -> (Vec<String>, Vec<String>) {
-        let prefix = format!("tenants/{tenant}/");
-        let req = Signer::new(&self.cfg)
-            .list_objects_v2(&prefix, None, SystemTime::now())
-            .unwrap();
-        let (status, body) = self.send(req);
-        let keys = response::list_page(status, &body)
-            .expect("ListObjectsV2")
-            .keys;
-        let req = Signer::new(&self.cfg)
-            .list_multipart_uploads(&prefix, SystemTime::now())
-            .unwrap();
-        let (status, body) = self.send(req);
-        let uploads = response::multipart_upload_keys(status, &body).expect("ListMultipartUploads");
-        (keys, uploads)
-    }
-
-    /// Waits until `tenant` has a multipart upload under way (the upload got past its checks and
-    /// its first part is on its way to storage).
-    fn wait_for_multipart_upload(&self, tenant: &str) {
-        let start = Instant::now();
-        while self.held(tenant).1.is_empty() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no multipart upload began"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits (cleanup may finish after the answer) until `tenant` holds no object and no unfinished
-    /// multipart upload.
-    fn assert_tenant_empty(&self, tenant: &str, log: impl Fn() -> String) {
-        let start = Instant::now();
-        loop {
-            let (keys, uploads) = self.held(tenant);
-            if keys.is_empty() && uploads.is_empty() {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "left behind: objects {keys:?}, multipart uploads {uploads:?}\n{}",
-                log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
 
 /// Rows of `tenant`: attachments, blobs, scan jobs.
 fn tenant_rows(tenant: &str) -> String {
@@ -310,7 +214,7 @@ fn storage_that_stops_answering_mid_upload_is_a_503_and_leaves_nothing() {
     );
 
     proxy.resume();
-    bucket.assert_tenant_empty(&t.id, || app.log_text());
+    bucket.assert_tenant_empty_or(&t.id, || app.log_text());
     // It was the retry that removed it (its log line may trail storage's answer a little).
     wait_for_log(&app, "storage_cleanup_retried");
     assert_eq!(tenant_rows(&t.id), "0,0,0");
@@ -348,7 +252,7 @@ fn a_database_that_stops_answering_mid_upload_is_a_503_and_leaves_nothing() {
         proxy.stall();
     });
     assert_upstream_timeout(&answer, &app);
-    bucket.assert_tenant_empty(&t.id, || app.log_text());
+    bucket.assert_tenant_empty_or(&t.id, || app.log_text());
 
     proxy.resume();
     assert_eq!(tenant_rows(&t.id), "0,0,0");

@@ -6,101 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use integration_tests::bucket::Bucket;
 use integration_tests::{
     App, Reply, Stack, Tenant, User, client, login, psql, send, send_may_be_cut,
 };
 use reqwest::blocking::Client;
-use storage::request::Signer;
-use storage::{Body, S3Request, StorageConfig, response};
-
-/// The stack's bucket, listed with the storage crate's signed requests.
-struct Bucket {
-    cfg: StorageConfig,
-    http: Client,
-}
-
-impl Bucket {
-    fn get() -> Bucket {
-        let s = Stack::get();
-        let v = |k: &str| {
-            s.var(k)
-                .unwrap_or_else(|| panic!("{k} is not set (run through scripts/test)"))
-                .to_owned()
-        };
-        Bucket {
-            cfg: StorageConfig::new(
-                &v("S3_ENDPOINT"),
-                &v("S3_REGION"),
-                &v("S3_BUCKET"),
-                &v("S3_ACCESS_KEY_ID"),
-                &v("S3_SECRET_ACCESS_KEY"),
-            )
-            .expect("storage config"),
-            http: Client::new(),
-        }
-    }
-
-    fn send(&self, r: S3Request) -> (u16, Vec<u8>) {
-        let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
-        let mut rb = self.http.request(method, &r.url);
-        for (n, v) in &r.headers {
-            if n != "content-length" {
-                rb = rb.header(n, v);
-            }
-        }
-        if let Body::Bytes(b) = &r.body {
-            rb = rb.body(b.to_vec());
-        }
-        let res = rb.send().expect("storage request");
-        let status = res.status().as_u16();
-        (status, res.bytes().expect("storage body").to_vec())
-    }
-
-    /// Objects and unfinished multipart uploads under `prefix`.
-    fn held(&self, prefix: &str) -> (Vec<String>, Vec<String>) {
-        let mut keys = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let req = Signer::new(&self.cfg)
-                .list_objects_v2(prefix, next.as_deref(), SystemTime::now())
-                .unwrap();
-            let (status, body) = self.send(req);
-            let page = response::list_page(status, &body).expect("ListObjectsV2");
-            keys.extend(page.keys);
-            match page.next {
-                Some(n) => next = Some(n),
-                None => break,
-            }
-        }
-        let req = Signer::new(&self.cfg)
-            .list_multipart_uploads(prefix, SystemTime::now())
-            .unwrap();
-        let (status, body) = self.send(req);
-        let uploads = response::multipart_upload_keys(status, &body).expect("ListMultipartUploads");
-        (keys, uploads)
-    }
-
-    /// Waits (a little: cleanup runs after the answer) until `tenant` holds no object and no open
-    /// multipart upload.
-    fn assert_tenant_empty(&self, tenant: &str) {
-        let prefix = format!("tenants/{tenant}/");
-        let start = Instant::now();
-        loop {
-            let (keys, uploads) = self.held(&prefix);
-            if keys.is_empty() && uploads.is_empty() {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "left behind: {} objects {keys:?}, multipart uploads {uploads:?}",
-                keys.len()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
 
 /// Rows of `tenant`: attachments, blobs, scan jobs.
 fn tenant_rows(tenant: &str) -> String {
