@@ -90,18 +90,34 @@ impl Bucket {
         body
     }
 
-    /// How many parts the object was uploaded in, from its ETag (`"<md5 of the parts' md5s>-<n>"` for a
-    /// multipart upload); `None` for a single `PutObject` (a plain MD5).
-    pub fn upload_parts(&self, key: &str) -> Option<u32> {
+    /// The answer to `HeadObject` of `key`: its status and headers.
+    fn head(&self, key: &str) -> reqwest::blocking::Response {
         let key = ObjectKey::from_stored(key).unwrap();
         let r = Signer::new(&self.cfg)
             .head_object(&key, SystemTime::now())
             .unwrap();
         let mut rb = self.http.head(&r.url);
         for (n, v) in &r.headers {
-            rb = rb.header(n, v);
+            if n != "content-length" {
+                rb = rb.header(n, v);
+            }
         }
-        let res = rb.send().expect("HeadObject");
+        rb.send().expect("HeadObject")
+    }
+
+    /// Whether an object exists at `key` (HeadObject: 200 or 404).
+    pub fn exists(&self, key: &str) -> bool {
+        match self.head(key).status().as_u16() {
+            200 => true,
+            404 => false,
+            s => panic!("HeadObject {key}: {s}"),
+        }
+    }
+
+    /// How many parts the object was uploaded in, from its ETag (`"<md5 of the parts' md5s>-<n>"` for a
+    /// multipart upload); `None` for a single `PutObject` (a plain MD5).
+    pub fn upload_parts(&self, key: &str) -> Option<u32> {
+        let res = self.head(key);
         assert_eq!(res.status(), 200, "HeadObject {key}");
         let etag = res.headers()["etag"]
             .to_str()

@@ -10,16 +10,13 @@
 //! (scan_e2e runs its own, in another test binary); under `scripts/dev` one may post its own verdicts
 //! (engine `ClamAV ...`), and the assertions that could see them filter by this file's engine.
 
-use std::time::SystemTime;
-
 use hmac::{KeyInit, Mac};
+use integration_tests::bucket::Bucket;
 use integration_tests::{App, Reply, Stack, Tenant, User, client, login, send};
 use integration_tests::{now_ms, now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use storage::request::Signer;
-use storage::{ObjectKey, StorageConfig};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -127,47 +124,6 @@ fn by_attachment(id: &str) -> Value {
 
 fn by_content(tenant: &str, hash: &str) -> Value {
     json!({ "tenantId": tenant, "contentHash": hash })
-}
-
-/// The bucket, read with the storage crate's signed requests.
-struct Bucket {
-    cfg: StorageConfig,
-    http: Client,
-}
-
-impl Bucket {
-    fn get() -> Bucket {
-        Bucket {
-            cfg: StorageConfig::new(
-                &var("S3_ENDPOINT"),
-                &var("S3_REGION"),
-                &var("S3_BUCKET"),
-                &var("S3_ACCESS_KEY_ID"),
-                &var("S3_SECRET_ACCESS_KEY"),
-            )
-            .expect("storage config"),
-            http: Client::new(),
-        }
-    }
-
-    /// Whether an object exists at `key` (HeadObject: 200 or 404).
-    fn exists(&self, key: &str) -> bool {
-        let key = ObjectKey::from_stored(key).unwrap();
-        let r = Signer::new(&self.cfg)
-            .head_object(&key, SystemTime::now())
-            .unwrap();
-        let mut rb = self.http.head(&r.url);
-        for (n, v) in &r.headers {
-            if n != "content-length" {
-                rb = rb.header(n, v);
-            }
-        }
-        match rb.send().expect("HeadObject").status().as_u16() {
-            200 => true,
-            404 => false,
-            s => panic!("HeadObject {key}: {s}"),
-        }
-    }
 }
 
 /// A logged-in user of a seeded tenant.
