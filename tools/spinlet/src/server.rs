@@ -55,9 +55,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) -> anyhow::Result<()> {
     }
 }
 
-fn empty(status: StatusCode) -> Response<ResponseBody> {
+/// A response of the runner's own, its whole body at once.
+fn whole(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
     let mut res = Response::new(
-        Full::new(Bytes::new())
+        Full::new(body)
             .map_err(|e: Infallible| match e {})
             .boxed_unsync(),
     );
@@ -65,14 +66,27 @@ fn empty(status: StatusCode) -> Response<ResponseBody> {
     res
 }
 
-/// A platform's own answer to a crossed limit: plain text naming it.
-fn platform_refusal(status: StatusCode, text: String) -> Response<ResponseBody> {
-    let mut res = Response::new(
-        Full::new(Bytes::from(text))
-            .map_err(|e: Infallible| match e {})
-            .boxed_unsync(),
+fn empty(status: StatusCode) -> Response<ResponseBody> {
+    whole(status, Bytes::new())
+}
+
+/// A platform's own answer to a crossed limit of `max` bytes: logged with `why`, and plain text
+/// naming the limit (`what`: which body).
+fn platform_refusal(
+    log: &mut LogLine,
+    status: StatusCode,
+    why: String,
+    what: &str,
+    max: u64,
+) -> Response<ResponseBody> {
+    log.status = status.as_u16();
+    log.emit(0, Some(why));
+    let mut res = whole(
+        status,
+        Bytes::from(format!(
+            "{what} larger than the platform allows ({max} bytes)"
+        )),
     );
-    *res.status_mut() = status;
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -155,11 +169,7 @@ async fn handle(
 
     if path == HEALTH_PATH {
         // As Spin answers it: `OK`, no Content-Type.
-        return Ok(Response::new(
-            Full::new(Bytes::from_static(b"OK"))
-                .map_err(|e: Infallible| match e {})
-                .boxed_unsync(),
-        ));
+        return Ok(whole(StatusCode::OK, Bytes::from_static(b"OK")));
     }
     let Some(matched) = app.router.route(&path) else {
         log.status = 404;
@@ -177,14 +187,12 @@ async fn handle(
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max) {
-            log.status = 413;
-            log.emit(
-                0,
-                Some(format!("request body over the platform's {max} bytes")),
-            );
             return Ok(platform_refusal(
+                &mut log,
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than the platform allows ({max} bytes)"),
+                format!("request body over the platform's {max} bytes"),
+                "request body",
+                max,
             ));
         }
     }
@@ -281,14 +289,12 @@ async fn handle(
     if over_cap.load(std::sync::atomic::Ordering::Relaxed) {
         // The platform cut the body off and answers for itself, whatever the component said.
         let max = app.limits.max_request_body.unwrap_or_default();
-        log.status = 413;
-        log.emit(
-            0,
-            Some(format!("request body grew past the platform's {max} bytes")),
-        );
         return Ok(platform_refusal(
+            &mut log,
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than the platform allows ({max} bytes)"),
+            format!("request body grew past the platform's {max} bytes"),
+            "request body",
+            max,
         ));
     }
     match outcome {
@@ -319,16 +325,12 @@ async fn handle(
             if let (Some(max), Some(n)) = (app.limits.max_response_body, expected)
                 && n > max
             {
-                log.status = 500;
-                log.emit(
-                    0,
-                    Some(format!(
-                        "response body of {n} bytes over the platform's {max}"
-                    )),
-                );
                 return Ok(platform_refusal(
+                    &mut log,
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("response body larger than the platform allows ({max} bytes)"),
+                    format!("response body of {n} bytes over the platform's {max}"),
+                    "response body",
+                    max,
                 ));
             }
             let body = LoggedBody {
