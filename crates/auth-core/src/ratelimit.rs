@@ -44,19 +44,44 @@ pub const DEFAULT_WINDOW_SECS: u64 = 60;
 /// Prefix of every rate-limit key (versioned so a change of scheme never reads old counters).
 pub const KEY_PREFIX: &str = "rl:v1";
 
+/// The Lua of one hit, setting `n` (the count) and `ttl` (its PTTL in ms) for the counter at `$key`
+/// (a window of `$window_ms`, a cost of `$cost`: Lua expressions such as `KEYS[1]`): the body of
+/// [`HIT_SCRIPT`], and of the scripts that hit after other checks in the same round trip
+/// (`crate::revocation::CHECK_THEN_HIT_SCRIPT`).
+macro_rules! hit_lua {
+    ($key:literal, $window_ms:literal, $cost:literal) => {
+        concat!(
+            "local n = redis.call('INCRBY', ",
+            $key,
+            ", ",
+            $cost,
+            ")\n",
+            "local ttl = redis.call('PTTL', ",
+            $key,
+            ")\n",
+            "if ttl < 0 then\n",
+            "  redis.call('PEXPIRE', ",
+            $key,
+            ", ",
+            $window_ms,
+            ")\n",
+            "  ttl = tonumber(",
+            $window_ms,
+            ")\n",
+            "end\n"
+        )
+    };
+}
+pub(crate) use hit_lua;
+
 /// Increments the counter, starting the window if it is new, and returns `{count, pttl_ms}`.
 /// `KEYS[1]` = counter key, `ARGV[1]` = window in milliseconds, `ARGV[2]` = cost (normally 1).
 /// A key without a TTL (only possible if something else wrote it) gets one, so a counter can
 /// never live forever.
-pub const HIT_SCRIPT: &str = "\
-local n = redis.call('INCRBY', KEYS[1], ARGV[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {n, ttl}
-";
+pub const HIT_SCRIPT: &str = concat!(
+    hit_lua!("KEYS[1]", "ARGV[1]", "ARGV[2]"),
+    "return {n, ttl}\n"
+);
 
 /// Gives back one request counted by [`HIT_SCRIPT`] (a login attempt that succeeded), while the counter's
 /// window lasts; never below 0, never creating a counter. `{count, pttl_ms}` after it.

@@ -37,17 +37,13 @@ return {t, -1}";
 /// token's `iat`, `ARGV[2]` = window in milliseconds, `ARGV[3]` = cost. Replies `{token_revoked,
 /// user_mark (-1 if none), count, pttl_ms}`, count and pttl `-1` when nothing was counted. Whether to
 /// count is the Lua twin of [`is_revoked`]; [`parse_check_then_hit_reply`] holds the two to agreeing.
-pub const CHECK_THEN_HIT_SCRIPT: &str = "\
-local t = redis.call('EXISTS', KEYS[1])
-local u = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if t == 1 or (u >= 0 and tonumber(ARGV[1]) <= u) then return {t, u, -1, -1} end
-local n = redis.call('INCRBY', KEYS[3], ARGV[3])
-local ttl = redis.call('PTTL', KEYS[3])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return {t, u, n, ttl}";
+pub const CHECK_THEN_HIT_SCRIPT: &str = concat!(
+    "local t = redis.call('EXISTS', KEYS[1])\n",
+    "local u = tonumber(redis.call('GET', KEYS[2]) or '-1')\n",
+    "if t == 1 or (u >= 0 and tonumber(ARGV[1]) <= u) then return {t, u, -1, -1} end\n",
+    crate::ratelimit::hit_lua!("KEYS[3]", "ARGV[2]", "ARGV[3]"),
+    "return {t, u, n, ttl}"
+);
 
 /// `KEYS[1]` = user key, `ARGV[1]` = mark (Unix seconds), `ARGV[2]` = lifetime in seconds. Keeps the
 /// later of the stored and the new mark; the lifetime is renewed. Replies with the mark kept.
