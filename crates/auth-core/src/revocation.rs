@@ -10,10 +10,10 @@
 //!   second as the change is revoked too: the client refreshes and gets one that carries the new
 //!   state. Writing a later `t` never moves the mark backwards ([`MARK_USER_SCRIPT`]).
 //!
-//! The check is one `EVAL` of [`CHECK_SCRIPT`] (both keys in one round trip); the decision from its
-//! reply is [`is_revoked`], pure and tested here. The auth middleware, which also counts every request
-//! against the per-user rate limit, runs both in one round trip: [`CHECK_THEN_HIT_SCRIPT`] checks, and
-//! counts only a request whose token is not revoked (a revoked token cannot spend its user's quota).
+//! The auth middleware checks every request, and counts it against the per-user rate limit, in one
+//! round trip: [`CHECK_THEN_HIT_SCRIPT`] reads both keys, and counts only a request whose token is
+//! not revoked (a revoked token cannot spend its user's quota). The decision from its reply is
+//! [`is_revoked`], pure and tested here.
 
 use sha2::{Digest, Sha256};
 
@@ -25,14 +25,7 @@ pub const KEY_PREFIX: &str = "rv:v1";
 /// Seconds an entry outlives the token it revokes: covers the verifier's leeway on `exp`.
 pub const EXPIRY_MARGIN_SECS: i64 = 300;
 
-/// `KEYS[1]` = token key, `KEYS[2]` = user key. Replies `{token_revoked (0|1), user_mark (-1 if none)}`.
-pub const CHECK_SCRIPT: &str = "\
-local t = redis.call('EXISTS', KEYS[1])
-local u = redis.call('GET', KEYS[2])
-if u then return {t, tonumber(u)} end
-return {t, -1}";
-
-/// [`CHECK_SCRIPT`] and then, unless the token is revoked, [`crate::ratelimit::HIT_SCRIPT`]'s hit, in one
+/// The revocation check (token key exists? the user's mark) and then, unless the token is revoked, [`crate::ratelimit::HIT_SCRIPT`]'s hit, in one
 /// `EVAL`. `KEYS[1]` = token key, `KEYS[2]` = user key, `KEYS[3]` = rate-limit counter; `ARGV[1]` = the
 /// token's `iat`, `ARGV[2]` = window in milliseconds, `ARGV[3]` = cost. Replies `{token_revoked,
 /// user_mark (-1 if none), count, pttl_ms}`, count and pttl `-1` when nothing was counted. Whether to
@@ -64,16 +57,6 @@ pub fn token_key(jti: &str) -> String {
 /// The key that holds `user`'s revocation mark.
 pub fn user_key(user: &UserId) -> String {
     format!("{KEY_PREFIX}:u:{user}")
-}
-
-/// Arguments of `EVAL` for the check of one token.
-pub fn check_args(jti: &str, user: &UserId) -> Vec<String> {
-    vec![
-        CHECK_SCRIPT.to_owned(),
-        "2".to_owned(),
-        token_key(jti),
-        user_key(user),
-    ]
 }
 
 /// Arguments of `EVAL` for [`CHECK_THEN_HIT_SCRIPT`]: the token `jti` of `user`, issued at `issued_at`,
@@ -154,7 +137,8 @@ fn entry_lifetime(token_secs_left: i64) -> i64 {
     token_secs_left.max(0).saturating_add(EXPIRY_MARGIN_SECS)
 }
 
-/// Reads [`CHECK_SCRIPT`]'s reply (integers) into `(token_revoked, user_mark)`.
+/// Reads the revocation part of a reply (`{token_revoked (0|1), user_mark (-1 if none)}`) into
+/// `(token_revoked, user_mark)`.
 pub fn parse_check_reply(values: &[i64]) -> Result<(bool, Option<i64>), Error> {
     match values {
         [t, u] if (*t == 0 || *t == 1) && *u >= -1 => Ok((*t == 1, (*u >= 0).then_some(*u))),

@@ -4,7 +4,7 @@
 //!   the deadline of outbound calls;
 //! * [`RateLimiter`]: the Redis side of the fixed-window limiter of `auth_core::ratelimit`
 //!   (`EVAL` of its script: one atomic round trip per decision) and of the access-token
-//!   revocation list of `auth_core::revocation` (one `EVAL` per check) and the concurrency slots of
+//!   revocation list of `auth_core::revocation` (checked in the same `EVAL` as the per-user hit) and the concurrency slots of
 //!   `auth_core::slots`, over `spin:redis`.
 //!
 //! Postgres is `crates/store`'s (`store::spin::Db`). Redis errors are returned as strings so the
@@ -155,21 +155,9 @@ impl RateLimiter {
         .map(|_| ())
     }
 
-    /// Whether the access token `jti` of `user`, issued at `issued_at`, is on the revocation list.
-    pub async fn is_revoked(
-        &mut self,
-        jti: &str,
-        user: &UserId,
-        issued_at: i64,
-    ) -> Result<bool, String> {
-        let ints = self.eval_ints(revocation::check_args(jti, user)).await?;
-        let (token, mark) =
-            revocation::parse_check_reply(&ints).map_err(|e| format!("redis EVAL: {e}"))?;
-        Ok(revocation::is_revoked(token, mark, issued_at))
-    }
-
-    /// [`Self::is_revoked`] and, unless revoked, [`Self::hit`] on `rate_key`, in one round trip:
-    /// `Ok(None)` for a revoked token (nothing counted), else the hit's decision.
+    /// Whether the access token `jti` of `user`, issued at `issued_at`, is on the revocation list and,
+    /// unless it is, [`Self::hit`] on `rate_key`, in one round trip: `Ok(None)` for a revoked token
+    /// (nothing counted), else the hit's decision.
     pub async fn check_then_hit(
         &mut self,
         jti: &str,
