@@ -33,7 +33,6 @@ CREATE TABLE upload_sessions (
     attachment_id     uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE,
     filename          text NOT NULL CHECK (length(filename) BETWEEN 1 AND 255 AND filename !~ '[[:cntrl:]]'),
     declared_mime     text,
-    detected_mime     text NOT NULL,         -- what the name and claimed type allow it to be served as
     claimed_size      bigint NOT NULL CHECK (claimed_size >= 0),
     claimed_sha256    text CHECK (claimed_sha256 ~ '^[0-9a-f]{64}$'),
     storage_key       text NOT NULL UNIQUE CHECK (length(storage_key) BETWEEN 1 AND 1024),

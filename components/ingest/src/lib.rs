@@ -8,6 +8,7 @@
 //! | `GET /api/v1/emails/{messageId}/attachments` | [`routes::list`] |
 //! | `GET /api/v1/attachments/{id}` | [`routes::get`] |
 //! | `DELETE /api/v1/attachments/{id}` | [`routes::delete`] |
+//! | `POST /api/v1/emails/{messageId}/uploads`, `GET`/`DELETE /api/v1/uploads/{id}`, `POST /api/v1/uploads/{id}/complete` | [`routes::direct`]: direct-to-storage uploads |
 //!
 //! [`view`] is the `Attachment` they answer with. Statements: `crates/store`; what an upload must
 //! satisfy: `crates/attachment-policy`; object storage: `crates/storage`; download URLs:
@@ -52,6 +53,8 @@ pub(crate) struct Config {
     pub public_base: PublicBaseUrl,
     /// How long an `Attachment`'s `downloadUrl` works: the default of `POST .../download-url`.
     pub download_url_ttl: ExpiresIn,
+    /// Direct-to-storage uploads.
+    pub direct: routes::direct::Settings,
     /// Uploads one user may have in progress at once (`max_concurrent_uploads`).
     pub upload_slots: SlotPolicy,
     /// `rate_limit_fail_mode`: what a down Redis means for the upload slots.
@@ -125,6 +128,12 @@ impl Component for Ingest {
                 .map_err(|e| config_error("public_base_url", e))?,
             download_url_ttl: ExpiresIn::parse_config(&variable("download_url_ttl_secs").await?)
                 .map_err(|e| config_error("download_url_ttl_secs", e))?,
+            direct: routes::direct::Settings::from_config(
+                &variable("direct_upload_max_bytes").await?,
+                &variable("direct_upload_part_bytes").await?,
+                &variable("upload_session_ttl_secs").await?,
+                &variable("upload_part_url_ttl_secs").await?,
+            )?,
         })
     }
 
@@ -138,6 +147,10 @@ impl Component for Ingest {
             Endpoint::ListAttachments => routes::list::handle(req, call, cfg).await,
             Endpoint::GetAttachment => routes::get::handle(req, call, cfg).await,
             Endpoint::DeleteAttachment => routes::delete::handle(call, cfg).await,
+            Endpoint::CreateUpload => routes::direct::create::handle(req, call, cfg).await,
+            Endpoint::GetUpload => routes::direct::get::handle(req, call, cfg).await,
+            Endpoint::CompleteUpload => routes::direct::complete::handle(req, call, cfg).await,
+            Endpoint::AbortUpload => routes::direct::abort::handle(call, cfg).await,
             _ => Err(Problem::not_found().into()),
         }
     }

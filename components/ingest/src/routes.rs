@@ -1,6 +1,7 @@
 //! One module per route (see the table in the crate docs), and the message check two of them share.
 
 pub(crate) mod delete;
+pub(crate) mod direct;
 pub(crate) mod get;
 pub(crate) mod list;
 pub(crate) mod upload;

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `POST /api/v1/scan/callback` | a scanner: `X-Scan-Signature`, checked by the route | [`routes::callback`]: the verdict ([`routes::callback::verdict`]), then the object's quarantine ([`routes::callback::quarantine`]) |
 //! | `GET /api/v1/attachments/{id}/scan-status` | behind the auth middleware | [`routes::scan_status`]: the verdict in force |
+//! | `POST /api/v1/scan/upload-verification` | the worker: `X-Scan-Signature` | [`routes::upload_verification`]: a direct upload becomes an attachment, or is rejected |
 //!
 //! The signature scheme, the body, the state machine, the quarantine plan and the audit rows live in
 //! `crates/scan-core`, the statements in `crates/store` (`scan_jobs`, `verdicts`), object storage in
@@ -12,6 +13,7 @@
 mod routes {
     pub(crate) mod callback;
     pub(crate) mod scan_status;
+    pub(crate) mod upload_verification;
 }
 
 use std::sync::OnceLock;
@@ -83,6 +85,9 @@ impl Component for ScanCallback {
         match call.matched.endpoint {
             Endpoint::ScanCallback => routes::callback::handle(req, call, cfg).await,
             Endpoint::ScanStatus => routes::scan_status::handle(call, cfg).await,
+            Endpoint::UploadVerification => {
+                routes::upload_verification::handle(req, call, cfg).await
+            }
             _ => Err(Problem::not_found().into()),
         }
     }

@@ -25,7 +25,7 @@ pub use filename::{ExtensionPolicy, SafeFilename};
 pub use multipart::{MultipartGuard, MultipartLimits};
 pub use pace::{BodyPace, PaceLimits};
 pub use size::{SizeCounter, SizeLimit};
-pub use sniff::{ContentInspector, Verdict, declared_type};
+pub use sniff::{ContentInspector, Verdict, check_declared, declared_type};
 
 use problem::Code;
 

@@ -137,6 +137,26 @@ const EXEC_MIME: &[&str] = &[
     "text/x-shellscript",
 ];
 
+/// Judges a declared type on its own, before any byte of the content is seen (a direct upload's
+/// claim): a type that names executable or script content is refused now, as the inspector would
+/// refuse such content once it sees it. Anything else waits for the content.
+pub fn check_declared(declared: Option<&str>) -> Result<(), PolicyError> {
+    let Some(t) = declared.and_then(essence) else {
+        return Ok(());
+    };
+    if EXEC_MIME.contains(&t.as_str())
+        || t == "application/x-msdownload"
+        || t == "application/x-sh"
+        || t.contains("javascript")
+        || t.contains("ecmascript")
+    {
+        return Err(PolicyError::BlockedFileType(
+            "Executable or script content is not allowed.",
+        ));
+    }
+    Ok(())
+}
+
 fn own_magic(head: &[u8]) -> Option<&'static str> {
     let starts = |m: &[u8]| head.starts_with(m);
     if starts(b"MZ") {
@@ -471,6 +491,22 @@ impl ContentInspector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn declared_executable_and_script_types_are_refused_before_content() {
+        for t in [
+            "application/x-msdownload",
+            "application/vnd.microsoft.portable-executable",
+            "text/javascript; charset=utf-8",
+            "Application/X-SH",
+        ] {
+            assert!(check_declared(Some(t)).is_err(), "{t}");
+        }
+        for t in ["application/pdf", "text/html", "image/png", "not a type"] {
+            assert_eq!(check_declared(Some(t)), Ok(()), "{t}");
+        }
+        assert_eq!(check_declared(None), Ok(()));
+    }
+
     use super::*;
     use problem::Code;
 

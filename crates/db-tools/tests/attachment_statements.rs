@@ -80,6 +80,7 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
     let first = attachments::insert(
         &tx,
         &NewAttachment {
+            id: None,
             message: t.message,
             blob: blob.id,
             uploader: colleague,
@@ -117,6 +118,7 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
     let second = attachments::insert(
         &tx,
         &NewAttachment {
+            id: None,
             message: t.message,
             blob: blob.id,
             uploader: t.user,

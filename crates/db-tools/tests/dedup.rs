@@ -37,6 +37,7 @@ async fn attach(
         .await
         .expect("awaited scan");
     let new = NewAttachment {
+        id: None,
         message: t.message,
         blob,
         uploader: t.user,

@@ -43,6 +43,16 @@ pub enum Endpoint {
     ScanCallback,
     /// `GET|HEAD /api/v1/files/...`: a signed content URL.
     File,
+    /// `POST /api/v1/emails/{messageId}/uploads`: a direct-to-storage upload session.
+    CreateUpload,
+    /// `GET /api/v1/uploads/{id}`: a session and fresh part URLs.
+    GetUpload,
+    /// `POST /api/v1/uploads/{id}/complete`.
+    CompleteUpload,
+    /// `DELETE /api/v1/uploads/{id}`: abort.
+    AbortUpload,
+    /// `POST /api/v1/scan/upload-verification`: the worker's verification of a direct upload.
+    UploadVerification,
 }
 
 /// Who may call an endpoint.
@@ -200,6 +210,41 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/files/...",
         "download",
         Access::SignedUrl,
+    ),
+    route(
+        Endpoint::CreateUpload,
+        &["POST"],
+        "/api/v1/emails/{messageId}/uploads",
+        "ingest",
+        USER,
+    ),
+    route(
+        Endpoint::GetUpload,
+        &["GET"],
+        "/api/v1/uploads/{id}",
+        "ingest",
+        USER,
+    ),
+    route(
+        Endpoint::AbortUpload,
+        &["DELETE"],
+        "/api/v1/uploads/{id}",
+        "ingest",
+        USER,
+    ),
+    route(
+        Endpoint::CompleteUpload,
+        &["POST"],
+        "/api/v1/uploads/{id}/complete",
+        "ingest",
+        USER,
+    ),
+    route(
+        Endpoint::UploadVerification,
+        &["POST"],
+        "/api/v1/scan/upload-verification",
+        "scan-callback",
+        Access::Scanner,
     ),
 ];
 

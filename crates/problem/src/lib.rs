@@ -115,6 +115,14 @@ codes! {
     TooManyParts = "too_many_parts" => 413, "The multipart body has too many parts.";
     /// A multipart part's header block (or the preamble) over `max_part_header_bytes`.
     PartHeaderTooLarge = "part_header_too_large" => 400, "A multipart part header is too large.";
+    /// A direct upload's completion that does not list exactly its parts `1..=partCount` in order,
+    /// or whose ETags storage does not hold.
+    InvalidParts = "invalid_parts" => 400, "The parts listed do not match the parts of this upload.";
+    /// A direct upload that can no longer be completed or aborted in this way (it is verifying,
+    /// verified, rejected or aborted).
+    UploadNotOpen = "upload_not_open" => 409, "The upload is not open any more.";
+    /// A direct upload session past its expiry.
+    UploadExpired = "upload_expired" => 410, "The upload session has expired.";
     /// A dangerous extension, or executable/script content.
     BlockedFileType = "blocked_file_type" => 415, "This file type is not allowed.";
     /// The request's media type is not accepted here.

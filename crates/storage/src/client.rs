@@ -204,8 +204,76 @@ impl Client {
         response::complete(a.status, &a.body)
     }
 
+    /// `CreateMultipartUpload` of an upload whose parts the client sends itself, through
+    /// [`Client::presigned_part_url`]s; returns the upload id.
+    pub async fn begin_direct_upload(
+        &self,
+        key: &ObjectKey,
+        content_type: Option<&str>,
+    ) -> Result<String, StorageError> {
+        let req = self
+            .signer()
+            .create_multipart_upload(key, content_type, SystemTime::now())?;
+        let a = self.send(req).await?;
+        response::upload_id(a.status, &a.body)
+    }
+
+    /// A URL that lets its holder `PUT` part `part_number` (exactly `length` bytes) of the direct
+    /// upload `upload_id` of `key`, for `ttl`.
+    pub fn presigned_part_url(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        length: u64,
+        ttl: std::time::Duration,
+    ) -> Result<String, StorageError> {
+        self.signer().presigned_upload_part(
+            key,
+            upload_id,
+            part_number,
+            length,
+            ttl,
+            SystemTime::now(),
+        )
+    }
+
+    /// `CompleteMultipartUpload` of a direct upload: the parts' numbers and ETags as the client
+    /// reported them, in order. Storage checks each ETag against the part it holds
+    /// ([`StorageError::Service`] with code `InvalidPart` / `InvalidPartOrder` otherwise);
+    /// [`StorageError::NotFound`] (`NoSuchUpload`) when the upload is completed or aborted already.
+    pub async fn complete_direct_upload(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), StorageError> {
+        let req =
+            self.signer()
+                .complete_multipart_upload(key, upload_id, parts, SystemTime::now())?;
+        let a = self.send(req).await?;
+        response::complete(a.status, &a.body)
+    }
+
+    /// The size of the object at `key`, `None` when there is none (`HeadObject`).
+    pub async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StorageError> {
+        let req = self.signer().head_object(key, SystemTime::now())?;
+        let a = self.send(req).await?;
+        match response::check(a.status, &a.body) {
+            Err(StorageError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        a.headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .ok_or_else(|| StorageError::Protocol("HEAD answered without Content-Length".into()))
+    }
+
     /// `AbortMultipartUpload` (a vanished upload counts as aborted).
-    async fn abort_multipart_upload(
+    pub async fn abort_multipart_upload(
         &self,
         key: &ObjectKey,
         upload_id: &str,

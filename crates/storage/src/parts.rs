@@ -12,6 +12,8 @@
 //! * [`CompletedParts`] collects what each stored part needs in `CompleteMultipartUpload` (its
 //!   ETag and checksum), whatever order the answers come back in, and hands over the contiguous
 //!   list `1..=n`.
+//! * [`PartPlan`] cuts an object of a known size into the parts a client uploads itself (direct
+//!   uploads through presigned part URLs): the part size and count, and each part's exact length.
 
 use std::collections::VecDeque;
 
@@ -248,6 +250,95 @@ impl<T> CompletedParts<T> {
     }
 }
 
+/// How an object of `size` bytes is cut into parts that a client uploads itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartPlan {
+    /// Every part's length but the last one's.
+    pub part_size: u64,
+    /// How many parts (`1..=MAX_PARTS`).
+    pub count: u32,
+    size: u64,
+}
+
+/// Granularity of a part size grown beyond the preferred one: whole MiB.
+const MIB: u64 = 1024 * 1024;
+
+impl PartPlan {
+    /// Parts of `preferred` bytes (at least [`crate::MIN_PART_SIZE`]), larger when `size` would
+    /// need more than [`MAX_PARTS`] of them (rounded up to whole MiB). `None` for an empty object
+    /// or one that cannot fit (over 10,000 parts of 5 GiB, S3's largest part).
+    pub fn new(size: u64, preferred: u64) -> Option<Self> {
+        const MAX_PART: u64 = 5 * 1024 * MIB;
+        if size == 0 {
+            return None;
+        }
+        let min = preferred.max(crate::MIN_PART_SIZE as u64);
+        let needed = size.div_ceil(u64::from(MAX_PARTS)).div_ceil(MIB) * MIB;
+        let part_size = min.max(needed);
+        if part_size > MAX_PART {
+            return None;
+        }
+        let count = u32::try_from(size.div_ceil(part_size)).ok()?;
+        Some(Self {
+            part_size,
+            count,
+            size,
+        })
+    }
+
+    /// The exact length of part `n` (`1..=count`); `None` outside.
+    pub fn length(&self, n: u32) -> Option<u64> {
+        if n == 0 || n > self.count {
+            return None;
+        }
+        let start = u64::from(n - 1) * self.part_size;
+        Some((self.size - start).min(self.part_size))
+    }
+}
+
+/// Why a client's list of parts cannot complete an upload of `count` parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedPartsError {
+    /// Not exactly `count` entries.
+    Count,
+    /// Entry `n` is not part `n`.
+    Order(u32),
+    /// Part `n`'s ETag is empty, too long or not visible ASCII.
+    Etag(u32),
+}
+
+/// Longest ETag taken from a client (S3's are 34 characters with their quotes).
+pub const MAX_ETAG_LEN: usize = 200;
+
+/// A client's `(part number, ETag)` list for `CompleteMultipartUpload` of an upload of `count`
+/// parts: exactly `1..=count`, in order, each with a plausible ETag (trimmed). Storage still checks
+/// each ETag against the part it holds.
+pub fn listed_parts(
+    parts: Vec<(u32, String)>,
+    count: u32,
+) -> Result<Vec<(u32, String)>, ListedPartsError> {
+    if parts.len() != count as usize {
+        return Err(ListedPartsError::Count);
+    }
+    parts
+        .into_iter()
+        .zip(1..=count)
+        .map(|((number, etag), n)| {
+            if number != n {
+                return Err(ListedPartsError::Order(n));
+            }
+            let etag = etag.trim();
+            if etag.is_empty()
+                || etag.len() > MAX_ETAG_LEN
+                || !etag.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(ListedPartsError::Etag(n));
+            }
+            Ok((n, etag.to_owned()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,5 +525,64 @@ mod tests {
         gap.insert(1, "a").unwrap();
         gap.insert(3, "c").unwrap();
         assert!(gap.contiguous(2).is_err());
+    }
+
+    #[test]
+    fn part_plan_cuts_exactly() {
+        const MIB: u64 = 1024 * 1024;
+        let p = PartPlan::new(20 * MIB + 5, 8 * MIB).unwrap();
+        assert_eq!((p.part_size, p.count), (8 * MIB, 3));
+        assert_eq!(p.length(1), Some(8 * MIB));
+        assert_eq!(p.length(3), Some(4 * MIB + 5));
+        assert_eq!(p.length(0), None);
+        assert_eq!(p.length(4), None);
+        // A small object is one short part; the preferred size never goes under S3's minimum.
+        let p = PartPlan::new(100, 1).unwrap();
+        assert_eq!((p.part_size, p.count, p.length(1)), (5 * MIB, 1, Some(100)));
+        // Too many parts at the preferred size: the part grows, in whole MiB.
+        let p = PartPlan::new(200 * 1024 * MIB, 8 * MIB).unwrap();
+        assert!(p.count <= MAX_PARTS);
+        assert_eq!(p.part_size % MIB, 0);
+        assert_eq!(PartPlan::new(0, 8 * MIB), None);
+        assert_eq!(PartPlan::new(u64::MAX, 8 * MIB), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn part_plan_lengths_add_up(size in 1u64..(1u64 << 44), preferred in 0u64..(64 << 20)) {
+            let p = PartPlan::new(size, preferred).unwrap();
+            proptest::prop_assert!((1..=MAX_PARTS).contains(&p.count));
+            proptest::prop_assert!(p.part_size >= crate::MIN_PART_SIZE as u64);
+            let last = p.length(p.count).unwrap();
+            proptest::prop_assert!(last >= 1 && last <= p.part_size);
+            proptest::prop_assert_eq!(u64::from(p.count - 1) * p.part_size + last, size);
+        }
+    }
+
+    #[test]
+    fn listed_parts_must_be_all_in_order() {
+        let p = |n: u32, e: &str| (n, e.to_owned());
+        assert_eq!(
+            listed_parts(vec![p(1, " \"a\" "), p(2, "\"b\"")], 2),
+            Ok(vec![p(1, "\"a\""), p(2, "\"b\"")])
+        );
+        let cases = [
+            (vec![p(1, "a")], ListedPartsError::Count),
+            (
+                vec![p(1, "a"), p(2, "b"), p(3, "c")],
+                ListedPartsError::Count,
+            ),
+            (vec![p(2, "b"), p(1, "a")], ListedPartsError::Order(1)),
+            (vec![p(1, "a"), p(1, "a")], ListedPartsError::Order(2)),
+            (vec![p(1, "a"), p(2, "")], ListedPartsError::Etag(2)),
+            (vec![p(1, "a"), p(2, "b c")], ListedPartsError::Etag(2)),
+            (
+                vec![p(1, &"x".repeat(MAX_ETAG_LEN + 1)), p(2, "b")],
+                ListedPartsError::Etag(1),
+            ),
+        ];
+        for (parts, want) in cases {
+            assert_eq!(listed_parts(parts, 2), Err(want));
+        }
     }
 }

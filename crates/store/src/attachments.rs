@@ -26,9 +26,10 @@ const SELECT: &str = "SELECT a.id, a.message_id, a.filename, a.detected_mime, a.
      JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id \
      LEFT JOIN scan_jobs j ON j.tenant_id = a.tenant_id AND j.id = a.scan_job_id";
 
-const INSERT: &str = "INSERT INTO email_attachments (tenant_id, message_id, blob_id, uploader_user_id, \
+const INSERT: &str = "INSERT INTO email_attachments (id, tenant_id, message_id, blob_id, uploader_user_id, \
      filename, declared_mime, detected_mime, size_bytes, scan_job_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, url_generation";
+     VALUES (coalesce($10::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     RETURNING id, created_at, url_generation";
 
 const LOCK: &str = "SELECT a.uploader_user_id, a.is_deleted, a.blob_id, m.owner_user_id \
      FROM email_attachments a \
@@ -170,6 +171,9 @@ pub async fn list_live<C: Conn>(tx: &TenantTx<'_, C>, message: Uuid) -> Result<V
 /// A new attachment row.
 #[derive(Debug, Clone)]
 pub struct NewAttachment<'a> {
+    /// The id it must have (a verified direct upload's, known to its uploader since the upload
+    /// began); `None`: a new one.
+    pub id: Option<Uuid>,
     pub message: Uuid,
     pub blob: Uuid,
     pub uploader: Uuid,
@@ -207,6 +211,7 @@ pub async fn insert<C: Conn>(tx: &TenantTx<'_, C>, new: &NewAttachment<'_>) -> R
                 new.detected_mime.into(),
                 new.size_bytes.into(),
                 Param::opt_uuid(new.scan_job),
+                Param::opt_uuid(new.id),
             ],
         )
         .await?;

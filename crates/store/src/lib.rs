@@ -11,6 +11,7 @@
 //! | [`audit_log`] | `email_audit_log` rows, written in the transaction of the action they record |
 //! | [`messages`], [`attachments`], [`blobs`] | messages, attachment rows, content blobs and their dedup |
 //! | [`scan_jobs`], [`verdicts`] | the scan queue and the verdicts in force |
+//! | [`uploads`] | direct-to-storage upload sessions as the components see them, until verified |
 //! | [`identity`], [`sessions`] | users, logins and refresh-token families |
 //! | `spin` (feature `spin`) | Spin's Postgres interface as a [`Conn`]: one pooled connection, rolled back if dropped mid-transaction |
 //! | `native` (feature `native`) | tokio-postgres's `Client` as a [`Conn`] |
@@ -35,6 +36,7 @@ pub mod sessions;
 pub mod spin;
 #[cfg(feature = "native")]
 pub mod tls;
+pub mod uploads;
 pub mod value;
 pub mod verdicts;
 

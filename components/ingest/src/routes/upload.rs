@@ -45,7 +45,7 @@ use crate::Config;
 use crate::view::Attachment;
 
 /// An upload refused by the policy: its problem code and client-safe detail.
-fn policy(e: PolicyError) -> ApiError {
+pub(crate) fn policy(e: PolicyError) -> ApiError {
     ApiError::new(Problem::new(e.code()).detail(e.detail()))
 }
 

@@ -47,7 +47,7 @@ pub(crate) async fn handle(
         signature::single_header(parts.headers.get_all(HEADER).iter().map(|v| v.as_bytes()));
     let signed = match cfg.secrets.verify(header, &bytes, now) {
         Ok(signed) => signed,
-        Err(e) => return Err(unauthorized(&e, call)),
+        Err(e) => return Err(refused_signature(&e, call)),
     };
     call.log.reason = Some(format!("scanner {}", signed.scanner));
     let now_ms = now.saturating_mul(1000);
@@ -72,7 +72,8 @@ fn refused(e: BodyError) -> ApiError {
     ApiError::new(Problem::new(code).detail(e.to_string()))
 }
 
-fn unauthorized(e: &SignatureError, call: &mut Call) -> ApiError {
+/// `401` for any refused `X-Scan-Signature` (the log says which refusal).
+pub(crate) fn refused_signature(e: &SignatureError, call: &mut Call) -> ApiError {
     call.log.reason = Some(e.reason().to_owned());
     ApiError::new(Problem::with_status(Code::SignatureInvalid, 401).detail(
         "X-Scan-Signature is missing, malformed, outside the allowed time window, or does not match.",

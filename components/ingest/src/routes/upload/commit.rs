@@ -77,6 +77,7 @@ async fn record<C: Conn>(
     }
     let awaited = blobs::awaited_scan(tx, blob.id, *ctx.user.as_uuid()).await?;
     let new_attachment = NewAttachment {
+        id: None,
         message,
         blob: blob.id,
         uploader: *ctx.user.as_uuid(),
@@ -113,13 +114,15 @@ async fn record<C: Conn>(
         filename: s.filename.as_str().to_owned(),
         mime_type: s.detected.mime.clone(),
         size,
-        content_hash: hash,
+        content_hash: Some(hash),
         virus_scan_status: attachments::reported_status(&blob.scan_status, awaited.job.is_some())
             .to_owned(),
         is_deduplicated: awaited.own_earlier,
         created_at: row.created_at,
-        download_url,
-        download_url_expires_at,
+        download_url: Some(download_url),
+        download_url_expires_at: Some(download_url_expires_at),
+        rejection: None,
+        upload_id: None,
     };
     Ok(Recorded {
         attachment,

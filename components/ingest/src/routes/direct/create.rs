@@ -1,0 +1,139 @@
+//! `POST /api/v1/emails/{messageId}/uploads`: a direct upload session.
+//!
+//! Every check that can run before a byte moves runs now, in this order: the body (`400`), the
+//! claimed size (`413 payload_too_large` over `direct_upload_max_bytes`, `400` for an empty file),
+//! the filename (`422` / `415` for a blocked extension, as for a single-request upload), the claimed
+//! type (`415` for executable or script types), the claimed SHA-256 (`400` unless 64 hex digits),
+//! then the message (`404` / `403`). Then a multipart upload under a fresh key and the session row,
+//! in one transaction: a session that cannot be recorded aborts its multipart upload again.
+//!
+//! `201` with the `UploadSession`: its part size and count, and one presigned URL per part.
+
+use attachment_policy::{SafeFilename, check_declared, declared_type};
+use edge::app::{Call, Reply};
+use edge::{ApiError, Code, Problem, body, response};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use spin_sdk::http::Request;
+use storage::ObjectKey;
+use storage::parts::PartPlan;
+use store::spin::Db;
+use store::uploads::{self, NewSession};
+
+use super::SessionView;
+use crate::Config;
+use crate::routes::upload::policy;
+
+/// Largest request body: the claims are a few hundred bytes.
+const MAX_BODY: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Claims {
+    filename: String,
+    size: u64,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+}
+
+const SHAPE: &str =
+    r#"{"filename": string, "size": integer, "contentType"?: string, "sha256"?: string}"#;
+
+pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
+    let ctx = call.caller()?.clone();
+    let message = call.id()?;
+    let (parts, b) = req.into_parts();
+    body::require_json(&parts.headers)?;
+    let bytes = body::read_limited(&parts.headers, b, MAX_BODY).await?;
+    let claims: Claims = body::parse_json(&bytes, SHAPE)?;
+    if claims.size == 0 {
+        return Err(ApiError::new(Problem::bad_request("The file is empty.")));
+    }
+    if claims.size > cfg.direct.max_bytes {
+        return Err(ApiError::new(Problem::new(Code::PayloadTooLarge).detail(
+            format!(
+                "The file is over the direct upload limit of {} bytes.",
+                cfg.direct.max_bytes
+            ),
+        )));
+    }
+    let filename = SafeFilename::parse(&claims.filename, &cfg.extensions).map_err(policy)?;
+    let declared = declared_type(claims.content_type.as_deref());
+    check_declared(declared.as_deref()).map_err(policy)?;
+    let sha256 = match claims.sha256.as_deref() {
+        None => None,
+        Some(h) if h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()) => {
+            Some(h.to_ascii_lowercase())
+        }
+        Some(_) => {
+            return Err(ApiError::new(Problem::bad_request(
+                "sha256 must be 64 hexadecimal digits.",
+            )));
+        }
+    };
+    let plan = PartPlan::new(claims.size, cfg.direct.part_bytes).ok_or_else(|| {
+        ApiError::new(Problem::new(Code::PayloadTooLarge).detail("The file is too large."))
+    })?;
+    let size = i64::try_from(claims.size).map_err(|_| ApiError::internal("size"))?;
+
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
+    let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
+    if let Err(e) = crate::routes::check_message(&tx, &ctx, message).await {
+        tx.rollback().await;
+        return Err(e);
+    }
+    let key = ObjectKey::new_upload(*ctx.tenant.as_uuid());
+    let upload_id = match cfg.storage.begin_direct_upload(&key, None).await {
+        Ok(id) => id,
+        Err(e) => {
+            tx.rollback().await;
+            return Err(e.into());
+        }
+    };
+    let now_ms = auth_core::unix_now().saturating_mul(1000);
+    let ttl_ms = i64::try_from(cfg.direct.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    let new = NewSession {
+        message,
+        user: *ctx.user.as_uuid(),
+        filename: filename.as_str(),
+        declared_mime: declared.as_deref(),
+        claimed_size: size,
+        claimed_sha256: sha256.as_deref(),
+        storage_key: key.as_str(),
+        s3_upload_id: &upload_id,
+        part_size: i64::try_from(plan.part_size).map_err(|_| ApiError::internal("part size"))?,
+        part_count: plan.count,
+        expires_at: now_ms.saturating_add(ttl_ms),
+    };
+    let recorded = async {
+        let row = uploads::create(&tx, &new).await?;
+        tx.commit().await?;
+        Ok::<_, store::StoreError>(row)
+    }
+    .await;
+    let row = match recorded {
+        Ok(row) => row,
+        Err(e) => {
+            // Nothing refers to the multipart upload: abort it (the reconcile job finds it if this
+            // fails too).
+            if let Err(abort) = cfg.storage.abort_multipart_upload(&key, &upload_id).await {
+                edge::log::event(
+                    crate::NAME,
+                    "upload.abort_failed",
+                    json!({ "requestId": call.request_id.as_str(), "cause": abort.to_string() }),
+                );
+            }
+            return Err(e.into());
+        }
+    };
+    call.log.reason = Some(format!("upload session {}", row.id));
+    let view = SessionView::of(cfg, &row, now_ms)?;
+    let mut res = response::json(StatusCode::CREATED, &view, &call.request_id);
+    if let Ok(v) = http::HeaderValue::from_str(&format!("/api/v1/uploads/{}", row.id)) {
+        res.headers_mut().insert(http::header::LOCATION, v);
+    }
+    Ok(res.into())
+}
