@@ -71,7 +71,10 @@ impl PolicyError {
             PolicyError::InvalidFilename(d)
             | PolicyError::BlockedFileType(d)
             | PolicyError::BadRequest(d) => d,
-            PolicyError::TooLarge => "The upload is over the size limit.",
+            PolicyError::TooLarge => {
+                "The upload is over the size limit of a single request; send larger files as a \
+                 direct upload (POST /api/v1/emails/{messageId}/uploads)."
+            }
             PolicyError::TooManyParts => "The multipart/form-data body has too many parts.",
             PolicyError::PartHeaderTooLarge => {
                 "A part's headers in the multipart/form-data body are too long."

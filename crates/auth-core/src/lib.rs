@@ -40,6 +40,14 @@ pub use error::Error;
 pub use ids::{Email, Role, TenantId, UserId};
 pub use keys::KeyRing;
 
+/// The current time as Unix milliseconds (0 if the clock is before 1970).
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// The current time as Unix seconds (0 if the clock is before 1970, which it never is here).
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

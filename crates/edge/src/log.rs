@@ -124,10 +124,7 @@ pub fn event_line(component: &'static str, name: &str, fields: Value) -> String 
 }
 
 fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    auth_core::unix_now_ms()
 }
 
 #[cfg(test)]

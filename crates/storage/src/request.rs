@@ -871,8 +871,8 @@ mod tests {
         let xml = complete_multipart_xml(&[(1, "\"a\"".into()), (2, "\"b&c\"".into())]);
         assert_eq!(
             xml,
-            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
-             <Part><PartNumber>2</PartNumber><ETag>\"b&amp;c\"</ETag></Part></CompleteMultipartUpload>"
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;a&quot;</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>&quot;b&amp;c&quot;</ETag></Part></CompleteMultipartUpload>"
         );
     }
 

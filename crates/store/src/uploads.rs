@@ -19,7 +19,7 @@ const COLUMNS: &str = "id, message_id, user_id, attachment_id, filename, declare
 
 const INSERT: &str = "INSERT INTO upload_sessions (tenant_id, message_id, user_id, filename, declared_mime, \
      claimed_size, claimed_sha256, storage_key, s3_upload_id, part_size, part_count, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::bigint::integer, $12) RETURNING ";
 
 const SET_STATE: &str = "UPDATE upload_sessions SET state = $2, completed_at = CASE WHEN $2 = 'verifying' \
      THEN app_now_ms() ELSE completed_at END WHERE id = $1";

@@ -71,7 +71,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
 
     let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
-    let now_ms = auth_core::unix_now().saturating_mul(1000);
+    let now_ms = auth_core::unix_now_ms();
     let outcome = async {
         let row = super::owned(&tx, &ctx, id, true).await?;
         match row.state {

@@ -93,7 +93,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
             return Err(e.into());
         }
     };
-    let now_ms = auth_core::unix_now().saturating_mul(1000);
+    let now_ms = auth_core::unix_now_ms();
     let ttl_ms = i64::try_from(cfg.direct.session_ttl.as_millis()).unwrap_or(i64::MAX);
     let new = NewSession {
         message,

@@ -23,7 +23,7 @@ pub(crate) async fn handle(
     let row = super::owned(&tx, ctx, id, false).await;
     tx.commit().await?;
     let row = row?;
-    let now_ms = auth_core::unix_now().saturating_mul(1000);
+    let now_ms = auth_core::unix_now_ms();
     let view = SessionView::of(cfg, &row, now_ms)?;
     Ok(response::json(StatusCode::OK, &view, &call.request_id).into())
 }
