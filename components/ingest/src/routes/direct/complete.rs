@@ -35,7 +35,8 @@ struct Body {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Part {
-    part_number: u32,
+    /// A JSON integer (`3.0` too, as JSON Schema reads one).
+    part_number: serde_json::Value,
     etag: String,
 }
 
@@ -47,7 +48,18 @@ fn invalid_parts(detail: impl Into<String>) -> ApiError {
 
 /// The parts as storage takes them (`storage::parts::listed_parts`), else `400 invalid_parts`.
 fn checked(parts: Vec<Part>, count: u32) -> Result<Vec<(u32, String)>, ApiError> {
-    let listed = parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
+    let mut listed = Vec::with_capacity(parts.len());
+    for p in parts {
+        let n = body::integer(&p.part_number)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=storage::MAX_PARTS).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(Problem::bad_request(
+                    "partNumber must be an integer in 1..=10000.",
+                ))
+            })?;
+        listed.push((n, p.etag));
+    }
     listed_parts(listed, count).map_err(|e| {
         invalid_parts(match e {
             ListedPartsError::Count => {

@@ -32,7 +32,8 @@ const MAX_BODY: usize = 16 * 1024;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Claims {
     filename: String,
-    size: u64,
+    /// A JSON integer (`265.0` too, as JSON Schema reads one).
+    size: serde_json::Value,
     #[serde(default)]
     content_type: Option<String>,
     #[serde(default)]
@@ -49,10 +50,17 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     body::require_json(&parts.headers)?;
     let bytes = body::read_limited(&parts.headers, b, MAX_BODY).await?;
     let claims: Claims = body::parse_json(&bytes, SHAPE)?;
-    if claims.size == 0 {
-        return Err(ApiError::new(Problem::bad_request("The file is empty.")));
-    }
-    if claims.size > cfg.direct.max_bytes {
+    let size = body::integer(&claims.size)
+        .ok_or_else(|| ApiError::new(Problem::bad_request("size must be an integer.")))?;
+    let size = match u64::try_from(size) {
+        Ok(0) | Err(_) => {
+            return Err(ApiError::new(Problem::bad_request(
+                "The file is empty: size must be at least 1.",
+            )));
+        }
+        Ok(n) => n,
+    };
+    if size > cfg.direct.max_bytes {
         return Err(ApiError::new(Problem::new(Code::PayloadTooLarge).detail(
             format!(
                 "The file is over the direct upload limit of {} bytes.",
@@ -74,10 +82,10 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
             )));
         }
     };
-    let plan = PartPlan::new(claims.size, cfg.direct.part_bytes).ok_or_else(|| {
+    let plan = PartPlan::new(size, cfg.direct.part_bytes).ok_or_else(|| {
         ApiError::new(Problem::new(Code::PayloadTooLarge).detail("The file is too large."))
     })?;
-    let size = i64::try_from(claims.size).map_err(|_| ApiError::internal("size"))?;
+    let size = i64::try_from(size).map_err(|_| ApiError::internal("size"))?;
 
     let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
