@@ -78,7 +78,7 @@ _bench_in_small() {
 
 bench_ingest() {
   local mib=${BENCH_IN_SIZE_MIB:-1024} rounds=${BENCH_IN_ROUNDS:-2}
-  local work="$BENCH_OUT/ingest" port base log pid seed_json email password message token
+  local work="$BENCH_OUT/ingest" port base log pid message token
   mkdir -p "$work"
   port=$(pick_port "")
   base="http://127.0.0.1:$port"
@@ -86,17 +86,7 @@ bench_ingest() {
   _bench_in_app spinlet bench-ingest-app "$port" "$log" || return 1
   pid=$_BENCH_IN_PID
 
-  seed_json=$("$SEED" --database-url "$DATABASE_ADMIN_URL" --json) || return 1
-  read -r email password message < <(python3 -c '
-import json, sys
-t = json.load(sys.stdin)["tenants"][0]
-u = next(u for u in t["users"] if u["role"] == "user")
-m = next(m for m in t["messages"] if m["ownerUserId"] == u["id"])
-print(u["email"], u["password"], m["id"])' <<<"$seed_json")
-  token=$(curl -fsS "$base/api/v1/auth/token" -H 'content-type: application/json' \
-    -d "{\"email\":\"$email\",\"password\":\"$password\"}" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])') ||
-    { say "ingest: login failed"; return 1; }
+  read -r token message < <(bench_seed_user "$base") && [[ -n "$token" ]] || return 1
 
   # Warm-up (compiled component, connections).
   _bench_in_random "$work/warm.bin" 4096

@@ -1,0 +1,97 @@
+# shellcheck shell=bash
+# Direct-to-storage uploads against a direct PUT to the same Garage. Sourced by scripts/bench, which
+# has started the stack (BASE_URL, DATABASE_ADMIN_URL, S3_*, CLAMD_ADDR, SCAN_* ...).
+#
+# Measures, on BENCH_DIRECT_SIZE_MIB (default 1024) of fresh random content, best of BENCH_DIRECT_ROUNDS
+# (default 2): a direct PUT of the file to Garage (curl --aws-sigv4, the baseline) and the direct upload
+# path as a browser does it (scripts/bench.d/direct_client.py: create the session, PUT the parts straight
+# to storage through their presigned URLs, BENCH_DIRECT_CONCURRENCY at a time (default 4), complete);
+# then, with one scan worker running, the time from the completion's answer to the attachment's `clean`
+# verdict (the worker's one read: size, SHA-256, content policy, dedup, clamd). Rewrites the section
+# `direct` of BENCHMARKS.md and its rows of the summary table.
+
+_bench_direct_put() { # FILE KEY -> seconds
+  curl -fsS -o /dev/null -w '%{time_total}\n' -X PUT -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY_ID:$S3_SECRET_ACCESS_KEY" \
+    -T "$1" "${S3_ENDPOINT%/}/$S3_BUCKET/$2"
+}
+
+# _bench_direct_verdict BASE TOKEN ATTACHMENT TIMEOUT: seconds until the attachment reports `clean`
+# (polled every 0.1 s); fails on any other settled status or after TIMEOUT seconds.
+_bench_direct_verdict() {
+  python3 - "$@" <<'PY'
+import json, sys, time, urllib.request
+base, token, attachment, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+start = time.monotonic()
+while time.monotonic() - start < timeout:
+    req = urllib.request.Request(f"{base}/api/v1/attachments/{attachment}",
+                                 headers={"authorization": "Bearer " + token})
+    try:
+        status = json.load(urllib.request.urlopen(req))["virusScanStatus"]
+    except Exception:
+        status = "?"
+    if status == "clean":
+        print(f"{time.monotonic() - start:.2f}")
+        sys.exit(0)
+    if status in ("rejected", "infected", "suspicious", "error"):
+        sys.exit(f"verdict {status}")
+    time.sleep(0.1)
+sys.exit("no verdict in time")
+PY
+}
+
+bench_direct() {
+  local mib=${BENCH_DIRECT_SIZE_MIB:-1024} rounds=${BENCH_DIRECT_ROUNDS:-2} conc=${BENCH_DIRECT_CONCURRENCY:-4}
+  local work="$BENCH_OUT/direct" base=$BASE_URL token message r t out best_direct="" best_path="" verdicts=""
+  mkdir -p "$work"
+  read -r token message < <(bench_seed_user "$base") && [[ -n "$token" ]] || return 1
+  local client="$ROOT/scripts/bench.d/direct_client.py" worker_pid=""
+  SCAN_POLL_SECS=0.2 start_bg bench-direct-worker "$work/worker.log" "$SCAN_WORKER_BIN"
+  worker_pid=$_LAST_PID
+  for ((r = 1; r <= rounds; r++)); do
+    { printf 'bench data\n'; head -c "$((mib * 1024 * 1024 - 11))" /dev/urandom; } >"$work/big.bin"
+    t=$(_bench_direct_put "$work/big.bin" "bench/direct-baseline-$r") || return 1
+    say "direct: round $r direct PUT ${mib} MiB: ${t}s"
+    [[ -z "$best_direct" ]] || awk -v a="$t" -v b="$best_direct" 'BEGIN { exit !(a < b) }' && best_direct=$t
+    out=$(python3 "$client" "$base" "$token" "$message" "$work/big.bin" "big-$r.bin" "$conc") ||
+      { say "direct: upload failed"; return 1; }
+    echo "$out" >>"$work/rounds.jsonl"
+    t=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["total"])' "$out")
+    say "direct: round $r direct upload path ${mib} MiB (create, parts x$conc, complete): ${t}s"
+    [[ -z "$best_path" ]] || awk -v a="$t" -v b="$best_path" 'BEGIN { exit !(a < b) }' && best_path=$t
+    local attachment
+    attachment=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["attachmentId"])' "$out")
+    t=$(_bench_direct_verdict "$base" "$token" "$attachment" 600) ||
+      { say "direct: no clean verdict (worker log: $work/worker.log)"; stop_pid "$worker_pid" bench-direct-worker 5 || true; return 1; }
+    say "direct: round $r completion → clean: ${t}s"
+    verdicts="$verdicts $t"
+  done
+  stop_pid "$worker_pid" bench-direct-worker 5 || true
+  rm -f "$work/big.bin"
+  local ratio verdict_best
+  ratio=$(awk -v a="$best_path" -v b="$best_direct" 'BEGIN { printf "%.2f", a / b }')
+  verdict_best=$(tr ' ' '\n' <<<"$verdicts" | grep . | sort -n | head -n1)
+
+  bench_write_section direct "$(
+    cat <<MD
+## Direct-to-storage upload
+
+$(date -u +%Y-%m-%d), $(bench_machine). \`scripts/bench direct\`: the stack of scripts/test (release spinlet,
+Garage 2.5 single node, Postgres, clamd with the test signatures), one scan worker (poll 0.2 s). The client
+(scripts/bench.d/direct_client.py) does what a browser does: \`POST .../uploads\` (policy checks, CreateMultipartUpload,
+one presigned URL per part), the parts PUT straight to Garage $conc at a time, each read from the file at its
+offset, then \`POST .../complete\` (CompleteMultipartUpload).
+
+| ${mib} MiB (best of $rounds, fresh content per round) | seconds |
+|---|---|
+| direct PUT to Garage (curl --aws-sigv4, one request) | $best_direct |
+| direct upload path: create → parts → complete | $best_path |
+| ratio path / direct PUT (goal ≤ 1.1) | **$ratio** |
+| completion → \`clean\` (the worker's one read: size, SHA-256, policy, dedup, clamd; best round) | $verdict_best |
+
+Per round (seconds: create, parts, complete): see \`rounds.jsonl\` in the raw output.
+MD
+  )"
+  bench_summary_row "Direct upload ${mib} MiB / direct PUT" "≤ 1.1" "$ratio" "$(bench_verdict "$ratio" '<=' 1.1)"
+  bench_summary_row "Direct upload ${mib} MiB: completion to clean" "reported" "${verdict_best} s" "reported"
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""A direct-to-storage upload client, as a browser would do it: create the session, PUT the parts
+straight to storage through their presigned URLs (CONCURRENCY at a time, each read from the file at
+its offset, never the whole file in memory), complete. Prints one JSON line: the session and the
+seconds each phase took. Standard library only.
+
+Usage: direct_client.py BASE TOKEN MESSAGE FILE NAME [CONCURRENCY]
+"""
+import concurrent.futures
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+
+def request(method, url, body=None, headers=None):
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    path = u.path + ("?" + u.query if u.query else "")
+    conn.request(method, path, body=body, headers=headers or {})
+    res = conn.getresponse()
+    data = res.read()
+    conn.close()
+    return res.status, res.getheader("etag"), data
+
+
+class FileRange:
+    """A part of the file as a readable body of known length (http.client streams it)."""
+
+    def __init__(self, fd, offset, size):
+        self.fd, self.offset, self.left = fd, offset, size
+
+    def read(self, n=-1):
+        if self.left <= 0:
+            return b""
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        n = min(n, 1 << 20)
+        b = os.pread(self.fd, n, self.offset)
+        self.offset += len(b)
+        self.left -= len(b)
+        return b
+
+
+def main():
+    base, token, message, path, name = sys.argv[1:6]
+    concurrency = int(sys.argv[6]) if len(sys.argv) > 6 else 4
+    size = os.path.getsize(path)
+    auth = {"authorization": "Bearer " + token, "content-type": "application/json"}
+    t0 = time.monotonic()
+    status, _, data = request(
+        "POST", f"{base}/api/v1/emails/{message}/uploads",
+        json.dumps({"filename": name, "size": size, "contentType": "application/octet-stream"}), auth)
+    if status != 201:
+        sys.exit(f"create: {status} {data[:300]!r}")
+    session = json.loads(data)
+    t1 = time.monotonic()
+    fd = os.open(path, os.O_RDONLY)
+
+    def put(part):
+        offset = (part["partNumber"] - 1) * session["partSize"]
+        body = FileRange(fd, offset, part["size"])
+        st, etag, d = request("PUT", part["url"], body, {"content-length": str(part["size"])})
+        if st != 200 or not etag:
+            raise RuntimeError(f"part {part['partNumber']}: {st} {d[:200]!r}")
+        return part["partNumber"], etag
+
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        etags = sorted(pool.map(put, session["parts"]))
+    os.close(fd)
+    t2 = time.monotonic()
+    status, _, data = request(
+        "POST", f"{base}/api/v1/uploads/{session['uploadId']}/complete",
+        json.dumps({"parts": [{"partNumber": n, "etag": e} for n, e in etags]}), auth)
+    if status != 202:
+        sys.exit(f"complete: {status} {data[:300]!r}")
+    t3 = time.monotonic()
+    print(json.dumps({
+        "uploadId": session["uploadId"], "attachmentId": session["attachmentId"],
+        "parts": len(etags), "partSize": session["partSize"],
+        "create": round(t1 - t0, 3), "parts_s": round(t2 - t1, 3), "complete": round(t3 - t2, 3),
+        "total": round(t3 - t0, 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
