@@ -234,6 +234,9 @@ fn parts_go_straight_to_storage_and_completion_leaves_the_upload_verifying() {
             .json(&json!({})),
     );
     assert_eq!(url.status, 404, "never downloadable while verifying");
+    let scan = w.get(&format!("/api/v1/attachments/{attachment}/scan-status"));
+    assert_eq!(scan.status, 200, "{scan:?}");
+    assert_eq!(scan.json()["status"], "verifying");
     assert_eq!(
         psql(&format!(
             "SELECT count(*) FROM email_attachments WHERE id = {}",
