@@ -12,7 +12,8 @@
 --
 -- Life of a session (state):
 --   open       parts may be PUT until expires_at; DELETE aborts it (-> aborted); past expires_at the
---              janitor aborts its multipart upload and deletes the row.
+--              janitor aborts its multipart upload (an aborted one's again: a part still uploading
+--              during the app's abort may outlive it) and deletes the row.
 --   verifying  completed; the worker claims it (lease, SKIP LOCKED) and reports the outcome through
 --              the scan callback component, which records it in the tenant's transaction.
 --   done       verified: the attachment row exists (id = attachment_id).
@@ -136,8 +137,9 @@ END;
 $$;
 
 -- Hand a claimed verification back after a transient failure (storage, clamd, the callback): it is
--- retried after a backoff (10 s * 2^attempts, at most 10 min). 'not_owner' when the lease is not
--- p_worker's any more (or the outcome was recorded meanwhile).
+-- retried after a backoff (10 s * 2^attempts, at most 10 min; the exponent is capped so that a large
+-- p_max_attempts cannot overflow bigint). 'not_owner' when the lease is not p_worker's any more (or
+-- the outcome was recorded meanwhile).
 CREATE FUNCTION upload_release_verification(p_upload_id uuid, p_worker text, p_error text)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -148,7 +150,7 @@ DECLARE
 BEGIN
     UPDATE public.upload_sessions s
        SET lease_expires_at = NULL, locked_by = NULL, last_error = left(coalesce(p_error, ''), 2000),
-           available_at = v_now + least(600000, 10000 * (2 ^ s.attempts)::bigint)
+           available_at = v_now + least(600000, 10000 * (2 ^ least(s.attempts, 16))::bigint)
      WHERE s.id = p_upload_id AND s.state = 'verifying' AND s.locked_by = p_worker;
     RETURN CASE WHEN FOUND THEN 'pending' ELSE 'not_owner' END;
 END;
@@ -156,7 +158,9 @@ $$;
 
 -- The janitor's work, up to p_limit rows, each claimed with a lease of p_lease_seconds so that
 -- janitors side by side take disjoint rows:
---   'abort'   an open session past its expiry: AbortMultipartUpload, then upload_forget_session;
+--   'abort'   an open or aborted session past its expiry: AbortMultipartUpload (again, for an
+--             aborted one: a part still uploading when the app aborted may outlive that abort, and
+--             S3 says to abort again), then upload_forget_session;
 --   'delete'  an object nobody uses (object_unused): DeleteObject, then upload_object_deleted;
 --   'forget'  a finished session past its expiry whose object is settled: upload_forget_session.
 CREATE FUNCTION upload_janitor_claim(p_worker text, p_lease_seconds integer, p_limit integer)
@@ -189,7 +193,7 @@ BEGIN
      WHERE s.id = ANY (coalesce(v_ids, '{}'))
     RETURNING s.id, s.tenant_id,
               CASE WHEN s.object_unused THEN 'delete'
-                   WHEN s.state = 'open' THEN 'abort'
+                   WHEN s.state IN ('open', 'aborted') THEN 'abort'
                    ELSE 'forget' END,
               s.storage_key, s.s3_upload_id;
 END;
