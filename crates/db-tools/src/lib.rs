@@ -18,7 +18,8 @@ pub const OWNER_ROLE: &str = "attachments_owner";
 /// What components connect as: LOGIN, NOSUPERUSER, NOBYPASSRLS, not the owner, per-table grants only.
 pub const APP_ROLE: &str = "attachments_app";
 /// What the native scan worker connects as: LOGIN, NOSUPERUSER, NOBYPASSRLS, not the owner; it may
-/// only call the scan queue's functions (`scan_claim_jobs`, `scan_complete_job`) and read no table.
+/// only call the scan queue's functions (`scan_claim_jobs`, `scan_complete_job`) and the upload queue's
+/// (`upload_claim_verifications` and the rest of 0014's worker side) and read no table.
 pub const SCANNER_ROLE: &str = "attachments_scanner";
 /// How long a session of the app and scanner roles may sit idle inside a transaction before the
 /// server ends it: an instance that was stopped mid-transaction (a trapped or killed component)

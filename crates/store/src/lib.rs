@@ -12,6 +12,7 @@
 //! | [`messages`], [`attachments`], [`blobs`] | messages, attachment rows, content blobs and their dedup |
 //! | [`scan_jobs`], [`verdicts`] | the scan queue and the verdicts in force |
 //! | [`uploads`] | direct-to-storage upload sessions as the components see them, until verified |
+//! | [`upload_queue`] | direct uploads, the worker's side: claiming completed sessions to verify, handing them back, the janitor's claim and its two records |
 //! | [`identity`], [`sessions`] | users, logins and refresh-token families |
 //! | `spin` (feature `spin`) | Spin's Postgres interface as a [`Conn`]: one pooled connection, rolled back if dropped mid-transaction |
 //! | `native` (feature `native`) | tokio-postgres's `Client` as a [`Conn`] |
@@ -36,6 +37,7 @@ pub mod sessions;
 pub mod spin;
 #[cfg(feature = "native")]
 pub mod tls;
+pub mod upload_queue;
 pub mod uploads;
 pub mod value;
 pub mod verdicts;
