@@ -9,6 +9,8 @@
 //!   other verdicts in order of arrival.
 //! - [`quarantine`]: quarantine keys and the storage steps of quarantining content.
 //! - [`audit`]: the audit rows of verdicts and quarantine.
+//! - [`verification`]: the upload-verification report the worker posts about a directly uploaded
+//!   object (size, SHA-256, content policy) and the callback's answer.
 //!
 //! [`ScanStatus`] is the one type of a stored verdict; the delivery policy and the store use it.
 
@@ -17,6 +19,7 @@ pub mod callback;
 pub mod quarantine;
 pub mod signature;
 pub mod verdict;
+pub mod verification;
 
 pub use callback::{BodyError, Callback, ContentHash, Target, Verdict, VerdictStatus};
 pub use signature::Signed;
