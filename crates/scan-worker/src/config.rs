@@ -6,13 +6,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use attachment_policy::ExtensionPolicy;
 use storage::StorageConfig;
 
 pub const USAGE: &str = "\
 usage: scan-worker [--once] [options]
+       scan-worker janitor [--once] [options]
 
 Claims virus-scan jobs from Postgres, streams each object from S3 to clamd (INSTREAM) and posts the
-signed verdict to the scan callback. Every option also reads an environment variable (the flag wins).
+signed verdict to the scan callback. Beside them it verifies direct uploads (one read of the object:
+size, SHA-256, the content policy and clamd; the outcome is posted, signed, to the upload-verification
+route) and, every JANITOR_INTERVAL_SECS, runs the upload janitor (aborts expired multipart uploads,
+deletes unused objects, forgets expired sessions). `janitor` runs only the janitor (`--once`: one pass,
+then exit). Every option also reads an environment variable (the flag wins).
 
   --database-url URL        SCAN_DATABASE_URL   the scanner role (attachments_scanner): it may claim and complete
                                                 scan jobs and nothing else (never the app's DATABASE_URL)
@@ -31,6 +37,13 @@ signed verdict to the scan callback. Every option also reads an environment vari
   --poll-secs S             SCAN_POLL_SECS      idle wait between claims, may be fractional (default 2)
   --clamd-timeout-secs N    SCAN_CLAMD_TIMEOUT_SECS  connect / answer timeout (default 120)
   --db-timeout-secs N       SCAN_DB_TIMEOUT_SECS  connecting to Postgres and each claim / completion (default 10)
+  --queues LIST             SCAN_QUEUES         what this worker claims: scan (scan jobs), verify (direct
+                                                uploads to verify), comma separated (default scan,verify)
+  --verification-url URL    SCAN_VERIFICATION_URL  POST /api/v1/scan/upload-verification of the app (default:
+                                                the callback URL with its last segment `callback` replaced)
+  --blocked-extensions LIST BLOCKED_EXTENSIONS  refused file extensions: set it to the app's blocked_extensions
+                                                when that is not the default (the default is the same list)
+  --janitor-interval-secs N JANITOR_INTERVAL_SECS  seconds between janitor runs (default 60; 0: no janitor)
   --once                                        process what is claimable now, then exit (tests, cron)
   --max-jobs N                                  claim at most N jobs, then finish them and exit
   --help";
@@ -56,6 +69,37 @@ pub struct Config {
     pub db_timeout: Duration,
     pub once: bool,
     pub max_jobs: Option<u64>,
+    /// What this process runs.
+    pub mode: Mode,
+    /// Whether scan jobs are claimed.
+    pub scan_jobs: bool,
+    /// Whether direct uploads are verified.
+    pub verify_uploads: bool,
+    /// `POST /api/v1/scan/upload-verification` of the app.
+    pub verification_url: String,
+    /// The blocked extensions (the app's `blocked_extensions`).
+    pub extensions: ExtensionPolicy,
+    /// Between janitor runs; `None`: no janitor.
+    pub janitor_interval: Option<Duration>,
+}
+
+/// What the process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Scan jobs and upload verifications, with the janitor on its interval.
+    Work,
+    /// The janitor alone (`scan-worker janitor`).
+    Janitor,
+}
+
+/// The upload-verification URL beside a callback URL `.../scan/callback`: the same origin and
+/// prefix, last segment `upload-verification`.
+pub fn verification_url_beside(callback_url: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(callback_url).ok()?;
+    let path = url.path().strip_suffix("/callback")?.to_owned();
+    url.set_path(&format!("{path}/upload-verification"));
+    url.set_query(None);
+    Some(url.to_string())
 }
 
 impl fmt::Debug for Config {
@@ -76,6 +120,11 @@ impl fmt::Debug for Config {
             .field("db_timeout", &self.db_timeout)
             .field("once", &self.once)
             .field("max_jobs", &self.max_jobs)
+            .field("mode", &self.mode)
+            .field("scan_jobs", &self.scan_jobs)
+            .field("verify_uploads", &self.verify_uploads)
+            .field("verification_url", &self.verification_url)
+            .field("janitor_interval", &self.janitor_interval)
             .finish()
     }
 }
@@ -112,6 +161,10 @@ const VALUED: &[(&str, Option<&str>)] = &[
     ("poll-secs", Some("SCAN_POLL_SECS")),
     ("clamd-timeout-secs", Some("SCAN_CLAMD_TIMEOUT_SECS")),
     ("db-timeout-secs", Some("SCAN_DB_TIMEOUT_SECS")),
+    ("queues", Some("SCAN_QUEUES")),
+    ("verification-url", Some("SCAN_VERIFICATION_URL")),
+    ("blocked-extensions", Some("BLOCKED_EXTENSIONS")),
+    ("janitor-interval-secs", Some("JANITOR_INTERVAL_SECS")),
     ("max-jobs", None),
 ];
 
@@ -126,7 +179,12 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut flags: BTreeMap<&str, String> = BTreeMap::new();
         let mut once = false;
-        let mut it = argv.into_iter();
+        let mut mode = Mode::Work;
+        let mut it = argv.into_iter().peekable();
+        if it.peek().is_some_and(|a| a == "janitor") {
+            it.next();
+            mode = Mode::Janitor;
+        }
         while let Some(arg) = it.next() {
             let body = arg
                 .strip_prefix("--")
@@ -265,6 +323,56 @@ impl Config {
         if !(1..=300).contains(&db_timeout) {
             return Err(invalid("--db-timeout-secs must be 1..=300"));
         }
+        let (mut scan_jobs, mut verify_uploads) = (false, false);
+        for q in get("queues")
+            .as_deref()
+            .unwrap_or("scan,verify")
+            .split(',')
+            .map(str::trim)
+        {
+            match q {
+                "scan" => scan_jobs = true,
+                "verify" => verify_uploads = true,
+                _ => {
+                    return Err(invalid(format!(
+                        "--queues / SCAN_QUEUES lists scan and verify, comma separated, not `{q}`"
+                    )));
+                }
+            }
+        }
+        // Needed only to verify uploads; a worker of scan jobs alone may have any callback URL.
+        let verification_url = match get("verification-url") {
+            Some(u) => u,
+            None => match verification_url_beside(&callback_url) {
+                Some(u) => u,
+                None if !verify_uploads => String::new(),
+                None => {
+                    return Err(invalid(
+                        "SCAN_VERIFICATION_URL is required when SCAN_CALLBACK_URL does not end in /callback",
+                    ));
+                }
+            },
+        };
+        if !verification_url.is_empty() {
+            let parsed = reqwest::Url::parse(&verification_url)
+                .map_err(|_| invalid("SCAN_VERIFICATION_URL is not a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(invalid("SCAN_VERIFICATION_URL must be an http(s) URL"));
+            }
+        }
+        let extensions = match get("blocked-extensions") {
+            None => ExtensionPolicy::default(),
+            Some(list) => ExtensionPolicy::from_config(&list).map_err(invalid)?,
+        };
+        let janitor_secs: u64 = number("janitor-interval-secs", get("janitor-interval-secs"), 60)?;
+        if janitor_secs > 86_400 {
+            return Err(invalid("--janitor-interval-secs must be 0..=86400"));
+        }
+        if mode == Mode::Janitor && janitor_secs == 0 && !once {
+            return Err(invalid(
+                "`janitor` needs --once or a positive --janitor-interval-secs",
+            ));
+        }
         Ok(Config {
             database_url,
             storage,
@@ -281,6 +389,12 @@ impl Config {
             db_timeout: Duration::from_secs(db_timeout),
             once,
             max_jobs,
+            mode,
+            scan_jobs,
+            verify_uploads,
+            verification_url,
+            extensions,
+            janitor_interval: (janitor_secs > 0).then(|| Duration::from_secs(janitor_secs)),
         })
     }
 }
@@ -347,6 +461,14 @@ mod tests {
         assert_eq!(c.callback_as, "unnamed");
         assert_eq!(c.db_timeout, Duration::from_secs(10));
         assert!(!c.once);
+        assert_eq!(c.mode, Mode::Work);
+        assert!(c.verify_uploads && c.scan_jobs);
+        assert_eq!(
+            c.verification_url,
+            "http://127.0.0.1:3000/api/v1/scan/upload-verification"
+        );
+        assert_eq!(c.janitor_interval, Some(Duration::from_secs(60)));
+        assert_eq!(c.extensions, ExtensionPolicy::default());
         let dbg = format!("{c:?}");
         assert!(
             !dbg.contains("pw@") && !dbg.contains(SECRET) && !dbg.contains("s3cret"),
@@ -453,6 +575,85 @@ mod tests {
             assert!(
                 matches!(parse(args, &env), Err(ConfigError::Invalid(_))),
                 "{args:?} without {drop} with {add:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn uploads_and_janitor_settings() {
+        let env = base_env();
+        let c = parse(
+            &[
+                "janitor",
+                "--once",
+                "--janitor-interval-secs",
+                "0",
+                "--queues",
+                "scan",
+                "--blocked-extensions",
+                "exe, .js",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Janitor);
+        assert!(c.once && c.scan_jobs && !c.verify_uploads);
+        assert_eq!(c.janitor_interval, None);
+        assert!(c.extensions.is_blocked("js") && !c.extensions.is_blocked("scr"));
+        let mut env = base_env();
+        env.push(("JANITOR_INTERVAL_SECS", "5"));
+        env.push(("SCAN_VERIFICATION_URL", "https://app.example/v/verify"));
+        env.push(("SCAN_QUEUES", " verify "));
+        let c = parse(&[], &env).unwrap();
+        assert!(c.verify_uploads && !c.scan_jobs);
+        assert_eq!(c.janitor_interval, Some(Duration::from_secs(5)));
+        assert_eq!(c.verification_url, "https://app.example/v/verify");
+        // Beside the callback, whatever the prefix; the query does not carry over.
+        assert_eq!(
+            verification_url_beside("https://edge.example/prefix/api/v1/scan/callback?x=1")
+                .as_deref(),
+            Some("https://edge.example/prefix/api/v1/scan/upload-verification")
+        );
+        assert_eq!(verification_url_beside("https://edge.example/hook"), None);
+        // A worker of scan jobs alone needs no verification route.
+        let mut env = base_env();
+        env.retain(|(k, _)| *k != "SCAN_CALLBACK_URL");
+        env.push(("SCAN_CALLBACK_URL", "https://edge.example/hook"));
+        assert!(!parse(&["--queues", "scan"], &env).unwrap().verify_uploads);
+    }
+
+    #[test]
+    fn upload_setting_refusals() {
+        for (args, env_add) in [
+            (&["--queues", "scan,janitor"][..], None),
+            (&["--queues", ""][..], None),
+            (&["--queues", "scan,"][..], None),
+            (&["--janitor-interval-secs", "86401"][..], None),
+            (&["--janitor-interval-secs", "-1"][..], None),
+            (&["--blocked-extensions", "e x e!"][..], None),
+            (&["--verification-url", "ftp://x/y"][..], None),
+            // A janitor that would never run.
+            (&["janitor", "--janitor-interval-secs", "0"][..], None),
+            // `janitor` is a command, not an argument anywhere else.
+            (&["--once", "janitor"][..], None),
+            // No URL to derive the verification route from.
+            (
+                &[][..],
+                Some(("SCAN_CALLBACK_URL", "https://edge.example/hook")),
+            ),
+            (
+                &["--queues", "verify"][..],
+                Some(("SCAN_CALLBACK_URL", "https://edge.example/hook")),
+            ),
+        ] {
+            let mut env: Vec<(&str, &str)> = base_env();
+            if let Some((k, v)) = env_add {
+                env.retain(|(e, _)| *e != k);
+                env.push((k, v));
+            }
+            assert!(
+                matches!(parse(args, &env), Err(ConfigError::Invalid(_))),
+                "{args:?} {env_add:?}"
             );
         }
     }

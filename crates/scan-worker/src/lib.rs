@@ -6,15 +6,23 @@
 //! | [`clamd`] | the clamd protocol: INSTREAM framing, answer parsing (pure), and the TCP client |
 //! | [`verdict`] | clamd answer → callback verdict (`clean`/`infected`/`suspicious`/`error`), the callback body |
 //! | [`backoff`] | retry delays and the per-job deadline derived from the lease |
-//! | [`worker`] | the I/O: claim (Postgres), GetObject (S3), scan, signed callback, complete; the loop |
+//! | [`worker`] | the I/O of scan jobs: claim (Postgres), GetObject (S3), scan, signed callback, complete; the loop that runs scan jobs and verifications in shared slots |
+//! | [`verify`] | verifying a direct upload in one read: size, SHA-256, the content policy and clamd per chunk; the outcome (pure) |
+//! | [`uploads`] | the I/O of direct uploads: a verification's claim, report, object deletion and verdict; the upload janitor |
+//! | [`storage`] | the worker's storage requests: GetObject streamed, DeleteObject, AbortMultipartUpload |
 //! | [`log`] | JSON log lines |
 //!
-//! Everything but `worker` is pure or talks only to a local socket, and is unit-tested; the worker
-//! itself is tested end to end against the real stack (`tests/integration/tests/scan_e2e.rs`).
+//! `worker`, `uploads` and `storage` do the I/O; the rest is pure or talks only to a local socket,
+//! and is unit-tested. The worker is tested end to end against the real stack
+//! (`tests/integration/tests/scan_e2e.rs`), the verifier and the janitor against real Postgres,
+//! Garage and clamd (`tests/uploads.rs`).
 
 pub mod backoff;
 pub mod clamd;
 pub mod config;
 pub mod log;
+pub mod storage;
+pub mod uploads;
 pub mod verdict;
+pub mod verify;
 pub mod worker;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use scan_worker::config::{Config, ConfigError, USAGE, default_worker_name};
+use scan_worker::config::{Config, ConfigError, Mode, USAGE, default_worker_name};
 use scan_worker::log;
 use scan_worker::worker::Worker;
 use serde_json::json;
@@ -41,6 +41,9 @@ async fn run(cfg: Config) -> ExitCode {
         }
     };
     let c = worker.config();
+    if c.mode == Mode::Janitor {
+        return janitor(worker).await;
+    }
     // A short probe: a clamd that is still loading its database must not hold up the start.
     let version =
         scan_worker::clamd::Clamd::new(c.clamd_addr.clone(), std::time::Duration::from_secs(3))
@@ -52,6 +55,8 @@ async fn run(cfg: Config) -> ExitCode {
             "worker": c.worker_name, "clamd": c.clamd_addr, "clamd_version": version.as_ref().ok(),
             "bucket": c.storage.bucket(), "s3_endpoint": c.storage.endpoint(), "callback": c.callback_url, "callback_as": c.callback_as,
             "lease_secs": c.lease_secs, "concurrency": c.concurrency, "max_scan_bytes": c.max_scan_bytes, "once": c.once,
+            "scan_jobs": c.scan_jobs, "verify_uploads": c.verify_uploads, "verification": c.verification_url,
+            "janitor_interval_secs": c.janitor_interval.map(|d| d.as_secs()),
         }),
     );
     if let Err(e) = &version {
@@ -59,6 +64,55 @@ async fn run(cfg: Config) -> ExitCode {
         log::warn("clamd.unreachable", json!({"error": e.to_string()}));
     }
 
+    let rx = stop_on_signal();
+    match worker.run(rx).await {
+        Ok(s) => {
+            log::info(
+                "worker.stopped",
+                json!({"jobs": s.jobs, "posted": s.posted, "retried": s.retried,
+                       "verifications": s.verifications, "verified": s.verified, "verify_retried": s.verify_retried}),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error("worker.failed", json!({"error": e.to_string()}));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scan-worker janitor [--once]`: the upload janitor alone.
+async fn janitor(worker: Arc<Worker>) -> ExitCode {
+    let c = worker.config();
+    log::info(
+        "janitor.started",
+        json!({"worker": c.worker_name, "bucket": c.storage.bucket(), "once": c.once,
+               "interval_secs": c.janitor_interval.map(|d| d.as_secs())}),
+    );
+    let rx = stop_on_signal();
+    if c.once {
+        return match worker.janitor_pass(&rx).await {
+            Ok(s) => {
+                log::info(
+                    "janitor.stopped",
+                    json!({"claimed": s.claimed, "aborted": s.aborted, "deleted": s.deleted,
+                           "forgotten": s.forgotten, "left": s.left}),
+                );
+                ExitCode::SUCCESS
+            }
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let every = c
+        .janitor_interval
+        .unwrap_or(std::time::Duration::from_secs(60));
+    worker.janitor_loop(every, rx).await;
+    log::info("janitor.stopped", json!({}));
+    ExitCode::SUCCESS
+}
+
+/// A channel that turns true on SIGTERM or SIGINT.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -75,18 +129,5 @@ async fn run(cfg: Config) -> ExitCode {
         log::info("worker.stopping", json!({"signal": name}));
         let _ = tx.send(true);
     });
-
-    match worker.run(rx).await {
-        Ok(s) => {
-            log::info(
-                "worker.stopped",
-                json!({"jobs": s.jobs, "posted": s.posted, "retried": s.retried}),
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            log::error("worker.failed", json!({"error": e.to_string()}));
-            ExitCode::FAILURE
-        }
-    }
+    rx
 }

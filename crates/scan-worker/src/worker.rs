@@ -9,6 +9,11 @@
 //! with `scan_complete_job(job, worker, reason)`: the database retries it with backoff and, after the
 //! last attempt, gives the content the verdict `error`. A worker that dies leaves its lease to expire;
 //! the next claim takes the job over.
+//!
+//! The same loop claims direct uploads to verify (`crate::uploads`): scan jobs and verifications
+//! share the `SCAN_CONCURRENCY` slots, and the two queues take turns at the first pick of free
+//! slots, so neither starves the other. The upload janitor runs beside the loop on its own
+//! interval.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -18,6 +23,7 @@ use serde_json::json;
 use store::StoreError;
 use store::scan_jobs::{self, JobState};
 use store::tls::PgTls;
+use store::upload_queue::{self, ClaimedVerification, JanitorTask, ReleaseState};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
@@ -27,13 +33,14 @@ use crate::backoff::{Backoff, job_deadline};
 use crate::clamd::{Clamd, ScanError};
 use crate::config::Config;
 use crate::log;
+use crate::storage::Storage;
 use crate::verdict::{self, Status, Verdict};
 
 /// A claimed job.
 pub use store::scan_jobs::ClaimedJob as Job;
 
-/// The database, as the scanner role (`attachments_scanner`: the queue's two functions and nothing
-/// else), through the store's statements. One pipelined
+/// The database, as the scanner role (`attachments_scanner`: the scan queue's and the upload
+/// queue's functions and nothing else), through the store's statements. One pipelined
 /// connection, re-opened when it drops.
 ///
 /// Connecting and each call wait at most `timeout` (`SCAN_DB_TIMEOUT_SECS`): a Postgres that stops
@@ -127,6 +134,68 @@ impl Db {
         .await
     }
 
+    /// Claims up to `limit` direct uploads to verify (`upload_claim_verifications`).
+    pub async fn claim_verifications(
+        &self,
+        worker: &str,
+        lease_secs: u32,
+        limit: usize,
+    ) -> Result<Vec<ClaimedVerification>, StoreError> {
+        self.bounded("upload_claim_verifications", async |c| {
+            upload_queue::claim_verifications(
+                &*c,
+                worker,
+                lease_secs,
+                u32::try_from(limit).unwrap_or(u32::MAX),
+                crate::uploads::MAX_VERIFY_ATTEMPTS,
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Hands a verification back after a transient failure.
+    pub async fn release_verification(
+        &self,
+        upload: Uuid,
+        worker: &str,
+        error: &str,
+    ) -> Result<ReleaseState, StoreError> {
+        self.bounded("upload_release_verification", async |c| {
+            upload_queue::release_verification(&*c, upload, worker, error).await
+        })
+        .await
+    }
+
+    /// Claims up to `limit` rows of janitor work.
+    pub async fn janitor_claim(
+        &self,
+        worker: &str,
+        lease_secs: u32,
+        limit: u32,
+    ) -> Result<Vec<JanitorTask>, StoreError> {
+        self.bounded("upload_janitor_claim", async |c| {
+            upload_queue::janitor_claim(&*c, worker, lease_secs, limit).await
+        })
+        .await
+    }
+
+    /// Records that an unused upload object is deleted.
+    pub async fn object_deleted(&self, upload: Uuid, worker: &str) -> Result<bool, StoreError> {
+        self.bounded("upload_object_deleted", async |c| {
+            upload_queue::object_deleted(&*c, upload, worker).await
+        })
+        .await
+    }
+
+    /// Deletes an expired upload session's row.
+    pub async fn forget_session(&self, upload: Uuid, worker: &str) -> Result<bool, StoreError> {
+        self.bounded("upload_forget_session", async |c| {
+            upload_queue::forget_session(&*c, upload, worker).await
+        })
+        .await
+    }
+
     /// `Pending` (retried later), `Failed` (attempts exhausted), `NotOwner` (the lease passed to
     /// another worker, or the callback completed the job already) or `Done`.
     pub async fn complete(
@@ -181,15 +250,20 @@ pub fn classify_callback(status: u16) -> CallbackAnswer {
     }
 }
 
+/// Longest answer body read from a callback (they answer with nothing or a small JSON document).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// The worker: shared by its job tasks.
 pub struct Worker {
-    cfg: Config,
-    db: Db,
+    pub(crate) cfg: Config,
+    pub(crate) db: Db,
     http: reqwest::Client,
-    storage_http: reqwest::Client,
+    pub(crate) storage: Storage,
     clamd: Clamd,
     engine: Mutex<Option<(String, Instant)>>,
     in_flight: Mutex<HashSet<Uuid>>,
+    /// Verifications running, handed back if the worker stops before they end.
+    verifying: Mutex<HashSet<Uuid>>,
 }
 
 /// Counters for the final log line.
@@ -198,6 +272,34 @@ pub struct Summary {
     pub jobs: u64,
     pub posted: u64,
     pub retried: u64,
+    /// Upload verifications claimed, recorded by the callback, and handed back.
+    pub verifications: u64,
+    pub verified: u64,
+    pub verify_retried: u64,
+}
+
+/// What a task of the loop did.
+enum Done {
+    Scan(Outcome),
+    Verify(crate::uploads::VerifyOutcome),
+}
+
+impl Summary {
+    fn count(&mut self, done: Done) {
+        match done {
+            Done::Scan(Outcome::Retry(_)) => self.retried += 1,
+            Done::Scan(_) => self.posted += 1,
+            Done::Verify(crate::uploads::VerifyOutcome::Retry(_)) => self.verify_retried += 1,
+            Done::Verify(_) => self.verified += 1,
+        }
+    }
+}
+
+/// Which queue a claim reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Scan,
+    Verify,
 }
 
 impl Worker {
@@ -211,28 +313,15 @@ impl Worker {
                 env!("CARGO_PKG_VERSION")
             ))
             .build()?;
-        // Storage GETs on a fresh connection each: on a reused keep-alive connection a server that
-        // writes headers and body separately without TCP_NODELAY (Garage does) meets the client's
-        // delayed ACK, and every small object costs 40 ms instead of 2 (measured: 4 KiB job 54 ms
-        // -> a few ms). A new loopback or private-network connection per object is cheap next to a scan.
-        let storage_http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                "attachments-scan-worker/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()?;
         Ok(Self {
-            storage_http,
+            storage: Storage::new(cfg.storage.clone())?,
             db: Db::new(&cfg.database_url, cfg.db_timeout).map_err(anyhow::Error::msg)?,
             clamd: Clamd::new(cfg.clamd_addr.clone(), cfg.clamd_timeout),
             http,
             cfg,
             engine: Mutex::new(None),
             in_flight: Mutex::new(HashSet::new()),
+            verifying: Mutex::new(HashSet::new()),
         })
     }
 
@@ -245,7 +334,7 @@ impl Worker {
     }
 
     /// The engine name for verdicts (`VERSION`, refreshed every 5 minutes: it carries the database version).
-    async fn engine(&self) -> String {
+    pub(crate) async fn engine(&self) -> String {
         if let Some((name, at)) = self.engine.lock().unwrap().clone()
             && at.elapsed() < Duration::from_secs(300)
         {
@@ -269,27 +358,7 @@ impl Worker {
         if size > cap {
             return Ok(verdict::too_large(size, cap));
         }
-        let key = storage::ObjectKey::from_stored(&job.storage_key)
-            .map_err(|e| format!("storage key: {e}"))?;
-        let req = storage::request::Signer::new(&self.cfg.storage)
-            .get_object(&key, None, SystemTime::now())
-            .map_err(|e| format!("signing GetObject: {e}"))?;
-        let mut rb = self.storage_http.get(&req.url);
-        for (n, v) in &req.headers {
-            if n != "content-length" {
-                rb = rb.header(n, v);
-            }
-        }
-        let mut res = rb
-            .send()
-            .await
-            .map_err(|e| format!("storage GetObject: {}", without_url(&e)))?;
-        if res.status().as_u16() != 200 {
-            return Err(format!(
-                "storage GetObject answered {}",
-                res.status().as_u16()
-            ));
-        }
+        let mut res = self.storage.get_stream(&job.storage_key).await?;
         match self.clamd.instream(&mut res, cap).await {
             Ok(answer) => verdict::from_answer(&answer),
             Err(ScanError::TooLarge { cap }) => Ok(verdict::too_large(size.max(cap + 1), cap)),
@@ -297,62 +366,105 @@ impl Worker {
         }
     }
 
-    /// POSTs the verdict: the body is serialised once and signed with the current time; transient
-    /// answers are retried a few times within the job (re-signed, same bytes).
-    async fn post(&self, job: &Job, v: &Verdict) -> CallbackAnswer {
-        let engine = self.engine().await;
-        let body = match verdict::callback_body(
-            job.tenant_id,
-            &job.content_sha256,
-            v,
-            &engine,
-            log::now_ms(),
-        ) {
-            Ok(b) => b,
-            Err(e) => return CallbackAnswer::Refused(format!("building the callback body: {e}")),
-        };
+    /// POSTs `body` to `url`, signed with the current time; transient answers are retried a few
+    /// times (re-signed, same bytes). The classified answer, and on success the answer's body.
+    /// `setting` names the URL's setting in messages.
+    pub(crate) async fn post_signed(
+        &self,
+        url: &str,
+        setting: &str,
+        body: &[u8],
+    ) -> (CallbackAnswer, Vec<u8>) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
         loop {
             let t = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            let signature = scan_core::signature::sign(&self.cfg.callback_secret, t, &body);
-            let answer = match self
+            let signature = scan_core::signature::sign(&self.cfg.callback_secret, t, body);
+            let (answer, answer_body) = match self
                 .http
-                .post(&self.cfg.callback_url)
+                .post(url)
                 .timeout(Duration::from_secs(30))
                 .header("content-type", "application/json")
                 .header(scan_core::signature::HEADER, signature)
-                .body(body.clone())
+                .body(body.to_vec())
                 .send()
                 .await
             {
-                Ok(res) => {
+                Ok(mut res) => {
                     let problem = res
                         .headers()
                         .get("content-type")
                         .and_then(|v| v.to_str().ok())
                         .is_some_and(|v| v.contains("json"));
-                    match classify_callback(res.status().as_u16()) {
+                    let mut answer = match classify_callback(res.status().as_u16()) {
                         // The contract's 404 (unknown target) is problem+json; a bare 404 means no
-                        // callback route at that URL: keep the job rather than drop the verdict.
-                        CallbackAnswer::Moot(404) if !problem => CallbackAnswer::Refused(
-                            "scan callback URL answered 404 without a problem document: is SCAN_CALLBACK_URL right?"
-                                .into(),
-                        ),
+                        // callback route at that URL: keep the job rather than drop the result.
+                        CallbackAnswer::Moot(404) if !problem => CallbackAnswer::Refused(format!(
+                            "{setting} answered 404 without a problem document: is {setting} right?"
+                        )),
                         other => other,
+                    };
+                    let mut got = Vec::new();
+                    while answer == CallbackAnswer::Accepted {
+                        match res.chunk().await {
+                            Ok(Some(c)) if got.len() + c.len() <= MAX_ANSWER_BYTES => {
+                                got.extend_from_slice(&c)
+                            }
+                            Ok(Some(_)) => {
+                                answer = CallbackAnswer::Refused(format!(
+                                    "{setting} answered with more than {MAX_ANSWER_BYTES} bytes"
+                                ))
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                answer = CallbackAnswer::Transient(format!(
+                                    "{setting}: reading the answer: {}",
+                                    without_url(&e)
+                                ))
+                            }
+                        }
                     }
+                    (answer, got)
                 }
-                Err(e) => CallbackAnswer::Transient(format!("scan callback: {}", without_url(&e))),
+                Err(e) => (
+                    CallbackAnswer::Transient(format!("{setting}: {}", without_url(&e))),
+                    Vec::new(),
+                ),
             };
             match answer {
                 CallbackAnswer::Transient(_) if backoff.attempts() < 3 => {
                     tokio::time::sleep(backoff.next_delay()).await
                 }
-                other => return other,
+                other => return (other, answer_body),
             }
         }
+    }
+
+    /// POSTs a verdict about `tenant`'s content `content_sha256` to the scan callback.
+    pub(crate) async fn post_verdict(
+        &self,
+        tenant: Uuid,
+        content_sha256: &str,
+        v: &Verdict,
+    ) -> CallbackAnswer {
+        let engine = self.engine().await;
+        let body = match verdict::callback_body(tenant, content_sha256, v, &engine, log::now_ms()) {
+            Ok(b) => b,
+            Err(e) => {
+                return CallbackAnswer::Refused(format!("building the callback body: {e}"));
+            }
+        };
+        self.post_signed(&self.cfg.callback_url, "SCAN_CALLBACK_URL", &body)
+            .await
+            .0
+    }
+
+    /// POSTs the verdict of a job.
+    async fn post(&self, job: &Job, v: &Verdict) -> CallbackAnswer {
+        self.post_verdict(job.tenant_id, &job.content_sha256, v)
+            .await
     }
 
     /// Scans and posts; records how long the scan (storage + clamd) took in `scan_ms`.
@@ -450,74 +562,156 @@ impl Worker {
         outcome
     }
 
-    /// Claims and processes jobs until `shutdown` (or, with `--once`, until nothing is claimable).
+    /// Claims up to `free` tasks from `queue` and spawns them; how many.
+    async fn claim_into(
+        self: &Arc<Self>,
+        queue: Queue,
+        free: usize,
+        tasks: &mut JoinSet<Done>,
+    ) -> Result<usize, StoreError> {
+        if free == 0 {
+            return Ok(0);
+        }
+        let name = &self.cfg.worker_name;
+        match queue {
+            Queue::Scan => {
+                let jobs = self.db.claim(name, self.cfg.lease_secs, free).await?;
+                let n = jobs.len();
+                for job in jobs {
+                    log::info(
+                        "job.claimed",
+                        json!({"job": job.id.to_string(), "bytes": job.size_bytes, "attempt": job.attempts}),
+                    );
+                    self.in_flight.lock().unwrap().insert(job.id);
+                    let me = self.clone();
+                    tasks.spawn(async move {
+                        let id = job.id;
+                        let outcome = me.handle(job).await;
+                        me.in_flight.lock().unwrap().remove(&id);
+                        Done::Scan(outcome)
+                    });
+                }
+                Ok(n)
+            }
+            Queue::Verify => {
+                let claimed = self
+                    .db
+                    .claim_verifications(name, self.cfg.lease_secs, free)
+                    .await?;
+                let n = claimed.len();
+                for v in claimed {
+                    self.verifying.lock().unwrap().insert(v.upload_id);
+                    let me = self.clone();
+                    tasks.spawn(async move {
+                        let id = v.upload_id;
+                        let outcome = me.handle_verification(v).await;
+                        me.verifying.lock().unwrap().remove(&id);
+                        Done::Verify(outcome)
+                    });
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Claims and processes scan jobs and upload verifications until `shutdown` (or, with
+    /// `--once`, until nothing is claimable); the janitor runs beside on its interval (not with
+    /// `--once`: `scan-worker janitor --once` runs it on demand).
     pub async fn run(
         self: Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Summary> {
-        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        let janitor = match (self.cfg.janitor_interval, self.cfg.once) {
+            (Some(every), false) => {
+                let me = self.clone();
+                let stop = shutdown.clone();
+                Some(tokio::spawn(
+                    async move { me.janitor_loop(every, stop).await },
+                ))
+            }
+            _ => None,
+        };
+        let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut summary = Summary::default();
         let mut db_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-        let count = |summary: &mut Summary, o: Outcome| match o {
-            Outcome::Retry(_) => summary.retried += 1,
-            _ => summary.posted += 1,
-        };
+        let queues: Vec<Queue> = [
+            (Queue::Verify, self.cfg.verify_uploads),
+            (Queue::Scan, self.cfg.scan_jobs),
+        ]
+        .into_iter()
+        .filter_map(|(q, on)| on.then_some(q))
+        .collect();
+        // Which queue picks first this round: they alternate, so when both have work each gets
+        // about half of the slots that come free.
+        let mut turn = 0usize;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             while let Some(done) = tasks.try_join_next() {
-                if let Ok(o) = done {
-                    count(&mut summary, o);
+                if let Ok(d) = done {
+                    summary.count(d);
                 }
             }
+            let claimed_so_far = summary.jobs + summary.verifications;
             let remaining = self
                 .cfg
                 .max_jobs
-                .map_or(u64::MAX, |m| m.saturating_sub(summary.jobs));
+                .map_or(u64::MAX, |m| m.saturating_sub(claimed_so_far));
             if remaining == 0 {
                 break;
             }
-            let free = self
+            let mut free = self
                 .cfg
                 .concurrency
                 .saturating_sub(tasks.len())
                 .min(remaining.min(1000) as usize);
             if free == 0 {
                 tokio::select! {
-                    Some(done) = tasks.join_next() => if let Ok(o) = done { count(&mut summary, o) },
+                    Some(done) = tasks.join_next() => if let Ok(d) = done { summary.count(d) },
                     _ = shutdown.changed() => {}
                 }
                 continue;
             }
-            let jobs = match self
-                .db
-                .claim(&self.cfg.worker_name, self.cfg.lease_secs, free)
-                .await
-            {
-                Ok(jobs) => {
-                    db_backoff.reset();
-                    jobs
-                }
-                Err(e) => {
-                    if self.cfg.once {
-                        return Err(anyhow::anyhow!("claiming jobs: {e}"));
+            let mut claimed = 0usize;
+            let mut failed = None;
+            for i in 0..queues.len() {
+                let queue = queues[(turn + i) % queues.len()];
+                match self.claim_into(queue, free, &mut tasks).await {
+                    Ok(n) => {
+                        match queue {
+                            Queue::Scan => summary.jobs += n as u64,
+                            Queue::Verify => summary.verifications += n as u64,
+                        }
+                        claimed += n;
+                        free -= n;
                     }
-                    let wait = db_backoff.next_delay();
-                    log::error(
-                        "claim.failed",
-                        json!({"error": e.to_string(), "retry_ms": wait.as_millis() as u64}),
-                    );
-                    sleep_or_shutdown(wait, &mut shutdown).await;
-                    continue;
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
-            };
-            if jobs.is_empty() {
+            }
+            turn = turn.wrapping_add(1);
+            if let Some(e) = failed {
+                if self.cfg.once {
+                    return Err(anyhow::anyhow!("claiming work: {e}"));
+                }
+                let wait = db_backoff.next_delay();
+                log::error(
+                    "claim.failed",
+                    json!({"error": e.to_string(), "retry_ms": wait.as_millis() as u64}),
+                );
+                sleep_or_shutdown(wait, &mut shutdown).await;
+                continue;
+            }
+            db_backoff.reset();
+            if claimed == 0 {
                 if self.cfg.once {
                     match tasks.join_next().await {
                         Some(done) => {
-                            if let Ok(o) = done {
-                                count(&mut summary, o);
+                            if let Ok(d) = done {
+                                summary.count(d);
                             }
                             continue;
                         }
@@ -525,37 +719,21 @@ impl Worker {
                     }
                 }
                 tokio::select! {
-                    Some(done) = tasks.join_next() => if let Ok(o) = done { count(&mut summary, o) },
+                    Some(done) = tasks.join_next() => if let Ok(d) = done { summary.count(d) },
                     _ = sleep_or_shutdown(self.cfg.poll_interval, &mut shutdown) => {}
                 }
-                continue;
-            }
-            for job in jobs {
-                summary.jobs += 1;
-                log::info(
-                    "job.claimed",
-                    json!({"job": job.id.to_string(), "bytes": job.size_bytes, "attempt": job.attempts}),
-                );
-                self.in_flight.lock().unwrap().insert(job.id);
-                let me = self.clone();
-                tasks.spawn(async move {
-                    let id = job.id;
-                    let outcome = me.handle(job).await;
-                    me.in_flight.lock().unwrap().remove(&id);
-                    outcome
-                });
             }
         }
 
-        // Stopping: claim nothing more; let running jobs finish within their deadline.
+        // Stopping: claim nothing more; let running tasks finish within their deadline.
         if !tasks.is_empty() {
-            log::info("worker.draining", json!({"jobs": tasks.len()}));
+            log::info("worker.draining", json!({"tasks": tasks.len()}));
         }
         let grace = job_deadline(self.cfg.lease_secs) + Duration::from_secs(5);
         let drained = tokio::time::timeout(grace, async {
             while let Some(done) = tasks.join_next().await {
-                if let Ok(o) = done {
-                    count(&mut summary, o);
+                if let Ok(d) = done {
+                    summary.count(d);
                 }
             }
         })
@@ -568,6 +746,16 @@ impl Worker {
                     .await;
                 summary.retried += 1;
             }
+            let left: Vec<Uuid> = self.verifying.lock().unwrap().drain().collect();
+            for upload in left {
+                self.release(upload, "worker stopped before finishing")
+                    .await;
+                summary.verify_retried += 1;
+            }
+        }
+        if let Some(j) = janitor {
+            // The janitor stops between two rows: its current row's lease simply expires otherwise.
+            let _ = tokio::time::timeout(Duration::from_secs(30), j).await;
         }
         Ok(summary)
     }
@@ -581,7 +769,7 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// A reqwest error without its URL (which is harmless here, but keeps log lines short and stable).
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
