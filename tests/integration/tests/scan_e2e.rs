@@ -203,6 +203,9 @@ fn worker(extra: &[&str], env: &[(&str, &str)]) -> Command {
     ] {
         cmd.env(k, var(k));
     }
+    // Scan jobs only: `--max-jobs n` then counts exactly this test's jobs, whatever direct uploads
+    // other tests left to verify.
+    cmd.env("SCAN_QUEUES", "scan");
     for (k, v) in env {
         cmd.env(k, v);
     }
