@@ -21,6 +21,9 @@
 #             .data/<stack>. Never a system clamd on 3310: its signatures are not the tests'.
 #   USE_SYSTEM_SERVICES=0   never use the standard ports; always start private services.
 #
+# garage_cors ORIGINS (after services_up): the bucket CORS rule browsers need to PUT parts of direct
+# uploads to presigned URLs, on a Garage this script started (never on an S3_ENDPOINT it was given).
+#
 # After `services_up STACK` these are exported: PG_ADMIN_URL, PG_HOSTPORT, REDIS_URL,
 # REDIS_HOSTPORT, S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY,
 # CLAMD_ADDR, STACK, STACK_DIR.
@@ -301,6 +304,8 @@ api_bind_addr = "127.0.0.1:$admin_port"
 admin_token = "$GARAGE_ADMIN_TOKEN"
 TOML
   chmod 600 "$dir/garage.toml"
+  # Ours: garage_cors may configure its bucket.
+  GARAGE_OURS=1
   S3_ENDPOINT="http://127.0.0.1:$s3_port"
   S3_REGION=garage
   S3_BUCKET=attachments
@@ -316,6 +321,68 @@ TOML
   WAIT_PID=$_LAST_PID wait_until "${GARAGE_START_TIMEOUT:-60}" "garage" _garage_ready "$STACK_DIR/logs/garage.log" ||
     { tail -n 30 "$STACK_DIR/logs/garage.log" >&2; die "garage: no working signed S3 round trip on $S3_ENDPOINT"; }
   say "garage: single node up, S3 on $S3_ENDPOINT (bucket $S3_BUCKET, signed round trip ok), admin on 127.0.0.1:$admin_port"
+}
+
+# header_value NAME: the value of header NAME (any case) in the HTTP head on stdin, without CR.
+header_value() {
+  awk -v n="$1" '{ sub(/\r$/, "") } index(tolower($0), n ":") == 1 { sub(/^[^:]*: */, ""); print; exit }'
+}
+
+# xml_text TEXT: TEXT escaped for an XML element.
+xml_text() {
+  local t=${1//&/&amp;}
+  t=${t//</&lt;}
+  printf '%s' "${t//>/&gt;}"
+}
+
+# garage_cors ORIGINS: PutBucketCors on our Garage's bucket for ORIGINS (comma-separated): methods PUT
+# (the parts of a direct upload, to presigned URLs), GET and HEAD, any request header, ETag exposed (the
+# client reads each part's ETag to complete the upload), preflight answers cached for an hour. Then
+# checks it as a browser would meet it: an OPTIONS preflight for a PUT from the first origin must be
+# allowed for that origin, and a response to that origin must expose ETag. Does nothing for an
+# S3_ENDPOINT given from outside: its owner sets its CORS (README, "Bucket CORS").
+garage_cors() {
+  local origins=$1 o rules="" xml sha md5 key hdrs origin="" allowed list
+  if [[ -z "${GARAGE_OURS:-}" ]]; then
+    say "s3: bucket CORS left as it is (S3_ENDPOINT was given; see README, Bucket CORS)"
+    return 0
+  fi
+  # One rule per origin: Garage answers a match with all of its rule's origins in one
+  # Access-Control-Allow-Origin, which browsers refuse when there are several.
+  IFS=, read -ra list <<<"$origins"
+  for o in "${list[@]}"; do
+    o=$(printf '%s' "$o" | tr -d '[:space:]')
+    [[ -n "$o" ]] || continue
+    [[ -n "$origin" ]] || origin=$o
+    rules+="<CORSRule><AllowedOrigin>$(xml_text "$o")</AllowedOrigin><AllowedMethod>PUT</AllowedMethod>"
+    rules+="<AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod><AllowedHeader>*</AllowedHeader>"
+    rules+="<ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3600</MaxAgeSeconds></CORSRule>"
+  done
+  [[ -n "$rules" ]] || { warn "s3: no origin for the bucket CORS rule"; return 1; }
+  xml="<CORSConfiguration>$rules</CORSConfiguration>"
+  # Garage refuses a bucket configuration whose body hash is not signed: sign the real SHA-256 (and
+  # send Content-MD5, which AWS requires for PutBucketCors).
+  sha=$(printf '%s' "$xml" | sha256sum | cut -d' ' -f1)
+  md5=$(printf '%s' "$xml" | openssl dgst -md5 -binary | base64)
+  curl -sS --fail --max-time 20 -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+    --user "$S3_ACCESS_KEY_ID:$S3_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: $sha" -H "content-md5: $md5" \
+    -H 'content-type: application/xml' --data-binary "$xml" -o /dev/null "$S3_ENDPOINT/$S3_BUCKET?cors=" ||
+    { warn "s3: PutBucketCors failed"; return 1; }
+
+  # The check: a preflight, then a real (signed) response, both from the first origin.
+  hdrs=$(curl -sS --max-time 10 -X OPTIONS -o /dev/null -D - "$S3_ENDPOINT/$S3_BUCKET/cors-probe" \
+    -H "Origin: $origin" -H 'Access-Control-Request-Method: PUT' -H 'Access-Control-Request-Headers: content-type') ||
+    { warn "s3: the CORS preflight got no answer"; return 1; }
+  allowed=$(header_value access-control-allow-origin <<<"$hdrs")
+  [[ "$allowed" == "$origin" || "$allowed" == "*" ]] ||
+    { warn "s3: the CORS preflight from $origin was not allowed:"$'\n'"$hdrs"; return 1; }
+  key="probe/cors-$(rand_hex 8)"
+  printf 'cors' | s3_curl PUT "$key" --data-binary @- -o /dev/null || return 1
+  hdrs=$(s3_curl GET "$key" -H "Origin: $origin" -o /dev/null -D -) || return 1
+  s3_curl DELETE "$key" -o /dev/null || true
+  [[ ",$(header_value access-control-expose-headers <<<"$hdrs" | tr -d ' ' | tr '[:upper:]' '[:lower:]')," == *,etag,* ]] ||
+    { warn "s3: a response to $origin does not expose ETag:"$'\n'"$hdrs"; return 1; }
+  say "s3: bucket CORS for $origins (PUT GET HEAD, ETag exposed; preflight checked)"
 }
 
 # ---- ClamAV (clamd) ----------------------------------------------------------------
