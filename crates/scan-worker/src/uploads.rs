@@ -165,7 +165,11 @@ impl Worker {
             // Not what was claimed: decided from storage's answer, the body is not read.
             Some(report) => (report, None),
             None => {
-                let name = verify::filename_extension(&v.filename, &self.cfg.extensions);
+                let name = verify::claims_policy(
+                    &v.filename,
+                    v.declared_mime.as_deref(),
+                    &self.cfg.extensions,
+                );
                 let ext = name.as_ref().ok().and_then(|e| e.as_deref());
                 let pass = match verify::one_pass(
                     &mut object.body,

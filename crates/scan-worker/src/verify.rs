@@ -14,7 +14,7 @@
 
 use attachment_policy::sniff::Detected;
 use attachment_policy::{
-    ContentHash, ContentInspector, ExtensionPolicy, PolicyError, SafeFilename,
+    ContentHash, ContentInspector, ExtensionPolicy, PolicyError, SafeFilename, check_declared,
 };
 use bytes::Bytes;
 use scan_core::verification::{self as wire, Decision, RejectCode};
@@ -141,14 +141,19 @@ pub async fn one_pass(
     })
 }
 
-/// The filename's extension as the in-function upload takes it, or the policy's refusal of the
-/// name (a blocked extension, inner ones too; or a name the filename rules refuse, which the app
-/// checked already when it created the session, so it can only happen when the rules changed since).
-pub fn filename_extension(
+/// The claims judged again, as the app judged them when it created the session: the filename (a
+/// blocked extension, inner ones too) and the declared type (executable or script types). The
+/// filename's extension as the in-function upload takes it, or the policy's refusal. A refusal
+/// here means the rules changed since the session began (or the worker's `BLOCKED_EXTENSIONS` is
+/// stricter than the app's): the content is refused all the same.
+pub fn claims_policy(
     filename: &str,
+    declared: Option<&str>,
     extensions: &ExtensionPolicy,
 ) -> Result<Option<String>, PolicyError> {
-    Ok(SafeFilename::parse(filename, extensions)?.extension())
+    let ext = SafeFilename::parse(filename, extensions)?.extension();
+    check_declared(declared)?;
+    Ok(ext)
 }
 
 fn mismatch_detail(size: u64, claimed: u64) -> String {
@@ -281,7 +286,7 @@ mod tests {
             "report.pdf",
             Some("application/pdf"),
         );
-        let name = filename_extension(&ok.filename, &policy);
+        let name = claims_policy(&ok.filename, None, &policy);
         let p = pass(PDF, Some("application/pdf"), Some("pdf"));
         let r = decide(&ok, &name, &p).unwrap();
         assert_eq!(outcome(&r), ("accepted", None));
@@ -338,7 +343,7 @@ mod tests {
     fn names_are_judged_again_inner_extensions_too() {
         let policy = ExtensionPolicy::default();
         for name in ["invoice.exe.pdf", "invoice.pdf.exe", "run.JS"] {
-            let ext = filename_extension(name, &policy);
+            let ext = claims_policy(name, None, &policy);
             assert!(ext.is_err(), "{name}");
             let r = decide(
                 &claim(PDF.len() as u64, None, name, None),
@@ -356,10 +361,28 @@ mod tests {
             };
             assert_eq!(detail, "This file extension is not allowed.");
         }
+        // A declared executable or script type, as the app refuses it when the session is created.
+        let declared = claims_policy("notes.txt", Some("application/x-sh"), &policy);
+        let r = decide(
+            &claim(
+                PDF.len() as u64,
+                None,
+                "notes.txt",
+                Some("application/x-sh"),
+            ),
+            &declared,
+            &pass(PDF, Some("application/x-sh"), Some("txt")),
+        )
+        .unwrap();
+        assert_eq!(outcome(&r), ("rejected", Some("blocked_file_type")));
+        let Decision::Rejected { detail, .. } = &r.decision else {
+            unreachable!()
+        };
+        assert_eq!(detail, "Executable or script content is not allowed.");
         // A configured list that allows `js` lets it through, as the app with the same setting does.
         let custom = ExtensionPolicy::from_config("exe").unwrap();
         assert_eq!(
-            filename_extension("run.js", &custom).unwrap().as_deref(),
+            claims_policy("run.js", None, &custom).unwrap().as_deref(),
             Some("js")
         );
     }
@@ -367,7 +390,7 @@ mod tests {
     #[test]
     fn spoofed_types_are_corrected_like_the_in_function_path() {
         let policy = ExtensionPolicy::default();
-        let name = filename_extension("photo.png", &policy);
+        let name = claims_policy("photo.png", Some("image/png"), &policy);
         let r = decide(
             &claim(PDF.len() as u64, None, "photo.png", Some("image/png")),
             &name,
@@ -381,7 +404,7 @@ mod tests {
     #[test]
     fn empty_content_is_refused_as_in_function() {
         let policy = ExtensionPolicy::default();
-        let name = filename_extension("a.txt", &policy);
+        let name = claims_policy("a.txt", None, &policy);
         let r = decide(
             &claim(0, None, "a.txt", None),
             &name,

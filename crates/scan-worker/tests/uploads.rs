@@ -124,7 +124,11 @@ async fn verify_object(
     if let Some(r) = verify::size_mismatch(c, object.length) {
         return (r, None);
     }
-    let name = verify::filename_extension(&c.filename, &ExtensionPolicy::default());
+    let name = verify::claims_policy(
+        &c.filename,
+        c.declared_mime.as_deref(),
+        &ExtensionPolicy::default(),
+    );
     let ext = name.as_ref().ok().and_then(|e| e.as_deref());
     let pass = verify::one_pass(
         &mut object.body,
