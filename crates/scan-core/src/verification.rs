@@ -8,24 +8,23 @@
 //!
 //! ```text
 //! {"uploadId": "<uuid>", "outcome": "accepted" | "rejected",
-//!  "size": <bytes>, "sha256": "<64 lowercase hex>" | null,
-//!  "sniffedMime": "<type/subtype>" | null, "detectedMime": "<type/subtype>" | null,
+//!  "size": <bytes>, "sha256": "<64 lowercase hex>",
+//!  "sniffedMime": "<type/subtype>" | null, "detectedMime": "<type/subtype>",
 //!  "rejectCode": "size_mismatch" | "digest_mismatch" | "blocked_file_type" | null,
 //!  "rejectDetail": "<text>" | null}
 //! ```
 //!
 //! Rules ([`Report::parse`] refuses anything else, [`ReportError`] says which):
-//! - `accepted`: `sha256` and `detectedMime` present, `rejectCode` and `rejectDetail` null.
+//! - `accepted`: `rejectCode` and `rejectDetail` null.
 //! - `rejected`: `rejectCode` and a non-empty `rejectDetail` (at most [`MAX_REJECT_DETAIL_CHARS`]
 //!   characters, no control characters: it is shown to the uploader as the in-function upload would
 //!   word it).
-//! - `sha256` and `detectedMime` are null exactly when the object was not read, which happens only
-//!   for `size_mismatch`: storage said the object's size before any byte was read, and reading an
-//!   object that is not what was claimed (perhaps far larger) would be wasted work. `size` is then
-//!   storage's size of the object.
+//! - `size` and `sha256` are what the object read back has, whatever the outcome (the worker reads
+//!   every object whole, also one whose size is not the claimed one).
 //! - `sniffedMime` is what the magic bytes said (`attachment_blobs.sniffed_mime`), `detectedMime`
 //!   the type to store and serve, both as the in-function upload computes them
-//!   (`attachment_policy::ContentInspector`).
+//!   (`attachment_policy::ContentInspector`); content the policy refused is
+//!   `application/octet-stream`.
 //!
 //! Answer (`200`, JSON): `{"attachmentId": "<uuid>", "state": "done" | "rejected", "deleteObject":
 //! bool, "scanJobId": "<uuid>" | null}`; unknown members are ignored (the receiver of an answer
@@ -68,11 +67,7 @@ pub enum ReportError {
     RejectCode,
     #[error("\"rejectDetail\" must be 1 to 500 characters without control characters.")]
     RejectDetail,
-    #[error(
-        "An accepted upload has sha256 and detectedMime and no rejectCode or rejectDetail; a rejected \
-         one has rejectCode and rejectDetail; sha256 and detectedMime are null together, and only \
-         for size_mismatch."
-    )]
+    #[error("An accepted upload has no rejectCode or rejectDetail; a rejected one has both.")]
     Inconsistent,
     #[error("\"state\" must be done or rejected.")]
     State,
@@ -153,8 +148,7 @@ pub enum Decision {
     Rejected { code: RejectCode, detail: String },
 }
 
-/// The object as read back (`None` when it was not read: a size mismatch seen from storage's
-/// answer alone).
+/// What reading the object found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
     /// Its SHA-256.
@@ -172,8 +166,8 @@ pub struct Report {
     pub upload_id: Uuid,
     /// The object's size in bytes.
     pub size: u64,
-    /// What reading it found, when it was read.
-    pub content: Option<Content>,
+    /// What reading it found.
+    pub content: Content,
     /// Accepted or rejected.
     pub decision: Decision,
 }
@@ -229,7 +223,7 @@ impl Report {
     pub fn new(
         upload_id: Uuid,
         size: u64,
-        content: Option<Content>,
+        content: Content,
         decision: Decision,
     ) -> Result<Self, ReportError> {
         let r = Self {
@@ -246,16 +240,9 @@ impl Report {
         if i64::try_from(self.size).is_err() {
             return Err(ReportError::Size);
         }
-        match (&self.decision, &self.content) {
-            (Decision::Accepted, Some(_)) => Ok(()),
-            (Decision::Accepted, None) => Err(ReportError::Inconsistent),
-            (Decision::Rejected { code, detail }, content) => {
-                check_detail(detail)?;
-                if content.is_none() && *code != RejectCode::SizeMismatch {
-                    return Err(ReportError::Inconsistent);
-                }
-                Ok(())
-            }
+        match &self.decision {
+            Decision::Accepted => Ok(()),
+            Decision::Rejected { detail, .. } => check_detail(detail),
         }
     }
 
@@ -293,29 +280,21 @@ impl Report {
             .ok_or(ReportError::Shape)?
             .as_u64()
             .ok_or(ReportError::Size)?;
-        let sha256 = w
-            .sha256
-            .as_deref()
-            .map(|s| ContentHash::parse(s).map_err(|_| ReportError::Sha256))
-            .transpose()?;
+        let sha256 = ContentHash::parse(w.sha256.as_deref().ok_or(ReportError::Shape)?)
+            .map_err(|_| ReportError::Sha256)?;
         let sniffed = w
             .sniffed_mime
             .as_deref()
             .map(|s| MediaType::parse_field("sniffedMime", s))
             .transpose()?;
-        let detected = w
-            .detected_mime
-            .as_deref()
-            .map(|s| MediaType::parse_field("detectedMime", s))
-            .transpose()?;
-        let content = match (sha256, detected) {
-            (Some(sha256), Some(detected_mime)) => Some(Content {
-                sha256,
-                sniffed_mime: sniffed,
-                detected_mime,
-            }),
-            (None, None) if sniffed.is_none() => None,
-            _ => return Err(ReportError::Inconsistent),
+        let detected_mime = MediaType::parse_field(
+            "detectedMime",
+            w.detected_mime.as_deref().ok_or(ReportError::Shape)?,
+        )?;
+        let content = Content {
+            sha256,
+            sniffed_mime: sniffed,
+            detected_mime,
         };
         let decision = match w.outcome.as_deref().ok_or(ReportError::Shape)? {
             "accepted" => {
@@ -341,14 +320,14 @@ impl Report {
             Decision::Accepted => (None, None),
             Decision::Rejected { code, detail } => (Some(code.as_str()), Some(detail.as_str())),
         };
-        let c = self.content.as_ref();
+        let c = &self.content;
         let v = serde_json::json!({
             "uploadId": self.upload_id.hyphenated().to_string(),
             "outcome": self.outcome(),
             "size": self.size,
-            "sha256": c.map(|c| c.sha256.as_str()),
-            "sniffedMime": c.and_then(|c| c.sniffed_mime.as_ref()).map(MediaType::as_str),
-            "detectedMime": c.map(|c| c.detected_mime.as_str()),
+            "sha256": c.sha256.as_str(),
+            "sniffedMime": c.sniffed_mime.as_ref().map(MediaType::as_str),
+            "detectedMime": c.detected_mime.as_str(),
             "rejectCode": code,
             "rejectDetail": detail,
         });
@@ -480,7 +459,7 @@ mod tests {
         let r = Report::new(
             Uuid::parse_str(U).unwrap(),
             5,
-            Some(content(Some("application/pdf"), "application/pdf")),
+            content(Some("application/pdf"), "application/pdf"),
             Decision::Accepted,
         )
         .unwrap();
@@ -498,7 +477,7 @@ mod tests {
         let r = Report::new(
             Uuid::parse_str(U).unwrap(),
             9,
-            Some(content(None, "text/plain")),
+            content(None, "application/octet-stream"),
             Decision::Rejected {
                 code: RejectCode::BlockedFileType,
                 detail: "Executable content (ELF) is not allowed.".into(),
@@ -510,11 +489,11 @@ mod tests {
         assert!(v["sniffedMime"].is_null());
         assert_eq!(Report::parse(&r.to_json()).unwrap(), r);
 
-        // A size mismatch seen from storage's answer alone: nothing read.
+        // The largest size the database can hold.
         let r = Report::new(
             Uuid::parse_str(U).unwrap(),
             u64::try_from(i64::MAX).unwrap(),
-            None,
+            content(None, "text/plain"),
             Decision::Rejected {
                 code: RejectCode::SizeMismatch,
                 detail: "The object has 9 bytes; 5 were claimed.".into(),
@@ -522,35 +501,15 @@ mod tests {
         )
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
-        assert!(v["sha256"].is_null() && v["detectedMime"].is_null());
+        assert_eq!(v["sha256"], H);
         assert_eq!(Report::parse(&r.to_json()).unwrap(), r);
     }
 
     #[test]
-    fn inconsistent_reports_are_refused_when_built() {
+    fn bad_reports_are_refused_when_built() {
         let id = Uuid::parse_str(U).unwrap();
-        let rejected = |code| Decision::Rejected {
-            code,
-            detail: "x".into(),
-        };
         assert_eq!(
-            Report::new(id, 1, None, Decision::Accepted).unwrap_err(),
-            ReportError::Inconsistent
-        );
-        for code in [RejectCode::DigestMismatch, RejectCode::BlockedFileType] {
-            assert_eq!(
-                Report::new(id, 1, None, rejected(code)).unwrap_err(),
-                ReportError::Inconsistent
-            );
-        }
-        assert_eq!(
-            Report::new(
-                id,
-                1 << 63,
-                Some(content(None, "text/plain")),
-                Decision::Accepted
-            )
-            .unwrap_err(),
+            Report::new(id, 1 << 63, content(None, "text/plain"), Decision::Accepted).unwrap_err(),
             ReportError::Size
         );
         for detail in [String::new(), "a\nb".into(), "é".repeat(501)] {
@@ -558,7 +517,7 @@ mod tests {
                 Report::new(
                     id,
                     1,
-                    None,
+                    content(None, "text/plain"),
                     Decision::Rejected {
                         code: RejectCode::SizeMismatch,
                         detail
@@ -628,7 +587,7 @@ mod tests {
                 body(&[("detectedMime", json!(format!("a/{}", "b".repeat(254))))]),
                 ReportError::Mime("detectedMime"),
             ),
-            // Accepted with a reason, or without what reading found.
+            // Accepted with a reason; what reading found is never absent.
             (
                 body(&[("rejectCode", json!("size_mismatch"))]),
                 ReportError::Inconsistent,
@@ -637,16 +596,13 @@ mod tests {
                 body(&[("rejectDetail", json!("x"))]),
                 ReportError::Inconsistent,
             ),
-            (body(&[("sha256", json!(null))]), ReportError::Inconsistent),
+            (body(&[("sha256", json!(null))]), ReportError::Shape),
+            (body(&[("detectedMime", json!(null))]), ReportError::Shape),
             (
-                body(&[("detectedMime", json!(null))]),
-                ReportError::Inconsistent,
+                body(&[("detectedMime", json!("<absent>"))]),
+                ReportError::Shape,
             ),
-            (
-                body(&[("sha256", json!(null)), ("detectedMime", json!(null))]),
-                ReportError::Inconsistent,
-            ),
-            // Rejected without a reason, with an unknown one, or unread but not a size mismatch.
+            // Rejected without a reason, or with one the worker does not give.
             (
                 body(&[("outcome", json!("rejected"))]),
                 ReportError::Inconsistent,
@@ -666,28 +622,6 @@ mod tests {
                     ("rejectDetail", json!("")),
                 ]),
                 ReportError::RejectDetail,
-            ),
-            (
-                body(&[
-                    ("outcome", json!("rejected")),
-                    ("rejectCode", json!("digest_mismatch")),
-                    ("rejectDetail", json!("x")),
-                    ("sha256", json!(null)),
-                    ("detectedMime", json!(null)),
-                ]),
-                ReportError::Inconsistent,
-            ),
-            // Unread, but a sniffed type anyway.
-            (
-                body(&[
-                    ("outcome", json!("rejected")),
-                    ("rejectCode", json!("size_mismatch")),
-                    ("rejectDetail", json!("x")),
-                    ("sha256", json!(null)),
-                    ("detectedMime", json!(null)),
-                    ("sniffedMime", json!("text/plain")),
-                ]),
-                ReportError::Inconsistent,
             ),
         ];
         for (b, want) in cases {
@@ -765,7 +699,6 @@ mod tests {
             id in any::<u128>(),
             size in 0u64..(1 << 63),
             sha in proptest::string::string_regex("[0-9a-f]{64}").unwrap(),
-            read in any::<bool>(),
             sniffed in proptest::option::of(proptest::string::string_regex("[a-z]{1,10}/[a-z0-9.+-]{1,20}").unwrap()),
             detected in proptest::string::string_regex("[a-z]{1,10}/[a-z0-9.+-]{1,20}").unwrap(),
             code in proptest::option::of(0usize..3),
@@ -775,12 +708,11 @@ mod tests {
                 None => Decision::Accepted,
                 Some(i) => Decision::Rejected { code: RejectCode::ALL[i], detail },
             };
-            let unread = !read && code == Some(0);
-            let content = (!unread).then(|| Content {
+            let content = Content {
                 sha256: ContentHash::parse(&sha).unwrap(),
                 sniffed_mime: sniffed.as_deref().map(|s| MediaType::parse(s).unwrap()),
                 detected_mime: MediaType::parse(&detected).unwrap(),
-            });
+            };
             let r = Report::new(Uuid::from_u128(id), size, content, decision).unwrap();
             prop_assert_eq!(Report::parse(&r.to_json()).unwrap(), r);
         }

@@ -161,42 +161,36 @@ impl Worker {
             Ok(o) => o,
             Err(reason) => return VerifyOutcome::Retry(reason),
         };
-        let (report, scan) = match verify::size_mismatch(v, object.length) {
-            // Not what was claimed: decided from storage's answer, the body is not read.
-            Some(report) => (report, None),
-            None => {
-                let name = verify::claims_policy(
-                    &v.filename,
-                    v.declared_mime.as_deref(),
-                    &self.cfg.extensions,
-                );
-                let ext = name.as_ref().ok().and_then(|e| e.as_deref());
-                let pass = match verify::one_pass(
-                    &mut object.body,
-                    object.length,
-                    v.declared_mime.as_deref(),
-                    ext,
-                    self.clamd(),
-                    self.cfg.max_scan_bytes,
-                )
-                .await
-                {
-                    Ok(p) => p,
-                    Err(reason) => return VerifyOutcome::Retry(reason),
-                };
-                match verify::decide(v, &name, &pass) {
-                    Ok(report) => (report, Some(pass.scan)),
-                    Err(reason) => return VerifyOutcome::Retry(reason),
-                }
-            }
+        let name = verify::claims_policy(
+            &v.filename,
+            v.declared_mime.as_deref(),
+            &self.cfg.extensions,
+        );
+        let ext = name.as_ref().ok().and_then(|e| e.as_deref());
+        let pass = match verify::one_pass(
+            &mut object.body,
+            object.length,
+            v.declared_mime.as_deref(),
+            ext,
+            self.clamd(),
+            self.cfg.max_scan_bytes,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(reason) => return VerifyOutcome::Retry(reason),
         };
+        let report = match verify::decide(v, &name, &pass) {
+            Ok(report) => report,
+            Err(reason) => return VerifyOutcome::Retry(reason),
+        };
+        let scan = pass.scan;
         trace.size = Some(report.size);
         trace.outcome = Some(report.outcome());
         trace.code = report.reject_code().map(wire::RejectCode::as_str);
         match &scan {
-            Some(Scan::Verdict(verdict)) => trace.verdict = Some(verdict.status.as_str()),
-            Some(Scan::Failed(e)) => trace.scan_error = Some(e.clone()),
-            None => {}
+            Scan::Verdict(verdict) => trace.verdict = Some(verdict.status.as_str()),
+            Scan::Failed(e) => trace.scan_error = Some(e.clone()),
         }
 
         let (answer, body) = self
@@ -226,21 +220,11 @@ impl Worker {
         }
         // The new content's scan job, answered with this pass's verdict: the content is judged
         // without a second read. Without a verdict (clamd failed) the job stays in the queue.
-        if let (
-            AnswerState::Done,
-            Some(_),
-            Decision::Accepted,
-            Some(Scan::Verdict(verdict)),
-            Some(c),
-        ) = (
-            answer.state,
-            answer.scan_job_id,
-            &report.decision,
-            &scan,
-            &report.content,
-        ) {
+        if let (AnswerState::Done, Some(_), Decision::Accepted, Scan::Verdict(verdict)) =
+            (answer.state, answer.scan_job_id, &report.decision, &scan)
+        {
             let posted = self
-                .post_verdict(v.tenant_id, c.sha256.as_str(), verdict)
+                .post_verdict(v.tenant_id, report.content.sha256.as_str(), verdict)
                 .await;
             if let CallbackAnswer::Transient(r) | CallbackAnswer::Refused(r) = &posted {
                 // The scan job is still queued: it scans the content again.

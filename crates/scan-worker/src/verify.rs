@@ -5,12 +5,12 @@
 //! clamd (INSTREAM). Memory is one chunk plus the inspector's head (4 KiB) and clamd's write buffer,
 //! whatever the object's size.
 //!
-//! [`decide`] turns what the pass saw into the outcome (pure): the size first (a size that is not
-//! the claimed one is known from storage's answer, before reading), then the claimed digest, then
-//! the policy: the filename again (its extensions, inner ones too, against the worker's
-//! `BLOCKED_EXTENSIONS`, the app's `blocked_extensions`), then the content. The virus verdict is
-//! not part of the outcome: an accepted upload's content gets its verdict through the normal
-//! callback, from this same pass when clamd answered.
+//! [`decide`] turns what the pass saw into the outcome (pure): the size first, then the claimed
+//! digest, then the policy: the claims again (the filename's extensions, inner ones too, against
+//! the worker's `BLOCKED_EXTENSIONS`, the app's `blocked_extensions`; the declared type), then the
+//! content. The whole object is read whatever its size, so the report always carries its real size
+//! and SHA-256. The virus verdict is not part of the outcome: an accepted upload's content gets
+//! its verdict through the normal callback, from this same pass when clamd answered.
 
 use attachment_policy::sniff::Detected;
 use attachment_policy::{
@@ -160,20 +160,6 @@ fn mismatch_detail(size: u64, claimed: u64) -> String {
     format!("The uploaded object has {size} bytes; the upload was created for {claimed} bytes.")
 }
 
-/// The outcome for an object whose size storage announced as `size` when it is not the claimed
-/// one: decided without reading it.
-pub fn size_mismatch(claim: &ClaimedVerification, size: u64) -> Option<wire::Report> {
-    (size != claim.claimed_size).then(|| wire::Report {
-        upload_id: claim.upload_id,
-        size,
-        content: None,
-        decision: Decision::Rejected {
-            code: RejectCode::SizeMismatch,
-            detail: mismatch_detail(size, claim.claimed_size),
-        },
-    })
-}
-
 /// The outcome of a pass over the claimed upload: size, then digest, then the filename, then the
 /// content. `Err` only if a type the policy produced is not a media type the report can carry (a
 /// bug: the report would be refused).
@@ -230,7 +216,7 @@ pub fn decide(
         },
         d => d,
     };
-    wire::Report::new(claim.upload_id, pass.size, Some(content), decision)
+    wire::Report::new(claim.upload_id, pass.size, content, decision)
         .map_err(|e| format!("report: {e}"))
 }
 
@@ -290,7 +276,7 @@ mod tests {
         let p = pass(PDF, Some("application/pdf"), Some("pdf"));
         let r = decide(&ok, &name, &p).unwrap();
         assert_eq!(outcome(&r), ("accepted", None));
-        let c = r.content.as_ref().unwrap();
+        let c = &r.content;
         assert_eq!(c.sha256.as_str(), sha);
         assert_eq!(c.detected_mime.as_str(), "application/pdf");
         assert_eq!(
@@ -333,10 +319,7 @@ mod tests {
         // The in-function path's words.
         assert_eq!(detail, "Executable content (ELF) is not allowed.");
         // A refused upload still says what it read.
-        assert_eq!(
-            r.content.as_ref().unwrap().sha256.as_str(),
-            ContentHash::of(elf).hex()
-        );
+        assert_eq!(r.content.sha256.as_str(), ContentHash::of(elf).hex());
     }
 
     #[test]
@@ -398,7 +381,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(outcome(&r), ("accepted", None));
-        assert_eq!(r.content.unwrap().detected_mime.as_str(), "application/pdf");
+        assert_eq!(r.content.detected_mime.as_str(), "application/pdf");
     }
 
     #[test]
@@ -412,17 +395,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(outcome(&r), ("rejected", Some("blocked_file_type")));
-    }
-
-    #[test]
-    fn a_size_storage_announces_decides_without_reading() {
-        let c = claim(10, None, "a.txt", None);
-        assert!(size_mismatch(&c, 10).is_none());
-        let r = size_mismatch(&c, 11).unwrap();
-        assert_eq!(outcome(&r), ("rejected", Some("size_mismatch")));
-        assert!(r.content.is_none());
-        // What the callback will accept.
-        assert_eq!(wire::Report::parse(&r.to_json()).unwrap(), r);
     }
 
     fn chunks(parts: &[&[u8]]) -> Chunks {

@@ -113,17 +113,13 @@ fn claim(
     }
 }
 
-/// What the worker does between its claim and its report: GetObject, and either the size
-/// mismatch from storage's answer or the one pass and the decision.
+/// What the worker does between its claim and its report: GetObject, the one pass, the decision.
 async fn verify_object(
     storage: &Storage,
     clamd: &Clamd,
     c: &ClaimedVerification,
-) -> (Report, Option<Scan>) {
+) -> (Report, Scan) {
     let mut object = storage.get(&c.storage_key).await.expect("GetObject");
-    if let Some(r) = verify::size_mismatch(c, object.length) {
-        return (r, None);
-    }
     let name = verify::claims_policy(
         &c.filename,
         c.declared_mime.as_deref(),
@@ -140,7 +136,7 @@ async fn verify_object(
     )
     .await
     .expect("one pass");
-    (verify::decide(c, &name, &pass).unwrap(), Some(pass.scan))
+    (verify::decide(c, &name, &pass).unwrap(), pass.scan)
 }
 
 fn sha_hex(b: &[u8]) -> String {
@@ -168,14 +164,14 @@ async fn right_size_and_digest_is_accepted_with_its_sha_and_a_clean_verdict() {
     let (r, scan) = verify_object(&storage, &clamd, &c).await;
     assert_eq!(r.decision, Decision::Accepted);
     assert_eq!(r.size, PDF.len() as u64);
-    let content = r.content.as_ref().unwrap();
+    let content = &r.content;
     assert_eq!(content.sha256.as_str(), sha_hex(PDF));
     assert_eq!(content.detected_mime.as_str(), "application/pdf");
     assert_eq!(
         content.sniffed_mime.as_ref().map(|m| m.as_str()),
         Some("application/pdf")
     );
-    let Some(Scan::Verdict(v)) = scan else {
+    let Scan::Verdict(v) = scan else {
         panic!("no verdict: {scan:?}")
     };
     assert_eq!(v.status, Status::Clean);
@@ -201,16 +197,16 @@ async fn a_wrong_claimed_size_is_a_size_mismatch_either_way() {
     let storage = Storage::new(cfg.clone()).unwrap();
     let key = put(&cfg, Uuid::new_v4(), PDF).await;
     for claimed in [PDF.len() as u64 - 1, PDF.len() as u64 + 1, 0] {
-        let (r, scan) = verify_object(
+        let (r, _) = verify_object(
             &storage,
             &clamd,
             &claim(&key, claimed, Some(sha_hex(PDF)), "a.pdf", None),
         )
         .await;
         assert_eq!(code(&r), Some("size_mismatch"), "claimed {claimed}");
-        // The object's real size, from storage; nothing read.
+        // What the object really is.
         assert_eq!(r.size, PDF.len() as u64);
-        assert!(r.content.is_none() && scan.is_none());
+        assert_eq!(r.content.sha256.as_str(), sha_hex(PDF));
         assert_eq!(Report::parse(&r.to_json()).unwrap(), r);
     }
     storage.delete(&key).await.unwrap();
@@ -233,7 +229,7 @@ async fn a_wrong_claimed_digest_is_a_digest_mismatch() {
     .await;
     assert_eq!(code(&r), Some("digest_mismatch"));
     // The report carries what the object really hashes to.
-    assert_eq!(r.content.as_ref().unwrap().sha256.as_str(), sha_hex(PDF));
+    assert_eq!(r.content.sha256.as_str(), sha_hex(PDF));
     storage.delete(&key).await.unwrap();
 }
 
@@ -319,11 +315,8 @@ async fn eicar_is_accepted_as_a_file_and_judged_infected_in_the_same_pass() {
     // The upload policy has nothing against it; the verdict (posted to the scan callback once the
     // attachment exists) quarantines it.
     assert_eq!(r.decision, Decision::Accepted);
-    assert_eq!(
-        r.content.as_ref().unwrap().detected_mime.as_str(),
-        "text/plain"
-    );
-    let Some(Scan::Verdict(v)) = scan else {
+    assert_eq!(r.content.detected_mime.as_str(), "text/plain");
+    let Scan::Verdict(v) = scan else {
         panic!("no verdict: {scan:?}")
     };
     assert_eq!(v.status, Status::Infected);
@@ -334,7 +327,7 @@ async fn eicar_is_accepted_as_a_file_and_judged_infected_in_the_same_pass() {
     // The verdict's body, as the worker posts it for the content the report names.
     let body = scan_worker::verdict::callback_body(
         Uuid::new_v4(),
-        r.content.as_ref().unwrap().sha256.as_str(),
+        r.content.sha256.as_str(),
         &v,
         "ClamAV",
         1_790_000_000_000,
