@@ -45,7 +45,8 @@ then exit). Every option also reads an environment variable (the flag wins).
                                                 when that is not the default (the default is the same list)
   --janitor-interval-secs N JANITOR_INTERVAL_SECS  seconds between janitor runs (default 60; 0: no janitor)
   --once                                        process what is claimable now, then exit (tests, cron)
-  --max-jobs N                                  claim at most N jobs, then finish them and exit
+  --max-jobs N                                  claim at most N scan jobs and verifications together, then
+                                                finish them and exit
   --help";
 
 /// What the worker runs with.
