@@ -76,6 +76,12 @@ const TABLES: &[Table] = &[
         id_col: "id",
         app_inserts: true,
     },
+    Table {
+        name: "upload_sessions",
+        tenant_col: "tenant_id",
+        id_col: "id",
+        app_inserts: true,
+    },
 ];
 
 /// Tables with a tenant column that only the owner reaches (through SECURITY DEFINER functions and
@@ -95,6 +101,7 @@ fn id_literal(table: &str, r: &TenantRows) -> String {
         "email_attachments" => format!("'{}'", r.attachment),
         "scan_jobs" => format!("'{}'", r.scan_job),
         "email_audit_log" => r.audit.to_string(),
+        "upload_sessions" => format!("'{}'", r.upload_session),
         other => panic!("no fixture row for {other}"),
     }
 }
@@ -135,6 +142,12 @@ fn insert_sql(table: &str, r: &TenantRows) -> String {
         ),
         "scan_jobs" => format!("INSERT INTO scan_jobs (tenant_id, blob_id) VALUES ('{t}', '{}')", r.blob),
         "email_audit_log" => format!("INSERT INTO email_audit_log (tenant_id, action) VALUES ('{t}', 'test.insert')"),
+        "upload_sessions" => format!(
+            "INSERT INTO upload_sessions (tenant_id, message_id, user_id, filename, claimed_size, storage_key,
+                                          s3_upload_id, part_size, part_count, expires_at)
+             VALUES ('{t}', '{}', '{}', 'n.bin', 1, 'k{h}', 'u', 5242880, 1, app_now_ms() + 60000)",
+            r.message, r.user
+        ),
         other => panic!("no insert for {other}"),
     }
 }

@@ -181,36 +181,10 @@ fn prioritise(jobs: &[&str]) {
     ));
 }
 
-/// `target/release/scan-worker` with the stack's settings; `extra` are flags, `env` overrides.
+/// A scan worker that takes scan jobs only: `--max-jobs n` then counts exactly this test's jobs,
+/// whatever direct uploads other tests left to verify.
 fn worker(extra: &[&str], env: &[(&str, &str)]) -> Command {
-    let bin = root().join("target/release/scan-worker");
-    assert!(
-        bin.exists(),
-        "target/release/scan-worker is not built (scripts/build)"
-    );
-    let mut cmd = Command::new(bin);
-    for k in [
-        // The scanner role: the queue's functions and nothing else (see scanner_role.rs).
-        "SCAN_DATABASE_URL",
-        "S3_ENDPOINT",
-        "S3_REGION",
-        "S3_BUCKET",
-        "S3_ACCESS_KEY_ID",
-        "S3_SECRET_ACCESS_KEY",
-        "CLAMD_ADDR",
-        "SCAN_CALLBACK_URL",
-        "SCAN_CALLBACK_SECRET",
-    ] {
-        cmd.env(k, var(k));
-    }
-    // Scan jobs only: `--max-jobs n` then counts exactly this test's jobs, whatever direct uploads
-    // other tests left to verify.
-    cmd.env("SCAN_QUEUES", "scan");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(extra).stdin(Stdio::null());
-    cmd
+    integration_tests::scan_worker("scan", extra, env)
 }
 
 /// Runs a worker to its end (`--once`); returns its JSON log lines.

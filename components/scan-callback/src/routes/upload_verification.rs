@@ -17,10 +17,9 @@
 use auth_core::UserId;
 use edge::app::{Call, Reply};
 use edge::{ApiError, Code, Problem, body, response};
-use http::StatusCode;
 use scan_core::callback::check_signed_at;
 use scan_core::signature::{self, HEADER};
-use serde::Deserialize;
+use scan_core::verification::{Answer, AnswerState, Decision, Report};
 use serde_json::json;
 use spin_sdk::http::Request;
 use store::attachments::{self, NewAttachment};
@@ -29,89 +28,14 @@ use store::blobs::{self, NewBlob};
 use store::spin::Db;
 use store::uploads::{self, Outcome, SessionRow, State};
 use store::{Conn, TenantTx, messages};
-use uuid::Uuid;
 
 use super::callback::{MAX_BODY, refused_signature};
 use crate::Config;
 
-/// Rejection codes a worker may report (migration 0014's `reject_code`).
-const REJECT_CODES: &[&str] = &["size_mismatch", "digest_mismatch", "blocked_file_type"];
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Report {
-    upload_id: Uuid,
-    outcome: String,
-    size: u64,
-    sha256: String,
-    #[serde(default)]
-    sniffed_mime: Option<String>,
-    detected_mime: String,
-    #[serde(default)]
-    reject_code: Option<String>,
-    #[serde(default)]
-    reject_detail: Option<String>,
-}
-
-const SHAPE: &str = r#"{"uploadId", "outcome": "accepted"|"rejected", "size", "sha256", "sniffedMime"?, "detectedMime", "rejectCode"?, "rejectDetail"?}"#;
-
-fn bad(detail: &str) -> ApiError {
-    ApiError::new(Problem::bad_request(detail.to_owned()))
-}
-
-/// A MIME type as it may be recorded: short, printable, `type/subtype`.
-fn mime_ok(m: &str) -> bool {
-    m.len() <= 255 && m.contains('/') && m.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-}
-
-/// What the worker says, checked for shape.
+/// What the report says, as the tenant's transaction records it.
 enum Said<'a> {
-    Accepted {
-        sniffed: Option<&'a str>,
-        detected: &'a str,
-    },
-    Rejected {
-        code: &'a str,
-        detail: &'a str,
-    },
-}
-
-fn judge(r: &Report) -> Result<Said<'_>, ApiError> {
-    if r.sha256.len() != 64
-        || !r
-            .sha256
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return Err(bad("sha256 must be 64 lowercase hexadecimal digits."));
-    }
-    match r.outcome.as_str() {
-        "accepted" => {
-            if !mime_ok(&r.detected_mime) || r.sniffed_mime.as_deref().is_some_and(|m| !mime_ok(m))
-            {
-                return Err(bad("detectedMime and sniffedMime must be MIME types."));
-            }
-            Ok(Said::Accepted {
-                sniffed: r.sniffed_mime.as_deref(),
-                detected: &r.detected_mime,
-            })
-        }
-        "rejected" => {
-            let code = r
-                .reject_code
-                .as_deref()
-                .filter(|c| REJECT_CODES.contains(c))
-                .ok_or_else(|| bad("rejectCode must be one of size_mismatch, digest_mismatch, blocked_file_type."))?;
-            let detail = r.reject_detail.as_deref().unwrap_or("");
-            if detail.chars().count() > 500 || detail.chars().any(char::is_control) {
-                return Err(bad(
-                    "rejectDetail must be at most 500 printable characters.",
-                ));
-            }
-            Ok(Said::Rejected { code, detail })
-        }
-        _ => Err(bad("outcome must be accepted or rejected.")),
-    }
+    Accepted,
+    Rejected { code: &'a str, detail: &'a str },
 }
 
 pub(crate) async fn handle(
@@ -132,8 +56,15 @@ pub(crate) async fn handle(
     check_signed_at(signed.t, now.saturating_mul(1000))
         .map_err(|e| ApiError::new(Problem::new(Code::ClockSkew).detail(e.to_string())))?;
     body::require_json(&parts.headers)?;
-    let report: Report = body::parse_json(&bytes, SHAPE)?;
-    let said = judge(&report)?;
+    let report =
+        Report::parse(&bytes).map_err(|e| ApiError::new(Problem::bad_request(e.to_string())))?;
+    let said = match &report.decision {
+        Decision::Accepted => Said::Accepted,
+        Decision::Rejected { code, detail } => Said::Rejected {
+            code: code.as_str(),
+            detail,
+        },
+    };
 
     let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tenant = uploads::resolve_tenant(&db, report.upload_id)
@@ -147,7 +78,14 @@ pub(crate) async fn handle(
     match recorded {
         Ok(answer) => {
             tx.commit().await?;
-            Ok(response::json(StatusCode::OK, &answer, &call.request_id).into())
+            let mut res =
+                http::Response::new(String::from_utf8_lossy(&answer.to_json()).into_owned());
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            response::set_request_id(&mut res, &call.request_id);
+            Ok(res.into())
         }
         Err(e) => {
             tx.rollback().await;
@@ -164,7 +102,7 @@ async fn record<C: Conn>(
     rid: &str,
     client: Option<String>,
     scanner: &str,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Answer, ApiError> {
     let session = uploads::lock(tx, report.upload_id)
         .await?
         .ok_or_else(|| ApiError::from(Problem::not_found()))?;
@@ -175,16 +113,17 @@ async fn record<C: Conn>(
     }
     // The claims hold whatever the report says.
     let size_mismatch = i64::try_from(report.size).ok() != Some(session.claimed_size);
+    let sha256 = report.content.sha256.as_str();
     let digest_mismatch = session
         .claimed_sha256
         .as_deref()
-        .is_some_and(|h| h != report.sha256);
+        .is_some_and(|h| h != sha256);
     let said = match said {
-        Said::Accepted { .. } if size_mismatch => Said::Rejected {
+        Said::Accepted if size_mismatch => Said::Rejected {
             code: "size_mismatch",
             detail: "The stored file's size is not the size claimed when the upload began.",
         },
-        Said::Accepted { .. } if digest_mismatch => Said::Rejected {
+        Said::Accepted if digest_mismatch => Said::Rejected {
             code: "digest_mismatch",
             detail: "The stored file's SHA-256 is not the one claimed when the upload began.",
         },
@@ -220,16 +159,14 @@ async fn record<C: Conn>(
                 }),
             )
             .await?;
-            Ok(json!({
-                "attachmentId": session.attachment_id.to_string(),
-                "state": "rejected",
-                "deleteObject": true,
-                "scanJobId": null,
-            }))
+            Ok(Answer {
+                attachment_id: session.attachment_id,
+                state: AnswerState::Rejected,
+                delete_object: true,
+                scan_job_id: None,
+            })
         }
-        Said::Accepted { sniffed, detected } => {
-            accept(tx, &session, report, sniffed, detected, rid, client).await
-        }
+        Said::Accepted => accept(tx, &session, report, rid, client).await,
     }
 }
 
@@ -238,15 +175,16 @@ async fn accept<C: Conn>(
     tx: &TenantTx<'_, C>,
     session: &SessionRow,
     report: &Report,
-    sniffed: Option<&str>,
-    detected: &str,
     rid: &str,
     client: Option<String>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Answer, ApiError> {
+    let sniffed = report.content.sniffed_mime.as_ref().map(|m| m.as_str());
+    let detected = report.content.detected_mime.as_str();
+    let sha256 = report.content.sha256.as_str();
     let blob = blobs::upsert(
         tx,
         &NewBlob {
-            content_sha256: &report.sha256,
+            content_sha256: sha256,
             size_bytes: session.claimed_size,
             storage_key: &session.storage_key,
             sniffed_mime: sniffed,
@@ -281,7 +219,7 @@ async fn accept<C: Conn>(
             "messageId": session.message_id.to_string(),
             "uploadId": session.id.to_string(),
             "size": session.claimed_size,
-            "contentHash": report.sha256,
+            "contentHash": sha256,
             "mimeType": detected,
             "direct": true,
             "deduplicated": object_unused,
@@ -289,12 +227,12 @@ async fn accept<C: Conn>(
         }),
     )
     .await?;
-    Ok(json!({
-        "attachmentId": session.attachment_id.to_string(),
-        "state": "done",
-        "deleteObject": object_unused,
-        "scanJobId": awaited.job.map(|j| j.to_string()),
-    }))
+    Ok(Answer {
+        attachment_id: session.attachment_id,
+        state: AnswerState::Done,
+        delete_object: object_unused,
+        scan_job_id: awaited.job,
+    })
 }
 
 async fn audit<C: Conn>(

@@ -202,6 +202,7 @@ pub struct TenantRows {
     pub attachment: Uuid,
     pub scan_job: Uuid,
     pub audit: i64,
+    pub upload_session: Uuid,
 }
 
 /// Inserts a tenant with one row in each tenant table (as admin, bypassing nothing but RLS).
@@ -300,7 +301,20 @@ pub async fn tenant_with_rows(admin: &Client) -> TenantRows {
         .await
         .unwrap()
         .get(0);
+    let upload_session: Uuid = admin
+        .query_one(
+            "INSERT INTO upload_sessions (tenant_id, message_id, user_id, filename, claimed_size, storage_key,
+                                          s3_upload_id, part_size, part_count, expires_at)
+             VALUES ($1, $2, $3, 'up.bin', 1, 'tenants/up/' || gen_random_uuid(), 'u',
+                     5242880, 1, app_now_ms() + 60000)
+             RETURNING id",
+            &[&tenant, &message, &user],
+        )
+        .await
+        .unwrap()
+        .get(0);
     TenantRows {
+        upload_session,
         tenant,
         user,
         refresh_token,
