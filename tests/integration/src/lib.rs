@@ -721,6 +721,42 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// The scan worker (`target/release/scan-worker`) with the stack's settings: the scanner role's
+/// database URL, storage, clamd and the callback with its secret; `queues` is its `SCAN_QUEUES`
+/// (`scan`, `verify` or both), then `env` and the arguments `extra`.
+pub fn scan_worker(queues: &str, extra: &[&str], env: &[(&str, &str)]) -> Command {
+    let bin = root().join("target/release/scan-worker");
+    assert!(
+        bin.exists(),
+        "target/release/scan-worker is not built (scripts/build)"
+    );
+    let stack = Stack::get();
+    let mut cmd = Command::new(bin);
+    for k in [
+        // The scanner role: the queue's functions and nothing else (see scanner_role.rs).
+        "SCAN_DATABASE_URL",
+        "S3_ENDPOINT",
+        "S3_REGION",
+        "S3_BUCKET",
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
+        "CLAMD_ADDR",
+        "SCAN_CALLBACK_URL",
+        "SCAN_CALLBACK_SECRET",
+    ] {
+        let v = stack
+            .var(k)
+            .unwrap_or_else(|| panic!("{k} is not set (run through scripts/test)"));
+        cmd.env(k, v);
+    }
+    cmd.env("SCAN_QUEUES", queues);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(extra).stdin(Stdio::null());
+    cmd
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,40 +832,4 @@ mod tests {
             IpAddr::V6(_) => panic!("v4 expected"),
         }
     }
-}
-
-/// The scan worker (`target/release/scan-worker`) with the stack's settings: the scanner role's
-/// database URL, storage, clamd and the callback with its secret; `queues` is its `SCAN_QUEUES`
-/// (`scan`, `verify` or both), then `env` and the arguments `extra`.
-pub fn scan_worker(queues: &str, extra: &[&str], env: &[(&str, &str)]) -> Command {
-    let bin = root().join("target/release/scan-worker");
-    assert!(
-        bin.exists(),
-        "target/release/scan-worker is not built (scripts/build)"
-    );
-    let stack = Stack::get();
-    let mut cmd = Command::new(bin);
-    for k in [
-        // The scanner role: the queue's functions and nothing else (see scanner_role.rs).
-        "SCAN_DATABASE_URL",
-        "S3_ENDPOINT",
-        "S3_REGION",
-        "S3_BUCKET",
-        "S3_ACCESS_KEY_ID",
-        "S3_SECRET_ACCESS_KEY",
-        "CLAMD_ADDR",
-        "SCAN_CALLBACK_URL",
-        "SCAN_CALLBACK_SECRET",
-    ] {
-        let v = stack
-            .var(k)
-            .unwrap_or_else(|| panic!("{k} is not set (run through scripts/test)"));
-        cmd.env(k, v);
-    }
-    cmd.env("SCAN_QUEUES", queues);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(extra).stdin(Stdio::null());
-    cmd
 }

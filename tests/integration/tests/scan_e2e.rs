@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use integration_tests::{Reply, Stack, Tenant, User, client, login, root, send};
+use integration_tests::{Reply, Stack, Tenant, User, client, login, send};
 use integration_tests::{now_ms, now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
