@@ -16,8 +16,8 @@ _bench_direct_put() { # FILE KEY -> seconds
     -T "$1" "${S3_ENDPOINT%/}/$S3_BUCKET/$2"
 }
 
-# _bench_direct_verdict BASE TOKEN ATTACHMENT TIMEOUT: seconds until the attachment reports `clean`
-# (polled every 0.1 s); fails on any other settled status or after TIMEOUT seconds.
+# _bench_direct_verdict BASE TOKEN ATTACHMENT TIMEOUT: seconds until the attachment has a verdict
+# (polled every 0.1 s); fails, printing its scan status, on any verdict but `clean` or after TIMEOUT s.
 _bench_direct_verdict() {
   python3 - "$@" <<'PY'
 import json, sys, time, urllib.request
@@ -34,7 +34,9 @@ while time.monotonic() - start < timeout:
         print(f"{time.monotonic() - start:.2f}")
         sys.exit(0)
     if status in ("rejected", "infected", "suspicious", "error"):
-        sys.exit(f"verdict {status}")
+        req = urllib.request.Request(f"{base}/api/v1/attachments/{attachment}/scan-status",
+                                     headers={"authorization": "Bearer " + token})
+        sys.exit(f"verdict {status}: {urllib.request.urlopen(req).read().decode()}")
     time.sleep(0.1)
 sys.exit("no verdict in time")
 PY
@@ -46,7 +48,8 @@ bench_direct() {
   mkdir -p "$work"
   read -r token message < <(bench_seed_user "$base") && [[ -n "$token" ]] || return 1
   local client="$ROOT/scripts/bench.d/direct_client.py" worker_pid=""
-  SCAN_POLL_SECS=0.2 start_bg bench-direct-worker "$work/worker.log" "$SCAN_WORKER_BIN"
+  # Whole-file scans: the worker's own cap above the file (clamd's is raised by scripts/bench).
+  SCAN_MAX_BYTES=$(((mib + 32) * 1024 * 1024)) SCAN_POLL_SECS=0.2 start_bg bench-direct-worker "$work/worker.log" "$SCAN_WORKER_BIN"
   worker_pid=$_LAST_PID
   for ((r = 1; r <= rounds; r++)); do
     { printf 'bench data\n'; head -c "$((mib * 1024 * 1024 - 11))" /dev/urandom; } >"$work/big.bin"
@@ -61,8 +64,9 @@ bench_direct() {
     [[ -z "$best_path" ]] || awk -v a="$t" -v b="$best_path" 'BEGIN { exit !(a < b) }' && best_path=$t
     local attachment
     attachment=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["attachmentId"])' "$out")
-    t=$(_bench_direct_verdict "$base" "$token" "$attachment" 600) ||
-      { say "direct: no clean verdict (worker log: $work/worker.log)"; stop_pid "$worker_pid" bench-direct-worker 5 || true; return 1; }
+    t=$(_bench_direct_verdict "$base" "$token" "$attachment" 600 2>"$work/verdict.err") ||
+      { say "direct: no clean verdict: $(cat "$work/verdict.err") (worker log: $work/worker.log)"
+        stop_pid "$worker_pid" bench-direct-worker 5 || true; return 1; }
     say "direct: round $r completion → clean: ${t}s"
     verdicts="$verdicts $t"
   done
@@ -77,7 +81,9 @@ bench_direct() {
 ## Direct-to-storage upload
 
 $(date -u +%Y-%m-%d), $(bench_machine). \`scripts/bench direct\`: the stack of scripts/test (release spinlet,
-Garage 2.5 single node, Postgres, clamd with the test signatures), one scan worker (poll 0.2 s). The client
+Garage 2.5 single node, Postgres, clamd with the test signatures), one scan worker (poll 0.2 s) whose
+scan limit and clamd's (\`SCAN_MAX_BYTES\`, \`StreamMaxLength\`, \`MaxScanSize\`) are raised above the file so
+that it is judged whole (the stack's defaults stop at 60 MiB and answer \`error\` beyond). The client
 (scripts/bench.d/direct_client.py) does what a browser does: \`POST .../uploads\` (policy checks, CreateMultipartUpload,
 one presigned URL per part), the parts PUT straight to Garage $conc at a time, each read from the file at its
 offset, then \`POST .../complete\` (CompleteMultipartUpload).

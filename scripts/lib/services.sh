@@ -413,7 +413,8 @@ clamd_up() {
   # StreamMaxLength must stay above the scan worker's own cap (SCAN_MAX_BYTES, 60 MiB by default):
   # the worker refuses larger objects itself ("too large to scan") instead of streaming them.
   # AlertExceedsMax: content past clamd's other limits is reported (Heuristics.Limits.Exceeded),
-  # not answered OK. No LocalSocket.
+  # not answered OK. No LocalSocket. CLAMD_STREAM_MAX / CLAMD_SCAN_MAX raise the limits (scripts/bench
+  # does, to judge a 1 GiB direct upload).
   cat >"$dir/clamd.conf" <<CONF
 # Written by scripts/lib/services.sh on every start; edit the script, not this file.
 Foreground yes
@@ -423,7 +424,7 @@ DatabaseDirectory $db
 TemporaryDirectory $dir/tmp
 StreamMaxLength ${CLAMD_STREAM_MAX:-64M}
 MaxFileSize ${CLAMD_STREAM_MAX:-64M}
-MaxScanSize 256M
+MaxScanSize ${CLAMD_SCAN_MAX:-256M}
 AlertExceedsMax yes
 MaxThreads ${CLAMD_MAX_THREADS:-4}
 LogFile $STACK_DIR/logs/clamd.log
