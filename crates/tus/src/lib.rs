@@ -26,26 +26,3 @@ pub const EXTENSIONS: &str = "creation,creation-with-upload,termination,expirati
 pub const CHECKSUM_ALGORITHMS: &str = "sha256";
 /// The media type of a PATCH body (and of a creation-with-upload body).
 pub const CONTENT_TYPE: &str = "application/offset+octet-stream";
-/// The response headers a browser page must be allowed to read (CORS `Access-Control-Expose-Headers`).
-pub const EXPOSED_HEADERS: &[&str] = &[
-    "Location",
-    "Upload-Offset",
-    "Upload-Length",
-    "Upload-Expires",
-    "Tus-Resumable",
-    "Tus-Version",
-    "Tus-Extension",
-    "Tus-Max-Size",
-    "Tus-Checksum-Algorithm",
-];
-/// The request headers a browser page sends (lower case, for CORS `Access-Control-Allow-Headers`).
-pub const REQUEST_HEADERS: &[&str] = &[
-    "tus-resumable",
-    "upload-offset",
-    "upload-length",
-    "upload-metadata",
-    "upload-checksum",
-    "upload-defer-length",
-    "upload-concat",
-    "x-http-method-override",
-];
