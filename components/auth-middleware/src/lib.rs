@@ -4,7 +4,7 @@
 //! 1. CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is answered here,
 //!    for the configured origins only (`edge::cors`); browsers send no credentials on a preflight.
 //!    A plain `OPTIONS` on a route of the table is `204` with `Allow` (`edge::routes::methods_on`),
-//!    without a token too.
+//!    without a token too; on a tus route also tus discovery (`Tus-Version`, `Tus-Extension`, ...).
 //! 2. Bearer token: full verification by `auth_core::Verifier` (signature, `alg` allow-list, `kid`,
 //!    `iss`, `aud`, `nbf`/`exp` with leeway, claim shapes). Any failure is `401` with
 //!    `WWW-Authenticate`. A token this instance already verified (Spin 4 reuses instances) skips the
@@ -193,7 +193,11 @@ async fn serve(
     let methods = edge::routes::methods_on(req.uri().path())?;
     if req.method() == http::Method::OPTIONS && !methods.is_empty() {
         log.outcome = "options".into();
-        return Ok(Answer::Own(edge::cors::options(&methods, rid)));
+        let mut res = edge::cors::options(&methods, rid);
+        if is_tus_path(req.uri().path()) {
+            response::apply_headers(&mut res, &tus_discovery());
+        }
+        return Ok(Answer::Own(res));
     }
     // A method the route does not have is `405` before any token check, as the component would
     // answer it: the methods of a route are no secret (a plain `OPTIONS` tells them too).
@@ -230,6 +234,29 @@ async fn serve(
         .await
         .map_err(|e| ApiError::internal(format!("next handler failed: {e:?}")))?;
     Ok(Answer::Next(res))
+}
+
+/// Whether `path` is a tus upload's (creation or an upload): its plain `OPTIONS` is tus discovery.
+fn is_tus_path(path: &str) -> bool {
+    ["HEAD", "POST"]
+        .iter()
+        .any(|m| edge::routes::lookup(m, path).is_some_and(|r| r.endpoint.is_tus()))
+}
+
+/// tus discovery (the answer to a plain `OPTIONS` on a tus route): the version, the extensions and
+/// the checksum algorithm. `Tus-Max-Size` (optional in tus) is left out: the limit is ingest's
+/// `direct_upload_max_bytes`, and whatever this middleware reads every protected component would
+/// have to declare; a creation over the limit answers `413` naming it.
+fn tus_discovery() -> Vec<(&'static str, String)> {
+    vec![
+        ("Tus-Resumable", tus::VERSION.to_owned()),
+        ("Tus-Version", tus::VERSION.to_owned()),
+        ("Tus-Extension", tus::EXTENSIONS.to_owned()),
+        (
+            "Tus-Checksum-Algorithm",
+            tus::CHECKSUM_ALGORITHMS.to_owned(),
+        ),
+    ]
 }
 
 /// The request's bearer token, fully verified (or remembered as verified).

@@ -9,6 +9,7 @@
 //! | `GET /api/v1/attachments/{id}` | [`routes::get`] |
 //! | `DELETE /api/v1/attachments/{id}` | [`routes::delete`] |
 //! | `POST /api/v1/emails/{messageId}/uploads`, `GET`/`DELETE /api/v1/uploads/{id}`, `POST /api/v1/uploads/{id}/complete` | [`routes::direct`]: direct-to-storage uploads |
+//! | `POST /api/v1/emails/{messageId}/tus`, `HEAD`/`PATCH`/`DELETE /api/v1/tus/{id}` | [`routes::tus`]: tus 1.0.0 resumable uploads through this component |
 //!
 //! [`view`] is the `Attachment` they answer with. Statements: `crates/store`; what an upload must
 //! satisfy: `crates/attachment-policy`; object storage: `crates/storage`; download URLs:
@@ -55,6 +56,8 @@ pub(crate) struct Config {
     pub download_url_ttl: ExpiresIn,
     /// Direct-to-storage uploads.
     pub direct: routes::direct::Settings,
+    /// tus uploads through this component.
+    pub tus: routes::tus::Settings,
     /// Uploads one user may have in progress at once (`max_concurrent_uploads`).
     pub upload_slots: SlotPolicy,
     /// `rate_limit_fail_mode`: what a down Redis means for the upload slots.
@@ -134,6 +137,7 @@ impl Component for Ingest {
                 &variable("upload_session_ttl_secs").await?,
                 &variable("upload_part_url_ttl_secs").await?,
             )?,
+            tus: routes::tus::Settings::from_config(&variable("upload_chunk_bytes").await?)?,
         })
     }
 
@@ -151,9 +155,18 @@ impl Component for Ingest {
             Endpoint::GetUpload => routes::direct::get::handle(req, call, cfg).await,
             Endpoint::CompleteUpload => routes::direct::complete::handle(req, call, cfg).await,
             Endpoint::AbortUpload => routes::direct::abort::handle(call, cfg).await,
+            Endpoint::TusCreate => tus_answer(routes::tus::create::handle(req, call, cfg).await),
+            Endpoint::TusHead => tus_answer(routes::tus::head::handle(call, cfg).await),
+            Endpoint::TusPatch => tus_answer(routes::tus::patch::handle(req, call, cfg).await),
+            Endpoint::TusTerminate => tus_answer(routes::tus::terminate::handle(call, cfg).await),
             _ => Err(Problem::not_found().into()),
         }
     }
+}
+
+/// A tus route's errors carry `Tus-Resumable` too.
+fn tus_answer(r: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
+    r.map_err(|e| e.with_headers(vec![routes::tus::resumable()]))
 }
 
 #[http_service]

@@ -4,6 +4,7 @@ pub(crate) mod delete;
 pub(crate) mod direct;
 pub(crate) mod get;
 pub(crate) mod list;
+pub(crate) mod tus;
 pub(crate) mod upload;
 
 use auth_core::AuthContext;

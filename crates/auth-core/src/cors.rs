@@ -17,7 +17,7 @@ use crate::Error;
 /// Default `Access-Control-Max-Age`, seconds.
 pub const DEFAULT_MAX_AGE_SECS: u64 = 600;
 /// Methods a cross-origin caller may use (the API's methods).
-pub const ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "POST", "DELETE"];
+pub const ALLOWED_METHODS: &[&str] = &["GET", "HEAD", "POST", "PATCH", "DELETE"];
 /// Request headers a cross-origin caller may send (lower case).
 pub const ALLOWED_HEADERS: &[&str] = &[
     "authorization",
@@ -28,6 +28,15 @@ pub const ALLOWED_HEADERS: &[&str] = &[
     "if-none-match",
     "if-match",
     "range",
+    // tus 1.0.0 (resumable uploads): what tus-js-client and Uppy send.
+    "tus-resumable",
+    "upload-offset",
+    "upload-length",
+    "upload-metadata",
+    "upload-checksum",
+    "upload-defer-length",
+    "upload-concat",
+    "x-http-method-override",
     // CORS-safelisted anyway; listed so echoing them in a preflight is harmless.
     "accept",
     "accept-language",
@@ -44,6 +53,15 @@ pub const EXPOSED_HEADERS: &[&str] = &[
     "Retry-After",
     "WWW-Authenticate",
     "x-request-id",
+    // tus: the created upload's URL, where it stands, and discovery.
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Expires",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Checksum-Algorithm",
 ];
 /// `Vary` of a preflight answer.
 pub const PREFLIGHT_VARY: &str =
@@ -225,6 +243,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tus_client_may_patch_with_its_headers() {
+        let p = policy();
+        let Preflight::Allowed(h) = p.preflight(
+            Some("https://mail.example.com"),
+            Some("PATCH"),
+            Some("authorization, tus-resumable, upload-offset, upload-checksum, content-type"),
+        ) else {
+            panic!("a tus PATCH preflight is allowed");
+        };
+        assert!(
+            get(&h, "Access-Control-Allow-Methods")
+                .unwrap()
+                .contains("PATCH")
+        );
+        let creation = p.preflight(
+            Some("https://mail.example.com"),
+            Some("POST"),
+            Some("authorization, tus-resumable, upload-length, upload-metadata"),
+        );
+        assert!(matches!(creation, Preflight::Allowed(_)));
+    }
+
+    #[test]
     fn config_parsing() {
         assert_eq!(
             policy().origins(),
@@ -274,7 +315,7 @@ mod tests {
         );
         assert_eq!(
             get(&h, "Access-Control-Allow-Methods"),
-            Some("GET, HEAD, POST, DELETE")
+            Some("GET, HEAD, POST, PATCH, DELETE")
         );
         assert_eq!(
             get(&h, "Access-Control-Allow-Headers"),
@@ -338,6 +379,11 @@ mod tests {
             "RateLimit-Policy",
             "Retry-After",
             "x-request-id",
+            // tus-js-client reads these from the creation and PATCH/HEAD answers.
+            "Location",
+            "Upload-Offset",
+            "Upload-Length",
+            "Tus-Resumable",
         ] {
             assert!(exposed.split(", ").any(|e| e == name), "{name}");
         }

@@ -53,6 +53,14 @@ pub enum Endpoint {
     AbortUpload,
     /// `POST /api/v1/scan/upload-verification`: the worker's verification of a direct upload.
     UploadVerification,
+    /// `POST /api/v1/emails/{messageId}/tus`: a tus upload (creation, creation-with-upload).
+    TusCreate,
+    /// `HEAD /api/v1/tus/{id}`: a tus upload's offset.
+    TusHead,
+    /// `PATCH /api/v1/tus/{id}`: one chunk of a tus upload.
+    TusPatch,
+    /// `DELETE /api/v1/tus/{id}`: termination.
+    TusTerminate,
 }
 
 /// Who may call an endpoint.
@@ -246,7 +254,45 @@ pub const ROUTES: &[Route] = &[
         "scan-callback",
         Access::Scanner,
     ),
+    route(
+        Endpoint::TusCreate,
+        &["POST"],
+        "/api/v1/emails/{messageId}/tus",
+        "ingest",
+        USER,
+    ),
+    route(
+        Endpoint::TusHead,
+        &["HEAD"],
+        "/api/v1/tus/{id}",
+        "ingest",
+        USER,
+    ),
+    route(
+        Endpoint::TusPatch,
+        &["PATCH"],
+        "/api/v1/tus/{id}",
+        "ingest",
+        USER,
+    ),
+    route(
+        Endpoint::TusTerminate,
+        &["DELETE"],
+        "/api/v1/tus/{id}",
+        "ingest",
+        USER,
+    ),
 ];
+
+impl Endpoint {
+    /// A tus endpoint: a plain `OPTIONS` on its path also answers tus discovery.
+    pub const fn is_tus(self) -> bool {
+        matches!(
+            self,
+            Self::TusCreate | Self::TusHead | Self::TusPatch | Self::TusTerminate
+        )
+    }
+}
 
 impl Endpoint {
     /// This endpoint's row.

@@ -123,6 +123,18 @@ codes! {
     UploadNotOpen = "upload_not_open" => 409, "The upload is not open any more.";
     /// A direct upload session past its expiry.
     UploadExpired = "upload_expired" => 410, "The upload session has expired.";
+    /// A tus PATCH whose `Upload-Offset` is not the upload's offset (ask `HEAD` for it).
+    OffsetMismatch = "offset_mismatch" => 409, "Upload-Offset is not the upload's current offset; ask HEAD for it and resume from there.";
+    /// Another PATCH of the same tus upload is in progress.
+    UploadLocked = "upload_locked" => 423, "Another PATCH of this upload is in progress; retry when it has finished.";
+    /// A tus chunk that does not match its `Upload-Checksum`: nothing of it was stored.
+    ChecksumMismatch = "checksum_mismatch" => 460, "The chunk does not match its Upload-Checksum; nothing of it was stored.";
+    /// A tus chunk that does not finish the upload, under storage's smallest part.
+    ChunkTooSmall = "chunk_too_small" => 400, "A chunk that does not finish the upload must carry at least 5 MiB.";
+    /// A tus chunk that would carry the upload past its `Upload-Length`.
+    UploadLengthExceeded = "upload_length_exceeded" => 413, "The chunk reaches past the upload's Upload-Length.";
+    /// A tus request of a protocol version other than 1.0.0.
+    TusVersionUnsupported = "tus_version_unsupported" => 412, "Only tus version 1.0.0 is supported.";
     /// A dangerous extension, or executable/script content.
     BlockedFileType = "blocked_file_type" => 415, "This file type is not allowed.";
     /// The request's media type is not accepted here.
@@ -177,12 +189,15 @@ pub fn reason_phrase(status: u16) -> &'static str {
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         421 => "Misdirected Request",
+        423 => "Locked",
         422 => "Unprocessable Content",
         425 => "Too Early",
         426 => "Upgrade Required",
         428 => "Precondition Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        // tus 1.0.0's checksum extension.
+        460 => "Checksum Mismatch",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",

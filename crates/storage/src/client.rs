@@ -255,6 +255,22 @@ impl Client {
         response::complete(a.status, &a.body)
     }
 
+    /// `UploadPart` of a direct upload's part that came through the component (a tus chunk),
+    /// signed with the SHA-256 its caller already computed: storage refuses bytes that do not
+    /// match it. Returns the part's ETag; [`StorageError::NotFound`] when the upload is completed
+    /// or aborted.
+    pub async fn upload_part_hashed(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        bytes: Bytes,
+        sha256: [u8; 32],
+    ) -> Result<String, StorageError> {
+        self.upload_part_body(key, upload_id, part_number, Body::Hashed { bytes, sha256 })
+            .await
+    }
+
     /// The size of the object at `key`, `None` when there is none (`HeadObject`).
     pub async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StorageError> {
         let req = self.signer().head_object(key, SystemTime::now())?;

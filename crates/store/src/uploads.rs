@@ -15,11 +15,11 @@ use crate::value::{Param, Row};
 
 const COLUMNS: &str = "id, message_id, user_id, attachment_id, filename, declared_mime, claimed_size, \
      claimed_sha256, storage_key, s3_upload_id, part_size, part_count, state, reject_code, \
-     reject_detail, expires_at, created_at";
+     reject_detail, expires_at, created_at, protocol, upload_offset";
 
 const INSERT: &str = "INSERT INTO upload_sessions (tenant_id, message_id, user_id, filename, declared_mime, \
-     claimed_size, claimed_sha256, storage_key, s3_upload_id, part_size, part_count, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::bigint::integer, $12) RETURNING ";
+     claimed_size, claimed_sha256, storage_key, s3_upload_id, part_size, part_count, expires_at, protocol) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::bigint::integer, $12, $13) RETURNING ";
 
 const SET_STATE: &str = "UPDATE upload_sessions SET state = $2, completed_at = CASE WHEN $2 = 'verifying' \
      THEN app_now_ms() ELSE completed_at END WHERE id = $1";
@@ -95,6 +95,29 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// Epoch milliseconds.
     pub created_at: i64,
+    /// How its bytes arrive.
+    pub protocol: Protocol,
+    /// Bytes stored so far (tus; a direct upload's stays 0).
+    pub upload_offset: i64,
+}
+
+/// How a session's bytes arrive (migration 0015).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Parts PUT by the client to presigned storage URLs.
+    Direct,
+    /// tus chunks PATCHed through the ingest component.
+    Tus,
+}
+
+impl Protocol {
+    /// The database's word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Tus => "tus",
+        }
+    }
 }
 
 impl SessionRow {
@@ -120,6 +143,11 @@ impl SessionRow {
             reject_detail: r.opt_text(14)?,
             expires_at: r.int(15)?,
             created_at: r.int(16)?,
+            protocol: match r.text(17)?.as_str() {
+                "tus" => Protocol::Tus,
+                _ => Protocol::Direct,
+            },
+            upload_offset: r.int(18)?,
         })
     }
 
@@ -146,6 +174,7 @@ pub struct NewSession<'a> {
     pub part_count: u32,
     /// Epoch milliseconds.
     pub expires_at: i64,
+    pub protocol: Protocol,
 }
 
 /// Inserts `new` under the transaction's tenant.
@@ -168,6 +197,7 @@ pub async fn create<C: Conn>(tx: &TenantTx<'_, C>, new: &NewSession<'_>) -> Resu
                 new.part_size.into(),
                 i64::from(new.part_count).into(),
                 new.expires_at.into(),
+                new.protocol.as_str().into(),
             ],
         )
         .await?;
@@ -281,4 +311,153 @@ pub async fn resolve_tenant<C: Conn>(conn: &C, id: Uuid) -> Result<Option<Tenant
         .map(|r| r.opt_uuid(0))
         .transpose()
         .map(|t| t.flatten().map(TenantId::from_uuid))
+}
+
+/// Where a tus upload stands between its PATCHes (migration 0015).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TusProgress {
+    /// Bytes stored so far.
+    pub offset: i64,
+    /// Parts stored so far; the next chunk is part `parts_done + 1`.
+    pub parts_done: u32,
+    /// Their ETags, in part order.
+    pub part_etags: Vec<String>,
+    /// The serialized SHA-256 of the stored bytes (`None`: nothing stored yet).
+    pub hash_state: Option<Vec<u8>>,
+}
+
+const TUS_PROGRESS: &str = "SELECT upload_offset, parts_done, array_to_json(part_etags)::jsonb, \
+     encode(hash_state, 'hex') FROM upload_sessions WHERE id = $1 AND protocol = 'tus'";
+
+/// Claims the PATCH of session `id` at `offset` for `token` until `until` (epoch ms): only while it
+/// is open at that offset and no other PATCH holds an unexpired claim.
+const CLAIM_PATCH: &str = "UPDATE upload_sessions SET patch_token = $2, patch_until = $4 \
+     WHERE id = $1 AND protocol = 'tus' AND state = 'open' AND upload_offset = $3 \
+     AND (patch_until IS NULL OR patch_until <= app_now_ms())";
+
+const RELEASE_PATCH: &str = "UPDATE upload_sessions SET patch_token = NULL, patch_until = NULL WHERE id = $1 AND patch_token = $2";
+
+/// The compare-and-swap of a stored chunk: from the claimed offset to the new one, one more part;
+/// the last chunk also records the file's SHA-256 and turns the session `verifying`.
+const ADVANCE: &str = "UPDATE upload_sessions SET upload_offset = $4, parts_done = parts_done + 1, \
+     part_etags = part_etags || $5::text, hash_state = decode($6, 'hex'), \
+     patch_token = NULL, patch_until = NULL, \
+     claimed_sha256 = coalesce($7, claimed_sha256), \
+     state = CASE WHEN $7::text IS NULL THEN state ELSE 'verifying' END, \
+     completed_at = CASE WHEN $7::text IS NULL THEN completed_at ELSE app_now_ms() END \
+     WHERE id = $1 AND patch_token = $2 AND upload_offset = $3 AND state = 'open'";
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The progress of tus session `id` (`None` when there is none, or it is a direct upload).
+pub async fn tus_progress<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<TusProgress>> {
+    let rows = tx
+        .query("tus progress", TUS_PROGRESS, vec![id.into()])
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let etags = match r.opt_json(2)? {
+        Some(serde_json::Value::Array(a)) => a
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Ok(s),
+                _ => Err(StoreError::decode("tus progress", "part_etags")),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => return Err(StoreError::decode("tus progress", "part_etags")),
+    };
+    let hash_state = match r.opt_text(3)? {
+        None => None,
+        Some(h) => {
+            Some(hex_decode(&h).ok_or_else(|| StoreError::decode("tus progress", "hash_state"))?)
+        }
+    };
+    Ok(Some(TusProgress {
+        offset: r.int(0)?,
+        parts_done: u32::try_from(r.int(1)?)
+            .map_err(|_| StoreError::decode("tus progress", "parts_done"))?,
+        part_etags: etags,
+        hash_state,
+    }))
+}
+
+/// Claims the next PATCH of tus session `id` at `offset` for `token` until `until_ms`; `false`
+/// when the session is not open at that offset or another PATCH holds it.
+pub async fn claim_patch<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    id: Uuid,
+    token: Uuid,
+    offset: i64,
+    until_ms: i64,
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            "tus claim patch",
+            CLAIM_PATCH,
+            vec![id.into(), token.into(), offset.into(), until_ms.into()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Gives back the claim `token` holds on session `id` (a PATCH that stored nothing).
+pub async fn release_patch<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid, token: Uuid) -> Result<()> {
+    tx.execute(
+        "tus release patch",
+        RELEASE_PATCH,
+        vec![id.into(), token.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A stored chunk, to record.
+#[derive(Debug, Clone)]
+pub struct Advance<'a> {
+    /// The claim it was stored under.
+    pub token: Uuid,
+    /// The offset the PATCH started at.
+    pub from: i64,
+    /// The offset after it.
+    pub to: i64,
+    /// Its part's ETag.
+    pub etag: &'a str,
+    /// The SHA-256 state after its bytes.
+    pub hash_state: &'a [u8],
+    /// The last chunk: the file's SHA-256 (lowercase hex); the session turns `verifying`.
+    pub final_sha256: Option<&'a str>,
+}
+
+/// Records a stored chunk of session `id`, only from the offset its PATCH claimed and under its
+/// claim; `false` when that is no longer so (the claim lapsed and another PATCH moved on).
+pub async fn advance<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid, a: &Advance<'_>) -> Result<bool> {
+    let n = tx
+        .execute(
+            "tus advance",
+            ADVANCE,
+            vec![
+                id.into(),
+                a.token.into(),
+                a.from.into(),
+                a.to.into(),
+                a.etag.into(),
+                hex_encode(a.hash_state).into(),
+                Param::opt_text(a.final_sha256),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
 }

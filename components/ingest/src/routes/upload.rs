@@ -22,16 +22,16 @@
 //!    after the answer.
 //! 6. `201` with the `Attachment` (raw, plus `Location`) or `{"attachments":[...]}` (multipart).
 
-mod body;
+pub(crate) mod body;
 mod cleanup;
 mod commit;
-mod counted;
+pub(crate) mod counted;
 mod file;
 mod multipart;
 mod precheck;
 mod receive;
 mod request;
-mod slot;
+pub(crate) mod slot;
 mod source;
 
 use attachment_policy::PolicyError;

@@ -115,6 +115,7 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
         part_size: i64::try_from(plan.part_size).map_err(|_| ApiError::internal("part size"))?,
         part_count: plan.count,
         expires_at: now_ms.saturating_add(ttl_ms),
+        protocol: uploads::Protocol::Direct,
     };
     let recorded = async {
         let row = uploads::create(&tx, &new).await?;

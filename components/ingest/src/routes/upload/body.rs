@@ -32,7 +32,7 @@ enum State {
 }
 
 /// The chunks of `body` (an error when the client aborted or the body is malformed).
-pub(super) fn chunks(
+pub(crate) fn chunks(
     mut body: IncomingRequestBody,
 ) -> impl Stream<Item = Result<Bytes, ErrorCode>> + Send + 'static {
     let state = match body.take_unstarted() {

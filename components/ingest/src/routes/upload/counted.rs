@@ -32,7 +32,7 @@ enum Failure {
 }
 
 /// What the body did so far; shared between the stream and its readers.
-pub(super) struct Tally {
+pub(crate) struct Tally {
     counter: SizeCounter,
     hasher: Option<Sha256>,
     /// The multipart structure's guard (multipart/form-data bodies only).
@@ -49,7 +49,7 @@ fn millis(d: Duration) -> u64 {
 
 /// A [`Tally`] shared by the stream and whoever asks it afterwards.
 #[derive(Clone)]
-pub(super) struct Shared(Arc<Mutex<Tally>>);
+pub(crate) struct Shared(Arc<Mutex<Tally>>);
 
 impl Shared {
     /// A tally for a body of at most `counter`'s limit; a multipart body (`guard`) is also hashed
@@ -130,7 +130,7 @@ impl Shared {
 
 /// The error item of a [`Counted`] stream; the reason is in its [`Shared`] tally.
 #[derive(Debug)]
-pub(super) struct Stopped;
+pub(crate) struct Stopped;
 
 impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,7 +141,7 @@ impl std::fmt::Display for Stopped {
 impl std::error::Error for Stopped {}
 
 /// A body stream that keeps a [`Shared`] tally.
-pub(super) struct Counted<S> {
+pub(crate) struct Counted<S> {
     inner: Pin<Box<S>>,
     tally: Shared,
 }

@@ -17,12 +17,12 @@ use crate::Config;
 const RETRY_AFTER_SECS: u64 = 5;
 
 /// A slot this request holds (or `None` inside when Redis was down and the mode is open).
-pub(super) struct Slot {
+pub(crate) struct Slot {
     held: Option<(RateLimiter, UserId, String)>,
 }
 
 /// Takes a slot for `user`, or the `429`/`503` to answer.
-pub(super) async fn take(
+pub(crate) async fn take(
     cfg: &Config,
     user: &UserId,
     log: &mut RequestLog,
@@ -63,7 +63,7 @@ pub(super) async fn take(
 
 impl Slot {
     /// Gives the slot back. A failure is only logged: the slot lapses on its own.
-    pub(super) async fn give_back(self, cfg: &Config) {
+    pub(crate) async fn give_back(self, cfg: &Config) {
         let Some((mut limiter, user, member)) = self.held else {
             return;
         };

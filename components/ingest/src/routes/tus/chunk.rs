@@ -1,0 +1,306 @@
+//! One chunk of a tus upload, all or nothing: the PATCH claims the session at its offset (a second
+//! PATCH meanwhile is `423 upload_locked`, never a second upload of the same part), reads the body
+//! into memory (at most `upload_chunk_bytes`, paced like a single-request upload, within the
+//! instance's part-buffer budget and the user's upload slots), checks its `Upload-Checksum`, stores
+//! it as the next part of the multipart upload, and records the new offset, part ETag and SHA-256
+//! state in one compare-and-swap from the offset it claimed. The last chunk also completes the
+//! multipart upload and turns the session `verifying`. Whatever fails stores nothing the session
+//! counts: the offset stays, the claim is given back, and the client resumes from `HEAD`.
+//!
+//! No database connection is held while the body streams: the claim is one short transaction
+//! before, the record one after.
+
+use attachment_policy::SizeLimit;
+use auth_core::AuthContext;
+use bytes::Bytes;
+use edge::app::Call;
+use edge::{ApiError, Code, Problem};
+use futures::StreamExt;
+use spin_sdk::wasip3::http_compat::IncomingRequestBody;
+use storage::{ObjectKey, StorageError};
+use store::spin::Db;
+use store::uploads::{self, Advance, SessionRow, State, TusProgress};
+use tus::chunk::{ChunkError, Received};
+use tus::hash::RunningHash;
+use uuid::Uuid;
+
+use crate::Config;
+use crate::routes::upload::counted::{Counted, Shared};
+use crate::routes::upload::{body, slot};
+
+/// What the request's head says about its chunk.
+pub(crate) struct Chunk {
+    /// `Upload-Offset` (`0` for a creation body).
+    pub offset: u64,
+    /// `Upload-Checksum`'s SHA-256.
+    pub checksum: Option<[u8; 32]>,
+    /// `Content-Length`, when given.
+    pub declared: Option<u64>,
+}
+
+/// A refused chunk as its problem.
+pub(crate) fn refused(e: ChunkError) -> ApiError {
+    let code = match e {
+        ChunkError::TooLarge { .. } => Code::PayloadTooLarge,
+        ChunkError::BeyondLength { .. } => Code::UploadLengthExceeded,
+        ChunkError::TooSmall { .. } => Code::ChunkTooSmall,
+    };
+    ApiError::new(Problem::new(code).detail(e.to_string()))
+}
+
+/// `409 offset_mismatch`, with the offset to resume from.
+fn mismatch(offset: i64) -> ApiError {
+    ApiError::new(Problem::new(Code::OffsetMismatch))
+        .with_headers(vec![("Upload-Offset", offset.to_string())])
+}
+
+/// Seconds a client is asked to wait for buffer memory or a concurrent PATCH.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Receives and stores `chunk` of session `id` from `body`; the session as it was and the offset
+/// after the chunk.
+pub(crate) async fn receive(
+    cfg: &Config,
+    call: &mut Call,
+    ctx: &AuthContext,
+    id: Uuid,
+    chunk: Chunk,
+    body_stream: IncomingRequestBody,
+) -> Result<(SessionRow, u64), ApiError> {
+    let token = Uuid::new_v4();
+    let (row, progress) = claim(cfg, ctx, id, &chunk, token).await?;
+    let stored = store(cfg, call, ctx, &row, &progress, &chunk, token, body_stream).await;
+    match stored {
+        Ok(Some(offset)) => Ok((row, offset)),
+        Ok(None) => {
+            // Nothing to store (an empty body): the offset stays.
+            release(cfg, ctx, id, token).await;
+            Ok((row, chunk.offset))
+        }
+        Err(e) => {
+            release(cfg, ctx, id, token).await;
+            Err(e)
+        }
+    }
+}
+
+/// The session, checked and claimed for this PATCH at `chunk.offset` (one short transaction).
+async fn claim(
+    cfg: &Config,
+    ctx: &AuthContext,
+    id: Uuid,
+    chunk: &Chunk,
+    token: Uuid,
+) -> Result<(SessionRow, TusProgress), ApiError> {
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
+    let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
+    let now_ms = auth_core::unix_now_ms();
+    let claimed = async {
+        let (row, progress) = super::owned(&tx, ctx, id).await?;
+        match row.state {
+            State::Aborted => return Err(Problem::not_found().into()),
+            State::Open if row.is_expired(now_ms) => return Err(Code::UploadExpired.into()),
+            State::Open => {}
+            State::Verifying | State::Done | State::Rejected => {
+                return Err(ApiError::new(
+                    Problem::new(Code::UploadNotOpen).detail("The upload is complete."),
+                )
+                .with_headers(vec![("Upload-Offset", row.claimed_size.to_string())]));
+            }
+        }
+        if u64::try_from(progress.offset).ok() != Some(chunk.offset) {
+            return Err(mismatch(progress.offset));
+        }
+        let length = u64::try_from(row.claimed_size).map_err(|_| ApiError::internal("size"))?;
+        if let Some(declared) = chunk.declared {
+            tus::chunk::judge_declared(chunk.offset, declared, length, cfg.tus.chunk_bytes)
+                .map_err(refused)?;
+        }
+        // The claim outlives the longest a PATCH may take: its body, the part, the completion.
+        let outbound_ms = i64::try_from(cfg.outbound_timeout.duration().as_millis()).unwrap_or(0);
+        let deadline_ms = i64::try_from(cfg.pace.deadline_ms).unwrap_or(i64::MAX / 4);
+        let until = now_ms
+            .saturating_add(deadline_ms)
+            .saturating_add(outbound_ms.saturating_mul(4));
+        if !uploads::claim_patch(&tx, id, token, progress.offset, until).await? {
+            return Err(ApiError::new(Problem::new(Code::UploadLocked))
+                .with_headers(vec![("Retry-After", RETRY_AFTER_SECS.to_string())]));
+        }
+        Ok((row, progress))
+    }
+    .await;
+    match claimed {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// Gives the claim back after a PATCH that stored nothing; a failure only logs (it lapses).
+async fn release(cfg: &Config, ctx: &AuthContext, id: Uuid, token: Uuid) {
+    let released = async {
+        let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
+        let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
+        uploads::release_patch(&tx, id, token).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = released {
+        edge::log::event(
+            crate::NAME,
+            "tus_claim_not_released",
+            serde_json::json!({ "uploadId": id.to_string(), "cause": e.to_string() }),
+        );
+    }
+}
+
+/// Reads, checks and stores the chunk under the claim; `None` for an empty body.
+#[allow(clippy::too_many_arguments)]
+async fn store(
+    cfg: &Config,
+    call: &mut Call,
+    ctx: &AuthContext,
+    row: &SessionRow,
+    progress: &TusProgress,
+    chunk: &Chunk,
+    token: Uuid,
+    body_stream: IncomingRequestBody,
+) -> Result<Option<u64>, ApiError> {
+    let length = u64::try_from(row.claimed_size).map_err(|_| ApiError::internal("size"))?;
+    let (limit, over) = tus::chunk::read_limit(chunk.offset, length, cfg.tus.chunk_bytes);
+    let limit_usize = usize::try_from(limit).map_err(|_| ApiError::internal("chunk limit"))?;
+    let _permit = cfg.buffers.try_reserve(limit_usize).ok_or_else(|| {
+        ApiError::new(
+            Problem::new(Code::ServiceUnavailable)
+                .detail("The service is busy with other uploads; retry this chunk shortly."),
+        )
+        .with_headers(vec![("Retry-After", RETRY_AFTER_SECS.to_string())])
+    })?;
+    let slot = slot::take(cfg, &ctx.user, &mut call.log).await?;
+    let read = read(cfg, body_stream, limit_usize, over, chunk.declared).await;
+    slot.give_back(cfg).await;
+    let bytes = read?;
+
+    let sha = tus::hash::sha256(&bytes);
+    if chunk.checksum.is_some_and(|c| c != sha) {
+        return Err(Code::ChecksumMismatch.into());
+    }
+    let received = u64::try_from(bytes.len()).map_err(|_| ApiError::internal("len"))?;
+    let kind = tus::chunk::judge_received(chunk.offset, received, length).map_err(refused)?;
+    if kind == Received::Empty {
+        return Ok(None);
+    }
+    let mut hash = RunningHash::restore(progress.hash_state.as_deref())
+        .map_err(|e| ApiError::internal(format!("tus session {}: {e}", row.id)))?;
+    hash.update(&bytes);
+    let state = hash.save();
+
+    let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
+    let part = progress.parts_done + 1;
+    let etag = match cfg
+        .storage
+        .upload_part_hashed(&key, &row.s3_upload_id, part, bytes, sha)
+        .await
+    {
+        Ok(etag) => etag,
+        // The multipart upload is gone but the object is whole: an earlier final PATCH completed it
+        // and lost its record (a database failure after CompleteMultipartUpload). Record it now; the
+        // worker's read checks the object against this hash, so different bytes sent again are
+        // rejected there, never taken.
+        Err(StorageError::NotFound { .. })
+            if kind == Received::Final
+                && cfg.storage.object_size(&key).await.ok().flatten()
+                    == u64::try_from(row.claimed_size).ok() =>
+        {
+            String::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let final_sha = if kind == Received::Final && etag.is_empty() {
+        Some(hash.clone().finish_hex())
+    } else if kind == Received::Final {
+        let parts: Vec<(u32, String)> = progress
+            .part_etags
+            .iter()
+            .cloned()
+            .chain([etag.clone()])
+            .zip(1u32..)
+            .map(|(e, n)| (n, e))
+            .collect();
+        cfg.storage
+            .complete_direct_upload(&key, &row.s3_upload_id, &parts)
+            .await
+            .map_err(ApiError::from)?;
+        Some(hash.finish_hex())
+    } else {
+        None
+    };
+    let to = chunk.offset + received;
+    let advance = Advance {
+        token,
+        from: progress.offset,
+        to: i64::try_from(to).map_err(|_| ApiError::internal("offset"))?,
+        etag: &etag,
+        hash_state: &state,
+        final_sha256: final_sha.as_deref(),
+    };
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
+    let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
+    match uploads::advance(&tx, row.id, &advance).await {
+        Ok(true) => tx.commit().await?,
+        Ok(false) => {
+            tx.rollback().await;
+            // The claim lapsed and another PATCH moved the upload on: this one counts for nothing.
+            return Err(mismatch(progress.offset));
+        }
+        Err(e) => {
+            tx.rollback().await;
+            return Err(e.into());
+        }
+    }
+    if final_sha.is_some() {
+        call.log.reason = Some(format!("tus upload {} complete", row.id));
+    }
+    Ok(Some(to))
+}
+
+/// The body, whole, at most `limit` bytes (`over` beyond), paced like a single-request upload.
+async fn read(
+    cfg: &Config,
+    body_stream: IncomingRequestBody,
+    limit: usize,
+    over: ChunkError,
+    declared: Option<u64>,
+) -> Result<Bytes, ApiError> {
+    let tally = Shared::new(SizeLimit::new(u64::MAX).counter(), None, cfg.pace);
+    let mut counted = Counted::new(body::chunks(body_stream), tally.clone());
+    let capacity = declared
+        .and_then(|d| usize::try_from(d).ok())
+        .unwrap_or(limit)
+        .min(limit);
+    let mut buf = Vec::with_capacity(capacity);
+    loop {
+        match tally.paced(counted.next()).await? {
+            None => break,
+            Some(Ok(b)) => {
+                if buf.len() + b.len() > limit {
+                    return Err(refused(over));
+                }
+                buf.extend_from_slice(&b);
+            }
+            Some(Err(e)) => return Err(tally.failure(e)),
+        }
+    }
+    if declared.is_some_and(|d| (buf.len() as u64) < d) {
+        return Err(ApiError::new(Problem::bad_request(
+            "The request body ended before its Content-Length; nothing of it was stored.",
+        ))
+        .with_cause("truncated chunk"));
+    }
+    Ok(Bytes::from(buf))
+}
