@@ -7,7 +7,9 @@
 # path as a browser does it (scripts/bench.d/direct_client.py: create the session, PUT the parts straight
 # to storage through their presigned URLs, BENCH_DIRECT_CONCURRENCY at a time (default 4), complete);
 # then, with one scan worker running, the time from the completion's answer to the attachment's `clean`
-# verdict (the worker's one read: size, SHA-256, content policy, dedup, clamd). Rewrites the section
+# verdict (the worker's one read: size, SHA-256, content policy, dedup, clamd); then that attachment
+# downloaded through its signed URL (a redirect above the response cap) against a direct GET, and the
+# same file through tus at 8 MiB chunks with the ingest instance's peak memory. Rewrites the section
 # `direct` of BENCHMARKS.md and its rows of the summary table.
 
 _bench_direct_put() { # FILE KEY -> seconds
@@ -44,10 +46,17 @@ PY
 
 bench_direct() {
   local mib=${BENCH_DIRECT_SIZE_MIB:-1024} rounds=${BENCH_DIRECT_ROUNDS:-2} conc=${BENCH_DIRECT_CONCURRENCY:-4}
-  local work="$BENCH_OUT/direct" base=$BASE_URL token message r t out best_direct="" best_path="" verdicts=""
+  local work="$BENCH_OUT/direct" base port log token message r t out best_direct="" best_path="" verdicts=""
   mkdir -p "$work"
+  # An app of its own with the per-user limits out of reach (ingest.sh's): a tus upload of 1 GiB is
+  # 128 PATCHes, and the verdict is polled every 0.1 s.
+  port=$(pick_port "")
+  base="http://127.0.0.1:$port"
+  log="$STACK_DIR/logs/bench-direct-app.log"
+  _bench_in_app spinlet bench-direct-app "$port" "$log" || return 1
+  local app_pid=$_BENCH_IN_PID
   read -r token message < <(bench_seed_user "$base") && [[ -n "$token" ]] || return 1
-  local client="$ROOT/scripts/bench.d/direct_client.py" worker_pid=""
+  local client="$ROOT/scripts/bench.d/direct_client.py" worker_pid="" attachment=""
   # Whole-file scans: the worker's own cap above the file (clamd's is raised by scripts/bench).
   SCAN_MAX_BYTES=$(((mib + 32) * 1024 * 1024)) SCAN_POLL_SECS=0.2 start_bg bench-direct-worker "$work/worker.log" "$SCAN_WORKER_BIN"
   worker_pid=$_LAST_PID
@@ -62,7 +71,6 @@ bench_direct() {
     t=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["total"])' "$out")
     say "direct: round $r direct upload path ${mib} MiB (create, parts x$conc, complete): ${t}s"
     [[ -z "$best_path" ]] || awk -v a="$t" -v b="$best_path" 'BEGIN { exit !(a < b) }' && best_path=$t
-    local attachment
     attachment=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["attachmentId"])' "$out")
     t=$(_bench_direct_verdict "$base" "$token" "$attachment" 600 2>"$work/verdict.err") ||
       { say "direct: no clean verdict: $(cat "$work/verdict.err") (worker log: $work/worker.log)"
@@ -71,8 +79,56 @@ bench_direct() {
     verdicts="$verdicts $t"
   done
   stop_pid "$worker_pid" bench-direct-worker 5 || true
+
+  # The last round's attachment (clean, BENCH_DIRECT_SIZE_MIB) downloaded: through its signed URL
+  # (download_mode auto: a 302 to a presigned storage GET above the response cap, followed by curl)
+  # against a direct SigV4 GET of its object.
+  local key best_get="" best_dl="" hop="" url
+  key=$(psql "$DATABASE_ADMIN_URL" -XAtqc "SELECT b.storage_key FROM email_attachments a JOIN attachment_blobs b
+    ON b.tenant_id = a.tenant_id AND b.id = a.blob_id WHERE a.id = '$attachment'") || return 1
+  for ((r = 1; r <= rounds; r++)); do
+    t=$(curl -fsS -o /dev/null -w '%{time_total}\n' --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+      --user "$S3_ACCESS_KEY_ID:$S3_SECRET_ACCESS_KEY" "${S3_ENDPOINT%/}/$S3_BUCKET/$key") || return 1
+    [[ -z "$best_get" ]] || awk -v a="$t" -v b="$best_get" 'BEGIN { exit !(a < b) }' && best_get=$t
+    url=$(curl -fsS -X POST "$base/api/v1/attachments/$attachment/download-url" -H "authorization: Bearer $token" \
+      -H 'content-type: application/json' -d '{}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])') ||
+      return 1
+    hop=$(curl -sS -o /dev/null -w '%{http_code}' "$url")
+    t=$(curl -fsS -L -o /dev/null -w '%{time_total}\n' "$url") || return 1
+    [[ -z "$best_dl" ]] || awk -v a="$t" -v b="$best_dl" 'BEGIN { exit !(a < b) }' && best_dl=$t
+    say "direct: round $r download ${mib} MiB: direct GET ${best_get}s, signed URL (first answer $hop) ${t}s"
+  done
+
+  # The same file through tus at upload_chunk_bytes (8 MiB) chunks, and the ingest instance's peak
+  # memory meanwhile (the runner's memory_high_water events of this run's app log).
+  local best_tus="" tus_hwm
+  for ((r = 1; r <= rounds; r++)); do
+    out=$(python3 "$client" --tus "$base" "$token" "$message" "$work/big.bin" "tus-$r.bin") ||
+      { say "direct: tus upload failed"; return 1; }
+    echo "$out" >>"$work/tus.jsonl"
+    t=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["total"])' "$out")
+    say "direct: round $r tus ${mib} MiB at 8 MiB chunks: ${t}s"
+    [[ -z "$best_tus" ]] || awk -v a="$t" -v b="$best_tus" 'BEGIN { exit !(a < b) }' && best_tus=$t
+  done
+  tus_hwm=$(python3 -c '
+import json, sys
+best = None
+for line in open(sys.argv[1], errors="replace"):
+    if "memory_high_water" not in line:
+        continue
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "memory_high_water" and e.get("component") == "ingest":
+        best = max(best or 0, int(e["bytes"]))
+print("?" if best is None else "%.1f" % (best / 1048576))' "$log" 2>/dev/null || echo "?")
+  stop_pid "$app_pid" bench-direct-app 5 || true
+  cp "$log" "$work/app.log" 2>/dev/null || true
   rm -f "$work/big.bin"
-  local ratio verdict_best
+  local ratio verdict_best dl_ratio tus_ratio
+  dl_ratio=$(awk -v a="$best_dl" -v b="$best_get" 'BEGIN { printf "%.2f", a / b }')
+  tus_ratio=$(awk -v a="$best_tus" -v b="$best_direct" 'BEGIN { printf "%.2f", a / b }')
   ratio=$(awk -v a="$best_path" -v b="$best_direct" 'BEGIN { printf "%.2f", a / b }')
   verdict_best=$(tr ' ' '\n' <<<"$verdicts" | grep . | sort -n | head -n1)
 
@@ -96,8 +152,22 @@ offset, then \`POST .../complete\` (CompleteMultipartUpload).
 | completion → \`clean\` (the worker's one read: size, SHA-256, policy, dedup, clamd; best round) | $verdict_best |
 
 Per round (seconds: create, parts, complete): see \`rounds.jsonl\` in the raw output.
+
+| the same ${mib} MiB, other paths (best of $rounds) | seconds |
+|---|---|
+| tus 1.0.0 through the service, 8 MiB chunks (one PATCH at a time) | $best_tus |
+| ratio tus / direct PUT (goal ≤ 1.5) | **$tus_ratio** |
+| ingest instance peak linear memory during the run (runner's \`memory_high_water\`; goal ≤ 32 MiB at 8 MiB chunks) | ${tus_hwm} MiB |
+| direct SigV4 GET of the stored object | $best_get |
+| download through its signed URL (first answer: $hop; \`curl -L\` follows the redirect) | $best_dl |
+| ratio signed URL / direct GET (goal ≤ 1.05) | **$dl_ratio** |
 MD
   )"
   bench_summary_row "Direct upload ${mib} MiB / direct PUT" "≤ 1.1" "$ratio" "$(bench_verdict "$ratio" '<=' 1.1)"
   bench_summary_row "Direct upload ${mib} MiB: completion to clean" "reported" "${verdict_best} s" "reported"
+  bench_summary_row "tus upload ${mib} MiB (8 MiB chunks) / direct PUT" "≤ 1.5" "$tus_ratio" "$(bench_verdict "$tus_ratio" '<=' 1.5)"
+  bench_summary_row "Download ${mib} MiB by signed URL (redirect) / direct GET" "≤ 1.05" "$dl_ratio" "$(bench_verdict "$dl_ratio" '<=' 1.05)"
+  if [[ "$tus_hwm" != "?" ]]; then
+    bench_summary_row "tus: ingest peak memory at 8 MiB chunks" "≤ 32 MiB" "$tus_hwm MiB" "$(bench_verdict "$tus_hwm" '<=' 32)"
+  fi
 }
