@@ -4,6 +4,8 @@
 # newcomers use (dev.env).
 #
 # Knobs: APP_HOST (spinlet, the default, or spin: `spin up` of the Spin CLI found by find_spin),
+#        APP_PLATFORM (spinlet only: a production platform's limits, spinlet's --platform, e.g.
+#        fermyon-wasm-functions; default none),
 #        SPIN_BIN (the Spin CLI; else `spin` on PATH),
 #        PORT (app port), APP_START_TIMEOUT (seconds, default 300), ATTACHMENTS_APP_PASSWORD,
 #        ATTACHMENTS_SCANNER_PASSWORD (the scan worker's role),
@@ -16,6 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
 SPINLET="$ROOT/target/release/spinlet"
 : "${APP_HOST:=spinlet}"
+: "${APP_PLATFORM:=none}"
 MIGRATE="$ROOT/target/release/migrate"
 # shellcheck disable=SC2034 # used by the scripts that source this
 SEED="$ROOT/target/release/seed"
@@ -136,7 +139,7 @@ _spinvar() {
   [[ -n "${!var:-}" ]] || export "$var=$2"
 }
 
-DEV_ENV_KEYS=(APP_HOST BASE_URL DATABASE_URL SCAN_DATABASE_URL DATABASE_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET
+DEV_ENV_KEYS=(APP_HOST APP_PLATFORM BASE_URL DATABASE_URL SCAN_DATABASE_URL DATABASE_ADMIN_URL REDIS_URL S3_ENDPOINT S3_REGION S3_BUCKET
   S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY SCAN_CALLBACK_URL SCAN_CALLBACK_SECRET ATTACHMENTS_APP_PASSWORD
   ATTACHMENTS_SCANNER_PASSWORD PG_ADMIN_URL CLAMD_ADDR)
 
@@ -184,13 +187,18 @@ app_start() {
   missing=$(app_missing_parts)
   [[ -z "$missing" ]] || { say "cannot start the app: ${missing//$'\n'/; }"; return 1; }
   ! port_in_use "$port" || { say "port $port is in use (another scripts/dev?); set PORT"; return 1; }
+  if [[ "$host" == spin && "${APP_PLATFORM:-none}" != none ]]; then
+    say "APP_PLATFORM=$APP_PLATFORM is our runner's (spinlet --platform); spin up has no platform limits"
+    return 1
+  fi
   if [[ "$host" == spin ]]; then
     # Its state (and component logs, which also go to the log file) in the stack's directory.
     mkdir -p "$STACK_DIR/spin-state"
     cmd=("$(find_spin)" up --from "$MANIFEST" --listen "127.0.0.1:$port" --state-dir "$STACK_DIR/spin-state" --log-dir "$STACK_DIR/spin-state/logs")
   else
     mkdir -p "$DATA_DIR/cache"
-    cmd=("$SPINLET" up --from "$MANIFEST" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache")
+    cmd=("$SPINLET" up --from "$MANIFEST" --listen "127.0.0.1:$port" --cache-dir "$DATA_DIR/cache"
+      --platform "${APP_PLATFORM:-none}")
   fi
   say "app: ${cmd[*]#"$ROOT"/}"
   start_bg app "$log" "${cmd[@]}"

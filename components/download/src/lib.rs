@@ -10,7 +10,8 @@
 //!
 //! The URL format, signing and verification live in `crates/signed-url`; headers, ranges,
 //! conditionals and the serving checks in `crates/delivery`; statements in `crates/store`; object
-//! storage in `crates/storage`, and [`presign`] presigns storage URLs for `download_mode = redirect`.
+//! storage in `crates/storage`, and [`presign`] presigns the storage URLs of redirected downloads
+//! (`download_mode = redirect`, and `auto` above `download_stream_max_bytes`).
 
 mod presign;
 mod routes;
@@ -18,7 +19,7 @@ mod routes;
 use std::sync::OnceLock;
 
 use auth_core::ratelimit::{FailMode, Policy};
-use delivery::serve::{Mode, serve_unscanned_from_config};
+use delivery::serve::{Mode, serve_unscanned_from_config, stream_max_from_config};
 use edge::app::{Call, Component, Reply};
 use edge::routes::Endpoint;
 use edge::spin::variable;
@@ -34,7 +35,10 @@ pub(crate) struct Config {
     /// `expiresIn` when a request names none.
     pub default_ttl: ExpiresIn,
     pub serve_unscanned: bool,
+    /// `download_mode`: how content leaves (see [`Mode::via`]).
     pub mode: Mode,
+    /// `download_stream_max_bytes`: the largest body `Mode::Auto` streams; larger answers redirect.
+    pub stream_max: u64,
     pub database: store::spin::Database,
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     pub outbound_timeout: edge::OutboundTimeout,
@@ -90,6 +94,8 @@ impl Component for Download {
             serve_unscanned: serve_unscanned_from_config(&variable("serve_unscanned").await?)
                 .map_err(config_error)?,
             mode: Mode::from_config(&variable("download_mode").await?).map_err(config_error)?,
+            stream_max: stream_max_from_config(&variable("download_stream_max_bytes").await?)
+                .map_err(config_error)?,
             database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),

@@ -1,7 +1,10 @@
-//! `download_mode = redirect`: a short-lived presigned `GET` of the object, with
-//! `response-content-disposition` / `response-content-type` overrides so that storage answers with
-//! the same safe type and disposition as the streaming path. Signed by `crates/storage`, the one
-//! SigV4 signer ([`storage::request::Signer::presigned_get`]).
+//! Redirected downloads (`download_mode = redirect`, and `auto` above `download_stream_max_bytes`): a
+//! short-lived presigned `GET` of the object, with `response-content-type`,
+//! `response-content-disposition` and `response-cache-control` overrides so that storage answers with
+//! the same safe type, disposition and caching as the streaming path. Signed by `crates/storage`, the
+//! one SigV4 signer ([`storage::request::Signer::presigned_get`]): only the `host` header is signed,
+//! so the client's `Range` passes, and the signature covers the bucket, the key, the overrides and the
+//! expiry, so the URL serves that one object, that way, for [`PRESIGN_TTL`].
 
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +14,13 @@ use storage::{ObjectKey, StorageConfig};
 
 /// How long a presigned storage URL works: the client follows the redirect at once.
 pub(crate) const PRESIGN_TTL: Duration = Duration::from_secs(60);
+
+/// The headers storage is told to answer with (`response-*` query parameters, signed).
+pub(crate) struct Overrides<'a> {
+    pub content_type: &'a str,
+    pub content_disposition: &'a str,
+    pub cache_control: &'a str,
+}
 
 pub(crate) struct Presigner {
     pub endpoint: String,
@@ -25,8 +35,7 @@ impl Presigner {
     pub(crate) fn get_url(
         &self,
         key: &str,
-        content_type: &str,
-        content_disposition: &str,
+        overrides: &Overrides<'_>,
         now: SystemTime,
     ) -> Result<String, ApiError> {
         let presign_error = |e: storage::StorageError| ApiError::internal(format!("presign: {e}"));
@@ -39,10 +48,18 @@ impl Presigner {
         )
         .map_err(presign_error)?;
         let key = ObjectKey::from_stored(key).map_err(presign_error)?;
-        let overrides = [
-            ("response-content-disposition", content_disposition),
-            ("response-content-type", content_type),
-        ];
+        // An empty value would make storage send an empty header: leave such an override out.
+        let overrides: Vec<(&str, &str)> = [
+            ("response-cache-control", overrides.cache_control),
+            (
+                "response-content-disposition",
+                overrides.content_disposition,
+            ),
+            ("response-content-type", overrides.content_type),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
         Signer::new(&cfg)
             .presigned_get(&key, &overrides, PRESIGN_TTL, now)
             .map_err(presign_error)

@@ -3,8 +3,9 @@
 
 use crate::PolicyError;
 
-/// Default limit: 50 MiB (variable `max_upload_bytes`).
-pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+/// Default limit: 10 MiB (variable `max_upload_bytes`), the request-body cap of Fermyon Wasm Functions
+/// and Akamai Functions.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
 
 /// A size limit in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +120,7 @@ mod tests {
         assert!(c.add(6).is_ok());
         assert_eq!(c.add(1), Err(PolicyError::TooLarge));
         assert_eq!(c.seen(), 11);
-        assert_eq!(SizeLimit::default().max(), 52_428_800);
+        assert_eq!(SizeLimit::default().max(), 10_485_760);
         assert!(SizeLimit::from_config("0").is_err());
         assert_eq!(SizeLimit::from_config("1024").unwrap().max(), 1024);
     }

@@ -105,6 +105,21 @@ impl Bucket {
         rb.send().expect("HeadObject")
     }
 
+    /// A presigned `GetObject` URL of `key` signed at `time`, as the download component's redirects
+    /// are (the storage crate's one signer): to check what a `Location` is made of.
+    pub fn presigned_get(
+        &self,
+        key: &str,
+        overrides: &[(&str, &str)],
+        expires_in: Duration,
+        time: SystemTime,
+    ) -> String {
+        let key = ObjectKey::from_stored(key).unwrap();
+        Signer::new(&self.cfg)
+            .presigned_get(&key, overrides, expires_in, time)
+            .unwrap()
+    }
+
     /// Whether an object exists at `key` (HeadObject: 200 or 404).
     pub fn exists(&self, key: &str) -> bool {
         match self.head(key).status().as_u16() {

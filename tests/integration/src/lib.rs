@@ -495,6 +495,37 @@ impl Host {
     }
 }
 
+/// The production platform profile this run's app is served under (`APP_PLATFORM`, our runner's
+/// `--platform`): `scripts/test` sets `fermyon-wasm-functions` for the spinlet pass, so a path that cannot
+/// work on Fermyon Wasm Functions / Akamai Functions (a body over 10 MiB through a function, a request
+/// over 30 s, an instance over 128 MiB) fails there; unset, or under real Spin, no platform caps.
+pub fn platform() -> Option<&'static str> {
+    static PLATFORM: OnceLock<Option<String>> = OnceLock::new();
+    PLATFORM
+        .get_or_init(|| {
+            let p = Stack::get()
+                .var("APP_PLATFORM")
+                .filter(|p| !p.is_empty() && *p != "none")?;
+            assert!(
+                *Host::get() == Host::Spinlet,
+                "APP_PLATFORM={p}: a platform profile is our runner's (APP_HOST=spinlet)"
+            );
+            Some(p.to_owned())
+        })
+        .as_deref()
+}
+
+/// What the host of an instance caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// The run's platform profile, if any ([`platform`]).
+    OfTheRun,
+    /// No platform caps: an unlimited host, as `spin up` or SpinKube (behind an ingress, whose own
+    /// body-size limit is the deployment's) serve the app. For tests that deliberately move a body over
+    /// a platform's cap through a function, which those hosts allow.
+    UnlimitedHost,
+}
+
 /// An app instance the test started on this run's [`Host`]; killed when dropped.
 pub struct App {
     child: Child,
@@ -508,8 +539,20 @@ impl App {
     /// Starts `manifest` (relative to the repository root) on a free port with the stack's
     /// environment plus `overrides`, and waits until healthy. Overrides are `SPIN_VARIABLE_*` names,
     /// or a runner setting: `SPINLET_MAX_MEMORY_MIB` (under Spin: `--max-instance-memory`) and
-    /// `SPINLET_PG_RECYCLE` (Spin's pool always cleans its own way, which `spin` names).
+    /// `SPINLET_PG_RECYCLE` (Spin's pool always cleans its own way, which `spin` names). Under the run's
+    /// platform profile, if any ([`Limits::OfTheRun`]).
     pub fn start(manifest: &str, overrides: &[(&str, &str)]) -> App {
+        App::start_with(manifest, overrides, Limits::OfTheRun)
+    }
+
+    /// [`App::start`] on an unlimited host, as `spin up` or SpinKube serve the app
+    /// ([`Limits::UnlimitedHost`]), whatever the run's platform profile.
+    pub fn start_unlimited_host(manifest: &str, overrides: &[(&str, &str)]) -> App {
+        App::start_with(manifest, overrides, Limits::UnlimitedHost)
+    }
+
+    /// [`App::start`] with the host's `limits`.
+    pub fn start_with(manifest: &str, overrides: &[(&str, &str)], limits: Limits) -> App {
         let port = free_port();
         let host = Host::get();
         let log = std::env::temp_dir().join(format!(
@@ -531,6 +574,12 @@ impl App {
                 cmd.args(["up", "--from", manifest, "--listen", &listen])
                     .arg("--cache-dir")
                     .arg(root().join(".data/cache"));
+                // Explicit either way: an inherited SPINLET_PLATFORM must not choose for the test.
+                let profile = match limits {
+                    Limits::OfTheRun => platform().unwrap_or("none"),
+                    Limits::UnlimitedHost => "none",
+                };
+                cmd.args(["--platform", profile]);
                 cmd
             }
             Host::Spin(bin) => {

@@ -893,7 +893,7 @@ fn rotated_keys_and_serve_unscanned() {
 }
 
 /// `download_mode = redirect`: the same checks, then a `302` to a short-lived presigned storage URL
-/// that serves the bytes with the same type and disposition.
+/// that serves the bytes with the same type, disposition and caching, whatever the size.
 #[test]
 fn redirect_mode() {
     let w = world();
@@ -934,6 +934,19 @@ fn redirect_mode() {
         h(&hd2, "content-disposition").starts_with("attachment;"),
         "storage applies the disposition override: {hd2:?}"
     );
+    assert_eq!(h(&hd2, "content-type"), "text/html");
+    assert_eq!(h(&hd2, "cache-control"), "private", "as the stream path");
+    // A small answer redirects too: redirect always does.
+    let small = seed_attachment(
+        &w.tenant,
+        owner,
+        &content("rs", 10),
+        "s.txt",
+        "text/plain",
+        "clean",
+    );
+    let (status, _, _) = get(&on(&url_for(&t, &small, json!({}))), &[]);
+    assert_eq!(status, 302);
     // The checks still come first.
     let (status, _, b) = get(&on(&blocked_url), &[]);
     assert_problem_bytes(status, &b, 403, "scan_blocked");
@@ -941,4 +954,402 @@ fn redirect_mode() {
     assert_problem_bytes(status, &b, 403, "signature_invalid");
     let etag = format!("\"{}\"", sha256_hex(&bytes));
     assert_eq!(get(&on(&url), &[("if-none-match", &etag)]).0, 304);
+}
+
+// ---- answers above the platforms' response cap: `download_mode = auto` ------------------------------
+
+/// Over the 10 MiB response cap of Fermyon Wasm Functions / Akamai Functions (the default
+/// `download_stream_max_bytes`).
+const LARGE: usize = 25 << 20;
+
+/// The storage key of attachment `id`.
+fn storage_key(id: &str) -> String {
+    psql(&format!(
+        "SELECT b.storage_key FROM email_attachments a JOIN attachment_blobs b ON b.id = a.blob_id \
+         WHERE a.id = '{id}'"
+    ))
+}
+
+/// Unix seconds of an `X-Amz-Date` (`YYYYMMDDTHHMMSSZ`, UTC).
+fn amz_date_unix(d: &str) -> u64 {
+    let n = |a: usize, b: usize| d[a..b].parse::<i64>().expect(d);
+    let (y, m, day) = (n(0, 4), n(4, 6), n(6, 8));
+    // Days since 1970-01-01 of a proleptic Gregorian date (the civil-from-days inverse).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + n(9, 11) * 3600 + n(11, 13) * 60 + n(13, 15)).unwrap()
+}
+
+/// The query parameters of `url`, decoded, in order.
+fn query_pairs(url: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(url)
+        .expect(url)
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Under `auto` (the default, as the shared app runs): the whole of a 25 MiB attachment, and a
+/// 12 MiB range of it, are `302` to storage, which serves them (`200`, `206` for the re-sent
+/// `Range`) with the headers the stream path sends; a 1 KiB range of it and a small attachment are
+/// streamed by the component. `304` and `416` are still answered by the component, the audit rows
+/// record the way taken, and the checks refuse before any redirect.
+#[test]
+fn auto_redirects_answers_above_the_platform_cap() {
+    let w = world();
+    let owner = w.tenant.user(0);
+    let t = tokens(owner);
+    let bytes = content("large", LARGE);
+    let id = seed_attachment(
+        &w.tenant,
+        owner,
+        &bytes,
+        "quarterly report (final).pdf",
+        "application/pdf",
+        "clean",
+    );
+    let whole_url = url_for(&t, &id, json!({}));
+    // A URL of its own for the small range, so that its audit row is that request's alone (another
+    // expiry: two URLs issued alike within a second are the same URL).
+    let range_url = url_for(&t, &id, json!({"expiresIn": 3000}));
+    let expiring = url_for(&t, &id, json!({"expiresIn": 1}));
+    let expiring_issued = std::time::Instant::now();
+
+    // The stream path's headers: a HEAD is answered by the component itself.
+    let res = client().head(&whole_url).send().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let streamed = res.headers().clone();
+    assert_eq!(h(&streamed, "content-length"), LARGE.to_string());
+    assert_eq!(h(&streamed, "cache-control"), "private");
+
+    // The whole: a redirect to the object, no body from the component.
+    let (s, hd, body) = get(&whole_url, &[]);
+    assert_eq!(s, 302, "{}", String::from_utf8_lossy(&body));
+    assert!(body.is_empty());
+    let location = h(&hd, "location").to_owned();
+    let object = format!(
+        "{}/{}/{}?",
+        var("S3_ENDPOINT").trim_end_matches('/'),
+        var("S3_BUCKET"),
+        storage_key(&id)
+    );
+    assert!(location.starts_with(&object), "{location} vs {object}");
+    assert_eq!(h(&hd, "cache-control"), "no-store");
+    assert!(
+        h(&hd, "ratelimit-policy").starts_with("\"file\""),
+        "counted like every answer: {hd:?}"
+    );
+    // Followed as curl -L or a browser does: no credentials (this client never had any).
+    let (s, got_h, got) = get(&location, &[]);
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&got));
+    assert_eq!(got.len(), LARGE);
+    assert!(got == bytes, "the exact bytes");
+    for name in ["content-type", "content-disposition", "cache-control"] {
+        assert_eq!(h(&got_h, name), h(&streamed, name), "{name}: {got_h:?}");
+    }
+
+    // A small range of it: under the threshold, streamed by the component.
+    let mid = LARGE / 2;
+    let small = format!("bytes={mid}-{}", mid + 1023);
+    let (s, hd, got) = get(&range_url, &[("range", &small)]);
+    assert_eq!(s, 206, "{}", String::from_utf8_lossy(&got));
+    assert!(hd.get("location").is_none());
+    assert!(!h(&hd, "x-request-id").is_empty(), "from the component");
+    assert_eq!(
+        h(&hd, "content-range"),
+        format!("bytes {mid}-{}/{LARGE}", mid + 1023)
+    );
+    assert!(got == bytes[mid..mid + 1024]);
+
+    // A 12 MiB range: redirected; the client re-sends its Range and storage answers 206.
+    let (first, last) = (1usize << 20, (13usize << 20) - 1);
+    let large = format!("bytes={first}-{last}");
+    let (s, hd, body) = get(&whole_url, &[("range", &large)]);
+    assert_eq!(s, 302, "{}", String::from_utf8_lossy(&body));
+    let (s, got_h, got) = get(h(&hd, "location"), &[("range", &large)]);
+    assert_eq!(s, 206, "{}", String::from_utf8_lossy(&got));
+    assert_eq!(
+        h(&got_h, "content-range"),
+        format!("bytes {first}-{last}/{LARGE}")
+    );
+    assert!(got == bytes[first..=last], "the range's bytes");
+
+    // Conditionals and a bad range are still the component's answers, never a redirect.
+    let etag = format!("\"{}\"", sha256_hex(&bytes));
+    let (s, hd, _) = get(&whole_url, &[("if-none-match", &etag)]);
+    assert_eq!(s, 304);
+    assert!(hd.get("location").is_none());
+    let (s, hd, b) = get(&whole_url, &[("range", &format!("bytes={LARGE}-"))]);
+    assert_problem_bytes(s, &b, 416, "range_not_satisfiable");
+    assert!(hd.get("location").is_none());
+
+    // A small attachment: streamed (200 from the component, no Location).
+    let small_bytes = content("small", 4000);
+    let small_id = seed_attachment(
+        &w.tenant,
+        owner,
+        &small_bytes,
+        "s.txt",
+        "text/plain",
+        "clean",
+    );
+    let (s, hd, got) = get(&url_for(&t, &small_id, json!({})), &[]);
+    assert_eq!(s, 200);
+    assert!(hd.get("location").is_none());
+    assert!(got == small_bytes);
+
+    // The audit rows record the way taken: the small range streamed, the rest redirected.
+    let rows = psql(&format!(
+        "SELECT (details->>'mode') || ':' || (details->>'bytes') FROM email_audit_log \
+         WHERE tenant_id = '{}' AND action = 'attachment.download' AND resource_id = '{id}' ORDER BY id",
+        w.tenant.id
+    ));
+    let rows: Vec<&str> = rows.lines().collect();
+    assert!(rows.contains(&"stream:1024"), "{rows:?}");
+    let redirected: u64 = rows
+        .iter()
+        .filter_map(|r| r.strip_prefix("redirect:"))
+        .map(|b| b.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(redirected, (LARGE + (12 << 20)) as u64, "{rows:?}");
+    assert_eq!(
+        rows.len(),
+        rows.iter().filter(|r| r.starts_with("redirect:")).count() + 1
+    );
+
+    // Refused before any redirect: expired, revoked, infected.
+    std::thread::sleep(
+        std::time::Duration::from_millis(2100).saturating_sub(expiring_issued.elapsed()),
+    );
+    let (s, hd, b) = get(&expiring, &[]);
+    assert_problem_bytes(s, &b, 403, "url_expired");
+    assert!(hd.get("location").is_none());
+    let r = send(
+        client()
+            .post(format!("{}/api/v1/attachments/{id}/revoke-urls", w.base))
+            .bearer_auth(&t.access),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let (s, hd, b) = get(&whole_url, &[]);
+    assert_problem_bytes(s, &b, 403, "url_expired");
+    assert!(hd.get("location").is_none());
+    let fresh = url_for(&t, &id, json!({}));
+    assert_eq!(get(&fresh, &[("range", "bytes=0-0")]).0, 206);
+    psql(&format!(
+        "UPDATE attachment_blobs SET scan_status = 'infected' \
+         WHERE id = (SELECT blob_id FROM email_attachments WHERE id = '{id}')"
+    ));
+    let (s, hd, b) = get(&fresh, &[]);
+    assert_problem_bytes(s, &b, 403, "scan_blocked");
+    assert!(hd.get("location").is_none());
+}
+
+/// What a redirect's `Location` grants: one object, with the headers it names, for 60 s from when
+/// it was made. It is exactly the storage crate's presigned `GET` of the attachment's key signed at
+/// its `X-Amz-Date`; another key, other headers or a longer validity break the signature (`403`),
+/// and storage refuses the same URL once its 60 s are over (shown without waiting a minute: the
+/// same URL signed 61 s ago is refused, signed 50 s ago it still works).
+#[test]
+fn the_location_serves_one_object_for_a_minute() {
+    let w = world();
+    let owner = w.tenant.user(0);
+    let t = tokens(owner);
+    let bytes = content("bound", (10 << 20) + 1);
+    let id = seed_attachment(
+        &w.tenant,
+        owner,
+        &bytes,
+        "b.bin",
+        "application/octet-stream",
+        "clean",
+    );
+    let other = seed_attachment(
+        &w.tenant,
+        owner,
+        &content("other", 100),
+        "o.bin",
+        "application/octet-stream",
+        "clean",
+    );
+    let (s, hd, _) = get(&url_for(&t, &id, json!({})), &[]);
+    assert_eq!(s, 302, "one byte over the threshold redirects");
+    let location = h(&hd, "location").to_owned();
+    let probe = |u: &str| get(u, &[("range", "bytes=0-15")]).0;
+    assert_eq!(probe(&location), 206);
+
+    // Exactly a presigned GET of this key, valid 60 s from its X-Amz-Date.
+    let pairs = query_pairs(&location);
+    let param = |n: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{n} in {location}"))
+    };
+    assert_eq!(param("X-Amz-Expires"), "60");
+    assert_eq!(param("X-Amz-SignedHeaders"), "host");
+    assert!(param("X-Amz-Credential").starts_with(&format!("{}/", var("S3_ACCESS_KEY_ID"))));
+    assert_eq!(param("response-cache-control"), "private");
+    let signed_at = amz_date_unix(&param("X-Amz-Date"));
+    let now = integration_tests::now_s() as u64;
+    assert!(
+        signed_at.abs_diff(now) <= 5,
+        "signed now: {signed_at} vs {now}"
+    );
+    let overrides: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k.starts_with("response-"))
+        .cloned()
+        .collect();
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let bucket = integration_tests::bucket::Bucket::get();
+    let key = storage_key(&id);
+    let at = |secs: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let sixty = std::time::Duration::from_secs(60);
+    assert_eq!(
+        bucket.presigned_get(&key, &overrides, sixty, at(signed_at)),
+        location
+    );
+    // Signed 50 s ago it still works; signed 61 s ago it has expired: storage enforces the 60 s.
+    let recent = bucket.presigned_get(&key, &overrides, sixty, at(now - 50));
+    assert_eq!(probe(&recent), 206);
+    let stale = bucket.presigned_get(&key, &overrides, sixty, at(now - 61));
+    let (s, _, b) = get(&stale, &[("range", "bytes=0-15")]);
+    // Garage says `400 InvalidRequest` ("Date is too old"), AWS S3 `403 AccessDenied`.
+    assert!(
+        matches!(s, 400 | 403),
+        "expired: {s} {}",
+        String::from_utf8_lossy(&b)
+    );
+
+    // Another object (same tenant, same bucket), other headers, a longer life: refused.
+    let other_key = storage_key(&other);
+    assert_eq!(probe(&location.replacen(&key, &other_key, 1)), 403);
+    assert_eq!(
+        probe(&location.replacen(
+            "response-content-type=application%2Foctet-stream",
+            "response-content-type=text%2Fhtml",
+            1
+        )),
+        403
+    );
+    assert!(location.contains("response-content-type=application%2Foctet-stream"));
+    assert_eq!(
+        probe(&location.replacen("X-Amz-Expires=60", "X-Amz-Expires=3600", 1)),
+        403
+    );
+}
+
+/// `download_stream_max_bytes` is the threshold, in bytes of the answer's body: exactly it streams,
+/// one byte more redirects, for a whole object and for a range alike. A malformed value is
+/// `500 misconfigured`, named in the log.
+#[test]
+fn the_threshold_is_the_answer_length() {
+    let w = world();
+    let owner = w.tenant.user(0);
+    let t = tokens(owner);
+    let at_cap = content("cap", 4096);
+    let over = content("over", 4097);
+    let at_cap_url = url_for(
+        &t,
+        &seed_attachment(
+            &w.tenant,
+            owner,
+            &at_cap,
+            "a.bin",
+            "application/octet-stream",
+            "clean",
+        ),
+        json!({}),
+    );
+    let over_url = url_for(
+        &t,
+        &seed_attachment(
+            &w.tenant,
+            owner,
+            &over,
+            "b.bin",
+            "application/octet-stream",
+            "clean",
+        ),
+        json!({}),
+    );
+    let app = App::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_DOWNLOAD_STREAM_MAX_BYTES", "4096")],
+    );
+    let on = |u: &str| u.replacen(&w.base, &app.base_url, 1);
+    let (s, _, got) = get(&on(&at_cap_url), &[]);
+    assert_eq!(s, 200);
+    assert!(got == at_cap);
+    let (s, hd, _) = get(&on(&over_url), &[]);
+    assert_eq!(s, 302);
+    let (s, _, got) = get(h(&hd, "location"), &[]);
+    assert_eq!(s, 200);
+    assert!(got == over);
+    let (s, _, got) = get(&on(&over_url), &[("range", "bytes=1-4096")]);
+    assert_eq!(s, 206, "a 4096-byte range of the larger object streams");
+    assert!(got == over[1..=4096]);
+    assert_eq!(get(&on(&over_url), &[("range", "bytes=0-4096")]).0, 302);
+    drop(app);
+
+    let bad = App::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_DOWNLOAD_STREAM_MAX_BYTES", "10MiB")],
+    );
+    let (s, _, b) = get(&at_cap_url.replacen(&w.base, &bad.base_url, 1), &[]);
+    assert_problem_bytes(s, &b, 500, "misconfigured");
+    assert!(
+        bad.log_text().contains("download_stream_max_bytes"),
+        "{}",
+        bad.log_text()
+    );
+}
+
+/// `download_mode = stream`: everything through the component, also 25 MiB (a deployment whose bucket
+/// clients cannot reach, on a host without a response cap: `spin up`, SpinKube); under a platform
+/// profile the same answer cannot leave the function.
+#[test]
+fn stream_mode_streams_above_the_cap() {
+    let w = world();
+    let owner = w.tenant.user(0);
+    let bytes = content("streamed", LARGE);
+    let id = seed_attachment(
+        &w.tenant,
+        owner,
+        &bytes,
+        "big.bin",
+        "application/octet-stream",
+        "clean",
+    );
+    let url = url_for(&tokens(owner), &id, json!({}));
+    // 25 MiB out of a function: an unlimited host, as spin up or SpinKube (under the platform profile
+    // the platform replaces such an answer with its own 500, checked below).
+    let app = App::start_unlimited_host("spin.toml", &[("SPIN_VARIABLE_DOWNLOAD_MODE", "stream")]);
+    let (s, hd, got) = get(&url.replacen(&w.base, &app.base_url, 1), &[]);
+    assert_eq!(s, 200);
+    assert!(hd.get("location").is_none());
+    assert_eq!(h(&hd, "content-length"), LARGE.to_string());
+    assert!(got == bytes, "the exact bytes ({} of {LARGE})", got.len());
+    let mode = psql(&format!(
+        "SELECT string_agg(details->>'mode', ',') FROM email_audit_log WHERE tenant_id = '{}' \
+         AND action = 'attachment.download' AND resource_id = '{id}'",
+        w.tenant.id
+    ));
+    assert_eq!(mode, "stream");
+    drop(app);
+    // What `stream` means on Fermyon Wasm Functions / Akamai Functions: the platform refuses to carry
+    // the answer (the run's profile; the spinlet pass of scripts/test).
+    if integration_tests::platform().is_some() {
+        let capped = App::start("spin.toml", &[("SPIN_VARIABLE_DOWNLOAD_MODE", "stream")]);
+        let (s, _, _) = get(&url.replacen(&w.base, &capped.base_url, 1), &[]);
+        assert_eq!(s, 500, "the platform's answer to a 25 MiB response");
+    }
 }

@@ -52,8 +52,17 @@ fn pct(s: &str) -> String {
 }
 
 fn attachments_url(message: &str) -> String {
-    Stack::get().url(&format!("/api/v1/emails/{message}/attachments"))
+    attachments_url_on(&Stack::get().base_url, message)
 }
+
+fn attachments_url_on(base: &str, message: &str) -> String {
+    format!("{base}/api/v1/emails/{message}/attachments")
+}
+
+/// 50 MiB: what the tests that move a body over the platforms' 10 MiB request cap through the function
+/// allow on their own instance (an unlimited host, as `spin up` or SpinKube; the manifest's default,
+/// 10 MiB, fits that cap).
+const UNCAPPED_MAX_UPLOAD: (&str, &str) = ("SPIN_VARIABLE_MAX_UPLOAD_BYTES", "52428800");
 
 /// A raw upload with the filename in `Content-Disposition` (`filename*`).
 fn upload(c: &Client, token: &str, message: &str, name: &str, ct: &str, body: Vec<u8>) -> Reply {
@@ -163,15 +172,21 @@ fn raw_uploads_store_exactly_the_bytes_sent() {
     // No storage key or credential in the answer.
     assert!(!r.body.contains("tenants/"), "{}", r.body);
 
-    // Large, chunked (no Content-Length): a multipart upload of several parts.
+    // Large, chunked (no Content-Length): a multipart upload of several parts. 19 MiB through the
+    // function: an unlimited host of its own, as spin up or SpinKube (the platforms cap a request body
+    // at 10 MiB).
+    let unlimited = App::start_unlimited_host("spin.toml", &[UNCAPPED_MAX_UPLOAD]);
     let big = pseudo_random(19 * 1024 * 1024 + 123, 7);
     let r = send(
-        u.c.post(format!("{}?filename=big%20data.dat", attachments_url(&msg)))
-            .bearer_auth(&u.token)
-            .header("content-type", "application/octet-stream")
-            .body(reqwest::blocking::Body::new(std::io::Cursor::new(
-                big.clone(),
-            ))),
+        u.c.post(format!(
+            "{}?filename=big%20data.dat",
+            attachments_url_on(&unlimited.base_url, &msg)
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            big.clone(),
+        ))),
     );
     assert_eq!(r.status, 201, "{r:?}");
     let b = r.json();
@@ -479,17 +494,24 @@ fn bad_input_matrix() {
     let u = who(t1, t1.user(0));
     let msg = u.message(0);
     let bucket = Bucket::get();
-    let limit: usize = stack
-        .spin_var("max_upload_bytes", "52428800")
-        .parse()
-        .unwrap();
+    // The app's own size limit, on an app of its own with a 1 MiB limit: the default limit is the
+    // platforms' 10 MiB request cap, and under such a platform its own 413 answers a body over it first
+    // (`the_platform_refuses_a_body_over_its_cap`).
+    let limit: usize = 1 << 20;
+    let limited = App::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_MAX_UPLOAD_BYTES", "1048576")],
+    );
 
     // Oversize, judged from Content-Length before any byte is read: a client that sends
     // `Expect: 100-continue` gets the whole answer and never sends the body (no `100 Continue` first).
     let auth = format!("Bearer {}", u.token);
     let r = send_expecting_continue(
         "POST",
-        &format!("{}?filename=big.txt", attachments_url(&msg)),
+        &format!(
+            "{}?filename=big.txt",
+            attachments_url_on(&limited.base_url, &msg)
+        ),
         &[("Authorization", &auth), ("Content-Type", "text/plain")],
         &vec![b'a'; limit + 1],
     );
@@ -497,12 +519,15 @@ fn bad_input_matrix() {
 
     // Oversize without Content-Length (chunked), counted while streaming.
     let r = send(
-        u.c.post(format!("{}?filename=big.txt", attachments_url(&msg)))
-            .bearer_auth(&u.token)
-            .header("content-type", "text/plain")
-            .body(reqwest::blocking::Body::new(
-                std::io::repeat(b'a').take(limit as u64 + 1),
-            )),
+        u.c.post(format!(
+            "{}?filename=big.txt",
+            attachments_url_on(&limited.base_url, &msg)
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "text/plain")
+        .body(reqwest::blocking::Body::new(
+            std::io::repeat(b'a').take(limit as u64 + 1),
+        )),
     );
     r.assert_problem(413, "payload_too_large");
 
@@ -577,9 +602,10 @@ fn bad_input_matrix() {
         br#"<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>"#.to_vec(),
     );
     r.assert_problem(415, "blocked_file_type");
-    // An ELF with a large body: refused at the first chunk; the stream is not stored.
+    // An ELF with a large body (more than a part, within the platforms' 10 MiB request cap): refused at
+    // the first chunk; the stream is not stored.
     let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
-    elf.extend(pseudo_random(10 * 1024 * 1024, 13));
+    elf.extend(pseudo_random(9 * 1024 * 1024, 13));
     // The answer comes before the client finished sending, and the connection is closed without
     // reading the rest (as under Spin): the answer, when it beats the reset, is 415.
     let r = send_may_be_cut(
@@ -711,7 +737,10 @@ fn truncated_or_abandoned_uploads_leave_nothing() {
     let u = who(t, t.user(0));
     let msg = u.message(0);
     let bucket = Bucket::get();
-    let host = stack.base_url.trim_start_matches("http://");
+    // 20 MiB bodies declared, 12 MiB sent: over the platforms' 10 MiB request cap, which would refuse
+    // them before the function runs. An unlimited host of its own, as spin up or SpinKube.
+    let app = App::start_unlimited_host("spin.toml", &[UNCAPPED_MAX_UPLOAD]);
+    let host = app.base_url.trim_start_matches("http://");
     let head = |len: usize, name: &str| {
         format!(
             "POST /api/v1/emails/{msg}/attachments?filename={name} HTTP/1.1\r\nHost: {host}\r\n\
@@ -737,14 +766,15 @@ fn truncated_or_abandoned_uploads_leave_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(attachment_rows(&msg), 0);
     bucket.assert_tenant_empty(&t.id);
-    // The stack still serves.
-    let r = upload(
-        &u.c,
-        &u.token,
-        &msg,
-        "after.txt",
-        "text/plain",
-        b"after".to_vec(),
+    // The app still serves.
+    let r = send(
+        u.c.post(format!(
+            "{}?filename=after.txt",
+            attachments_url_on(&app.base_url, &msg)
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "text/plain")
+        .body(b"after".to_vec()),
     );
     assert_eq!(r.status, 201, "{r:?}");
 }
@@ -752,7 +782,8 @@ fn truncated_or_abandoned_uploads_leave_nothing() {
 /// Spin 4 runs up to 16 requests in one ingest instance, whose linear memory is the sum of what its
 /// uploads hold. A second app with a tight memory limit per instance (64 MiB) and a 32 MiB part-buffer
 /// budget takes six concurrent 20 MiB uploads (each would hold 24 MiB of parts unbudgeted: 144 MiB in
-/// one instance, a trap): all are stored, byte for byte.
+/// one instance, a trap): all are stored, byte for byte. 20 MiB bodies: an unlimited host, as spin up or
+/// SpinKube (the platforms cap a request body at 10 MiB).
 #[test]
 fn concurrent_uploads_share_the_instance_buffer_budget() {
     let stack = Stack::get();
@@ -760,11 +791,12 @@ fn concurrent_uploads_share_the_instance_buffer_budget() {
     let t = &seed.tenants[1];
     let u = who(t, t.user(0));
     let msg = u.message(0);
-    let app = App::start(
+    let app = App::start_unlimited_host(
         "spin.toml",
         &[
             ("SPINLET_MAX_MEMORY_MIB", "64"),
             ("SPIN_VARIABLE_UPLOAD_BUFFER_BYTES", "33554432"),
+            UNCAPPED_MAX_UPLOAD,
         ],
     );
     let files: Vec<Vec<u8>> = (0..6)

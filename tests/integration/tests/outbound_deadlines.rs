@@ -16,6 +16,11 @@ use integration_tests::{App, Stack, Tenant, User, client, login, psql};
 
 /// The deadline the private apps run with: short, so a stall is noticed quickly.
 const TIMEOUT_SECS: &str = "2";
+/// The uploads here are over the platforms' 10 MiB request cap (a multipart upload has to be under way
+/// when the service stops answering): they run on an unlimited host of their own, as `spin up` or
+/// SpinKube, that takes 50 MiB.
+const UNCAPPED_MAX_UPLOAD: (&str, &str) = ("SPIN_VARIABLE_MAX_UPLOAD_BYTES", "52428800");
+
 /// More than one part of the ingest component's multipart uploads (8 MiB): a multipart upload is
 /// under way once this much has been sent.
 const FIRST: usize = 9 * 1024 * 1024;
@@ -187,9 +192,10 @@ fn storage_that_stops_answering_mid_upload_is_a_503_and_leaves_nothing() {
     let (user, message) = owner(t);
     let endpoint = stack.var("S3_ENDPOINT").expect("S3_ENDPOINT");
     let proxy = StallProxy::start(host_port(endpoint));
-    let app = App::start(
+    let app = App::start_unlimited_host(
         "spin.toml",
         &[
+            UNCAPPED_MAX_UPLOAD,
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
             ("SPIN_VARIABLE_OUTBOUND_TIMEOUT_SECS", TIMEOUT_SECS),
             (
@@ -234,9 +240,10 @@ fn a_database_that_stops_answering_mid_upload_is_a_503_and_leaves_nothing() {
         .var("SPIN_VARIABLE_DB_HOST")
         .expect("SPIN_VARIABLE_DB_HOST");
     let proxy = StallProxy::start(db_host);
-    let app = App::start(
+    let app = App::start_unlimited_host(
         "spin.toml",
         &[
+            UNCAPPED_MAX_UPLOAD,
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
             ("SPIN_VARIABLE_OUTBOUND_TIMEOUT_SECS", TIMEOUT_SECS),
             ("SPIN_VARIABLE_DB_HOST", proxy.addr()),

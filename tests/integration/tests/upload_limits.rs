@@ -469,9 +469,12 @@ fn part_buffer_budget_waits_are_bounded() {
     let seed = stack.seed();
     let t = &seed.tenants[1];
     let u = who(t, t.user(1));
-    let app = App::start(
+    // The holder declares 20 MiB, over the platforms' 10 MiB request cap: an unlimited host of its
+    // own, as spin up or SpinKube.
+    let app = App::start_unlimited_host(
         "spin.toml",
         &[
+            ("SPIN_VARIABLE_MAX_UPLOAD_BYTES", "52428800"),
             ("SPIN_VARIABLE_RATE_LIMIT", "1000/60s"),
             ("SPIN_VARIABLE_UPLOAD_BUFFER_BYTES", "8388608"),
             ("SPIN_VARIABLE_UPLOAD_DEADLINE_SECS", "25"),
@@ -517,6 +520,63 @@ fn part_buffer_budget_waits_are_bounded() {
         assert!(r.header("retry-after").is_some(), "{r:?}");
         assert_raw_problem(&holder.join().unwrap(), 408, "request_timeout");
     });
+    Bucket::get().assert_tenant_empty(&t.id);
+    assert_eq!(tenant_rows(&t.id), "0,0,0");
+}
+
+/// A single-request upload over 10 MiB, the request-body cap of Fermyon Wasm Functions / Akamai
+/// Functions. Under that platform's profile (the spinlet pass of `scripts/test`) the platform answers it,
+/// not the app: declared with `Content-Length`, `413` before the function runs; sent chunked, cut at the
+/// cap and answered `413` by the platform whatever the function said. On a host without a cap (real
+/// Spin, a dev stack without a profile), the app's own `max_upload_bytes` (10 MiB by default) answers
+/// `413 payload_too_large`. Either way nothing is kept: no object, no attachment, blob or scan job.
+#[test]
+fn the_platform_refuses_a_body_over_its_cap() {
+    let stack = Stack::get();
+    let seed = stack.seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let over = vec![b'o'; (10 << 20) + (1 << 20)];
+    let url = format!(
+        "{}/api/v1/emails/{}/attachments?filename=over.bin",
+        stack.base_url, u.message
+    );
+    let auth = format!("Bearer {}", u.token);
+    let platform = integration_tests::platform();
+    let expect_413 = |r: &Reply| {
+        assert_eq!(r.status, 413, "{r:?}");
+        let problem = r.header("content-type") == Some("application/problem+json");
+        match platform {
+            // The platform's own plain answer: the function never answered.
+            Some(_) => assert!(!problem, "the platform answers, not the app: {r:?}"),
+            None => {
+                r.assert_problem(413, "payload_too_large");
+            }
+        }
+    };
+    // Declared: judged before the body is sent (Expect: 100-continue, as curl does above 1 MiB).
+    let r = integration_tests::send_expecting_continue(
+        "POST",
+        &url,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        &over,
+    );
+    expect_413(&r);
+    // Chunked: no length to judge, counted as it streams and cut at the cap.
+    let r = send_may_be_cut(
+        u.c.post(&url)
+            .bearer_auth(&u.token)
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+                over.clone(),
+            ))),
+    );
+    if let Some(r) = r {
+        expect_413(&r);
+    }
     Bucket::get().assert_tenant_empty(&t.id);
     assert_eq!(tenant_rows(&t.id), "0,0,0");
 }

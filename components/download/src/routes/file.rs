@@ -14,8 +14,10 @@
 //!
 //! Then ([`deliver`]) the download is audited, one `attachment.download` row per URL and minute with a
 //! count (`store::audit_log::record_download`), and the object streamed from storage (`GET` with the
-//! same range) without buffering, or (`download_mode = redirect`) a `302` to a presigned storage URL.
-//! The audit commits only when content is answered.
+//! same range) without buffering, or a `302` to a presigned storage URL: `download_mode` decides per
+//! answer ([`delivery::serve::Mode::via`]: `auto` streams a body up to `download_stream_max_bytes`, the platforms'
+//! response cap, and redirects a larger one; the range's length counts for a `206`, not the object's
+//! size). The audit row records the way actually taken and commits only when content is answered.
 
 mod answer;
 mod deliver;
@@ -23,7 +25,7 @@ mod deliver;
 use auth_core::TenantId;
 use auth_core::ratelimit::{self, Subject};
 use delivery::ScanStatus;
-use delivery::serve::{self, Current, Mode, Refusal};
+use delivery::serve::{self, Current, Refusal, Via};
 use edge::app::{Call, Reply};
 use edge::log::RequestLog;
 use edge::spin::RateLimiter;
@@ -124,10 +126,11 @@ async fn serve<C: Conn>(
         return Ok((reply, false));
     }
     let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
-    deliver::audit(tx, grant, url, call, &answer, size, cfg.mode).await?;
-    let reply = match cfg.mode {
-        Mode::Redirect => deliver::redirect(cfg, &key, &answer, &call.request_id)?,
-        Mode::Stream => deliver::stream(cfg, &key, &answer, size, &call.request_id).await?,
+    let via = cfg.mode.via(answer.outcome.length(size), cfg.stream_max);
+    deliver::audit(tx, grant, url, call, &answer, size, via).await?;
+    let reply = match via {
+        Via::Redirect => deliver::redirect(cfg, &key, &answer, limit, &call.request_id)?,
+        Via::Stream => deliver::stream(cfg, &key, &answer, size, &call.request_id).await?,
     };
     Ok((reply, true))
 }

@@ -2,7 +2,7 @@
 //! count), then the object streamed from storage
 //! (its body handed on, never copied through the component) or a `302` to a presigned storage URL.
 
-use delivery::serve::Mode;
+use delivery::serve::Via;
 use delivery::{Answer, RangeOutcome};
 use edge::app::{Call, Reply};
 use edge::{ApiError, RequestId, response};
@@ -14,6 +14,7 @@ use store::audit_log::{self, Download};
 use store::{Conn, TenantTx};
 
 use crate::Config;
+use crate::presign::Overrides;
 
 /// Audits a `GET` answered with content (no user: whoever holds the URL is unknown), added to the
 /// row of URL `url` (its opaque id) for the current minute.
@@ -25,7 +26,7 @@ pub(super) async fn audit<C: Conn>(
     call: &Call,
     answer: &Answer,
     size: u64,
-    mode: Mode,
+    via: Via,
 ) -> Result<(), ApiError> {
     let download = Download {
         attachment: grant.attachment_id,
@@ -33,17 +34,21 @@ pub(super) async fn audit<C: Conn>(
         request_id: call.request_id.as_str(),
         client_addr: call.client_addr(),
         bytes: i64::try_from(answer.outcome.length(size)).unwrap_or(i64::MAX),
-        mode: mode.as_str(),
+        mode: via.as_str(),
     };
     audit_log::record_download(tx, &download).await?;
     Ok(())
 }
 
-/// `302` to a presigned `GET` of `key` that answers with the same type and disposition.
+/// `302` to a presigned `GET` of `key` whose answer carries the headers the stream path would send
+/// and storage can be told to send: `Content-Type`, `Content-Disposition` and `Cache-Control` (the
+/// `response-*` overrides, signed into the URL). The client re-sends its `Range` to the `Location`
+/// and storage answers it `206` itself. `limit`: the URL's `RateLimit*` headers.
 pub(super) fn redirect(
     cfg: &Config,
     key: &ObjectKey,
     answer: &Answer,
+    limit: &[(&'static str, String)],
     rid: &RequestId,
 ) -> Result<Reply, ApiError> {
     let find = |n: &str| {
@@ -55,16 +60,21 @@ pub(super) fn redirect(
     };
     let location = cfg.presigner.get_url(
         key.as_str(),
-        find("content-type"),
-        find("content-disposition"),
+        &Overrides {
+            content_type: find("content-type"),
+            content_disposition: find("content-disposition"),
+            cache_control: find("cache-control"),
+        },
         std::time::SystemTime::now(),
     )?;
     let mut res = response::empty(StatusCode::FOUND, rid);
-    let headers = [
+    // The redirect itself is never cached: its Location stops working after a minute.
+    let mut headers = vec![
         ("location", location),
         ("cache-control", "no-store".to_owned()),
         ("x-content-type-options", "nosniff".to_owned()),
     ];
+    headers.extend_from_slice(limit);
     response::apply_headers(&mut res, &headers);
     Ok(res.into())
 }
