@@ -306,7 +306,7 @@ pub async fn tenant_with_rows(admin: &Client) -> TenantRows {
             "INSERT INTO upload_sessions (tenant_id, message_id, user_id, filename, claimed_size, storage_key,
                                           s3_upload_id, part_size, part_count, expires_at)
              VALUES ($1, $2, $3, 'up.bin', 1, 'tenants/up/' || gen_random_uuid(), 'u',
-                     5242880, 1, app_now_ms() + 60000)
+                     5242880, 1, app_now_ms() + 86400000)
              RETURNING id",
             &[&tenant, &message, &user],
         )
