@@ -21,11 +21,14 @@ pub(crate) mod get;
 use std::time::Duration;
 
 use auth_core::AuthContext;
+use edge::app::Call;
 use edge::{ApiError, Problem};
 use serde::Serialize;
+use serde_json::json;
 use storage::ObjectKey;
 use storage::parts::PartPlan;
-use store::uploads::{self, SessionRow, State};
+use store::spin::Db;
+use store::uploads::{self, NewSession, SessionRow, State};
 use store::{Conn, TenantTx, access};
 use uuid::Uuid;
 
@@ -102,6 +105,80 @@ pub(crate) async fn owned<C: Conn>(
     };
     row.filter(|r| access::may_manage(ctx, r.user_id))
         .ok_or_else(|| Problem::not_found().into())
+}
+
+/// What a new session claims (direct or tus), judged by the caller's policy checks already.
+pub(crate) struct Claimed<'a> {
+    pub filename: &'a str,
+    pub declared_mime: Option<&'a str>,
+    pub size: i64,
+    pub sha256: Option<&'a str>,
+    pub part_size: i64,
+    pub part_count: u32,
+    pub protocol: uploads::Protocol,
+}
+
+/// Opens an upload session on `message` for `claimed`: in one transaction of the caller's tenant,
+/// the message check (`404` / `403`), a multipart upload under a fresh key, and the session row
+/// expiring after `upload_session_ttl_secs`. A session that cannot be recorded aborts its multipart
+/// upload again (logged when that fails too: the reconcile job finds it). The connection is given
+/// back before this returns, so a caller that goes on to read a body holds none.
+pub(crate) async fn open_session(
+    cfg: &Config,
+    call: &Call,
+    ctx: &AuthContext,
+    message: Uuid,
+    claimed: &Claimed<'_>,
+) -> Result<SessionRow, ApiError> {
+    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
+    let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
+    if let Err(e) = crate::routes::check_message(&tx, ctx, message).await {
+        tx.rollback().await;
+        return Err(e);
+    }
+    let key = ObjectKey::new_upload(*ctx.tenant.as_uuid());
+    let upload_id = match cfg.storage.begin_direct_upload(&key, None).await {
+        Ok(id) => id,
+        Err(e) => {
+            tx.rollback().await;
+            return Err(e.into());
+        }
+    };
+    let ttl_ms = i64::try_from(cfg.direct.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    let new = NewSession {
+        message,
+        user: *ctx.user.as_uuid(),
+        filename: claimed.filename,
+        declared_mime: claimed.declared_mime,
+        claimed_size: claimed.size,
+        claimed_sha256: claimed.sha256,
+        storage_key: key.as_str(),
+        s3_upload_id: &upload_id,
+        part_size: claimed.part_size,
+        part_count: claimed.part_count,
+        expires_at: auth_core::unix_now_ms().saturating_add(ttl_ms),
+        protocol: claimed.protocol,
+    };
+    let recorded = async {
+        let row = uploads::create(&tx, &new).await?;
+        tx.commit().await?;
+        Ok::<_, store::StoreError>(row)
+    }
+    .await;
+    drop(db);
+    match recorded {
+        Ok(row) => Ok(row),
+        Err(e) => {
+            if let Err(abort) = cfg.storage.abort_multipart_upload(&key, &upload_id).await {
+                edge::log::event(
+                    crate::NAME,
+                    "upload.abort_failed",
+                    json!({ "requestId": call.request_id.as_str(), "cause": abort.to_string() }),
+                );
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// One part URL of an answer.

@@ -14,14 +14,11 @@ use edge::app::{Call, Reply};
 use edge::{ApiError, Code, Problem, body, response};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 use spin_sdk::http::Request;
-use storage::ObjectKey;
 use storage::parts::PartPlan;
-use store::spin::Db;
-use store::uploads::{self, NewSession};
+use store::uploads;
 
-use super::SessionView;
+use super::{Claimed, SessionView, open_session};
 use crate::Config;
 use crate::routes::upload::policy;
 
@@ -87,59 +84,18 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     })?;
     let size = i64::try_from(size).map_err(|_| ApiError::internal("size"))?;
 
-    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
-    let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
-    if let Err(e) = crate::routes::check_message(&tx, &ctx, message).await {
-        tx.rollback().await;
-        return Err(e);
-    }
-    let key = ObjectKey::new_upload(*ctx.tenant.as_uuid());
-    let upload_id = match cfg.storage.begin_direct_upload(&key, None).await {
-        Ok(id) => id,
-        Err(e) => {
-            tx.rollback().await;
-            return Err(e.into());
-        }
-    };
-    let now_ms = auth_core::unix_now_ms();
-    let ttl_ms = i64::try_from(cfg.direct.session_ttl.as_millis()).unwrap_or(i64::MAX);
-    let new = NewSession {
-        message,
-        user: *ctx.user.as_uuid(),
+    let claimed = Claimed {
         filename: filename.as_str(),
         declared_mime: declared.as_deref(),
-        claimed_size: size,
-        claimed_sha256: sha256.as_deref(),
-        storage_key: key.as_str(),
-        s3_upload_id: &upload_id,
+        size,
+        sha256: sha256.as_deref(),
         part_size: i64::try_from(plan.part_size).map_err(|_| ApiError::internal("part size"))?,
         part_count: plan.count,
-        expires_at: now_ms.saturating_add(ttl_ms),
         protocol: uploads::Protocol::Direct,
     };
-    let recorded = async {
-        let row = uploads::create(&tx, &new).await?;
-        tx.commit().await?;
-        Ok::<_, store::StoreError>(row)
-    }
-    .await;
-    let row = match recorded {
-        Ok(row) => row,
-        Err(e) => {
-            // Nothing refers to the multipart upload: abort it (the reconcile job finds it if this
-            // fails too).
-            if let Err(abort) = cfg.storage.abort_multipart_upload(&key, &upload_id).await {
-                edge::log::event(
-                    crate::NAME,
-                    "upload.abort_failed",
-                    json!({ "requestId": call.request_id.as_str(), "cause": abort.to_string() }),
-                );
-            }
-            return Err(e.into());
-        }
-    };
+    let row = open_session(cfg, call, &ctx, message, &claimed).await?;
     call.log.reason = Some(format!("upload session {}", row.id));
-    let view = SessionView::of(cfg, &row, now_ms)?;
+    let view = SessionView::of(cfg, &row, auth_core::unix_now_ms())?;
     let mut res = response::json(StatusCode::CREATED, &view, &call.request_id);
     if let Ok(v) = http::HeaderValue::from_str(&format!("/api/v1/uploads/{}", row.id)) {
         res.headers_mut().insert(http::header::LOCATION, v);

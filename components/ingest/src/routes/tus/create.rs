@@ -16,16 +16,14 @@ use edge::app::{Call, Reply};
 use edge::{ApiError, Code, Problem, response};
 use http::StatusCode;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use serde_json::json;
 use spin_sdk::http::Request;
-use storage::ObjectKey;
-use store::spin::Db;
-use store::uploads::{self, NewSession, Protocol};
+use store::uploads::Protocol;
 use tus::metadata::Metadata;
 
 use super::chunk::{self, Chunk};
 use super::{check_version, header_error, text};
 use crate::Config;
+use crate::routes::direct::{Claimed, open_session};
 use crate::routes::upload::policy;
 
 pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Result<Reply, ApiError> {
@@ -72,56 +70,17 @@ pub(crate) async fn handle(req: Request, call: &mut Call, cfg: &Config) -> Resul
     let part_count = u32::try_from(size.div_ceil(cfg.tus.chunk_bytes).clamp(1, 10_000))
         .map_err(|_| ApiError::internal("part count"))?;
 
-    let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
-    let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
-    if let Err(e) = crate::routes::check_message(&tx, &ctx, message).await {
-        tx.rollback().await;
-        return Err(e);
-    }
-    let key = ObjectKey::new_upload(*ctx.tenant.as_uuid());
-    let upload_id = match cfg.storage.begin_direct_upload(&key, None).await {
-        Ok(id) => id,
-        Err(e) => {
-            tx.rollback().await;
-            return Err(e.into());
-        }
-    };
-    let now_ms = auth_core::unix_now_ms();
-    let ttl_ms = i64::try_from(cfg.direct.session_ttl.as_millis()).unwrap_or(i64::MAX);
-    let new = NewSession {
-        message,
-        user: *ctx.user.as_uuid(),
+    let claimed = Claimed {
         filename: filename.as_str(),
         declared_mime: declared.as_deref(),
-        claimed_size: size_i64,
-        claimed_sha256: None,
-        storage_key: key.as_str(),
-        s3_upload_id: &upload_id,
+        size: size_i64,
+        sha256: None,
         part_size: i64::try_from(cfg.tus.chunk_bytes).map_err(|_| ApiError::internal("chunk"))?,
         part_count,
-        expires_at: now_ms.saturating_add(ttl_ms),
         protocol: Protocol::Tus,
     };
-    let recorded = async {
-        let row = uploads::create(&tx, &new).await?;
-        tx.commit().await?;
-        Ok::<_, store::StoreError>(row)
-    }
-    .await;
-    drop(db);
-    let row = match recorded {
-        Ok(row) => row,
-        Err(e) => {
-            if let Err(abort) = cfg.storage.abort_multipart_upload(&key, &upload_id).await {
-                edge::log::event(
-                    crate::NAME,
-                    "upload.abort_failed",
-                    json!({ "requestId": call.request_id.as_str(), "cause": abort.to_string() }),
-                );
-            }
-            return Err(e.into());
-        }
-    };
+    // The connection is back in the pool before a creation-with-upload body is read.
+    let row = open_session(cfg, call, &ctx, message, &claimed).await?;
     call.log.reason = Some(format!("tus upload {}", row.id));
 
     let mut headers = vec![
