@@ -42,25 +42,37 @@ pub(crate) async fn handle(
 ) -> Result<Reply, ApiError> {
     let (parts, b) = req.into_parts();
     let bytes = body::read_limited(&parts.headers, b, MAX_BODY).await?;
-    let now = auth_core::unix_now();
-    let header =
-        signature::single_header(parts.headers.get_all(HEADER).iter().map(|v| v.as_bytes()));
-    let signed = match cfg.secrets.verify(header, &bytes, now) {
-        Ok(signed) => signed,
-        Err(e) => return Err(refused_signature(&e, call)),
-    };
-    call.log.reason = Some(format!("scanner {}", signed.scanner));
-    let now_ms = now.saturating_mul(1000);
-    check_signed_at(signed.t, now_ms).map_err(refused)?;
+    let scanner = verify_scanner(cfg, &parts.headers, &bytes, call)?;
+    let now_ms = auth_core::unix_now().saturating_mul(1000);
     body::require_json(&parts.headers)?;
     let cb = Callback::parse(&bytes, now_ms).map_err(refused)?;
 
     let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let client_addr = call.client_addr();
-    let decided = verdict::apply(&db, &cb, signed.scanner, client_addr, call).await?;
+    let decided = verdict::apply(&db, &cb, scanner, client_addr, call).await?;
     // The verdict is in force (downloads refuse quarantine content from here on); now the object.
     quarantine::ensure(cfg, &db, &decided, call).await?;
     Ok(response::empty(StatusCode::NO_CONTENT, &call.request_id).into())
+}
+
+/// Steps 2 and 3, for every scanner route: `X-Scan-Signature` over the exact `bytes` (`401` for
+/// any refusal), then the scanner's clock (`400 clock_skew`); the name of the scanner whose secret
+/// signed (also in the request's log line).
+pub(crate) fn verify_scanner<'c>(
+    cfg: &'c Config,
+    headers: &http::HeaderMap,
+    bytes: &[u8],
+    call: &mut Call,
+) -> Result<&'c str, ApiError> {
+    let now = auth_core::unix_now();
+    let header = signature::single_header(headers.get_all(HEADER).iter().map(|v| v.as_bytes()));
+    let signed = match cfg.secrets.verify(header, bytes, now) {
+        Ok(signed) => signed,
+        Err(e) => return Err(refused_signature(&e, call)),
+    };
+    call.log.reason = Some(format!("scanner {}", signed.scanner));
+    check_signed_at(signed.t, now.saturating_mul(1000)).map_err(refused)?;
+    Ok(signed.scanner)
 }
 
 /// A signed body the callback will not take: `400`, `clock_skew` when the scanner's clock is ahead.
@@ -73,7 +85,7 @@ fn refused(e: BodyError) -> ApiError {
 }
 
 /// `401` for any refused `X-Scan-Signature` (the log says which refusal).
-pub(crate) fn refused_signature(e: &SignatureError, call: &mut Call) -> ApiError {
+fn refused_signature(e: &SignatureError, call: &mut Call) -> ApiError {
     call.log.reason = Some(e.reason().to_owned());
     ApiError::new(Problem::with_status(Code::SignatureInvalid, 401).detail(
         "X-Scan-Signature is missing, malformed, outside the allowed time window, or does not match.",

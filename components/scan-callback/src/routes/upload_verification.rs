@@ -17,8 +17,6 @@
 use auth_core::UserId;
 use edge::app::{Call, Reply};
 use edge::{ApiError, Code, Problem, body, response};
-use scan_core::callback::check_signed_at;
-use scan_core::signature::{self, HEADER};
 use scan_core::verification::{Answer, AnswerState, Decision, Report};
 use serde_json::json;
 use spin_sdk::http::Request;
@@ -29,7 +27,7 @@ use store::spin::Db;
 use store::uploads::{self, Outcome, SessionRow, State};
 use store::{Conn, TenantTx, messages};
 
-use super::callback::{MAX_BODY, refused_signature};
+use super::callback::{MAX_BODY, verify_scanner};
 use crate::Config;
 
 /// What the report says, as the tenant's transaction records it.
@@ -45,16 +43,7 @@ pub(crate) async fn handle(
 ) -> Result<Reply, ApiError> {
     let (parts, b) = req.into_parts();
     let bytes = body::read_limited(&parts.headers, b, MAX_BODY).await?;
-    let now = auth_core::unix_now();
-    let header =
-        signature::single_header(parts.headers.get_all(HEADER).iter().map(|v| v.as_bytes()));
-    let signed = match cfg.secrets.verify(header, &bytes, now) {
-        Ok(signed) => signed,
-        Err(e) => return Err(refused_signature(&e, call)),
-    };
-    call.log.reason = Some(format!("scanner {}", signed.scanner));
-    check_signed_at(signed.t, now.saturating_mul(1000))
-        .map_err(|e| ApiError::new(Problem::new(Code::ClockSkew).detail(e.to_string())))?;
+    let scanner = verify_scanner(cfg, &parts.headers, &bytes, call)?;
     body::require_json(&parts.headers)?;
     let report =
         Report::parse(&bytes).map_err(|e| ApiError::new(Problem::bad_request(e.to_string())))?;
@@ -74,7 +63,7 @@ pub(crate) async fn handle(
     let tx = store::Tx::for_tenant(&db, &tenant).await?;
     let client = call.client_addr();
     let rid = call.request_id.as_str().to_owned();
-    let recorded = record(&tx, &report, said, &rid, client, signed.scanner).await;
+    let recorded = record(&tx, &report, said, &rid, client, scanner).await;
     match recorded {
         Ok(answer) => {
             tx.commit().await?;
