@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use integration_tests::now_ms;
 use integration_tests::{
     App, Reply, Stack, Tokens, client, free_port, login, login_reply, psql, random_loopback, send,
-    sql_str,
+    send_expecting_continue, sql_str,
 };
 use serde_json::Value;
 
@@ -121,10 +121,15 @@ fn malformed_login_requests() {
     send(c.post(&url).body(r#"{"email":"a@b.c","password":"x"}"#))
         .assert_problem(415, "unsupported_media_type");
     send(c.get(&url)).assert_problem(405, "method_not_allowed");
+    // Judged from Content-Length before the body is read: sent with Expect: 100-continue, as the
+    // other early answers are, so a host that answers and closes (Spin) never cuts the answer.
     let big = "x".repeat(64 * 1024);
-    send(
-        c.post(&url)
-            .json(&serde_json::json!({ "email": "a@b.c", "password": big })),
+    let body = serde_json::json!({ "email": "a@b.c", "password": big }).to_string();
+    send_expecting_continue(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        body.as_bytes(),
     )
     .assert_problem(413, "payload_too_large");
 }
