@@ -413,8 +413,9 @@ clamd_up() {
   # StreamMaxLength must stay above the scan worker's own cap (SCAN_MAX_BYTES, 60 MiB by default):
   # the worker refuses larger objects itself ("too large to scan") instead of streaming them.
   # AlertExceedsMax: content past clamd's other limits is reported (Heuristics.Limits.Exceeded),
-  # not answered OK. No LocalSocket. CLAMD_STREAM_MAX / CLAMD_SCAN_MAX raise the limits (scripts/bench
-  # does, to judge a 1 GiB direct upload).
+  # not answered OK. No LocalSocket. The limits (CLAMD_STREAM_MAX, CLAMD_SCAN_MAX) let a scan worker
+  # with a raised cap judge a 1 GiB file (the large-file tests and scripts/bench do); MaxScanSize counts
+  # every byte clamd examines, normalised copies included, so it is well above the file.
   cat >"$dir/clamd.conf" <<CONF
 # Written by scripts/lib/services.sh on every start; edit the script, not this file.
 Foreground yes
@@ -422,9 +423,9 @@ TCPSocket $port
 TCPAddr 127.0.0.1
 DatabaseDirectory $db
 TemporaryDirectory $dir/tmp
-StreamMaxLength ${CLAMD_STREAM_MAX:-64M}
-MaxFileSize ${CLAMD_STREAM_MAX:-64M}
-MaxScanSize ${CLAMD_SCAN_MAX:-256M}
+StreamMaxLength ${CLAMD_STREAM_MAX:-1100M}
+MaxFileSize ${CLAMD_STREAM_MAX:-1100M}
+MaxScanSize ${CLAMD_SCAN_MAX:-4000M}
 AlertExceedsMax yes
 MaxThreads ${CLAMD_MAX_THREADS:-4}
 LogFile $STACK_DIR/logs/clamd.log

@@ -56,7 +56,12 @@ struct Config {
     tokens: Mutex<VerifiedTokens>,
     context_key: ContextKey,
     cors: CorsPolicy,
+    /// The per-user limit of every route but tus chunks (`rate_limit`).
     policy: Policy,
+    /// The per-user limit of tus chunks (`upload_chunk_rate_limit`): a large file is hundreds of
+    /// them, each already bounded by its size, pace and the user's upload slots, so they are
+    /// counted apart from the requests `rate_limit` is sized for.
+    chunk_policy: Policy,
     fail_mode: FailMode,
     redis_url: String,
     database: store::spin::Database,
@@ -88,6 +93,7 @@ impl Config {
             context_key: ContextKey::from_config(&variable("auth_context_key").await?)?,
             cors: CorsPolicy::from_config(&variable("cors_origins").await?)?,
             policy: Policy::parse("user", &variable("rate_limit").await?)?,
+            chunk_policy: Policy::parse("chunks", &variable("upload_chunk_rate_limit").await?)?,
             fail_mode: variable("rate_limit_fail_mode").await?.parse()?,
             redis_url: variable("redis_url").await?,
             database: edge::spin::database().await?,
@@ -218,7 +224,12 @@ async fn serve(
     log.role = Some(claims.role.as_str());
 
     let mut redis = RateLimiter::new(cfg.redis_url.as_str(), cfg.outbound_timeout);
-    refuse_revoked_and_count(cfg, &mut redis, &claims, log, extra).await?;
+    let policy = if is_tus_chunk(req.method().as_str(), req.uri().path()) {
+        &cfg.chunk_policy
+    } else {
+        &cfg.policy
+    };
+    refuse_revoked_and_count(cfg, policy, &mut redis, &claims, log, extra).await?;
 
     let required = edge::routes::required_role(req.method().as_str(), req.uri().path());
     if required.is_some_and(|role| !claims.role.satisfies(role)) {
@@ -234,6 +245,11 @@ async fn serve(
         .await
         .map_err(|e| ApiError::internal(format!("next handler failed: {e:?}")))?;
     Ok(Answer::Next(res))
+}
+
+/// Whether the request carries a tus chunk (`PATCH` of an upload).
+fn is_tus_chunk(method: &str, path: &str) -> bool {
+    edge::routes::lookup(method, path).is_some_and(|r| r.endpoint == edge::routes::Endpoint::TusPatch)
 }
 
 /// Whether `path` is a tus upload's (creation or an upload): its plain `OPTIONS` is tus discovery.
@@ -272,23 +288,24 @@ fn verify(
 }
 
 /// One Redis round trip per request: `401` when the token is on the revocation list (nothing counted);
-/// else the request is counted against the caller's per-user limit, whose headers go on every answer,
-/// `429` over it. A down Redis follows the fail mode: open serves (a revoked token still expires on its
+/// else the request is counted against the caller's per-user limit `policy`, whose headers go on every
+/// answer, `429` over it. A down Redis follows the fail mode: open serves (a revoked token still expires on its
 /// own), closed is `503`.
 async fn refuse_revoked_and_count(
     cfg: &Config,
+    policy: &Policy,
     redis: &mut RateLimiter,
     claims: &AccessClaims,
     log: &mut RequestLog,
     extra: &mut Extra,
 ) -> Result<(), ApiError> {
-    let key = ratelimit::key(&cfg.policy, Subject::User(&claims.user));
+    let key = ratelimit::key(policy, Subject::User(&claims.user));
     match redis
         .check_then_hit(
             &claims.jti,
             &claims.user,
             claims.issued_at,
-            &cfg.policy,
+            policy,
             &key,
         )
         .await
@@ -299,7 +316,7 @@ async fn refuse_revoked_and_count(
             Err(auth_core::Error::Revoked.into())
         }
         Ok(Some(decision)) => {
-            extra.extend(decision.headers(&cfg.policy));
+            extra.extend(decision.headers(policy));
             if !decision.allowed {
                 log.outcome = "rate_limited".into();
                 return Err(ApiError::new(decision.problem()));
@@ -308,7 +325,7 @@ async fn refuse_revoked_and_count(
         }
         Err(cause) => {
             log.reason = Some("ratelimit_backend_down".into());
-            edge::limits::backend_down(COMPONENT, cfg.fail_mode, &cfg.policy, &cause)
+            edge::limits::backend_down(COMPONENT, cfg.fail_mode, policy, &cause)
         }
     }
 }

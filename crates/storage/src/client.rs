@@ -112,22 +112,30 @@ impl Client {
     }
 
     async fn send_now(&self, req: S3Request, op: &str) -> Result<Answer, StorageError> {
-        let res = match req.body.clone() {
+        match req.body.clone() {
             Body::Bytes(b) | Body::Hashed { bytes: b, .. } | Body::Crc32 { bytes: b, .. } => {
-                let r = req.into_http(Full::new(b))?;
-                PollAgain::new(spin_sdk::http::send(r)).await
+                Self::exchange(req.into_http(Full::new(b))?, op).await
             }
-            _ => {
-                let r = req.into_http(Empty::<Bytes>::new())?;
-                PollAgain::new(spin_sdk::http::send(r)).await
-            }
+            _ => Self::exchange(req.into_http(Empty::<Bytes>::new())?, op).await,
         }
-        .map_err(|e| match e {
-            spin_sdk::wasip3::http::types::ErrorCode::HttpRequestDenied => {
-                StorageError::Denied(op.to_owned())
-            }
-            e => transport(format!("{op}: {e}")),
-        })?;
+    }
+
+    /// Sends `r` (its body written by a task of its own as the host takes it) and reads the whole
+    /// answer; no deadline of its own.
+    async fn exchange<B>(r: http::Request<B>, op: &str) -> Result<Answer, StorageError>
+    where
+        B: http_body::Body + std::any::Any,
+        B::Data: Into<Vec<u8>>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        let res = PollAgain::new(spin_sdk::http::send(r))
+            .await
+            .map_err(|e| match e {
+                spin_sdk::wasip3::http::types::ErrorCode::HttpRequestDenied => {
+                    StorageError::Denied(op.to_owned())
+                }
+                e => transport(format!("{op}: {e}")),
+            })?;
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res
@@ -269,6 +277,49 @@ impl Client {
     ) -> Result<String, StorageError> {
         self.upload_part_body(key, upload_id, part_number, Body::Hashed { bytes, sha256 })
             .await
+    }
+
+    /// `UploadPart` of exactly `length` bytes that `body` yields as they arrive (a tus chunk
+    /// passed on while the client sends it), signed as `UNSIGNED-PAYLOAD`: nothing is buffered and
+    /// the part is stored only if the body ends after exactly `length` bytes (storage drops a
+    /// request cut short; a body that yields an error cuts it). Integrity rests on the whole
+    /// upload's SHA-256, which the caller computes as the bytes pass and the scan worker checks
+    /// against the completed object. Returns the part's ETag; [`StorageError::NotFound`] when the
+    /// upload is completed or aborted.
+    ///
+    /// No deadline of its own: how long the body takes is the client's pace, which the caller
+    /// bounds; it should bound the answer after the body's end with the client's deadline.
+    pub async fn upload_part_streamed<B>(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        part_number: u32,
+        length: u64,
+        body: B,
+    ) -> Result<String, StorageError>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Into<Vec<u8>>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        let req = self.signer().upload_part(
+            key,
+            upload_id,
+            part_number,
+            Body::Stream {
+                content_length: Some(length),
+            },
+            SystemTime::now(),
+        )?;
+        let op = format!("PUT ?partNumber={part_number} (streamed)");
+        let a = Self::exchange(req.into_http(body)?, &op).await?;
+        response::check(a.status, &a.body)?;
+        response::etag(a.headers.get("etag").and_then(|v| v.to_str().ok()))
+    }
+
+    /// The outbound deadline of each request.
+    pub fn timeout(&self) -> OutboundTimeout {
+        self.timeout
     }
 
     /// The size of the object at `key`, `None` when there is none (`HeadObject`).

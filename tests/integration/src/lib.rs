@@ -14,6 +14,7 @@
 
 pub mod bucket;
 pub mod proxy;
+pub mod uploads;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};

@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use integration_tests::bucket::Bucket;
 use integration_tests::{
-    Reply, Stack, Tenant, User, client, login, psql, send, send_expecting_continue,
-    send_may_be_cut, sha256_hex, sql_str,
+    Reply, Stack, Tenant, User, client, login, parse_remaining, psql, send,
+    send_expecting_continue, send_may_be_cut, sha256_hex, sql_str,
 };
 use sha2::{Digest, Sha256};
 
@@ -587,4 +587,39 @@ fn options_discovers_the_tus_server() {
         assert!(allow.contains(m), "{m} in {allow}");
     }
     assert_eq!(r.header("tus-version"), Some("1.0.0"));
+}
+
+/// A large file is hundreds of chunks: they are counted against the user's chunk limit
+/// (`upload_chunk_rate_limit`), never against the per-user request limit (`rate_limit`, 50 a minute
+/// by default, which a 1 GiB upload's 128 chunks would exhaust).
+#[test]
+fn chunks_are_counted_apart_from_the_request_limit() {
+    let w = world();
+    let me = || {
+        send(
+            client()
+                .get(Stack::get().url("/api/v1/auth/me"))
+                .bearer_auth(&w.token),
+        )
+    };
+    let before = me();
+    assert!(
+        before
+            .header("ratelimit-policy")
+            .is_some_and(|p| p.starts_with("\"user\"")),
+        "{before:?}"
+    );
+    let left = parse_remaining(before.header("ratelimit").expect("RateLimit"));
+    let data = bytes(6 * MIB, 77);
+    let url = w.create(data.len() + 1);
+    let r = w.patch(&url, 0, &data);
+    assert_eq!(r.status, 204, "{r:?}");
+    let policy = r.header("ratelimit-policy").expect("RateLimit-Policy");
+    assert!(policy.starts_with("\"chunks\""), "{policy}");
+    let after = me();
+    assert_eq!(
+        parse_remaining(after.header("ratelimit").expect("RateLimit")),
+        left - 2,
+        "the creation and the second GET counted against rate_limit, the chunk did not"
+    );
 }

@@ -1,11 +1,16 @@
 //! One chunk of a tus upload, all or nothing: the PATCH claims the session at its offset (a second
-//! PATCH meanwhile is `423 upload_locked`, never a second upload of the same part), reads the body
-//! into memory (at most `upload_chunk_bytes`, paced like a single-request upload, within the
-//! instance's part-buffer budget and the user's upload slots), checks its `Upload-Checksum`, stores
-//! it as the next part of the multipart upload, and records the new offset, part ETag and SHA-256
+//! PATCH meanwhile is `423 upload_locked`, never a second upload of the same part), stores the body
+//! as the next part of the multipart upload, and records the new offset, part ETag and SHA-256
 //! state in one compare-and-swap from the offset it claimed. The last chunk also completes the
 //! multipart upload and turns the session `verifying`. Whatever fails stores nothing the session
 //! counts: the offset stays, the claim is given back, and the client resumes from `HEAD`.
+//!
+//! A chunk with a `Content-Length` (what tus clients send) streams on to storage while it arrives,
+//! so receiving it and storing it overlap and memory stays at a few frames ([`stream_part`]); one
+//! without (chunked transfer coding) is read whole first, within `upload_chunk_bytes` and the
+//! instance's part-buffer budget ([`buffer_part`]). Either way the body is paced like a
+//! single-request upload and counted against the user's upload slots, and its `Upload-Checksum`
+//! is checked before storage may keep the part.
 //!
 //! No database connection is held while the body streams: the claim is one short transaction
 //! before, the record one after.
@@ -15,7 +20,13 @@ use auth_core::AuthContext;
 use bytes::Bytes;
 use edge::app::Call;
 use edge::{ApiError, Code, Problem};
-use futures::StreamExt;
+use deadline::with_deadline;
+use futures::channel::mpsc;
+use futures::future::{Either, select};
+use futures::{SinkExt, StreamExt};
+use http_body::Frame;
+use http_body_util::StreamBody;
+use sha2::{Digest, Sha256};
 use spin_sdk::wasip3::http_compat::IncomingRequestBody;
 use storage::{ObjectKey, StorageError};
 use store::spin::Db;
@@ -159,6 +170,18 @@ async fn release(cfg: &Config, ctx: &AuthContext, id: Uuid, token: Uuid) {
     }
 }
 
+/// A chunk that reached storage as part `part` (or whose upload turned out complete already).
+struct Landed {
+    /// Its length.
+    received: u64,
+    /// Whether it finishes the upload.
+    kind: Received,
+    /// Storage's answer to its `UploadPart`.
+    answer: Result<String, StorageError>,
+    /// The upload's running SHA-256, this chunk included.
+    hash: RunningHash,
+}
+
 /// Reads, checks and stores the chunk under the claim; `None` for an empty body.
 #[allow(clippy::too_many_arguments)]
 async fn store(
@@ -172,41 +195,42 @@ async fn store(
     body_stream: IncomingRequestBody,
 ) -> Result<Option<u64>, ApiError> {
     let length = u64::try_from(row.claimed_size).map_err(|_| ApiError::internal("size"))?;
-    let (limit, over) = tus::chunk::read_limit(chunk.offset, length, cfg.tus.chunk_bytes);
-    let limit_usize = usize::try_from(limit).map_err(|_| ApiError::internal("chunk limit"))?;
-    let _permit = cfg.buffers.try_reserve(limit_usize).ok_or_else(|| {
-        ApiError::new(
-            Problem::new(Code::ServiceUnavailable)
-                .detail("The service is busy with other uploads; retry this chunk shortly."),
-        )
-        .with_headers(vec![("Retry-After", RETRY_AFTER_SECS.to_string())])
-    })?;
-    let slot = slot::take(cfg, &ctx.user, &mut call.log).await?;
-    let read = read(cfg, body_stream, limit_usize, over, chunk.declared).await;
-    slot.give_back(cfg).await;
-    let bytes = read?;
-
-    let sha = tus::hash::sha256(&bytes);
-    if chunk.checksum.is_some_and(|c| c != sha) {
-        return Err(Code::ChecksumMismatch.into());
-    }
-    let received = u64::try_from(bytes.len()).map_err(|_| ApiError::internal("len"))?;
-    let kind = tus::chunk::judge_received(chunk.offset, received, length).map_err(refused)?;
-    if kind == Received::Empty {
-        return Ok(None);
-    }
-    let mut hash = RunningHash::restore(progress.hash_state.as_deref())
+    let hash = RunningHash::restore(progress.hash_state.as_deref())
         .map_err(|e| ApiError::internal(format!("tus session {}: {e}", row.id)))?;
-    hash.update(&bytes);
-    let state = hash.save();
-
     let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
     let part = progress.parts_done + 1;
-    let etag = match cfg
-        .storage
-        .upload_part_hashed(&key, &row.s3_upload_id, part, bytes, sha)
-        .await
-    {
+    let target = Target {
+        key: &key,
+        upload_id: &row.s3_upload_id,
+        part,
+    };
+    let landed = match chunk.declared {
+        // The length is known before the body: the bytes go on to storage as they arrive.
+        Some(declared) => {
+            let kind = tus::chunk::judge_received(chunk.offset, declared, length).map_err(refused)?;
+            if kind == Received::Empty {
+                return Ok(None);
+            }
+            let slot = slot::take(cfg, &ctx.user, &mut call.log).await?;
+            let landed = stream_part(cfg, &target, declared, kind, chunk.checksum, hash, body_stream)
+                .await;
+            slot.give_back(cfg).await;
+            landed?
+        }
+        None => {
+            match buffer_part(cfg, call, ctx, &target, chunk, length, hash, body_stream).await? {
+                Some(landed) => landed,
+                None => return Ok(None),
+            }
+        }
+    };
+    let Landed {
+        received,
+        kind,
+        answer,
+        hash,
+    } = landed;
+    let etag = match answer {
         Ok(etag) => etag,
         // The multipart upload is gone but the object is whole: an earlier final PATCH completed it
         // and lost its record (a database failure after CompleteMultipartUpload). Record it now; the
@@ -214,15 +238,15 @@ async fn store(
         // rejected there, never taken.
         Err(StorageError::NotFound { .. })
             if kind == Received::Final
-                && cfg.storage.object_size(&key).await.ok().flatten()
-                    == u64::try_from(row.claimed_size).ok() =>
+                && cfg.storage.object_size(&key).await.ok().flatten() == Some(length) =>
         {
             String::new()
         }
         Err(e) => return Err(e.into()),
     };
+    let state = hash.save();
     let final_sha = if kind == Received::Final && etag.is_empty() {
-        Some(hash.clone().finish_hex())
+        Some(hash.finish_hex())
     } else if kind == Received::Final {
         let parts: Vec<(u32, String)> = progress
             .part_etags
@@ -267,6 +291,193 @@ async fn store(
         call.log.reason = Some(format!("tus upload {} complete", row.id));
     }
     Ok(Some(to))
+}
+
+/// Where a chunk goes: part `part` of multipart upload `upload_id` of `key`.
+struct Target<'a> {
+    key: &'a ObjectKey,
+    upload_id: &'a str,
+    part: u32,
+}
+
+/// Frames of a streamed chunk queued for storage at most (each at most one body read, 512 KiB).
+const FRAMES_QUEUED: usize = 2;
+/// Buffer memory a streamed chunk reserves: the frames queued, the one being read and the one
+/// being written.
+const STREAM_BUFFER_BYTES: usize = (FRAMES_QUEUED + 2) * 512 * 1024;
+
+/// A frame on its way to storage, or the cut that makes storage drop the part.
+type Forwarded = Result<Frame<Bytes>, std::io::Error>;
+
+/// Passes a chunk of exactly `declared` bytes on to storage while the client sends it: one pass
+/// over the bytes, which the running hash and the checksum (when asked for) see on the way, and
+/// memory bounded by a few frames whatever the chunk's size. Storage stores the part only when
+/// every byte arrived: a body that ends early, stalls past its pace or fails its checksum cuts
+/// the upload of the part (the last frame is held back until the checksum is known), so nothing
+/// the session counts changes. A part stored whose record then fails is overwritten by the
+/// retry, which sends the same part number.
+async fn stream_part(
+    cfg: &Config,
+    target: &Target<'_>,
+    declared: u64,
+    kind: Received,
+    checksum: Option<[u8; 32]>,
+    mut hash: RunningHash,
+    body_stream: IncomingRequestBody,
+) -> Result<Landed, ApiError> {
+    let _permit = cfg
+        .buffers
+        .try_reserve(STREAM_BUFFER_BYTES)
+        .ok_or_else(busy)?;
+    let (tx, rx) = mpsc::channel::<Forwarded>(FRAMES_QUEUED);
+    let send = cfg.storage.upload_part_streamed(
+        target.key,
+        target.upload_id,
+        target.part,
+        declared,
+        StreamBody::new(rx),
+    );
+    let pump = pump(cfg, body_stream, declared, checksum, &mut hash, tx);
+    let (answer, pumped) = match select(std::pin::pin!(send), std::pin::pin!(pump)).await {
+        // Storage answered before the body ended (a refusal, or a vanished upload): the body is
+        // still read to its end, hashed, so that a completed upload can be recognised.
+        Either::Left((answer, pump)) => (answer, pump.await),
+        Either::Right((pumped, send)) => {
+            let timeout = cfg.storage.timeout();
+            let answer = with_deadline(timeout, send).await.unwrap_or_else(|e| {
+                Err(StorageError::Timeout(format!(
+                    "PUT ?partNumber={} (streamed): {e}",
+                    target.part
+                )))
+            });
+            (answer, pumped)
+        }
+    };
+    pumped?;
+    Ok(Landed {
+        received: declared,
+        kind,
+        answer,
+        hash,
+    })
+}
+
+/// Reads the body (paced like a single-request upload), hashes it and forwards it to `tx`; an
+/// error when it is not exactly `declared` bytes or fails its checksum (storage is then told to
+/// drop the part). Once storage stops taking bytes, the rest is still read and hashed.
+async fn pump(
+    cfg: &Config,
+    body_stream: IncomingRequestBody,
+    declared: u64,
+    checksum: Option<[u8; 32]>,
+    hash: &mut RunningHash,
+    mut tx: mpsc::Sender<Forwarded>,
+) -> Result<(), ApiError> {
+    let tally = Shared::new(SizeLimit::new(u64::MAX).counter(), None, cfg.pace);
+    let mut counted = Counted::new(body::chunks(body_stream), tally.clone());
+    let mut chunk_hash = checksum.map(|_| Sha256::new());
+    let mut seen: u64 = 0;
+    let mut forwarding = true;
+    let outcome = async {
+        loop {
+            let b = match tally.paced(counted.next()).await? {
+                None => break,
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return Err(tally.failure(e)),
+            };
+            seen = seen.saturating_add(b.len() as u64);
+            if seen > declared {
+                return Err(ApiError::new(Problem::bad_request(
+                    "The request body is longer than its Content-Length.",
+                )));
+            }
+            hash.update(&b);
+            if let Some(h) = chunk_hash.as_mut() {
+                h.update(&b);
+            }
+            if seen == declared
+                && let (Some(want), Some(h)) = (checksum, chunk_hash.take())
+                && <[u8; 32]>::from(h.finalize()) != want
+            {
+                return Err(ApiError::from(Code::ChecksumMismatch));
+            }
+            if forwarding {
+                let sent = with_deadline(cfg.storage.timeout(), tx.send(Ok(Frame::data(b)))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    // Storage stopped reading (it answered, or stalled): its answer says why.
+                    tx.close_channel();
+                    forwarding = false;
+                }
+            }
+        }
+        if seen < declared {
+            return Err(ApiError::new(Problem::bad_request(
+                "The request body ended before its Content-Length; nothing of it was stored.",
+            ))
+            .with_cause("truncated chunk"));
+        }
+        Ok(())
+    }
+    .await;
+    if outcome.is_err() {
+        // Cut the part short: storage drops a request whose body fails.
+        let _ = tx.try_send(Err(std::io::Error::other("chunk refused")));
+        tx.close_channel();
+    }
+    outcome
+}
+
+/// `503` when the instance's buffer memory is taken by other uploads.
+fn busy() -> ApiError {
+    ApiError::new(
+        Problem::new(Code::ServiceUnavailable)
+            .detail("The service is busy with other uploads; retry this chunk shortly."),
+    )
+    .with_headers(vec![("Retry-After", RETRY_AFTER_SECS.to_string())])
+}
+
+/// A chunk of unknown length (no `Content-Length`: chunked transfer coding), read whole (at most
+/// `upload_chunk_bytes`, within the instance's part-buffer budget), judged, then stored as one
+/// part signed with its SHA-256; `None` for an empty body.
+#[allow(clippy::too_many_arguments)]
+async fn buffer_part(
+    cfg: &Config,
+    call: &mut Call,
+    ctx: &AuthContext,
+    target: &Target<'_>,
+    chunk: &Chunk,
+    length: u64,
+    mut hash: RunningHash,
+    body_stream: IncomingRequestBody,
+) -> Result<Option<Landed>, ApiError> {
+    let (limit, over) = tus::chunk::read_limit(chunk.offset, length, cfg.tus.chunk_bytes);
+    let limit_usize = usize::try_from(limit).map_err(|_| ApiError::internal("chunk limit"))?;
+    let _permit = cfg.buffers.try_reserve(limit_usize).ok_or_else(busy)?;
+    let slot = slot::take(cfg, &ctx.user, &mut call.log).await?;
+    let read = read(cfg, body_stream, limit_usize, over, chunk.declared).await;
+    slot.give_back(cfg).await;
+    let bytes = read?;
+
+    let sha = tus::hash::sha256(&bytes);
+    if chunk.checksum.is_some_and(|c| c != sha) {
+        return Err(Code::ChecksumMismatch.into());
+    }
+    let received = u64::try_from(bytes.len()).map_err(|_| ApiError::internal("len"))?;
+    let kind = tus::chunk::judge_received(chunk.offset, received, length).map_err(refused)?;
+    if kind == Received::Empty {
+        return Ok(None);
+    }
+    hash.update(&bytes);
+    let answer = cfg
+        .storage
+        .upload_part_hashed(target.key, target.upload_id, target.part, bytes, sha)
+        .await;
+    Ok(Some(Landed {
+        received,
+        kind,
+        answer,
+        hash,
+    }))
 }
 
 /// The body, whole, at most `limit` bytes (`over` beyond), paced like a single-request upload.
