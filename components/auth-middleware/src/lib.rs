@@ -249,7 +249,8 @@ async fn serve(
 
 /// Whether the request carries a tus chunk (`PATCH` of an upload).
 fn is_tus_chunk(method: &str, path: &str) -> bool {
-    edge::routes::lookup(method, path).is_some_and(|r| r.endpoint == edge::routes::Endpoint::TusPatch)
+    edge::routes::lookup(method, path)
+        .is_some_and(|r| r.endpoint == edge::routes::Endpoint::TusPatch)
 }
 
 /// Whether `path` is a tus upload's (creation or an upload): its plain `OPTIONS` is tus discovery.
@@ -301,13 +302,7 @@ async fn refuse_revoked_and_count(
 ) -> Result<(), ApiError> {
     let key = ratelimit::key(policy, Subject::User(&claims.user));
     match redis
-        .check_then_hit(
-            &claims.jti,
-            &claims.user,
-            claims.issued_at,
-            policy,
-            &key,
-        )
+        .check_then_hit(&claims.jti, &claims.user, claims.issued_at, policy, &key)
         .await
     {
         Ok(None) => {

@@ -322,12 +322,10 @@ pub struct TusProgress {
     pub parts_done: u32,
     /// Their ETags, in part order.
     pub part_etags: Vec<String>,
-    /// The serialized SHA-256 of the stored bytes (`None`: nothing stored yet).
-    pub hash_state: Option<Vec<u8>>,
 }
 
-const TUS_PROGRESS: &str = "SELECT upload_offset, parts_done, array_to_json(part_etags)::jsonb, \
-     encode(hash_state, 'hex') FROM upload_sessions WHERE id = $1 AND protocol = 'tus'";
+const TUS_PROGRESS: &str = "SELECT upload_offset, parts_done, array_to_json(part_etags)::jsonb \
+     FROM upload_sessions WHERE id = $1 AND protocol = 'tus'";
 
 /// Claims the PATCH of session `id` at `offset` for `token` until `until` (epoch ms): only while it
 /// is open at that offset and no other PATCH holds an unexpired claim.
@@ -338,28 +336,13 @@ const CLAIM_PATCH: &str = "UPDATE upload_sessions SET patch_token = $2, patch_un
 const RELEASE_PATCH: &str = "UPDATE upload_sessions SET patch_token = NULL, patch_until = NULL WHERE id = $1 AND patch_token = $2";
 
 /// The compare-and-swap of a stored chunk: from the claimed offset to the new one, one more part;
-/// the last chunk also records the file's SHA-256 and turns the session `verifying`.
+/// the last chunk also turns the session `verifying` (the worker's read of the object gives its
+/// SHA-256).
 const ADVANCE: &str = "UPDATE upload_sessions SET upload_offset = $4, parts_done = parts_done + 1, \
-     part_etags = part_etags || $5::text, hash_state = decode($6, 'hex'), \
-     patch_token = NULL, patch_until = NULL, \
-     claimed_sha256 = coalesce($7, claimed_sha256), \
-     state = CASE WHEN $7::text IS NULL THEN state ELSE 'verifying' END, \
-     completed_at = CASE WHEN $7::text IS NULL THEN completed_at ELSE app_now_ms() END \
+     part_etags = part_etags || $5::text, patch_token = NULL, patch_until = NULL, \
+     state = CASE WHEN $6 THEN 'verifying' ELSE state END, \
+     completed_at = CASE WHEN $6 THEN app_now_ms() ELSE completed_at END \
      WHERE id = $1 AND patch_token = $2 AND upload_offset = $3 AND state = 'open'";
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// The progress of tus session `id` (`None` when there is none, or it is a direct upload).
 pub async fn tus_progress<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<TusProgress>> {
@@ -379,18 +362,11 @@ pub async fn tus_progress<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Opt
             .collect::<Result<Vec<_>>>()?,
         _ => return Err(StoreError::decode("tus progress", "part_etags")),
     };
-    let hash_state = match r.opt_text(3)? {
-        None => None,
-        Some(h) => {
-            Some(hex_decode(&h).ok_or_else(|| StoreError::decode("tus progress", "hash_state"))?)
-        }
-    };
     Ok(Some(TusProgress {
         offset: r.int(0)?,
         parts_done: u32::try_from(r.int(1)?)
             .map_err(|_| StoreError::decode("tus progress", "parts_done"))?,
         part_etags: etags,
-        hash_state,
     }))
 }
 
@@ -435,10 +411,8 @@ pub struct Advance<'a> {
     pub to: i64,
     /// Its part's ETag.
     pub etag: &'a str,
-    /// The SHA-256 state after its bytes.
-    pub hash_state: &'a [u8],
-    /// The last chunk: the file's SHA-256 (lowercase hex); the session turns `verifying`.
-    pub final_sha256: Option<&'a str>,
+    /// Whether it was the last: the multipart upload is complete and the session turns `verifying`.
+    pub completes: bool,
 }
 
 /// Records a stored chunk of session `id`, only from the offset its PATCH claimed and under its
@@ -454,8 +428,7 @@ pub async fn advance<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid, a: &Advance<'_>) -
                 a.from.into(),
                 a.to.into(),
                 a.etag.into(),
-                hex_encode(a.hash_state).into(),
-                Param::opt_text(a.final_sha256),
+                a.completes.into(),
             ],
         )
         .await?;

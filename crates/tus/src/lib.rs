@@ -6,7 +6,6 @@
 //! | [`headers`] | `Tus-Resumable`, `Upload-Offset`, `Upload-Length`, `Upload-Checksum` (sha256 only) |
 //! | [`metadata`] | `Upload-Metadata`: comma-separated `key base64value` pairs (Uppy's `filename`, `filetype`) |
 //! | [`chunk`] | whether one PATCH body may be stored: its size against the chunk limit, the upload's length and storage's smallest part |
-//! | [`hash`] | the running SHA-256 of the bytes stored so far, serialized between requests |
 //! | [`date`] | the HTTP date of `Upload-Expires` |
 //!
 //! The extensions served: creation, creation-with-upload, termination, expiration and checksum
@@ -14,7 +13,6 @@
 
 pub mod chunk;
 pub mod date;
-pub mod hash;
 pub mod headers;
 pub mod metadata;
 

@@ -118,7 +118,12 @@ impl Uploader {
                 .body(content.take(size))
                 .send()
                 .expect("PUT part");
-            assert_eq!(res.status().as_u16(), 200, "part {} of {name}", p["partNumber"]);
+            assert_eq!(
+                res.status().as_u16(),
+                200,
+                "part {} of {name}",
+                p["partNumber"]
+            );
             let etag = res.headers()["etag"].to_str().expect("etag").to_owned();
             parts.push(json!({"partNumber": p["partNumber"], "etag": etag}));
         }
@@ -152,7 +157,14 @@ impl Uploader {
 
     /// `PATCH`es `chunk` at `offset` of the tus upload at `url` (with its `Upload-Checksum` when
     /// `checksum`), on `c`.
-    pub fn tus_patch(&self, c: &Client, url: &str, offset: u64, chunk: Vec<u8>, checksum: bool) -> Reply {
+    pub fn tus_patch(
+        &self,
+        c: &Client,
+        url: &str,
+        offset: u64,
+        chunk: Vec<u8>,
+        checksum: bool,
+    ) -> Reply {
         let mut rb = c
             .patch(url)
             .bearer_auth(&self.token)
@@ -190,7 +202,10 @@ impl Uploader {
             .send()
             .expect("download");
         if res.status().is_redirection() {
-            let to = res.headers()["location"].to_str().expect("Location").to_owned();
+            let to = res.headers()["location"]
+                .to_str()
+                .expect("Location")
+                .to_owned();
             res = client().get(to).send().expect("download from storage");
         }
         let status = res.status().as_u16();

@@ -91,7 +91,7 @@ fn a_gibibyte_through_tus_ends_clean_and_downloads_whole() {
         let chunk = content.take(CHUNK as usize);
         let len = chunk.len() as u64;
         // Every 16th chunk carries its Upload-Checksum, as a client that asks for it would.
-        let checksum = (offset / CHUNK) % 16 == 0;
+        let checksum = (offset / CHUNK).is_multiple_of(16);
         let r = u.tus_patch(&c, &url, offset, chunk, checksum);
         assert_eq!(r.status, 204, "PATCH at {offset}: {r:?}");
         offset += len;
