@@ -158,3 +158,32 @@ fn the_janitor_aborts_an_expired_tus_upload() {
     );
     assert_eq!(r.status, 404);
 }
+
+/// The test signature through tus: the worker's read judges it `infected`, and it is never served.
+#[test]
+fn eicar_through_tus_ends_infected_and_is_never_served() {
+    const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+    let u = integration_tests::uploads::Uploader::new();
+    let url = u.tus_create("eicar.txt", EICAR.len() as u64);
+    let r = u.tus_patch(&client(), &url, 0, EICAR.to_vec(), true);
+    assert_eq!(r.status, 204, "{r:?}");
+    let id = url.rsplit('/').next().unwrap();
+    let attachment = psql(&format!(
+        "SELECT attachment_id FROM upload_sessions WHERE id = {}",
+        sql_str(id)
+    ));
+    for _ in 0..20 {
+        let state = psql(&format!(
+            "SELECT state FROM upload_sessions WHERE id = {}",
+            sql_str(id)
+        ));
+        if state != "verifying" {
+            break;
+        }
+        run_worker("verify", &["--once"]);
+    }
+    let a = u.attachment(&attachment);
+    assert_eq!(a["virusScanStatus"], "infected", "{a}");
+    let (status, _, _) = u.download_digest(&attachment);
+    assert_eq!(status, 403, "infected content is refused");
+}
