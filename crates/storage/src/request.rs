@@ -586,6 +586,36 @@ impl<'a> Signer<'a> {
         )
     }
 
+    /// `ListMultipartUploads` under `prefix`, the page after `(key, upload id)` markers (the
+    /// previous page's `NextKeyMarker` and `NextUploadIdMarker`; `None` for the first page).
+    pub fn list_multipart_uploads_after(
+        &self,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        time: SystemTime,
+    ) -> Result<S3Request, StorageError> {
+        // Parameters in byte order, as the canonical request lists them.
+        let mut q = String::new();
+        if let Some((key, _)) = after {
+            q.push_str(&format!("key-marker={}&", utf8_percent_encode(key, AWS_URI)));
+        }
+        q.push_str(&format!("prefix={}&", utf8_percent_encode(prefix, AWS_URI)));
+        if let Some((_, upload)) = after {
+            q.push_str(&format!(
+                "upload-id-marker={}&",
+                utf8_percent_encode(upload, AWS_URI)
+            ));
+        }
+        q.push_str("uploads=");
+        self.build(
+            Method::GET,
+            self.bucket_url(&q),
+            Vec::new(),
+            Body::Empty,
+            time,
+        )
+    }
+
     /// `ListObjectsV2` under `prefix` (one page; pass the previous answer's continuation token).
     pub fn list_objects_v2(
         &self,

@@ -159,6 +159,171 @@ pub fn multipart_upload_keys(status: u16, body: &[u8]) -> Result<Vec<String>, St
     all_texts(text, "Key")
 }
 
+/// The texts of `fields` (local names) inside each `container` element, in document order; a field
+/// an element lacks is `None`.
+fn records(
+    xml: &str,
+    container: &str,
+    fields: &[&str],
+) -> Result<Vec<Vec<Option<String>>>, StorageError> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Vec::new();
+    let mut record: Option<Vec<Option<String>>> = None;
+    let mut field: Option<usize> = None;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                let name = e.local_name();
+                if name.as_ref() == container.as_bytes() {
+                    record = Some(vec![None; fields.len()]);
+                } else if record.is_some() {
+                    field = fields.iter().position(|f| f.as_bytes() == name.as_ref());
+                    if let (Some(r), Some(i)) = (record.as_mut(), field) {
+                        r[i] = Some(String::new());
+                    }
+                }
+            }
+            Ok(Event::Text(t)) => {
+                if let (Some(r), Some(i)) = (record.as_mut(), field) {
+                    let s = t
+                        .decode()
+                        .map_err(|e| StorageError::Protocol(format!("XML text: {e}")))?;
+                    let s = quick_xml::escape::unescape(&s)
+                        .map_err(|e| StorageError::Protocol(format!("XML text: {e}")))?;
+                    r[i].get_or_insert_with(String::new).push_str(&s);
+                }
+            }
+            Ok(Event::GeneralRef(g)) => {
+                if let (Some(r), Some(i)) = (record.as_mut(), field) {
+                    let name = g
+                        .decode()
+                        .map_err(|e| StorageError::Protocol(format!("XML ref: {e}")))?;
+                    let resolved = quick_xml::escape::unescape(&format!("&{name};"))
+                        .map_err(|e| StorageError::Protocol(format!("XML ref: {e}")))?
+                        .into_owned();
+                    r[i].get_or_insert_with(String::new).push_str(&resolved);
+                }
+            }
+            Ok(Event::End(e)) => {
+                if e.local_name().as_ref() == container.as_bytes() {
+                    if let Some(r) = record.take() {
+                        out.push(r);
+                    }
+                }
+                field = None;
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => return Err(StorageError::Protocol(format!("XML: {e}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// One object of a `ListObjectsV2` page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    /// `Size`, bytes.
+    pub size: u64,
+    /// `LastModified` as storage wrote it (ISO 8601, e.g. `2026-12-06T19:28:13.000Z`).
+    pub last_modified: String,
+}
+
+/// A `ListObjectsV2` page with each object's size and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectsPage {
+    /// In key order (byte order), as storage lists them.
+    pub objects: Vec<ListedObject>,
+    /// `NextContinuationToken` when truncated.
+    pub next: Option<String>,
+}
+
+/// Parses a `ListObjectsV2` answer, objects with their size and time.
+pub fn objects_page(status: u16, body: &[u8]) -> Result<ObjectsPage, StorageError> {
+    check(status, body)?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| StorageError::Protocol("ListObjectsV2: not UTF-8".into()))?;
+    let truncated = first_text(text, "IsTruncated")?.is_some_and(|t| t.trim() == "true");
+    let objects = records(text, "Contents", &["Key", "Size", "LastModified"])?
+        .into_iter()
+        .map(|r| match <[Option<String>; 3]>::try_from(r) {
+            Ok([Some(key), Some(size), Some(last_modified)]) => Ok(ListedObject {
+                key,
+                size: size.trim().parse().map_err(|_| {
+                    StorageError::Protocol(format!("ListObjectsV2: Size `{size}`"))
+                })?,
+                last_modified: last_modified.trim().to_owned(),
+            }),
+            _ => Err(StorageError::Protocol(
+                "ListObjectsV2: an object without Key, Size or LastModified".into(),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if truncated {
+        Some(first_text(text, "NextContinuationToken")?.ok_or_else(|| {
+            StorageError::Protocol("ListObjectsV2: truncated without a continuation token".into())
+        })?)
+    } else {
+        None
+    };
+    Ok(ObjectsPage { objects, next })
+}
+
+/// One multipart upload of a `ListMultipartUploads` page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// `Initiated` as storage wrote it (ISO 8601).
+    pub initiated: String,
+}
+
+/// A `ListMultipartUploads` page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadsPage {
+    pub uploads: Vec<ListedUpload>,
+    /// `(NextKeyMarker, NextUploadIdMarker)` when truncated.
+    pub next: Option<(String, String)>,
+}
+
+/// Parses a `ListMultipartUploads` answer.
+pub fn uploads_page(status: u16, body: &[u8]) -> Result<UploadsPage, StorageError> {
+    check(status, body)?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| StorageError::Protocol("ListMultipartUploads: not UTF-8".into()))?;
+    let truncated = first_text(text, "IsTruncated")?.is_some_and(|t| t.trim() == "true");
+    let uploads = records(text, "Upload", &["Key", "UploadId", "Initiated"])?
+        .into_iter()
+        .map(|r| match <[Option<String>; 3]>::try_from(r) {
+            Ok([Some(key), Some(upload_id), Some(initiated)]) => Ok(ListedUpload {
+                key,
+                upload_id,
+                initiated: initiated.trim().to_owned(),
+            }),
+            _ => Err(StorageError::Protocol(
+                "ListMultipartUploads: an upload without Key, UploadId or Initiated".into(),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if truncated {
+        match (
+            first_text(text, "NextKeyMarker")?,
+            first_text(text, "NextUploadIdMarker")?,
+        ) {
+            (Some(k), Some(u)) if !k.is_empty() => Some((k, u)),
+            _ => {
+                return Err(StorageError::Protocol(
+                    "ListMultipartUploads: truncated without next markers".into(),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    Ok(UploadsPage { uploads, next })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +405,41 @@ mod tests {
         assert!(p.next.is_none());
         let u = br#"<ListMultipartUploadsResult><Bucket>b</Bucket><Upload><Key>a/1</Key><UploadId>u</UploadId></Upload></ListMultipartUploadsResult>"#;
         assert_eq!(multipart_upload_keys(200, u).unwrap(), vec!["a/1"]);
+    }
+    #[test]
+    fn object_and_upload_pages_with_times() {
+        let body = br#"<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a/1</Key><LastModified>2026-12-06T19:28:13.000Z</LastModified><ETag>"e"</ETag><Size>3</Size></Contents><Contents><Key>a/&amp;2</Key><Size>0</Size><LastModified>2026-01-01T00:00:00Z</LastModified></Contents><NextContinuationToken>t1</NextContinuationToken></ListBucketResult>"#;
+        let p = objects_page(200, body).unwrap();
+        assert_eq!(
+            p.objects,
+            vec![
+                ListedObject {
+                    key: "a/1".into(),
+                    size: 3,
+                    last_modified: "2026-12-06T19:28:13.000Z".into()
+                },
+                ListedObject {
+                    key: "a/&2".into(),
+                    size: 0,
+                    last_modified: "2026-01-01T00:00:00Z".into()
+                },
+            ]
+        );
+        assert_eq!(p.next.as_deref(), Some("t1"));
+        // A truncated page without its token, or an object without its size, is not understood.
+        assert!(objects_page(200, b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>").is_err());
+        assert!(objects_page(200, b"<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>").is_err());
+        assert!(objects_page(403, b"<Error><Code>AccessDenied</Code></Error>").is_err());
+
+        let u = br#"<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>true</IsTruncated><NextKeyMarker>a/2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker><Upload><Key>a/1</Key><UploadId>u1</UploadId><Initiated>2026-12-06T19:28:13.000Z</Initiated></Upload><Upload><Key>a/2</Key><UploadId>u2</UploadId><Initiated>2026-12-06T19:28:14Z</Initiated></Upload></ListMultipartUploadsResult>"#;
+        let p = uploads_page(200, u).unwrap();
+        assert_eq!(p.uploads.len(), 2);
+        assert_eq!(
+            (p.uploads[1].key.as_str(), p.uploads[1].upload_id.as_str()),
+            ("a/2", "u2")
+        );
+        assert_eq!(p.next, Some(("a/2".into(), "u2".into())));
+        let last = uploads_page(200, b"<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>").unwrap();
+        assert!(last.uploads.is_empty() && last.next.is_none());
     }
 }
