@@ -12,13 +12,17 @@ use storage::StorageConfig;
 pub const USAGE: &str = "\
 usage: scan-worker [--once] [options]
        scan-worker janitor [--once] [options]
+       scan-worker reconcile [--dry-run] [--once] [--tenant UUID] [options]
 
 Claims virus-scan jobs from Postgres, streams each object from S3 to clamd (INSTREAM) and posts the
 signed verdict to the scan callback. Beside them it verifies direct uploads (one read of the object:
 size, SHA-256, the content policy and clamd; the outcome is posted, signed, to the upload-verification
 route) and, every JANITOR_INTERVAL_SECS, runs the upload janitor (aborts expired multipart uploads,
 deletes unused objects, forgets expired sessions). `janitor` runs only the janitor (`--once`: one pass,
-then exit). Every option also reads an environment variable (the flag wins).
+then exit). `reconcile` compares the bucket with the database: deletes objects no row knows (older than
+RECONCILE_SAFETY_SECS), marks blobs whose object is missing (missing_since) and aborts stale multipart
+uploads, then prints its report (JSON); `--dry-run` only reports; it needs only the database and S3
+settings. Every option also reads an environment variable (the flag wins).
 
   --database-url URL        SCAN_DATABASE_URL   the scanner role (attachments_scanner): it may claim and complete
                                                 scan jobs and nothing else (never the app's DATABASE_URL)
@@ -44,6 +48,12 @@ then exit). Every option also reads an environment variable (the flag wins).
   --blocked-extensions LIST BLOCKED_EXTENSIONS  refused file extensions: set it to the app's blocked_extensions
                                                 when that is not the default (the default is the same list)
   --janitor-interval-secs N JANITOR_INTERVAL_SECS  seconds between janitor runs (default 60; 0: no janitor)
+  --metrics-addr HOST:PORT  METRICS_ADDR        serve Prometheus metrics at http://HOST:PORT/metrics (default: off)
+  --reconcile-safety-secs N RECONCILE_SAFETY_SECS  reconcile leaves objects and multipart uploads younger than
+                                                this alone (default 86400; 0 only for tests)
+  --reconcile-interval-secs N RECONCILE_INTERVAL_SECS  seconds between reconcile runs without --once (default 86400)
+  --tenant UUID                                 reconcile one tenant's keys only
+  --dry-run                                     reconcile: report, change nothing
   --once                                        process what is claimable now, then exit (tests, cron)
   --max-jobs N                                  claim at most N scan jobs and verifications together, then
                                                 finish them and exit
@@ -82,6 +92,24 @@ pub struct Config {
     pub extensions: ExtensionPolicy,
     /// Between janitor runs; `None`: no janitor.
     pub janitor_interval: Option<Duration>,
+    /// Where `/metrics` is served; `None`: nowhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// What reconcile runs with.
+    pub reconcile: ReconcileSettings,
+}
+
+/// The reconcile job's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    /// Objects and multipart uploads younger than this are never taken: an upload in flight has
+    /// stored its object but not yet written its row.
+    pub safety_window: Duration,
+    /// Between runs without `--once`.
+    pub interval: Duration,
+    /// Report only.
+    pub dry_run: bool,
+    /// One tenant's keys only.
+    pub tenant: Option<uuid::Uuid>,
 }
 
 /// What the process runs.
@@ -91,6 +119,8 @@ pub enum Mode {
     Work,
     /// The janitor alone (`scan-worker janitor`).
     Janitor,
+    /// Bucket against database (`scan-worker reconcile`).
+    Reconcile,
 }
 
 /// The upload-verification URL beside a callback URL `.../scan/callback`: the same origin and
@@ -126,6 +156,8 @@ impl fmt::Debug for Config {
             .field("verify_uploads", &self.verify_uploads)
             .field("verification_url", &self.verification_url)
             .field("janitor_interval", &self.janitor_interval)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("reconcile", &self.reconcile)
             .finish()
     }
 }
@@ -166,6 +198,10 @@ const VALUED: &[(&str, Option<&str>)] = &[
     ("verification-url", Some("SCAN_VERIFICATION_URL")),
     ("blocked-extensions", Some("BLOCKED_EXTENSIONS")),
     ("janitor-interval-secs", Some("JANITOR_INTERVAL_SECS")),
+    ("metrics-addr", Some("METRICS_ADDR")),
+    ("reconcile-safety-secs", Some("RECONCILE_SAFETY_SECS")),
+    ("reconcile-interval-secs", Some("RECONCILE_INTERVAL_SECS")),
+    ("tenant", None),
     ("max-jobs", None),
 ];
 
@@ -180,11 +216,16 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut flags: BTreeMap<&str, String> = BTreeMap::new();
         let mut once = false;
+        let mut dry_run = false;
         let mut mode = Mode::Work;
         let mut it = argv.into_iter().peekable();
-        if it.peek().is_some_and(|a| a == "janitor") {
+        match it.peek().map(String::as_str) {
+            Some("janitor") => mode = Mode::Janitor,
+            Some("reconcile") => mode = Mode::Reconcile,
+            _ => {}
+        }
+        if mode != Mode::Work {
             it.next();
-            mode = Mode::Janitor;
         }
         while let Some(arg) = it.next() {
             let body = arg
@@ -197,6 +238,7 @@ impl Config {
             match name {
                 "help" => return Err(ConfigError::Help),
                 "once" if inline.is_none() => once = true,
+                "dry-run" if inline.is_none() && mode == Mode::Reconcile => dry_run = true,
                 _ => {
                     let (flag, _) = VALUED
                         .iter()
@@ -266,17 +308,29 @@ impl Config {
             }
         }
 
-        let callback_url = required("callback-url", "SCAN_CALLBACK_URL")?;
-        let parsed = reqwest::Url::parse(&callback_url)
-            .map_err(|_| invalid("SCAN_CALLBACK_URL is not a URL"))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(invalid("SCAN_CALLBACK_URL must be an http(s) URL"));
+        // Reconcile posts nothing: it needs the database and the bucket only.
+        let posts = mode != Mode::Reconcile;
+        let callback_url = if posts {
+            required("callback-url", "SCAN_CALLBACK_URL")?
+        } else {
+            get("callback-url").unwrap_or_default()
+        };
+        if posts || !callback_url.is_empty() {
+            let parsed = reqwest::Url::parse(&callback_url)
+                .map_err(|_| invalid("SCAN_CALLBACK_URL is not a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(invalid("SCAN_CALLBACK_URL must be an http(s) URL"));
+            }
         }
-        let ring = env_req("SCAN_CALLBACK_SECRET")?;
-        let ring = scan_core::signature::SecretRing::parse(&ring)
-            .map_err(|e| invalid(format!("SCAN_CALLBACK_SECRET: {e}")))?;
-        let callback_secret = ring.current().to_vec();
-        let callback_as = ring.current_name().to_owned();
+        let (callback_secret, callback_as) = match env("SCAN_CALLBACK_SECRET") {
+            None if !posts => (Vec::new(), String::new()),
+            ring => {
+                let ring = ring.ok_or_else(|| invalid("SCAN_CALLBACK_SECRET is required"))?;
+                let ring = scan_core::signature::SecretRing::parse(&ring)
+                    .map_err(|e| invalid(format!("SCAN_CALLBACK_SECRET: {e}")))?;
+                (ring.current().to_vec(), ring.current_name().to_owned())
+            }
+        };
 
         let worker_name = get("worker-name").unwrap_or_else(default_worker_name);
         if worker_name.is_empty()
@@ -346,7 +400,7 @@ impl Config {
             Some(u) => u,
             None => match verification_url_beside(&callback_url) {
                 Some(u) => u,
-                None if !verify_uploads => String::new(),
+                None if !verify_uploads || !posts => String::new(),
                 None => {
                     return Err(invalid(
                         "SCAN_VERIFICATION_URL is required when SCAN_CALLBACK_URL does not end in /callback",
@@ -374,7 +428,44 @@ impl Config {
                 "`janitor` needs --once or a positive --janitor-interval-secs",
             ));
         }
+        let metrics_addr = match get("metrics-addr") {
+            None => None,
+            Some(a) => Some(a.parse::<std::net::SocketAddr>().map_err(|_| {
+                invalid(format!(
+                    "--metrics-addr / METRICS_ADDR must be an IP address and port (e.g. 127.0.0.1:9464), not `{a}`"
+                ))
+            })?),
+        };
+        let safety: u64 = number("reconcile-safety-secs", get("reconcile-safety-secs"), 86_400)?;
+        if safety > 30 * 86_400 {
+            return Err(invalid("--reconcile-safety-secs must be 0..=2592000"));
+        }
+        let reconcile_every: u64 = number(
+            "reconcile-interval-secs",
+            get("reconcile-interval-secs"),
+            86_400,
+        )?;
+        if !(60..=30 * 86_400).contains(&reconcile_every) {
+            return Err(invalid("--reconcile-interval-secs must be 60..=2592000"));
+        }
+        let tenant = match get("tenant") {
+            None => None,
+            Some(_) if mode != Mode::Reconcile => {
+                return Err(invalid("--tenant is an option of `reconcile`"));
+            }
+            Some(t) => Some(
+                uuid::Uuid::parse_str(&t)
+                    .map_err(|_| invalid(format!("--tenant: `{t}` is not a UUID")))?,
+            ),
+        };
         Ok(Config {
+            metrics_addr,
+            reconcile: ReconcileSettings {
+                safety_window: Duration::from_secs(safety),
+                interval: Duration::from_secs(reconcile_every),
+                dry_run,
+                tenant,
+            },
             database_url,
             storage,
             clamd_addr,
@@ -655,6 +746,55 @@ mod tests {
             assert!(
                 matches!(parse(args, &env), Err(ConfigError::Invalid(_))),
                 "{args:?} {env_add:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reconcile_and_metrics_settings() {
+        // Reconcile posts nothing: no callback settings needed.
+        let env: Vec<(&str, &str)> = base_env()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("SCAN_CALLBACK"))
+            .collect();
+        let t = "6f1c1c2e-4b1e-4c3a-9d43-0d7f3f5b2a11";
+        let c = parse(&["reconcile", "--dry-run", "--once", "--tenant", t], &env).unwrap();
+        assert_eq!(c.mode, Mode::Reconcile);
+        assert!(c.once && c.reconcile.dry_run);
+        assert_eq!(c.reconcile.tenant.unwrap().to_string(), t);
+        assert_eq!(c.reconcile.safety_window, Duration::from_secs(86_400));
+        assert_eq!(c.reconcile.interval, Duration::from_secs(86_400));
+        assert_eq!(c.metrics_addr, None);
+        let mut env2 = env.clone();
+        env2.push(("RECONCILE_SAFETY_SECS", "0"));
+        env2.push(("RECONCILE_INTERVAL_SECS", "3600"));
+        env2.push(("METRICS_ADDR", "127.0.0.1:9464"));
+        let c = parse(&["reconcile"], &env2).unwrap();
+        assert_eq!(c.reconcile.safety_window, Duration::ZERO);
+        assert_eq!(c.reconcile.interval, Duration::from_secs(3600));
+        assert!(!c.reconcile.dry_run);
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        // The scanning modes still need their callback.
+        assert!(parse(&[], &env).is_err());
+        for (args, add) in [
+            (&["reconcile", "--tenant", "nope"][..], None),
+            (&["--tenant", t][..], None),
+            (&["--dry-run"][..], None),
+            (&["janitor", "--dry-run"][..], None),
+            (&["reconcile", "--reconcile-safety-secs", "-1"][..], None),
+            (&["reconcile", "--reconcile-safety-secs", "2592001"][..], None),
+            (&["reconcile", "--reconcile-interval-secs", "59"][..], None),
+            (&["reconcile"][..], Some(("METRICS_ADDR", "localhost"))),
+            (&["reconcile"][..], Some(("METRICS_ADDR", "127.0.0.1"))),
+        ] {
+            // With the callback settings: each refusal is the option's own.
+            let mut env = base_env();
+            if let Some(kv) = add {
+                env.push(kv);
+            }
+            assert!(
+                matches!(parse(args, &env), Err(ConfigError::Invalid(_))),
+                "{args:?} {add:?}"
             );
         }
     }

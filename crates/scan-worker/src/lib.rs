@@ -9,18 +9,22 @@
 //! | [`worker`] | the I/O of scan jobs: claim (Postgres), GetObject (S3), scan, signed callback, complete; the loop that runs scan jobs and verifications in shared slots |
 //! | [`verify`] | verifying a direct upload in one read: size, SHA-256, the content policy and clamd per chunk; the outcome (pure) |
 //! | [`uploads`] | the I/O of direct uploads: a verification's claim, report, object deletion and verdict; the upload janitor |
-//! | [`storage`] | the worker's storage requests: GetObject streamed, DeleteObject, AbortMultipartUpload |
+//! | [`reconcile`] | orphan repair: the bucket walked page by page against the keys the database knows; orphans deleted, missing objects marked, stale multipart uploads aborted |
+//! | [`metrics`] | Prometheus metrics and the small server of `/metrics` (`METRICS_ADDR`) |
+//! | [`storage`] | the worker's storage requests: GetObject streamed, DeleteObject, AbortMultipartUpload, HeadObject, the listings |
 //! | [`log`] | JSON log lines |
 //!
 //! `worker`, `uploads` and `storage` do the I/O; the rest is pure or talks only to a local socket,
 //! and is unit-tested. The worker is tested end to end against the real stack
 //! (`tests/integration/tests/scan_e2e.rs`), the verifier and the janitor against real Postgres,
-//! Garage and clamd (`tests/uploads.rs`).
+//! Garage and clamd (`tests/uploads.rs`), reconcile and the metrics likewise (`tests/reconcile.rs`).
 
 pub mod backoff;
 pub mod clamd;
 pub mod config;
 pub mod log;
+pub mod metrics;
+pub mod reconcile;
 pub mod storage;
 pub mod uploads;
 pub mod verdict;

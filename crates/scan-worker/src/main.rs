@@ -41,8 +41,24 @@ async fn run(cfg: Config) -> ExitCode {
         }
     };
     let c = worker.config();
-    if c.mode == Mode::Janitor {
-        return janitor(worker).await;
+    let rx = stop_on_signal();
+    // A one-shot run has nothing to scrape.
+    if let Some(addr) = c.metrics_addr.filter(|_| !c.once) {
+        match scan_worker::metrics::serve(worker.clone(), addr, rx.clone()).await {
+            Ok(bound) => log::info("metrics.listening", json!({"addr": bound.to_string()})),
+            Err(e) => {
+                log::error(
+                    "metrics.bind_failed",
+                    json!({"addr": addr.to_string(), "error": e.to_string()}),
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match c.mode {
+        Mode::Janitor => return janitor(worker, rx).await,
+        Mode::Reconcile => return reconcile(worker, rx).await,
+        Mode::Work => {}
     }
     // A short probe: a clamd that is still loading its database must not hold up the start.
     let version =
@@ -64,7 +80,6 @@ async fn run(cfg: Config) -> ExitCode {
         log::warn("clamd.unreachable", json!({"error": e.to_string()}));
     }
 
-    let rx = stop_on_signal();
     match worker.run(rx).await {
         Ok(s) => {
             log::info(
@@ -81,15 +96,45 @@ async fn run(cfg: Config) -> ExitCode {
     }
 }
 
+/// `scan-worker reconcile [--dry-run] [--once]`: each run's report is its `reconcile.run` log line
+/// (one JSON object on stdout); a failed run (`reconcile.failed`) exits non-zero with `--once`, and
+/// is retried at the next interval otherwise.
+async fn reconcile(worker: Arc<Worker>, mut rx: tokio::sync::watch::Receiver<bool>) -> ExitCode {
+    let c = worker.config();
+    log::info(
+        "reconcile.started",
+        json!({"worker": c.worker_name, "bucket": c.storage.bucket(), "once": c.once,
+               "dry_run": c.reconcile.dry_run, "tenant": c.reconcile.tenant.map(|t| t.to_string()),
+               "safety_secs": c.reconcile.safety_window.as_secs(),
+               "interval_secs": c.reconcile.interval.as_secs()}),
+    );
+    loop {
+        let run = worker.reconcile_logged().await;
+        if c.once {
+            return match run {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(c.reconcile.interval) => {}
+            _ = rx.changed() => {}
+        }
+        if *rx.borrow() {
+            log::info("reconcile.stopped", json!({}));
+            return ExitCode::SUCCESS;
+        }
+    }
+}
+
 /// `scan-worker janitor [--once]`: the upload janitor alone.
-async fn janitor(worker: Arc<Worker>) -> ExitCode {
+async fn janitor(worker: Arc<Worker>, rx: tokio::sync::watch::Receiver<bool>) -> ExitCode {
     let c = worker.config();
     log::info(
         "janitor.started",
         json!({"worker": c.worker_name, "bucket": c.storage.bucket(), "once": c.once,
                "interval_secs": c.janitor_interval.map(|d| d.as_secs())}),
     );
-    let rx = stop_on_signal();
     if c.once {
         return match worker.janitor_pass(&rx).await {
             Ok(s) => {

@@ -1,11 +1,13 @@
 //! The worker's storage requests, signed by the `storage` crate's one SigV4 signer and sent with
 //! reqwest: GetObject as a stream (scans, verifications), DeleteObject (unused objects of direct
-//! uploads) and AbortMultipartUpload (the janitor's expired sessions). Errors are log texts
+//! uploads, orphans) and AbortMultipartUpload (the janitor's expired sessions), and for reconcile
+//! ListObjectsV2, ListMultipartUploads (one page each) and HeadObject. Errors are log texts
 //! (status, S3 error code); they never carry credentials or signatures.
 
 use std::time::{Duration, SystemTime};
 
 use storage::request::{S3Request, Signer};
+use storage::response::{ObjectsPage, UploadsPage};
 use storage::{ObjectKey, StorageConfig, StorageError};
 
 /// The bucket, as the worker uses it.
@@ -33,6 +35,9 @@ pub struct Object {
 
 /// Longest error document read from an answer (S3 error XML is a few hundred bytes).
 const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// Longest listing page read (1,000 entries of at most 1 KiB keys, with their XML).
+const MAX_LIST_BODY: usize = 4 * 1024 * 1024;
 
 impl Storage {
     /// A client for `cfg`.
@@ -152,6 +157,68 @@ impl Storage {
         match Self::error(res).await {
             StorageError::NotFound { .. } => Ok(Aborted::NoSuchUpload),
             e => Err(format!("storage AbortMultipartUpload: {e}")),
+        }
+    }
+
+    /// Reads a whole (listing) answer, at most `cap` bytes.
+    async fn read_all(mut res: reqwest::Response, cap: usize, what: &str) -> Result<Vec<u8>, String> {
+        let mut body = Vec::new();
+        while let Some(c) = res
+            .chunk()
+            .await
+            .map_err(|e| format!("storage {what}: {}", crate::worker::without_url(&e)))?
+        {
+            if body.len() + c.len() > cap {
+                return Err(format!("storage {what}: answer over {cap} bytes"));
+            }
+            body.extend_from_slice(&c);
+        }
+        Ok(body)
+    }
+
+    /// One page (up to 1,000 objects) of ListObjectsV2 under `prefix`.
+    pub async fn list_objects(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+    ) -> Result<ObjectsPage, String> {
+        let req = Signer::new(&self.cfg)
+            .list_objects_v2(prefix, continuation, SystemTime::now())
+            .map_err(|e| format!("signing ListObjectsV2: {e}"))?;
+        let res = self.send(req, "ListObjectsV2").await?;
+        let status = res.status().as_u16();
+        let body = Self::read_all(res, MAX_LIST_BODY, "ListObjectsV2").await?;
+        storage::response::objects_page(status, &body)
+            .map_err(|e| format!("storage ListObjectsV2: {e}"))
+    }
+
+    /// One page (up to 1,000 uploads) of ListMultipartUploads under `prefix`.
+    pub async fn list_uploads(
+        &self,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+    ) -> Result<UploadsPage, String> {
+        let req = Signer::new(&self.cfg)
+            .list_multipart_uploads_after(prefix, after, SystemTime::now())
+            .map_err(|e| format!("signing ListMultipartUploads: {e}"))?;
+        let res = self.send(req, "ListMultipartUploads").await?;
+        let status = res.status().as_u16();
+        let body = Self::read_all(res, MAX_LIST_BODY, "ListMultipartUploads").await?;
+        storage::response::uploads_page(status, &body)
+            .map_err(|e| format!("storage ListMultipartUploads: {e}"))
+    }
+
+    /// Whether an object is at `key` (HeadObject).
+    pub async fn exists(&self, stored_key: &str) -> Result<bool, String> {
+        let key = Self::key(stored_key)?;
+        let req = Signer::new(&self.cfg)
+            .head_object(&key, SystemTime::now())
+            .map_err(|e| format!("signing HeadObject: {e}"))?;
+        let res = self.send(req, "HeadObject").await?;
+        match res.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            s => Err(format!("storage HeadObject: {}", storage::response::error_from(s, b""))),
         }
     }
 }

@@ -305,7 +305,9 @@ impl Worker {
             let full = tasks.len() == JANITOR_BATCH as usize;
             for task in tasks {
                 summary.claimed += 1;
-                match self.janitor_task(&task).await {
+                let done = self.janitor_task(&task).await;
+                self.metrics.janitor(done.map_or("left", JanitorAction::as_str));
+                match done {
                     Some(JanitorAction::Abort) => summary.aborted += 1,
                     Some(JanitorAction::Delete) => summary.deleted += 1,
                     Some(JanitorAction::Forget) => summary.forgotten += 1,

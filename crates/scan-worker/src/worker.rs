@@ -33,6 +33,7 @@ use crate::backoff::{Backoff, job_deadline};
 use crate::clamd::{Clamd, ScanError};
 use crate::config::Config;
 use crate::log;
+use crate::metrics::Metrics;
 use crate::storage::Storage;
 use crate::verdict::{self, Status, Verdict};
 
@@ -196,6 +197,55 @@ impl Db {
         .await
     }
 
+    /// The keys the database knows in `(after, upto]` (reconcile).
+    pub async fn known_keys(
+        &self,
+        after: &str,
+        upto: &str,
+        limit: u32,
+    ) -> Result<Vec<store::reconcile::KnownKey>, StoreError> {
+        self.bounded("reconcile_known_keys", async |c| {
+            store::reconcile::known_keys(&*c, after, upto, limit).await
+        })
+        .await
+    }
+
+    /// Marks a blob's object missing (reconcile).
+    pub async fn mark_missing(&self, blob: Uuid, key: &str) -> Result<Option<i64>, StoreError> {
+        self.bounded("reconcile_mark_missing", async |c| {
+            store::reconcile::mark_missing(&*c, blob, key).await
+        })
+        .await
+    }
+
+    /// Clears a blob's missing mark (reconcile).
+    pub async fn clear_missing(&self, blob: Uuid) -> Result<bool, StoreError> {
+        self.bounded("reconcile_clear_missing", async |c| {
+            store::reconcile::clear_missing(&*c, blob).await
+        })
+        .await
+    }
+
+    /// The session of a multipart upload (reconcile).
+    pub async fn multipart_session(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<store::reconcile::MultipartSession>, StoreError> {
+        self.bounded("reconcile_multipart_session", async |c| {
+            store::reconcile::multipart_session(&*c, key, upload_id).await
+        })
+        .await
+    }
+
+    /// The queue gauges (metrics).
+    pub async fn queue_stats(&self) -> Result<store::reconcile::QueueStats, StoreError> {
+        self.bounded("worker_queue_stats", async |c| {
+            store::reconcile::queue_stats(&*c).await
+        })
+        .await
+    }
+
     /// `Pending` (retried later), `Failed` (attempts exhausted), `NotOwner` (the lease passed to
     /// another worker, or the callback completed the job already) or `Done`.
     pub async fn complete(
@@ -264,6 +314,7 @@ pub struct Worker {
     in_flight: Mutex<HashSet<Uuid>>,
     /// Verifications running, handed back if the worker stops before they end.
     verifying: Mutex<HashSet<Uuid>>,
+    pub(crate) metrics: Metrics,
 }
 
 /// Counters for the final log line.
@@ -322,7 +373,13 @@ impl Worker {
             engine: Mutex::new(None),
             in_flight: Mutex::new(HashSet::new()),
             verifying: Mutex::new(HashSet::new()),
+            metrics: Metrics::new(),
         })
+    }
+
+    /// The metrics the worker keeps.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn config(&self) -> &Config {
@@ -479,6 +536,8 @@ impl Worker {
             Ok(v) => v,
             Err(reason) => return Outcome::Retry(reason),
         };
+        self.metrics.scan_time(started.elapsed());
+        self.metrics.verdict(v.status.as_str());
         match self.post(job, &v).await {
             CallbackAnswer::Accepted => Outcome::Posted(v.status),
             CallbackAnswer::Moot(http) => Outcome::Moot {
@@ -544,6 +603,11 @@ impl Worker {
             // After an accepted verdict `not_owner` is the usual answer: the callback completed the job.
             "job_state": state.map(JobState::as_str),
         });
+        self.metrics.finished(match &outcome {
+            Outcome::Posted(_) => "posted",
+            Outcome::Moot { .. } => "moot",
+            Outcome::Retry(_) => "retry",
+        });
         match &outcome {
             Outcome::Posted(s) => {
                 fields["status"] = s.as_str().into();
@@ -577,6 +641,7 @@ impl Worker {
             Queue::Scan => {
                 let jobs = self.db.claim(name, self.cfg.lease_secs, free).await?;
                 let n = jobs.len();
+                self.metrics.claimed("scan", n);
                 for job in jobs {
                     log::info(
                         "job.claimed",
@@ -599,6 +664,7 @@ impl Worker {
                     .claim_verifications(name, self.cfg.lease_secs, free)
                     .await?;
                 let n = claimed.len();
+                self.metrics.claimed("verify", n);
                 for v in claimed {
                     self.verifying.lock().unwrap().insert(v.upload_id);
                     let me = self.clone();

@@ -13,6 +13,8 @@
 //! | [`scan_jobs`], [`verdicts`] | the scan queue and the verdicts in force |
 //! | [`uploads`] | direct-to-storage upload sessions as the components see them, until verified |
 //! | [`upload_queue`] | direct uploads, the worker's side: claiming completed sessions to verify, handing them back, the janitor's claim and its two records |
+//! | [`reconcile`] | the worker's operations side: the keys the database knows (the reconcile job), missing objects, the queue gauges of its metrics |
+//! | [`health`] | readiness: a statement the database must answer |
 //! | [`identity`], [`sessions`] | users, logins and refresh-token families |
 //! | `spin` (feature `spin`) | Spin's Postgres interface as a [`Conn`]: one pooled connection, rolled back if dropped mid-transaction |
 //! | `native` (feature `native`) | tokio-postgres's `Client` as a [`Conn`] |
@@ -27,10 +29,12 @@ pub mod audit_log;
 pub mod blobs;
 pub mod conn;
 pub mod error;
+pub mod health;
 pub mod identity;
 pub mod messages;
 #[cfg(feature = "native")]
 mod native;
+pub mod reconcile;
 pub mod scan_jobs;
 pub mod sessions;
 #[cfg(feature = "spin")]

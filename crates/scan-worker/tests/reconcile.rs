@@ -1,0 +1,456 @@
+//! Reconcile and the worker's metrics against the real services the scripts start: a fresh real
+//! Postgres database per test (`DATABASE_ADMIN_URL`, as the database tests) and the real bucket
+//! (Garage; `S3_*`); the metrics test scans with the real clamd (`CLAMD_ADDR`). Without `S3_ENDPOINT`
+//! a test passes with a note (like `tests/uploads.rs`).
+//!
+//! Every reconcile here is scoped to the test's own fresh tenant (`--tenant`): the bucket is shared
+//! with the stack, and a fresh database knows none of the stack's objects. Time is not waited for:
+//! the safety window is 0 where a test needs objects to count as old, and the default (a day) where
+//! it needs them young.
+
+#[path = "../../db-tools/tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use scan_worker::config::Config;
+use scan_worker::storage::{Aborted, Storage};
+use scan_worker::worker::Worker;
+use storage::request::{Body, Signer};
+use storage::{ObjectKey, StorageConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+fn var(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn bucket() -> Option<StorageConfig> {
+    let (Some(endpoint), Some(id), Some(secret)) = (
+        var("S3_ENDPOINT"),
+        var("S3_ACCESS_KEY_ID"),
+        var("S3_SECRET_ACCESS_KEY"),
+    ) else {
+        eprintln!("S3_* is not set: skipped (scripts/test and scripts/dev set them)");
+        return None;
+    };
+    Some(
+        StorageConfig::new(
+            &endpoint,
+            &var("S3_REGION").unwrap_or_else(|| "garage".into()),
+            &var("S3_BUCKET").unwrap_or_else(|| "attachments".into()),
+            &id,
+            &secret,
+        )
+        .expect("S3 settings"),
+    )
+}
+
+async fn send(req: storage::S3Request, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let http = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes()).unwrap();
+    let mut rb = http.request(method, &req.url).body(body);
+    for (n, v) in &req.headers {
+        if n != "content-length" {
+            rb = rb.header(n, v);
+        }
+    }
+    let res = rb.send().await.expect("storage request");
+    let status = res.status().as_u16();
+    (status, res.bytes().await.unwrap().to_vec())
+}
+
+/// PUTs `content` at `key`, straight to the bucket.
+async fn put_at(cfg: &StorageConfig, key: &str, content: &[u8]) {
+    let key = ObjectKey::from_stored(key).unwrap();
+    let req = Signer::new(cfg)
+        .put_object(
+            &key,
+            None,
+            Body::Bytes(Bytes::copy_from_slice(content)),
+            SystemTime::now(),
+        )
+        .unwrap();
+    let (status, body) = send(req, content.to_vec()).await;
+    assert_eq!(status, 200, "PUT: {}", String::from_utf8_lossy(&body));
+}
+
+async fn begin_multipart(cfg: &StorageConfig, key: &str) -> String {
+    let key = ObjectKey::from_stored(key).unwrap();
+    let req = Signer::new(cfg)
+        .create_multipart_upload_crc32(&key, None, SystemTime::now())
+        .unwrap();
+    let (status, body) = send(req, Vec::new()).await;
+    storage::response::upload_id(status, &body).expect("CreateMultipartUpload")
+}
+
+fn scanner_url(db: &common::TestDb) -> String {
+    let admin: tokio_postgres::Config = db_tools::admin_url(None).parse().unwrap();
+    let host = match &admin.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "127.0.0.1".into(),
+    };
+    let port = admin.get_ports().first().copied().unwrap_or(5432);
+    let pw = common::scanner_password().unwrap_or_default();
+    format!(
+        "postgres://{}:{pw}@{host}:{port}/{}?sslmode=disable",
+        db_tools::SCANNER_ROLE,
+        db.name
+    )
+}
+
+/// A worker of `db` with `args`, the bucket's settings (`S3_ENDPOINT` replaced by `endpoint` if
+/// given) and, for scanning, a callback at `callback`.
+fn worker(
+    db: &common::TestDb,
+    args: &[&str],
+    endpoint: Option<&str>,
+    callback: Option<&str>,
+) -> Arc<Worker> {
+    let url = scanner_url(db);
+    let env = |k: &str| -> Option<String> {
+        match k {
+            "SCAN_DATABASE_URL" => Some(url.clone()),
+            "S3_ENDPOINT" => endpoint.map(str::to_owned).or_else(|| var(k)),
+            "S3_REGION" | "S3_BUCKET" | "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY" | "CLAMD_ADDR" => {
+                var(k)
+            }
+            "SCAN_CALLBACK_URL" => callback.map(str::to_owned),
+            "SCAN_CALLBACK_SECRET" => callback
+                .map(|_| "scan-worker:0123456789abcdef0123456789abcdef".to_owned()),
+            "SCAN_DB_TIMEOUT_SECS" => Some("5".into()),
+            _ => None,
+        }
+    };
+    let c = Config::parse(
+        args.iter().map(|s| s.to_string()),
+        env,
+        || "reconcile-test".into(),
+    )
+    .unwrap();
+    Arc::new(Worker::new(c).unwrap())
+}
+
+/// A blob row of `t` whose object is at `key`.
+async fn blob(admin: &tokio_postgres::Client, t: &common::TenantRows, key: &str) -> Uuid {
+    admin
+        .query_one(
+            "INSERT INTO attachment_blobs (tenant_id, content_sha256, size_bytes, storage_key)
+             VALUES ($1, $2, 5, $3) RETURNING id",
+            &[&t.tenant, &common::random_hex(32), &key],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// An open upload session row of `t` for `key` and multipart upload `mpu`, expiring in `expires_in_ms`.
+async fn session(
+    admin: &tokio_postgres::Client,
+    t: &common::TenantRows,
+    key: &str,
+    mpu: &str,
+    expires_in_ms: i64,
+) {
+    admin
+        .execute(
+            "INSERT INTO upload_sessions (tenant_id, message_id, user_id, filename, claimed_size,
+                 storage_key, s3_upload_id, part_size, part_count, expires_at)
+             VALUES ($1, $2, $3, 'a.bin', 5, $4, $5, 5242880, 1, app_now_ms() + $6)",
+            &[&t.tenant, &t.message, &t.user, &key, &mpu, &expires_in_ms],
+        )
+        .await
+        .unwrap();
+}
+
+async fn missing_since(admin: &tokio_postgres::Client, blob: Uuid) -> Option<i64> {
+    admin
+        .query_one(
+            "SELECT missing_since FROM attachment_blobs WHERE id = $1",
+            &[&blob],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn exists(storage: &Storage, key: &str) -> bool {
+    storage.exists(key).await.unwrap()
+}
+
+#[tokio::test]
+async fn reconcile_deletes_orphans_marks_missing_objects_and_aborts_stale_uploads() {
+    let Some(cfg) = bucket() else { return };
+    let storage = Storage::new(cfg.clone()).unwrap();
+    let db = common::TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = common::tenant_with_rows(&admin).await;
+    let tenant = t.tenant.to_string();
+    let key = || ObjectKey::new_upload(t.tenant).as_str().to_owned();
+
+    // A blob with its object: known, kept.
+    let kept = key();
+    put_at(&cfg, &kept, b"kept").await;
+    let kept_blob = blob(&admin, &t, &kept).await;
+    // A blob whose object was deleted behind the database's back: missing.
+    let lost = key();
+    put_at(&cfg, &lost, b"lost").await;
+    let lost_blob = blob(&admin, &t, &lost).await;
+    storage.delete(&lost).await.unwrap();
+    // Objects no row knows: one of an upload whose row was never written, one left in quarantine.
+    let orphan = key();
+    put_at(&cfg, &orphan, b"orphan").await;
+    let quarantined_orphan = format!("quarantine/{}", key());
+    put_at(&cfg, &quarantined_orphan, b"orphan in quarantine").await;
+    // A session's object: known, kept.
+    let session_key = key();
+    put_at(&cfg, &session_key, b"session").await;
+    session(&admin, &t, &session_key, "mpu-complete", 3_600_000).await;
+    // Multipart uploads: one no session knows (an in-function upload whose instance died), one of
+    // an expired session, one of an open session.
+    let stray_key = key();
+    let stray = begin_multipart(&cfg, &stray_key).await;
+    let expired_key = key();
+    let expired = begin_multipart(&cfg, &expired_key).await;
+    session(&admin, &t, &expired_key, &expired, -1_000).await;
+    let open_key = key();
+    let open = begin_multipart(&cfg, &open_key).await;
+    session(&admin, &t, &open_key, &open, 3_600_000).await;
+
+    let scope = ["--tenant", tenant.as_str(), "--reconcile-safety-secs", "0"];
+    let args = |extra: &[&'static str]| -> Vec<&str> {
+        let mut a = vec!["reconcile", "--once"];
+        a.extend_from_slice(extra);
+        a.extend(scope.iter().copied());
+        a
+    };
+
+    // Dry run: everything found, nothing touched.
+    let dry = worker(&db, &args(&["--dry-run"]), None, None);
+    let r = dry.reconcile().await.unwrap();
+    assert_eq!(
+        (r.objects, r.known, r.orphans, r.orphans_deleted),
+        (4, 2, 2, 0),
+        "{r:?}"
+    );
+    assert_eq!((r.missing, r.missing_marked), (1, 0), "{r:?}");
+    assert_eq!(r.missing_blobs[0]["blob"], lost_blob.to_string());
+    assert_eq!(
+        (r.uploads, r.uploads_stale, r.uploads_aborted),
+        (3, 2, 0),
+        "{r:?}"
+    );
+    let sampled: Vec<&str> = r.orphan_sample.iter().map(|o| o["key"].as_str().unwrap()).collect();
+    assert_eq!(sampled, [quarantined_orphan.as_str(), orphan.as_str()]);
+    assert!(exists(&storage, &orphan).await && exists(&storage, &quarantined_orphan).await);
+    assert_eq!(missing_since(&admin, lost_blob).await, None);
+    assert_eq!(
+        storage.abort_multipart(&stray_key, "not-this-one").await.ok(),
+        Some(Aborted::NoSuchUpload)
+    );
+
+    // The real run.
+    let w = worker(&db, &args(&[]), None, None);
+    let r = w.reconcile().await.unwrap();
+    assert_eq!((r.orphans, r.orphans_deleted, r.young), (2, 2, 0), "{r:?}");
+    assert_eq!((r.missing, r.missing_marked), (1, 1), "{r:?}");
+    assert_eq!((r.uploads_stale, r.uploads_aborted), (2, 2), "{r:?}");
+    assert!(!exists(&storage, &orphan).await && !exists(&storage, &quarantined_orphan).await);
+    for k in [&kept, &session_key] {
+        assert!(exists(&storage, k).await, "{k} kept");
+    }
+    let since = missing_since(&admin, lost_blob).await.expect("marked missing");
+    assert_eq!(missing_since(&admin, kept_blob).await, None);
+    // The stale uploads are gone; the open session's upload is not.
+    for (k, u) in [(&stray_key, &stray), (&expired_key, &expired)] {
+        assert_eq!(
+            storage.abort_multipart(k, u).await.unwrap(),
+            Aborted::NoSuchUpload
+        );
+    }
+    assert_eq!(
+        storage.abort_multipart(&open_key, &open).await.unwrap(),
+        Aborted::Aborted
+    );
+
+    // Run again: nothing left to delete; the mark keeps its first time.
+    let r = w.reconcile().await.unwrap();
+    assert_eq!((r.orphans, r.missing, r.uploads_stale), (0, 1, 0), "{r:?}");
+    assert_eq!(missing_since(&admin, lost_blob).await, Some(since));
+
+    // The object is restored: the mark goes.
+    put_at(&cfg, &lost, b"lost").await;
+    let r = w.reconcile().await.unwrap();
+    assert_eq!((r.missing, r.missing_cleared), (0, 1), "{r:?}");
+    assert_eq!(missing_since(&admin, lost_blob).await, None);
+
+    // A metrics scrape counts the runs.
+    let text = w.metrics().render();
+    assert!(
+        text.lines()
+            .any(|l| l == "scan_worker_reconcile_total{what=\"orphans_deleted\"} 2"),
+        "{text}"
+    );
+
+    for k in [&kept, &session_key, &lost] {
+        storage.delete(k).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn young_objects_are_left_alone_and_an_unreachable_store_fails_the_run() {
+    let Some(cfg) = bucket() else { return };
+    let storage = Storage::new(cfg.clone()).unwrap();
+    let db = common::TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = common::tenant_with_rows(&admin).await;
+    let tenant = t.tenant.to_string();
+    // An upload in flight: its object is stored, its row not written yet.
+    let in_flight = ObjectKey::new_upload(t.tenant).as_str().to_owned();
+    put_at(&cfg, &in_flight, b"in flight").await;
+    let mpu_key = ObjectKey::new_upload(t.tenant).as_str().to_owned();
+    let mpu = begin_multipart(&cfg, &mpu_key).await;
+
+    // The default window (a day).
+    let w = worker(&db, &["reconcile", "--once", "--tenant", &tenant], None, None);
+    let r = w.reconcile().await.unwrap();
+    assert_eq!((r.objects, r.orphans, r.young, r.uploads, r.uploads_stale), (1, 0, 1, 1, 0), "{r:?}");
+    assert!(exists(&storage, &in_flight).await);
+
+    // Storage unreachable: an error, not an empty bucket (which would make every blob "missing").
+    let lost_key = ObjectKey::new_upload(t.tenant).as_str().to_owned();
+    let lost = blob(&admin, &t, &lost_key).await;
+    let down = worker(
+        &db,
+        &["reconcile", "--once", "--tenant", &tenant, "--reconcile-safety-secs", "0"],
+        Some("http://127.0.0.1:9"),
+        None,
+    );
+    let e = down.reconcile().await.unwrap_err();
+    assert!(e.contains("ListObjectsV2"), "{e}");
+    assert_eq!(missing_since(&admin, lost).await, None);
+    assert!(exists(&storage, &in_flight).await);
+
+    assert_eq!(storage.abort_multipart(&mpu_key, &mpu).await.unwrap(), Aborted::Aborted);
+    storage.delete(&in_flight).await.unwrap();
+}
+
+/// A scan callback that answers every request `204` (the app's answer to an applied verdict).
+async fn accepting_callback() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as many body bytes as it announces.
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/api/v1/scan/callback")
+}
+
+#[tokio::test]
+async fn metrics_count_a_scanned_job() {
+    let Some(cfg) = bucket() else { return };
+    if var("CLAMD_ADDR").is_none() {
+        eprintln!("CLAMD_ADDR is not set: skipped");
+        return;
+    }
+    let storage = Storage::new(cfg.clone()).unwrap();
+    let db = common::TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = common::tenant_with_rows(&admin).await;
+    let key = ObjectKey::new_upload(t.tenant).as_str().to_owned();
+    let content = b"%PDF-1.7\n% a clean document\n%%EOF\n";
+    put_at(&cfg, &key, content).await;
+    let b: Uuid = admin
+        .query_one(
+            "INSERT INTO attachment_blobs (tenant_id, content_sha256, size_bytes, storage_key)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&t.tenant, &common::random_hex(32), &(content.len() as i64), &key],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .execute(
+            "INSERT INTO scan_jobs (tenant_id, blob_id) VALUES ($1, $2)",
+            &[&t.tenant, &b],
+        )
+        .await
+        .unwrap();
+
+    let callback = accepting_callback().await;
+    let w = worker(
+        &db,
+        &["--once", "--queues", "scan"],
+        None,
+        Some(&callback),
+    );
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let addr = scan_worker::metrics::serve(w.clone(), "127.0.0.1:0".parse().unwrap(), rx.clone())
+        .await
+        .unwrap();
+    let scrape = || async {
+        let res = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(res
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("application/openmetrics-text")));
+        res.text().await.unwrap()
+    };
+    // Before: one job pending, none claimed.
+    let before = scrape().await;
+    assert!(before.lines().any(|l| l == "scan_worker_queue_depth{queue=\"scan\"} 1"), "{before}");
+    assert!(before.lines().any(|l| l == "scan_worker_queue_stats_up 1"), "{before}");
+
+    let summary = w.clone().run(rx).await.unwrap();
+    assert_eq!((summary.jobs, summary.posted), (1, 1), "{summary:?}");
+
+    let text = scrape().await;
+    // It parses: every sample line is `name[{labels}] value` with a number.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert!(name.starts_with("scan_worker_"), "{line}");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    for line in [
+        "scan_worker_jobs_claimed_total{queue=\"scan\"} 1",
+        "scan_worker_verdicts_total{status=\"clean\"} 1",
+        "scan_worker_jobs_finished_total{outcome=\"posted\"} 1",
+        "scan_worker_scan_duration_seconds_count 1",
+        "scan_worker_queue_depth{queue=\"scan\"} 0",
+        "scan_worker_oldest_pending_job_age_seconds 0.0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    storage.delete(&key).await.unwrap();
+}
