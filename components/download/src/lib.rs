@@ -7,6 +7,7 @@
 //! | `POST /api/v1/attachments/{id}/download-url` | behind the auth middleware, message owner, uploader or admin | [`routes::issue_url`] |
 //! | `POST /api/v1/attachments/{id}/revoke-urls` | behind the auth middleware, message owner, uploader or admin | [`routes::revoke_urls`] |
 //! | `GET`/`HEAD /api/v1/files/...` | public: the signature is the credential; `file_rate_limit` per URL | [`routes::file`] |
+//! | `GET /health/ready` | public: readiness (database, Redis, storage reachable) | [`routes::ready`] |
 //!
 //! The URL format, signing and verification live in `crates/signed-url`; headers, ranges,
 //! conditionals and the serving checks in `crates/delivery`; statements in `crates/store`; object
@@ -119,6 +120,7 @@ impl Component for Download {
             Endpoint::IssueDownloadUrl => routes::issue_url::handle(req, call, cfg).await,
             Endpoint::RevokeDownloadUrls => routes::revoke_urls::handle(call, cfg).await,
             Endpoint::File => routes::file::handle(req, call, cfg).await,
+            Endpoint::Ready => routes::ready::handle(call, cfg).await,
             _ => Err(Problem::not_found().into()),
         }
     }

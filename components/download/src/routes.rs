@@ -2,4 +2,5 @@
 
 pub(crate) mod file;
 pub(crate) mod issue_url;
+pub(crate) mod ready;
 pub(crate) mod revoke_urls;

@@ -17,6 +17,7 @@
 //! | [`client`] | the client's address: which header to believe (`client_ip_source`: Spin's own `spin-client-addr`, `True-Client-IP`, `X-Forwarded-For` hops), and what per-address rate limits count it as |
 //! | [`limits`] | rate-limit refusals (`429` + headers) and the fail-open/closed answer when Redis is down |
 //! | [`log`] | the one JSON log line per request and security-event lines (stderr) |
+//! | [`ready`] | the readiness answer: which dependencies are up, or `503 not_ready` naming the ones down |
 //! | `spin` (feature `spin`) | Spin host glue: variables and the Redis rate limiter (Postgres is `crates/store`'s) |
 //! | `relay` (feature `spin`) | answering with a received response's body stream handed on, not copied through the component |
 //!
@@ -32,6 +33,7 @@ pub mod inner;
 pub mod limits;
 pub mod log;
 pub mod paging;
+pub mod ready;
 #[cfg(feature = "spin")]
 pub mod relay;
 pub mod response;

@@ -61,6 +61,8 @@ pub enum Endpoint {
     TusPatch,
     /// `DELETE /api/v1/tus/{id}`: termination.
     TusTerminate,
+    /// `GET /health/ready`: readiness (database, Redis and storage reachable).
+    Ready,
 }
 
 /// Who may call an endpoint.
@@ -281,6 +283,14 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/tus/{id}",
         "ingest",
         USER,
+    ),
+    // Served by a component with all three dependencies among its allowed hosts.
+    route(
+        Endpoint::Ready,
+        &["GET"],
+        "/health/ready",
+        "download",
+        Access::Public,
     ),
 ];
 

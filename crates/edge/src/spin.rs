@@ -135,6 +135,16 @@ impl RateLimiter {
         Ok(ints)
     }
 
+    /// `PING`: whether Redis answers (readiness).
+    pub async fn ping(&mut self) -> Result<(), String> {
+        self.bounded("PING", async |conn| {
+            conn.execute("PING", std::iter::empty::<RedisParameter>())
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Counts one request against `key` and decides it.
     pub async fn hit(&mut self, policy: &Policy, key: &str) -> Result<Decision, String> {
         let (count, pttl) = self.eval(ratelimit::hit_args(key, policy)).await?;

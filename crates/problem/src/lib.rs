@@ -160,6 +160,9 @@ codes! {
     /// A dependency (database, storage) did not answer within `outbound_timeout_secs`; what the
     /// request started there was undone.
     UpstreamTimeout = "upstream_timeout" => 503, "A service this request depends on did not answer in time; nothing was kept. Retry later.";
+    /// `GET /health/ready`: a dependency (database, Redis, storage) is unreachable; the detail
+    /// names which.
+    NotReady = "not_ready" => 503, "A service this one depends on is unreachable.";
 }
 
 impl fmt::Display for Code {
