@@ -97,10 +97,66 @@ impl RequestLog {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// Milliseconds since the request started.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started
+            .map(|t| t.elapsed().as_millis() as u64)
+            .unwrap_or(0)
+    }
+
     /// [`RequestLog::finish`] and write the line to stderr.
     pub fn emit(&mut self, status: u16) {
         let line = self.finish(status);
         eprintln!("{line}");
+    }
+}
+
+/// One finished upload, as the `attachment.processed` event reports it: written once per upload where
+/// it is committed (the attachment row exists from then on): the single-request upload's commit
+/// (`ingest`) and a direct or tus upload's accepted verification (`scan-callback`). Tenant-scoped ids,
+/// sizes and statuses only: no filename, no user, no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub attachment: String,
+    pub tenant: uuid::Uuid,
+    /// Bytes.
+    pub size: i64,
+    /// The stored type (`detectedMime`).
+    pub mime_type: String,
+    /// The content's verdict at commit: `pending` when its scan follows, else the verdict the content
+    /// already had.
+    pub verdict: String,
+    /// The tenant held the content already: this upload's copy was not kept.
+    pub deduplicated: bool,
+    /// From the start of the upload (the request's, or the session's for direct and tus uploads)
+    /// to its commit.
+    pub processing_ms: u64,
+    /// How the bytes came: `request` (one request through ingest), `direct` or `tus`.
+    pub upload: &'static str,
+}
+
+/// Where the bytes are kept: the S3-compatible bucket is the one backend.
+pub const STORAGE_BACKEND: &str = "s3";
+
+impl Processed {
+    /// The event's fields.
+    pub fn fields(&self) -> Value {
+        serde_json::json!({
+            "attachmentId": self.attachment,
+            "tenantId": self.tenant.to_string(),
+            "size": self.size,
+            "mimeType": self.mime_type,
+            "verdict": self.verdict,
+            "deduplicated": self.deduplicated,
+            "processingMs": self.processing_ms,
+            "upload": self.upload,
+            "storage": STORAGE_BACKEND,
+        })
+    }
+
+    /// Writes the `attachment.processed` line of `component`.
+    pub fn emit(&self, component: &'static str) {
+        event(component, "attachment.processed", self.fields());
     }
 }
 
@@ -129,6 +185,30 @@ fn unix_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_processed_event_line() {
+        let p = super::Processed {
+            attachment: uuid::Uuid::nil().to_string(),
+            tenant: uuid::Uuid::max(),
+            size: 42,
+            mime_type: "application/pdf".into(),
+            verdict: "pending".into(),
+            deduplicated: true,
+            processing_ms: 17,
+            upload: "tus",
+        };
+        let line = super::event_line("ingest", "attachment.processed", p.fields());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], "attachment.processed");
+        assert_eq!(v["component"], "ingest");
+        assert_eq!(v["attachmentId"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(v["tenantId"], "ffffffff-ffff-ffff-ffff-ffffffffffff");
+        assert_eq!((v["size"].as_i64(), v["processingMs"].as_u64()), (Some(42), Some(17)));
+        assert_eq!((v["verdict"].as_str(), v["deduplicated"].as_bool()), (Some("pending"), Some(true)));
+        assert_eq!((v["upload"].as_str(), v["storage"].as_str()), (Some("tus"), Some("s3")));
+        assert!(!line.contains('\n'));
+    }
+
     use super::*;
 
     #[test]

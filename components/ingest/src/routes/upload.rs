@@ -20,7 +20,8 @@
 //!    multipart uploads) and no row is written; after the commit, the uploaded copy of
 //!    deduplicated content is deleted. What storage cannot take at once (it timed out) is retried
 //!    after the answer.
-//! 6. `201` with the `Attachment` (raw, plus `Location`) or `{"attachments":[...]}` (multipart).
+//! 6. `201` with the `Attachment` (raw, plus `Location`) or `{"attachments":[...]}` (multipart);
+//!    one `attachment.processed` event line per file committed (`edge::log::Processed`).
 
 pub(crate) mod body;
 mod cleanup;
@@ -88,6 +89,20 @@ async fn receive_and_commit(
             return Err(e);
         }
     };
+    let processing_ms = call.log.elapsed_ms();
+    for r in &list {
+        edge::log::Processed {
+            attachment: r.attachment.id.clone(),
+            tenant,
+            size: r.attachment.size,
+            mime_type: r.attachment.mime_type.clone(),
+            verdict: r.attachment.virus_scan_status.clone(),
+            deduplicated: r.copy_unused,
+            processing_ms,
+            upload: "request",
+        }
+        .emit("ingest");
+    }
     cleanup::delete_deduplicated(cfg, &stored, &list).await;
     let list = list.into_iter().map(|r| r.attachment).collect();
     reply(list, upload.is_multipart(), &call.request_id)

@@ -13,9 +13,12 @@
 //! when the tenant held the content already. The message deleted meanwhile: rejected
 //! `message_gone`. `200` with `{attachmentId, state, deleteObject, scanJobId}`: the worker deletes
 //! an unused object, and answers the scan job with the verdict of the scan it ran on the same read.
+//! An accepted upload is committed here, so its `attachment.processed` event line is written here
+//! (after the commit; `edge::log::Processed`), as the single-request upload's is by `ingest`.
 
 use auth_core::UserId;
 use edge::app::{Call, Reply};
+use edge::log::Processed;
 use edge::{ApiError, Code, Problem, body, response};
 use scan_core::verification::{Answer, AnswerState, Decision, Report};
 use serde_json::json;
@@ -65,8 +68,11 @@ pub(crate) async fn handle(
     let rid = call.request_id.as_str().to_owned();
     let recorded = record(&tx, &report, said, &rid, client, scanner).await;
     match recorded {
-        Ok(answer) => {
+        Ok((answer, processed)) => {
             tx.commit().await?;
+            if let Some(p) = processed {
+                p.emit("scan-callback");
+            }
             let mut res =
                 http::Response::new(String::from_utf8_lossy(&answer.to_json()).into_owned());
             res.headers_mut().insert(
@@ -83,7 +89,8 @@ pub(crate) async fn handle(
     }
 }
 
-/// Records the outcome in the session's tenant; the answer for the worker.
+/// Records the outcome in the session's tenant; the answer for the worker, and for an accepted
+/// upload its `attachment.processed` event, written once the transaction commits.
 async fn record<C: Conn>(
     tx: &TenantTx<'_, C>,
     report: &Report,
@@ -91,7 +98,7 @@ async fn record<C: Conn>(
     rid: &str,
     client: Option<String>,
     scanner: &str,
-) -> Result<Answer, ApiError> {
+) -> Result<(Answer, Option<Processed>), ApiError> {
     let session = uploads::lock(tx, report.upload_id)
         .await?
         .ok_or_else(|| ApiError::from(Problem::not_found()))?;
@@ -148,14 +155,19 @@ async fn record<C: Conn>(
                 }),
             )
             .await?;
-            Ok(Answer {
-                attachment_id: session.attachment_id,
-                state: AnswerState::Rejected,
-                delete_object: true,
-                scan_job_id: None,
-            })
+            Ok((
+                Answer {
+                    attachment_id: session.attachment_id,
+                    state: AnswerState::Rejected,
+                    delete_object: true,
+                    scan_job_id: None,
+                },
+                None,
+            ))
         }
-        Said::Accepted => accept(tx, &session, report, rid, client).await,
+        Said::Accepted => accept(tx, &session, report, rid, client)
+            .await
+            .map(|(answer, p)| (answer, Some(p))),
     }
 }
 
@@ -166,7 +178,7 @@ async fn accept<C: Conn>(
     report: &Report,
     rid: &str,
     client: Option<String>,
-) -> Result<Answer, ApiError> {
+) -> Result<(Answer, Processed), ApiError> {
     let sniffed = report.content.sniffed_mime.as_ref().map(|m| m.as_str());
     let detected = report.content.detected_mime.as_str();
     let sha256 = report.content.sha256.as_str();
@@ -216,12 +228,28 @@ async fn accept<C: Conn>(
         }),
     )
     .await?;
-    Ok(Answer {
-        attachment_id: session.attachment_id,
-        state: AnswerState::Done,
-        delete_object: object_unused,
-        scan_job_id: awaited.job,
-    })
+    let processed = Processed {
+        attachment: session.attachment_id.to_string(),
+        tenant: *tx.tenant().as_uuid(),
+        size: session.claimed_size,
+        mime_type: detected.to_owned(),
+        verdict: blob.scan_status.clone(),
+        deduplicated: object_unused,
+        processing_ms: u64::try_from(auth_core::unix_now_ms() - session.created_at).unwrap_or(0),
+        upload: match session.protocol {
+            uploads::Protocol::Direct => "direct",
+            uploads::Protocol::Tus => "tus",
+        },
+    };
+    Ok((
+        Answer {
+            attachment_id: session.attachment_id,
+            state: AnswerState::Done,
+            delete_object: object_unused,
+            scan_job_id: awaited.job,
+        },
+        processed,
+    ))
 }
 
 async fn audit<C: Conn>(
