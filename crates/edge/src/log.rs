@@ -203,9 +203,18 @@ mod tests {
         assert_eq!(v["component"], "ingest");
         assert_eq!(v["attachmentId"], "00000000-0000-0000-0000-000000000000");
         assert_eq!(v["tenantId"], "ffffffff-ffff-ffff-ffff-ffffffffffff");
-        assert_eq!((v["size"].as_i64(), v["processingMs"].as_u64()), (Some(42), Some(17)));
-        assert_eq!((v["verdict"].as_str(), v["deduplicated"].as_bool()), (Some("pending"), Some(true)));
-        assert_eq!((v["upload"].as_str(), v["storage"].as_str()), (Some("tus"), Some("s3")));
+        assert_eq!(
+            (v["size"].as_i64(), v["processingMs"].as_u64()),
+            (Some(42), Some(17))
+        );
+        assert_eq!(
+            (v["verdict"].as_str(), v["deduplicated"].as_bool()),
+            (Some("pending"), Some(true))
+        );
+        assert_eq!(
+            (v["upload"].as_str(), v["storage"].as_str()),
+            (Some("tus"), Some("s3"))
+        );
         assert!(!line.contains('\n'));
     }
 

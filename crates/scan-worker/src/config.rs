@@ -436,7 +436,11 @@ impl Config {
                 ))
             })?),
         };
-        let safety: u64 = number("reconcile-safety-secs", get("reconcile-safety-secs"), 86_400)?;
+        let safety: u64 = number(
+            "reconcile-safety-secs",
+            get("reconcile-safety-secs"),
+            86_400,
+        )?;
         if safety > 30 * 86_400 {
             return Err(invalid("--reconcile-safety-secs must be 0..=2592000"));
         }
@@ -782,7 +786,10 @@ mod tests {
             (&["--dry-run"][..], None),
             (&["janitor", "--dry-run"][..], None),
             (&["reconcile", "--reconcile-safety-secs", "-1"][..], None),
-            (&["reconcile", "--reconcile-safety-secs", "2592001"][..], None),
+            (
+                &["reconcile", "--reconcile-safety-secs", "2592001"][..],
+                None,
+            ),
             (&["reconcile", "--reconcile-interval-secs", "59"][..], None),
             (&["reconcile"][..], Some(("METRICS_ADDR", "localhost"))),
             (&["reconcile"][..], Some(("METRICS_ADDR", "127.0.0.1"))),

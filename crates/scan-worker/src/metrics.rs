@@ -128,7 +128,9 @@ impl Metrics {
     }
 
     pub fn claimed(&self, queue: &'static str, n: usize) {
-        self.claimed.get_or_create(&[("queue", queue)]).inc_by(n as u64);
+        self.claimed
+            .get_or_create(&[("queue", queue)])
+            .inc_by(n as u64);
     }
 
     pub fn verdict(&self, status: &'static str) {
@@ -320,7 +322,11 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"));
         m.queue(None);
-        assert!(m.render().lines().any(|l| l == "scan_worker_queue_stats_up 0"));
+        assert!(
+            m.render()
+                .lines()
+                .any(|l| l == "scan_worker_queue_stats_up 0")
+        );
     }
 
     #[test]
@@ -329,6 +335,9 @@ mod tests {
             request_target(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"),
             Some(("GET", "/metrics"))
         );
-        assert_eq!(request_target(b"GET /metrics HTTP/1.1\r\nhost: x\r\n"), None);
+        assert_eq!(
+            request_target(b"GET /metrics HTTP/1.1\r\nhost: x\r\n"),
+            None
+        );
     }
 }

@@ -143,13 +143,20 @@ impl Worker {
         let c = &self.cfg.reconcile;
         match self.reconcile().await {
             Ok(report) => {
-                let v = report.to_json(c.tenant, c.safety_window, started.elapsed().as_millis() as u64);
+                let v = report.to_json(
+                    c.tenant,
+                    c.safety_window,
+                    started.elapsed().as_millis() as u64,
+                );
                 log::info("reconcile.run", v.clone());
                 Ok(v)
             }
             Err(e) => {
                 self.metrics.reconcile_failed();
-                log::error("reconcile.failed", json!({"error": e, "dry_run": c.dry_run}));
+                log::error(
+                    "reconcile.failed",
+                    json!({"error": e, "dry_run": c.dry_run}),
+                );
                 Err(e)
             }
         }
@@ -264,9 +271,9 @@ impl Worker {
         report.orphans += 1;
         report.orphan_bytes += o.size;
         if report.orphan_sample.len() < REPORT_SAMPLE {
-            report.orphan_sample.push(
-                json!({"key": o.key, "bytes": o.size, "last_modified": o.last_modified}),
-            );
+            report
+                .orphan_sample
+                .push(json!({"key": o.key, "bytes": o.size, "last_modified": o.last_modified}));
         }
         if self.cfg.reconcile.dry_run {
             return Ok(());
@@ -286,7 +293,10 @@ impl Worker {
         loop {
             let page = self
                 .storage
-                .list_uploads(prefix, after.as_ref().map(|(k, u)| (k.as_str(), u.as_str())))
+                .list_uploads(
+                    prefix,
+                    after.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
+                )
                 .await?;
             let now = log::now_ms();
             for u in &page.uploads {
@@ -318,9 +328,9 @@ impl Worker {
     ) -> Result<(), String> {
         report.uploads_stale += 1;
         if report.upload_sample.len() < REPORT_SAMPLE {
-            report.upload_sample.push(
-                json!({"key": u.key, "initiated": u.initiated, "reason": reason}),
-            );
+            report
+                .upload_sample
+                .push(json!({"key": u.key, "initiated": u.initiated, "reason": reason}));
         }
         if self.cfg.reconcile.dry_run {
             return Ok(());
@@ -359,8 +369,14 @@ mod tests {
 
     #[test]
     fn ranges_end_at_the_last_key_or_past_the_prefix() {
-        assert_eq!(range_end("tenants/", Some("tenants/a/b"), true), "tenants/a/b");
-        assert_eq!(range_end("tenants/", Some("tenants/a/b"), false), "tenants/~");
+        assert_eq!(
+            range_end("tenants/", Some("tenants/a/b"), true),
+            "tenants/a/b"
+        );
+        assert_eq!(
+            range_end("tenants/", Some("tenants/a/b"), false),
+            "tenants/~"
+        );
         assert_eq!(range_end("tenants/", None, false), "tenants/~");
         // `~` sorts after every byte of a key, so the last range holds every key of the prefix.
         let last = "tenants/zzzz-9999/blobs/ffff";

@@ -161,7 +161,11 @@ impl Storage {
     }
 
     /// Reads a whole (listing) answer, at most `cap` bytes.
-    async fn read_all(mut res: reqwest::Response, cap: usize, what: &str) -> Result<Vec<u8>, String> {
+    async fn read_all(
+        mut res: reqwest::Response,
+        cap: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, String> {
         let mut body = Vec::new();
         while let Some(c) = res
             .chunk()
@@ -218,7 +222,10 @@ impl Storage {
         match res.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
-            s => Err(format!("storage HeadObject: {}", storage::response::error_from(s, b""))),
+            s => Err(format!(
+                "storage HeadObject: {}",
+                storage::response::error_from(s, b"")
+            )),
         }
     }
 }

@@ -306,7 +306,8 @@ impl Worker {
             for task in tasks {
                 summary.claimed += 1;
                 let done = self.janitor_task(&task).await;
-                self.metrics.janitor(done.map_or("left", JanitorAction::as_str));
+                self.metrics
+                    .janitor(done.map_or("left", JanitorAction::as_str));
                 match done {
                     Some(JanitorAction::Abort) => summary.aborted += 1,
                     Some(JanitorAction::Delete) => summary.deleted += 1,

@@ -12,7 +12,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use scan_worker::config::Config;
@@ -115,21 +115,22 @@ fn worker(
         match k {
             "SCAN_DATABASE_URL" => Some(url.clone()),
             "S3_ENDPOINT" => endpoint.map(str::to_owned).or_else(|| var(k)),
-            "S3_REGION" | "S3_BUCKET" | "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY" | "CLAMD_ADDR" => {
-                var(k)
-            }
+            "S3_REGION"
+            | "S3_BUCKET"
+            | "S3_ACCESS_KEY_ID"
+            | "S3_SECRET_ACCESS_KEY"
+            | "CLAMD_ADDR" => var(k),
             "SCAN_CALLBACK_URL" => callback.map(str::to_owned),
-            "SCAN_CALLBACK_SECRET" => callback
-                .map(|_| "scan-worker:0123456789abcdef0123456789abcdef".to_owned()),
+            "SCAN_CALLBACK_SECRET" => {
+                callback.map(|_| "scan-worker:0123456789abcdef0123456789abcdef".to_owned())
+            }
             "SCAN_DB_TIMEOUT_SECS" => Some("5".into()),
             _ => None,
         }
     };
-    let c = Config::parse(
-        args.iter().map(|s| s.to_string()),
-        env,
-        || "reconcile-test".into(),
-    )
+    let c = Config::parse(args.iter().map(|s| s.to_string()), env, || {
+        "reconcile-test".into()
+    })
     .unwrap();
     Arc::new(Worker::new(c).unwrap())
 }
@@ -243,12 +244,19 @@ async fn reconcile_deletes_orphans_marks_missing_objects_and_aborts_stale_upload
         (3, 2, 0),
         "{r:?}"
     );
-    let sampled: Vec<&str> = r.orphan_sample.iter().map(|o| o["key"].as_str().unwrap()).collect();
+    let sampled: Vec<&str> = r
+        .orphan_sample
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
     assert_eq!(sampled, [quarantined_orphan.as_str(), orphan.as_str()]);
     assert!(exists(&storage, &orphan).await && exists(&storage, &quarantined_orphan).await);
     assert_eq!(missing_since(&admin, lost_blob).await, None);
     assert_eq!(
-        storage.abort_multipart(&stray_key, "not-this-one").await.ok(),
+        storage
+            .abort_multipart(&stray_key, "not-this-one")
+            .await
+            .ok(),
         Some(Aborted::NoSuchUpload)
     );
 
@@ -262,7 +270,9 @@ async fn reconcile_deletes_orphans_marks_missing_objects_and_aborts_stale_upload
     for k in [&kept, &session_key] {
         assert!(exists(&storage, k).await, "{k} kept");
     }
-    let since = missing_since(&admin, lost_blob).await.expect("marked missing");
+    let since = missing_since(&admin, lost_blob)
+        .await
+        .expect("marked missing");
     assert_eq!(missing_since(&admin, kept_blob).await, None);
     // The stale uploads are gone; the open session's upload is not.
     for (k, u) in [(&stray_key, &stray), (&expired_key, &expired)] {
@@ -315,9 +325,18 @@ async fn young_objects_are_left_alone_and_an_unreachable_store_fails_the_run() {
     let mpu = begin_multipart(&cfg, &mpu_key).await;
 
     // The default window (a day).
-    let w = worker(&db, &["reconcile", "--once", "--tenant", &tenant], None, None);
+    let w = worker(
+        &db,
+        &["reconcile", "--once", "--tenant", &tenant],
+        None,
+        None,
+    );
     let r = w.reconcile().await.unwrap();
-    assert_eq!((r.objects, r.orphans, r.young, r.uploads, r.uploads_stale), (1, 0, 1, 1, 0), "{r:?}");
+    assert_eq!(
+        (r.objects, r.orphans, r.young, r.uploads, r.uploads_stale),
+        (1, 0, 1, 1, 0),
+        "{r:?}"
+    );
     assert!(exists(&storage, &in_flight).await);
 
     // Storage unreachable: an error, not an empty bucket (which would make every blob "missing").
@@ -325,7 +344,14 @@ async fn young_objects_are_left_alone_and_an_unreachable_store_fails_the_run() {
     let lost = blob(&admin, &t, &lost_key).await;
     let down = worker(
         &db,
-        &["reconcile", "--once", "--tenant", &tenant, "--reconcile-safety-secs", "0"],
+        &[
+            "reconcile",
+            "--once",
+            "--tenant",
+            &tenant,
+            "--reconcile-safety-secs",
+            "0",
+        ],
         Some("http://127.0.0.1:9"),
         None,
     );
@@ -334,7 +360,10 @@ async fn young_objects_are_left_alone_and_an_unreachable_store_fails_the_run() {
     assert_eq!(missing_since(&admin, lost).await, None);
     assert!(exists(&storage, &in_flight).await);
 
-    assert_eq!(storage.abort_multipart(&mpu_key, &mpu).await.unwrap(), Aborted::Aborted);
+    assert_eq!(
+        storage.abort_multipart(&mpu_key, &mpu).await.unwrap(),
+        Aborted::Aborted
+    );
     storage.delete(&in_flight).await.unwrap();
 }
 
@@ -349,7 +378,9 @@ async fn accepting_callback() -> String {
                 let mut buf = [0u8; 4096];
                 // The head, then as many body bytes as it announces.
                 loop {
-                    let Ok(n) = s.read(&mut buf).await else { return };
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -393,7 +424,12 @@ async fn metrics_count_a_scanned_job() {
         .query_one(
             "INSERT INTO attachment_blobs (tenant_id, content_sha256, size_bytes, storage_key)
              VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&t.tenant, &common::random_hex(32), &(content.len() as i64), &key],
+            &[
+                &t.tenant,
+                &common::random_hex(32),
+                &(content.len() as i64),
+                &key,
+            ],
         )
         .await
         .unwrap()
@@ -407,29 +443,35 @@ async fn metrics_count_a_scanned_job() {
         .unwrap();
 
     let callback = accepting_callback().await;
-    let w = worker(
-        &db,
-        &["--once", "--queues", "scan"],
-        None,
-        Some(&callback),
-    );
+    let w = worker(&db, &["--once", "--queues", "scan"], None, Some(&callback));
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let addr = scan_worker::metrics::serve(w.clone(), "127.0.0.1:0".parse().unwrap(), rx.clone())
         .await
         .unwrap();
     let scrape = || async {
-        let res = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+        let res = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), 200);
-        assert!(res
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.to_str().unwrap().starts_with("application/openmetrics-text")));
+        assert!(res.headers().get("content-type").is_some_and(|v| {
+            v.to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        }));
         res.text().await.unwrap()
     };
     // Before: one job pending, none claimed.
     let before = scrape().await;
-    assert!(before.lines().any(|l| l == "scan_worker_queue_depth{queue=\"scan\"} 1"), "{before}");
-    assert!(before.lines().any(|l| l == "scan_worker_queue_stats_up 1"), "{before}");
+    assert!(
+        before
+            .lines()
+            .any(|l| l == "scan_worker_queue_depth{queue=\"scan\"} 1"),
+        "{before}"
+    );
+    assert!(
+        before.lines().any(|l| l == "scan_worker_queue_stats_up 1"),
+        "{before}"
+    );
 
     let summary = w.clone().run(rx).await.unwrap();
     assert_eq!((summary.jobs, summary.posted), (1, 1), "{summary:?}");

@@ -597,7 +597,10 @@ impl<'a> Signer<'a> {
         // Parameters in byte order, as the canonical request lists them.
         let mut q = String::new();
         if let Some((key, _)) = after {
-            q.push_str(&format!("key-marker={}&", utf8_percent_encode(key, AWS_URI)));
+            q.push_str(&format!(
+                "key-marker={}&",
+                utf8_percent_encode(key, AWS_URI)
+            ));
         }
         q.push_str(&format!("prefix={}&", utf8_percent_encode(prefix, AWS_URI)));
         if let Some((_, upload)) = after {

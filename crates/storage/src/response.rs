@@ -205,10 +205,10 @@ fn records(
                 }
             }
             Ok(Event::End(e)) => {
-                if e.local_name().as_ref() == container.as_bytes() {
-                    if let Some(r) = record.take() {
-                        out.push(r);
-                    }
+                if e.local_name().as_ref() == container.as_bytes()
+                    && let Some(r) = record.take()
+                {
+                    out.push(r);
                 }
                 field = None;
             }
@@ -250,9 +250,10 @@ pub fn objects_page(status: u16, body: &[u8]) -> Result<ObjectsPage, StorageErro
         .map(|r| match <[Option<String>; 3]>::try_from(r) {
             Ok([Some(key), Some(size), Some(last_modified)]) => Ok(ListedObject {
                 key,
-                size: size.trim().parse().map_err(|_| {
-                    StorageError::Protocol(format!("ListObjectsV2: Size `{size}`"))
-                })?,
+                size: size
+                    .trim()
+                    .parse()
+                    .map_err(|_| StorageError::Protocol(format!("ListObjectsV2: Size `{size}`")))?,
                 last_modified: last_modified.trim().to_owned(),
             }),
             _ => Err(StorageError::Protocol(
@@ -427,8 +428,20 @@ mod tests {
         );
         assert_eq!(p.next.as_deref(), Some("t1"));
         // A truncated page without its token, or an object without its size, is not understood.
-        assert!(objects_page(200, b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>").is_err());
-        assert!(objects_page(200, b"<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>").is_err());
+        assert!(
+            objects_page(
+                200,
+                b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"
+            )
+            .is_err()
+        );
+        assert!(
+            objects_page(
+                200,
+                b"<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>"
+            )
+            .is_err()
+        );
         assert!(objects_page(403, b"<Error><Code>AccessDenied</Code></Error>").is_err());
 
         let u = br#"<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>true</IsTruncated><NextKeyMarker>a/2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker><Upload><Key>a/1</Key><UploadId>u1</UploadId><Initiated>2026-12-06T19:28:13.000Z</Initiated></Upload><Upload><Key>a/2</Key><UploadId>u2</UploadId><Initiated>2026-12-06T19:28:14Z</Initiated></Upload></ListMultipartUploadsResult>"#;

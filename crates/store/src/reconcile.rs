@@ -21,8 +21,7 @@ const MARK_MISSING: &str = "SELECT reconcile_mark_missing($1, $2)";
 const CLEAR_MISSING: &str = "SELECT reconcile_clear_missing($1)";
 
 /// The session of a multipart upload: `expires_at`, `state`.
-const MULTIPART_SESSION: &str =
-    "SELECT expires_at, state FROM reconcile_multipart_session($1, $2)";
+const MULTIPART_SESSION: &str = "SELECT expires_at, state FROM reconcile_multipart_session($1, $2)";
 
 /// The queue gauges.
 const QUEUE_STATS: &str = "SELECT scan_pending, scan_running, oldest_pending_age_ms, verify_pending \

@@ -10,7 +10,10 @@ fn ready_on_the_stack_without_a_token() {
     let stack = Stack::get();
     let r = send(client().get(stack.url("/health/ready")));
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.header("content-type").is_some_and(|t| t.starts_with("application/json")));
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"))
+    );
     assert!(r.header("x-request-id").is_some(), "{r:?}");
     assert_eq!(
         r.json(),
@@ -35,7 +38,11 @@ fn not_ready_names_what_is_down_and_only_that() {
     let r = send(client().get(format!("{}/health/ready", app.base_url)));
     let v = r.assert_problem(503, "not_ready");
     assert_eq!(v["detail"], "not ready: redis, storage unreachable", "{v}");
-    assert!(!r.body.contains("127.0.0.1"), "no address in the answer: {}", r.body);
+    assert!(
+        !r.body.contains("127.0.0.1"),
+        "no address in the answer: {}",
+        r.body
+    );
 
     // Redis alone down: only Redis is named (the database is reachable from this instance).
     let app = App::start("spin.toml", &[("SPIN_VARIABLE_REDIS_HOST", &redis)]);
@@ -85,7 +92,13 @@ fn an_upload_writes_one_processed_event() {
     assert_eq!(e["mimeType"], "text/plain");
     assert_eq!(e["verdict"], "pending");
     assert_eq!(e["deduplicated"], false);
-    assert_eq!((e["upload"].as_str(), e["storage"].as_str()), (Some("request"), Some("s3")));
+    assert_eq!(
+        (e["upload"].as_str(), e["storage"].as_str()),
+        (Some("request"), Some("s3"))
+    );
     assert!(e["processingMs"].as_u64().is_some(), "{e}");
-    assert!(!e.to_string().contains("note.txt"), "no filename in the event: {e}");
+    assert!(
+        !e.to_string().contains("note.txt"),
+        "no filename in the event: {e}"
+    );
 }

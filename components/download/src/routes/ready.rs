@@ -39,7 +39,12 @@ pub(crate) async fn handle(call: &mut Call, cfg: &Config) -> Result<Reply, ApiEr
         Err(problem) => {
             let causes: serde_json::Map<String, serde_json::Value> = checks
                 .iter()
-                .filter_map(|c| c.outcome.as_ref().err().map(|e| (c.name.to_owned(), json!(e))))
+                .filter_map(|c| {
+                    c.outcome
+                        .as_ref()
+                        .err()
+                        .map(|e| (c.name.to_owned(), json!(e)))
+                })
                 .collect();
             Err(ApiError::new(problem).with_cause(serde_json::Value::Object(causes)))
         }
