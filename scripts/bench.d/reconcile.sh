@@ -4,7 +4,7 @@
 # S3_*).
 #
 # A fresh tenant gets BENCH_RECONCILE_OBJECTS small objects PUT straight to the bucket
-# (crates/scan-worker/examples/bench_objects.rs, 32 at a time, untimed); half of them get a blob row,
+# (crates/scan-worker/examples/bench_objects.rs, 16 at a time, untimed); half of them get a blob row,
 # the other half are orphans, and 1% of the rows point at no object (missing). Then, scoped to that
 # tenant with the safety window at 0, each timed with /usr/bin/time (wall clock and peak RSS):
 #   dry run   lists every object and checks every page against the database, changes nothing;
@@ -40,7 +40,7 @@ bench_reconcile() {
   say "reconcile: putting $n objects under tenants/$tenant/ (untimed)"
   local t0 t1
   t0=$(date +%s.%N)
-  "$ROOT/target/release/examples/bench_objects" "$tenant" "$n" 32 >"$work/keys.txt" || return 1
+  "$ROOT/target/release/examples/bench_objects" "$tenant" "$n" 16 >"$work/keys.txt" || return 1
   t1=$(date +%s.%N)
   [[ $(wc -l <"$work/keys.txt") -eq $n ]] || { say "reconcile: the loader stored fewer than $n objects"; return 1; }
   known=$((n / 2))
@@ -64,7 +64,9 @@ bench_reconcile() {
   marked=$(_bench_reconcile_field real '.missing.marked')
   # Cleanup: without their rows the remaining objects are orphans too.
   _bench_reconcile_sql "DELETE FROM attachment_blobs WHERE tenant_id = '$tenant'" >/dev/null
-  _bench_reconcile_run cleanup >/dev/null || return 1
+  # A storage error ends a run (a busy single-node Garage answers 503 now and then); the next
+  # scripts/bench starts with a fresh bucket either way.
+  _bench_reconcile_run cleanup >/dev/null || say "reconcile: the cleanup run failed (cleanup.log); its objects stay in this bench's bucket"
   local put_s rate_dry rate_real
   put_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }')
   rate_dry=$(awk -v n="$n" -v t="${dry%% *}" 'BEGIN { printf "%.0f", n / t }')

@@ -42,17 +42,27 @@ async fn main() {
             for _ in 0..mine {
                 let key = ObjectKey::new_upload(tenant);
                 let body = Bytes::from_static(b"reconcile bench\n");
-                let req = Signer::new(&cfg)
-                    .put_object(&key, None, Body::Bytes(body.clone()), SystemTime::now())
-                    .expect("signing");
-                let mut rb = http.put(&req.url).body(body);
-                for (n, v) in &req.headers {
-                    if n != "content-length" {
-                        rb = rb.header(n, v);
+                // A busy single-node Garage answers 503 now and then: try again, a little later.
+                for attempt in 1.. {
+                    let req = Signer::new(&cfg)
+                        .put_object(&key, None, Body::Bytes(body.clone()), SystemTime::now())
+                        .expect("signing");
+                    let mut rb = http.put(&req.url).body(body.clone());
+                    for (n, v) in &req.headers {
+                        if n != "content-length" {
+                            rb = rb.header(n, v);
+                        }
                     }
+                    let status = rb.send().await.expect("PUT").status();
+                    if status.is_success() {
+                        break;
+                    }
+                    assert!(
+                        status.is_server_error() && attempt < 10,
+                        "PUT answered {status}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
                 }
-                let res = rb.send().await.expect("PUT");
-                assert!(res.status().is_success(), "PUT answered {}", res.status());
                 tx.send(key.as_str().to_owned()).await.expect("printer");
             }
         });
