@@ -1,4 +1,4 @@
--- 0019_tus_hash_by_the_worker: a tus upload's SHA-256 comes from the scan worker's one read of the
+-- 0016_tus_hash_by_the_worker: a tus upload's SHA-256 comes from the scan worker's one read of the
 -- completed object, as a direct upload's does when its client claimed none.
 --
 -- 0015 kept the running SHA-256 of a tus upload's bytes between its PATCH requests (hash_state) so
