@@ -61,6 +61,10 @@ pub enum Endpoint {
     TusPatch,
     /// `DELETE /api/v1/tus/{id}`: termination.
     TusTerminate,
+    /// `GET /api/v1/usage`: the caller's storage and downloads, and their limits.
+    Usage,
+    /// `GET /api/v1/admin/usage`: the tenant's totals and every user's usage (admins).
+    AdminUsage,
 }
 
 /// Who may call an endpoint.
@@ -281,6 +285,14 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/tus/{id}",
         "ingest",
         USER,
+    ),
+    route(Endpoint::Usage, &["GET"], "/api/v1/usage", "ingest", USER),
+    route(
+        Endpoint::AdminUsage,
+        &["GET"],
+        "/api/v1/admin/usage",
+        "ingest",
+        ADMIN,
     ),
 ];
 
