@@ -51,7 +51,8 @@ pub(super) async fn run(
     // The inserts moved (and locked) the quota counters: judge the totals with this upload in.
     let bytes = stored.iter().map(|s| s.size).sum();
     let count = stored.len() as u64;
-    if let Err(e) = edge::quota::check_commit(&tx, &cfg.quota, *ctx.user.as_uuid(), bytes, count).await
+    if let Err(e) =
+        edge::quota::check_commit(&tx, &cfg.quota, *ctx.user.as_uuid(), bytes, count).await
     {
         tx.rollback().await;
         return Err(e);

@@ -25,7 +25,11 @@ pub(super) async fn run(
     crate::routes::check_message(&tx, ctx, message).await?;
     // The claimed size: a raw body's Content-Length; a multipart body's framing is not content, so
     // it claims one attachment and no bytes (the commit judges the real sizes).
-    let claimed = if upload.is_multipart() { 0 } else { upload.expected.unwrap_or(0) };
+    let claimed = if upload.is_multipart() {
+        0
+    } else {
+        upload.expected.unwrap_or(0)
+    };
     edge::quota::check_claim(&tx, &cfg.quota, *ctx.user.as_uuid(), claimed, 1).await?;
     let store = match (&upload.digest, upload.is_multipart()) {
         (Some(d), false) => {
