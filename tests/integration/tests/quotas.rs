@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::bucket::Bucket;
-use integration_tests::{Reply, Stack, Tenant, User, client, login, psql, send, sql_str};
+use integration_tests::{App, Reply, Stack, Tenant, User, client, login, psql, send, sql_str};
 use integration_tests::{send_expecting_continue, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -45,8 +45,12 @@ fn unique_bytes(n: usize) -> Vec<u8> {
 }
 
 fn upload(c: &Client, token: &str, message: &str, body: Vec<u8>) -> Reply {
+    upload_to(&base(), c, token, message, body)
+}
+
+fn upload_to(base: &str, c: &Client, token: &str, message: &str, body: Vec<u8>) -> Reply {
     send(
-        c.post(format!("{}/api/v1/emails/{message}/attachments", base()))
+        c.post(format!("{base}/api/v1/emails/{message}/attachments"))
             .bearer_auth(token)
             .header("content-type", "application/octet-stream")
             .header("content-disposition", "attachment; filename=\"q.bin\"")
@@ -431,5 +435,51 @@ fn usage_routes_show_the_caller_and_admins_the_tenant_only() {
             .iter()
             .all(|u| other.users.iter().any(|s| u["userId"] == s.id.as_str())),
         "{v}"
+    );
+}
+
+#[test]
+fn the_settings_are_the_defaults_and_a_tenant_override_lifts_one() {
+    let (tenant, _) = two_tenants();
+    let app = App::start(
+        "spin.toml",
+        &[("SPIN_VARIABLE_QUOTA_USER_ATTACHMENTS", "1")],
+    );
+    let c = client();
+    let user = tenant.user(0);
+    let token = login(&c, &app.base_url, user).access;
+    let message = &tenant.message_of(user, 0).id;
+    let r = upload_to(&app.base_url, &c, &token, message, unique_bytes(10));
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = upload_to(&app.base_url, &c, &token, message, unique_bytes(10));
+    assert_quota(&r, "user_attachments", 1, 1, 1);
+    // 0 in the tenant's row: unlimited for this tenant.
+    set_limits(&tenant, &[("user_attachments", 0)]);
+    let r = upload_to(&app.base_url, &c, &token, message, unique_bytes(10));
+    assert_eq!(r.status, 201, "{r:?}");
+    let v = send(
+        c.get(format!("{}/api/v1/usage", app.base_url))
+            .bearer_auth(&token),
+    )
+    .json();
+    assert_eq!(v["limits"]["userAttachments"], Value::Null);
+    assert_eq!(v["attachments"], 2);
+}
+
+#[test]
+fn a_negative_limit_is_misconfigured_and_named_in_the_log() {
+    let (tenant, _) = two_tenants();
+    let app = App::start("spin.toml", &[("SPIN_VARIABLE_QUOTA_USER_BYTES", "-5")]);
+    let c = client();
+    let token = login(&c, &app.base_url, tenant.user(0)).access;
+    send(
+        c.get(format!("{}/api/v1/usage", app.base_url))
+            .bearer_auth(&token),
+    )
+    .assert_problem(500, "misconfigured");
+    assert!(
+        app.log_text().contains("quota_user_bytes"),
+        "{}",
+        app.log_text()
     );
 }
