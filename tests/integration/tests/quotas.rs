@@ -483,3 +483,47 @@ fn a_negative_limit_is_misconfigured_and_named_in_the_log() {
         app.log_text()
     );
 }
+
+#[test]
+fn the_tus_chunk_that_would_complete_an_upload_over_the_quota_is_refused() {
+    let (tenant, _) = two_tenants();
+    set_limits(&tenant, &[("user_bytes", 6000)]);
+    let user = tenant.user(0);
+    let c = client();
+    let token = login(&c, &base(), user).access;
+    let message = &tenant.message_of(user, 0).id;
+    let created = send(
+        c.post(format!("{}/api/v1/emails/{message}/tus", base()))
+            .bearer_auth(&token)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "5000")
+            .header("upload-metadata", "filename YmlnLmJpbg=="),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let location = created.header("location").unwrap().to_owned();
+    // Another upload uses the room up meanwhile.
+    assert_eq!(upload(&c, &token, message, unique_bytes(2000)).status, 201);
+    let patch = |body: Vec<u8>| {
+        send(
+            c.patch(format!("{}{location}", base()))
+                .bearer_auth(&token)
+                .header("tus-resumable", "1.0.0")
+                .header("upload-offset", "0")
+                .header("content-type", "application/offset+octet-stream")
+                .body(body),
+        )
+    };
+    let r = patch(unique_bytes(5000));
+    assert_quota(&r, "user_bytes", 6000, 2000, 5000);
+    assert_eq!(r.header("tus-resumable"), Some("1.0.0"));
+    let head = send(
+        c.head(format!("{}{location}", base()))
+            .bearer_auth(&token)
+            .header("tus-resumable", "1.0.0"),
+    );
+    assert_eq!(head.header("upload-offset"), Some("0"), "{head:?}");
+    // Room made again: the same chunk completes it.
+    set_limits(&tenant, &[("user_bytes", 7000)]);
+    let r = patch(unique_bytes(5000));
+    assert_eq!(r.status, 204, "{r:?}");
+}
