@@ -50,6 +50,8 @@ pub(crate) struct Config {
     /// `rate_limit_fail_mode`: what a down Redis means for the content route.
     pub fail_mode: FailMode,
     pub redis_url: String,
+    /// The default quota limits (`quota_*`): the daily download limit is charged per answer.
+    pub quota: quota::Limits,
 }
 
 fn config_error(e: impl std::fmt::Display) -> ApiError {
@@ -86,6 +88,7 @@ impl Component for Download {
         .map_err(config_error)?;
         let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Config {
+            quota: edge::spin::quota_limits().await?,
             signer: UrlSigner::from_config(&variable("url_signing_keys").await?)
                 .map_err(config_error)?,
             base: PublicBaseUrl::parse(&variable("public_base_url").await?)

@@ -9,6 +9,7 @@
 //! | `GET /api/v1/attachments/{id}` | [`routes::get`] |
 //! | `DELETE /api/v1/attachments/{id}` | [`routes::delete`] |
 //! | `POST /api/v1/emails/{messageId}/uploads`, `GET`/`DELETE /api/v1/uploads/{id}`, `POST /api/v1/uploads/{id}/complete` | [`routes::direct`]: direct-to-storage uploads |
+//! | `GET /api/v1/usage`, `GET /api/v1/admin/usage` | [`routes::usage`]: quotas and usage |
 //! | `POST /api/v1/emails/{messageId}/tus`, `HEAD`/`PATCH`/`DELETE /api/v1/tus/{id}` | [`routes::tus`]: tus 1.0.0 resumable uploads through this component |
 //!
 //! [`view`] is the `Attachment` they answer with. Statements: `crates/store`; what an upload must
@@ -63,6 +64,8 @@ pub(crate) struct Config {
     /// `rate_limit_fail_mode`: what a down Redis means for the upload slots.
     pub fail_mode: FailMode,
     pub redis_url: String,
+    /// The default quota limits (`quota_*`); a tenant's overrides apply on top.
+    pub quota: quota::Limits,
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
@@ -138,6 +141,7 @@ impl Component for Ingest {
                 &variable("upload_part_url_ttl_secs").await?,
             )?,
             tus: routes::tus::Settings::from_config(&variable("upload_chunk_bytes").await?)?,
+            quota: edge::spin::quota_limits().await?,
         })
     }
 
@@ -159,6 +163,8 @@ impl Component for Ingest {
             Endpoint::TusHead => tus_answer(routes::tus::head::handle(call, cfg).await),
             Endpoint::TusPatch => tus_answer(routes::tus::patch::handle(req, call, cfg).await),
             Endpoint::TusTerminate => tus_answer(routes::tus::terminate::handle(call, cfg).await),
+            Endpoint::Usage => routes::usage::mine(call, cfg).await,
+            Endpoint::AdminUsage => routes::usage::tenant(call, cfg).await,
             _ => Err(Problem::not_found().into()),
         }
     }

@@ -6,6 +6,7 @@ pub(crate) mod get;
 pub(crate) mod list;
 pub(crate) mod tus;
 pub(crate) mod upload;
+pub(crate) mod usage;
 
 use auth_core::AuthContext;
 use edge::{ApiError, Problem};

@@ -37,6 +37,8 @@ pub(crate) struct Config {
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
+    /// The default quota limits (`quota_*`): a verified upload is recorded only within them.
+    pub quota: quota::Limits,
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
@@ -67,6 +69,7 @@ impl Component for ScanCallback {
         .map_err(|e| config_error("s3_*", e))?;
         let outbound_timeout = edge::spin::outbound_timeout().await?;
         Ok(Config {
+            quota: edge::spin::quota_limits().await?,
             secrets: SecretRing::parse(&variable("scan_callback_secrets").await?)
                 .map_err(|e| config_error("scan_callback_secrets", e))?,
             quarantine_mode: Mode::parse(&variable("quarantine_mode").await?)

@@ -82,6 +82,30 @@ const TABLES: &[Table] = &[
         id_col: "id",
         app_inserts: true,
     },
+    Table {
+        name: "tenant_quotas",
+        tenant_col: "tenant_id",
+        id_col: "tenant_id",
+        app_inserts: false,
+    },
+    Table {
+        name: "tenant_usage",
+        tenant_col: "tenant_id",
+        id_col: "tenant_id",
+        app_inserts: false,
+    },
+    Table {
+        name: "user_usage",
+        tenant_col: "tenant_id",
+        id_col: "user_id",
+        app_inserts: false,
+    },
+    Table {
+        name: "user_download_usage",
+        tenant_col: "tenant_id",
+        id_col: "user_id",
+        app_inserts: true,
+    },
 ];
 
 /// Tables with a tenant column that only the owner reaches (through SECURITY DEFINER functions and
@@ -102,6 +126,8 @@ fn id_literal(table: &str, r: &TenantRows) -> String {
         "scan_jobs" => format!("'{}'", r.scan_job),
         "email_audit_log" => r.audit.to_string(),
         "upload_sessions" => format!("'{}'", r.upload_session),
+        "tenant_quotas" | "tenant_usage" => format!("'{}'", r.tenant),
+        "user_usage" | "user_download_usage" => format!("'{}'", r.user),
         other => panic!("no fixture row for {other}"),
     }
 }
@@ -147,6 +173,16 @@ fn insert_sql(table: &str, r: &TenantRows) -> String {
                                           s3_upload_id, part_size, part_count, expires_at)
              VALUES ('{t}', '{}', '{}', 'n.bin', 1, 'k{h}', 'u', 5242880, 1, app_now_ms() + 60000)",
             r.message, r.user
+        ),
+        "tenant_quotas" => format!("INSERT INTO tenant_quotas (tenant_id, user_bytes) VALUES ('{t}', 1)"),
+        "tenant_usage" => format!("INSERT INTO tenant_usage (tenant_id) VALUES ('{t}')"),
+        "user_usage" => format!(
+            "INSERT INTO user_usage (tenant_id, user_id) VALUES ('{t}', '{}')",
+            r.user
+        ),
+        "user_download_usage" => format!(
+            "INSERT INTO user_download_usage (tenant_id, user_id, day, bytes) VALUES ('{t}', '{}', current_date - 1, 1)",
+            r.user
         ),
         other => panic!("no insert for {other}"),
     }

@@ -13,6 +13,7 @@
 //! | [`inner`] | the middleware's hand-off: the one `Authorization` it reads, the headers it forwards, and how an inner component authenticates a request (only the middleware's `x-auth-context`) |
 //! | [`cors`] | answering a CORS preflight (and a plain `OPTIONS`) from `auth_core::cors`'s decision |
 //! | [`routes`] | the API's one route table: endpoints, their component and access, the middleware's role check |
+//! | [`quota`] | the quota checks of every upload path and download: the claim before the bytes, the check in the commit transaction, the daily download charge (`403 quota_exceeded`) |
 //! | [`paging`] | keyset paging from a query string (`limit`, `before`) |
 //! | [`client`] | the client's address: which header to believe (`client_ip_source`: Spin's own `spin-client-addr`, `True-Client-IP`, `X-Forwarded-For` hops), and what per-address rate limits count it as |
 //! | [`limits`] | rate-limit refusals (`429` + headers) and the fail-open/closed answer when Redis is down |
@@ -33,6 +34,7 @@ pub mod inner;
 pub mod limits;
 pub mod log;
 pub mod paging;
+pub mod quota;
 pub mod ready;
 #[cfg(feature = "spin")]
 pub mod relay;

@@ -63,6 +63,10 @@ pub enum Endpoint {
     TusTerminate,
     /// `GET /health/ready`: readiness (database, Redis and storage reachable).
     Ready,
+    /// `GET /api/v1/usage`: the caller's storage and downloads, and their limits.
+    Usage,
+    /// `GET /api/v1/admin/usage`: the tenant's totals and every user's usage (admins).
+    AdminUsage,
 }
 
 /// Who may call an endpoint.
@@ -291,6 +295,14 @@ pub const ROUTES: &[Route] = &[
         "/health/ready",
         "download",
         Access::Public,
+    ),
+    route(Endpoint::Usage, &["GET"], "/api/v1/usage", "ingest", USER),
+    route(
+        Endpoint::AdminUsage,
+        &["GET"],
+        "/api/v1/admin/usage",
+        "ingest",
+        ADMIN,
     ),
 ];
 

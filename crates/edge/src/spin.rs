@@ -41,6 +41,20 @@ pub async fn database() -> Result<store::spin::Database, ApiError> {
     ))
 }
 
+/// The default quota limits: `quota_tenant_bytes`, `quota_tenant_attachments`, `quota_user_bytes`,
+/// `quota_user_attachments`, `quota_user_download_bytes_per_day` (`0` or empty: unlimited). A
+/// negative, fractional or absurd value is a deployment error (`500 misconfigured`, logged).
+pub async fn quota_limits() -> Result<::quota::Limits, ApiError> {
+    ::quota::Limits::from_config(
+        &variable("quota_tenant_bytes").await?,
+        &variable("quota_tenant_attachments").await?,
+        &variable("quota_user_bytes").await?,
+        &variable("quota_user_attachments").await?,
+        &variable("quota_user_download_bytes_per_day").await?,
+    )
+    .map_err(|e| ApiError::bad_setting(e.name, e.reason))
+}
+
 /// `outbound_timeout_secs`: the deadline of every outbound call (storage, Postgres, Redis). Invalid
 /// is a deployment error (`500`, logged).
 pub async fn outbound_timeout() -> Result<OutboundTimeout, ApiError> {

@@ -56,6 +56,17 @@ fn reads_in(text: &str) -> BTreeSet<String> {
     if text.contains("outbound_timeout()") {
         out.insert("outbound_timeout_secs".to_owned());
     }
+    if text.contains("spin::quota_limits()") {
+        for name in [
+            "quota_tenant_bytes",
+            "quota_tenant_attachments",
+            "quota_user_bytes",
+            "quota_user_attachments",
+            "quota_user_download_bytes_per_day",
+        ] {
+            out.insert(name.to_owned());
+        }
+    }
     if text.contains("spin::database()") {
         out.insert("database_url".to_owned());
         out.insert("db_ca_root".to_owned());

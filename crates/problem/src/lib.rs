@@ -97,6 +97,9 @@ codes! {
     SignatureInvalid = "signature_invalid" => 403, "The URL signature is invalid.";
     /// A download URL past its expiry (or revoked).
     UrlExpired = "url_expired" => 403, "The URL has expired.";
+    /// Over a storage or download quota; the body says which (`quota`), its `limit`, the `usage`
+    /// and what was `requested`.
+    QuotaExceeded = "quota_exceeded" => 403, "This would exceed a quota.";
     /// Content that may not be served because of its scan status.
     ScanBlocked = "scan_blocked" => 403, "This content cannot be served because of its scan status.";
     /// No such resource (or it belongs to another tenant).
@@ -220,6 +223,8 @@ pub struct Problem {
     title: Cow<'static, str>,
     detail: Cow<'static, str>,
     type_uri: Cow<'static, str>,
+    /// Extension members after `requestId`, in the order they were added.
+    extensions: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Problem {
@@ -242,6 +247,7 @@ impl Problem {
             title: Cow::Borrowed(reason_phrase(status)),
             detail: Cow::Borrowed(code.default_detail()),
             type_uri: Cow::Borrowed(TYPE_BLANK),
+            extensions: Vec::new(),
         }
     }
 
@@ -313,6 +319,25 @@ impl Problem {
         self
     }
 
+    /// Adds an extension member (RFC 9457 §3.2), written after `requestId`. `name` must not be one
+    /// of the standard members; it is a programming error, ignored, if it is.
+    #[must_use]
+    pub fn extension(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        const RESERVED: [&str; 6] = ["type", "title", "status", "detail", "code", "requestId"];
+        if !RESERVED.contains(&name) && !self.extensions.iter().any(|(n, _)| *n == name) {
+            self.extensions.push((name, value.into()));
+        }
+        self
+    }
+
+    /// The extension member `name`, if set.
+    pub fn extension_value(&self, name: &str) -> Option<&serde_json::Value> {
+        self.extensions
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
     /// The HTTP status to send.
     pub fn status(&self) -> u16 {
         self.status
@@ -350,7 +375,18 @@ impl Problem {
             request_id: request_id.as_str(),
         };
         // Serializing plain strings and integers cannot fail.
-        serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"))
+        let mut json = serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"));
+        if !self.extensions.is_empty() && json.ends_with('}') {
+            json.pop();
+            for (name, value) in &self.extensions {
+                json.push(',');
+                json.push_str(&serde_json::Value::from(*name).to_string());
+                json.push(':');
+                json.push_str(&value.to_string());
+            }
+            json.push('}');
+        }
+        json
     }
 }
 
@@ -471,6 +507,24 @@ mod tests {
             json,
             r#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"The access token is missing or invalid.","code":"invalid_token","requestId":"req-1"}"#
         );
+    }
+
+    #[test]
+    fn extension_members_follow_the_standard_ones_in_order() {
+        let json = Problem::new(Code::QuotaExceeded)
+            .extension("limit", 10)
+            .extension("quota", "user_bytes")
+            .extension("status", 200)
+            .extension("limit", 11)
+            .to_json(&rid());
+        assert!(
+            json.ends_with(
+                r#""code":"quota_exceeded","requestId":"req-1","limit":10,"quota":"user_bytes"}"#
+            ),
+            "{json}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["status"], 403);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | [`audit_log`] | `email_audit_log` rows, written in the transaction of the action they record |
 //! | [`messages`], [`attachments`], [`blobs`] | messages, attachment rows, content blobs and their dedup |
 //! | [`scan_jobs`], [`verdicts`] | the scan queue and the verdicts in force |
+//! | [`quota`] | quota limits of a tenant, the stored-usage counters a trigger keeps, the daily download charge |
 //! | [`uploads`] | direct-to-storage upload sessions as the components see them, until verified |
 //! | [`upload_queue`] | direct uploads, the worker's side: claiming completed sessions to verify, handing them back, the janitor's claim and its two records |
 //! | [`reconcile`] | the worker's operations side: the keys the database knows (the reconcile job), missing objects, the queue gauges of its metrics |
@@ -34,6 +35,7 @@ pub mod identity;
 pub mod messages;
 #[cfg(feature = "native")]
 mod native;
+pub mod quota;
 pub mod reconcile;
 pub mod scan_jobs;
 pub mod sessions;

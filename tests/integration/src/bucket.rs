@@ -90,6 +90,21 @@ impl Bucket {
         body
     }
 
+    /// Stores `bytes` at `key` (`PutObject`), as a finished upload would have.
+    pub fn put(&self, key: &str, bytes: &[u8]) {
+        let key = ObjectKey::from_stored(key).unwrap();
+        let req = Signer::new(&self.cfg)
+            .put_object(
+                &key,
+                None,
+                Body::Bytes(bytes.to_vec().into()),
+                SystemTime::now(),
+            )
+            .unwrap();
+        let (status, _) = self.send(req);
+        assert_eq!(status, 200, "PutObject {key}");
+    }
+
     /// The answer to `HeadObject` of `key`: its status and headers.
     fn head(&self, key: &str) -> reqwest::blocking::Response {
         let key = ObjectKey::from_stored(key).unwrap();

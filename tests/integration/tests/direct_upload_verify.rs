@@ -337,3 +337,52 @@ fn the_janitor_aborts_expired_sessions_and_forgets_them() {
     w.get(&format!("/api/v1/uploads/{upload}"))
         .assert_problem(404, "not_found");
 }
+
+/// The quota is judged again when the verified upload is recorded: a limit lowered (or used up)
+/// since the session began rejects it `quota_exceeded`, nothing is counted and its object goes.
+#[test]
+fn a_verified_upload_over_a_quota_is_rejected_and_its_object_deleted() {
+    let _s = serial();
+    let w = world();
+    let data = content("quota", 100_000);
+    let session = w.upload("quota.txt", &data, None);
+    // Meanwhile the operator lowers the user's storage limit under the file's size.
+    psql(&format!(
+        "INSERT INTO tenant_quotas (tenant_id, user_bytes) VALUES ('{}', 50000)",
+        w.tenant.id
+    ));
+    let key = key_of(&session);
+    verify_now();
+    let id = session["attachmentId"].as_str().unwrap();
+    let a = w.attachment(id);
+    assert_eq!(a["virusScanStatus"], "rejected", "{a}");
+    assert_eq!(a["rejection"]["code"], "quota_exceeded", "{a}");
+    assert_eq!(
+        psql(&format!(
+            "SELECT count(*) FROM email_attachments WHERE id = {}",
+            sql_str(id)
+        )),
+        "0"
+    );
+    assert_eq!(
+        psql(&format!(
+            "SELECT coalesce((SELECT stored_bytes FROM user_usage WHERE user_id = '{}'), 0)",
+            w.user.id
+        )),
+        "0"
+    );
+    assert!(
+        !Bucket::get().exists(&key),
+        "a rejected upload's object is deleted"
+    );
+    // The same file again is refused at once, from its claimed size.
+    let r = send(
+        client()
+            .post(Stack::get().url(&format!("/api/v1/emails/{}/uploads", w.message())))
+            .bearer_auth(&w.token)
+            .json(&json!({"filename": "quota.txt", "size": data.len()})),
+    );
+    let v = r.assert_problem(403, "quota_exceeded");
+    assert_eq!(v["quota"], "user_bytes");
+    assert_eq!(v["requested"], data.len());
+}

@@ -12,7 +12,8 @@
 //!    its upload awaits is open, infected/suspicious content never;
 //! 6. `If-None-Match` (`304`); 7. `Range` (`206`/`416`) ([`answer`]).
 //!
-//! Then ([`deliver`]) the download is audited, one `attachment.download` row per URL and minute with a
+//! Then the bytes are charged to the daily download quota of the message's owner (`403
+//! quota_exceeded` past it; a redirect counts the object's size), and ([`deliver`]) the download is audited, one `attachment.download` row per URL and minute with a
 //! count (`store::audit_log::record_download`), and the object streamed from storage (`GET` with the
 //! same range) without buffering, or a `302` to a presigned storage URL: `download_mode` decides per
 //! answer ([`delivery::serve::Mode::via`]: `auto` streams a body up to `download_stream_max_bytes`, the platforms'
@@ -127,6 +128,14 @@ async fn serve<C: Conn>(
     }
     let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
     let via = cfg.mode.via(answer.outcome.length(size), cfg.stream_max);
+    // The daily download quota of the message's owner (the mailbox the content belongs to; the
+    // URL names no user): what is streamed, or the whole object for a redirect, whose ranges
+    // storage answers without us.
+    let charged = match via {
+        Via::Stream => answer.outcome.length(size),
+        Via::Redirect => size,
+    };
+    edge::quota::charge_download(tx, &cfg.quota, row.message_owner, charged).await?;
     deliver::audit(tx, grant, url, call, &answer, size, via).await?;
     let reply = match via {
         Via::Redirect => deliver::redirect(cfg, &key, &answer, limit, &call.request_id)?,

@@ -119,7 +119,8 @@ pub(crate) struct Claimed<'a> {
 }
 
 /// Opens an upload session on `message` for `claimed`: in one transaction of the caller's tenant,
-/// the message check (`404` / `403`), a multipart upload under a fresh key, and the session row
+/// the message check (`404` / `403`), the quotas against the claimed size (`403 quota_exceeded`),
+/// a multipart upload under a fresh key, and the session row
 /// expiring after `upload_session_ttl_secs`. A session that cannot be recorded aborts its multipart
 /// upload again (logged when that fails too: the reconcile job finds it). The connection is given
 /// back before this returns, so a caller that goes on to read a body holds none.
@@ -132,7 +133,15 @@ pub(crate) async fn open_session(
 ) -> Result<SessionRow, ApiError> {
     let db = Db::open(&cfg.database, cfg.outbound_timeout).await?;
     let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
-    if let Err(e) = crate::routes::check_message(&tx, ctx, message).await {
+    let claimed_size = u64::try_from(claimed.size).unwrap_or(u64::MAX);
+    let checked = async {
+        crate::routes::check_message(&tx, ctx, message).await?;
+        // Before any byte: the claimed size must fit the quotas (judged again on the real size
+        // when the verified upload is recorded).
+        edge::quota::check_claim(&tx, &cfg.quota, *ctx.user.as_uuid(), claimed_size, 1).await
+    }
+    .await;
+    if let Err(e) = checked {
         tx.rollback().await;
         return Err(e);
     }

@@ -94,3 +94,19 @@ pub(crate) async fn owned<C: Conn>(
         .ok_or_else(|| ApiError::new(Problem::not_found()))?;
     Ok((row, progress))
 }
+
+/// Before the last chunk completes a tus upload: its length must still fit the quotas (other
+/// uploads may have used them up since its creation), else `403 quota_exceeded` and the upload
+/// stays where it was. The recorded attachment is judged again when its verification commits.
+pub(crate) async fn check_quota_at_final(
+    cfg: &crate::Config,
+    ctx: &AuthContext,
+    row: &SessionRow,
+) -> Result<(), ApiError> {
+    let db = store::spin::Db::open(&cfg.database, cfg.outbound_timeout).await?;
+    let tx = store::Tx::for_tenant(&db, &ctx.tenant).await?;
+    let size = u64::try_from(row.claimed_size).unwrap_or(u64::MAX);
+    let checked = edge::quota::check_claim(&tx, &cfg.quota, row.user_id, size, 1).await;
+    tx.rollback().await;
+    checked
+}

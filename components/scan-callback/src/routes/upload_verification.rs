@@ -11,7 +11,9 @@
 //! the scan job the upload awaits, the attachment row under the id its uploader has known since the
 //! session began, the `attachment.upload` audit row), and the session `done`. Its object is unused
 //! when the tenant held the content already. The message deleted meanwhile: rejected
-//! `message_gone`. `200` with `{attachmentId, state, deleteObject, scanJobId}`: the worker deletes
+//! `message_gone`. Over a quota of the tenant or the uploader once recorded (the totals include
+//! it, judged in the transaction, see `edge::quota::check_commit`): that transaction is rolled back
+//! and the upload rejected `quota_exceeded` in a new one. `200` with `{attachmentId, state, deleteObject, scanJobId}`: the worker deletes
 //! an unused object, and answers the scan job with the verdict of the scan it ran on the same read.
 //! An accepted upload is committed here, so its `attachment.processed` event line is written here
 //! (after the commit; `edge::log::Processed`), as the single-request upload's is by `ingest`.
@@ -66,7 +68,21 @@ pub(crate) async fn handle(
     let tx = store::Tx::for_tenant(&db, &tenant).await?;
     let client = call.client_addr();
     let rid = call.request_id.as_str().to_owned();
-    let recorded = record(&tx, &report, said, &rid, client, scanner).await;
+    let mut recorded = record(&tx, cfg, &report, said, &rid, client.clone(), scanner).await;
+    let mut tx = tx;
+    if let Err(Refusal::Quota) = recorded {
+        tx.rollback().await;
+        tx = store::Tx::for_tenant(&db, &tenant).await?;
+        let over_quota = Said::Rejected {
+            code: "quota_exceeded",
+            detail: "Recording the file would exceed a storage quota.",
+        };
+        recorded = record(&tx, cfg, &report, over_quota, &rid, client, scanner).await;
+    }
+    let recorded = recorded.map_err(|r| match r {
+        Refusal::Api(e) => e,
+        Refusal::Quota => ApiError::internal("quota refusal of a rejection"),
+    });
     match recorded {
         Ok((answer, processed)) => {
             tx.commit().await?;
@@ -89,23 +105,43 @@ pub(crate) async fn handle(
     }
 }
 
+/// Why an outcome was not recorded.
+enum Refusal {
+    /// Accepting the upload would pass a quota: roll back, then record it rejected.
+    Quota,
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<store::StoreError> for Refusal {
+    fn from(e: store::StoreError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
 /// Records the outcome in the session's tenant; the answer for the worker, and for an accepted
 /// upload its `attachment.processed` event, written once the transaction commits.
 async fn record<C: Conn>(
     tx: &TenantTx<'_, C>,
+    cfg: &Config,
     report: &Report,
     said: Said<'_>,
     rid: &str,
     client: Option<String>,
     scanner: &str,
-) -> Result<(Answer, Option<Processed>), ApiError> {
+) -> Result<(Answer, Option<Processed>), Refusal> {
     let session = uploads::lock(tx, report.upload_id)
         .await?
         .ok_or_else(|| ApiError::from(Problem::not_found()))?;
     if session.state != State::Verifying {
-        return Err(ApiError::new(
+        return Err(Refusal::Api(ApiError::new(
             Problem::new(Code::Conflict).detail("This upload's verification is recorded already."),
-        ));
+        )));
     }
     // The claims hold whatever the report says.
     let size_mismatch = i64::try_from(report.size).ok() != Some(session.claimed_size);
@@ -165,9 +201,20 @@ async fn record<C: Conn>(
                 None,
             ))
         }
-        Said::Accepted => accept(tx, &session, report, rid, client)
-            .await
-            .map(|(answer, p)| (answer, Some(p))),
+        Said::Accepted => {
+            let (answer, processed) = accept(tx, &session, report, rid, client).await?;
+            let size = u64::try_from(session.claimed_size).unwrap_or(u64::MAX);
+            edge::quota::check_commit(tx, &cfg.quota, session.user_id, size, 1)
+                .await
+                .map_err(|e| {
+                    if e.problem().code() == Code::QuotaExceeded {
+                        Refusal::Quota
+                    } else {
+                        Refusal::Api(e)
+                    }
+                })?;
+            Ok((answer, Some(processed)))
+        }
     }
 }
 

@@ -313,6 +313,22 @@ pub async fn tenant_with_rows(admin: &Client) -> TenantRows {
         .await
         .unwrap()
         .get(0);
+    // Quotas: the tenant's own limits and a day of downloads (the attachment above made its
+    // tenant_usage and user_usage rows through the trigger).
+    admin
+        .execute(
+            "INSERT INTO tenant_quotas (tenant_id, user_bytes) VALUES ($1, 1000000)",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "INSERT INTO user_download_usage (tenant_id, user_id, day, bytes) VALUES ($1, $2, current_date, 5)",
+            &[&tenant, &user],
+        )
+        .await
+        .unwrap();
     TenantRows {
         upload_session,
         tenant,

@@ -243,6 +243,9 @@ async fn store(
         Err(e) => return Err(e.into()),
     };
     let completes = kind == Received::Final;
+    if completes {
+        super::check_quota_at_final(cfg, ctx, row).await?;
+    }
     if completes && !etag.is_empty() {
         let parts: Vec<(u32, String)> = progress
             .part_etags

@@ -1,7 +1,8 @@
 //! The upload's one transaction, on a connection opened only now that the body is read: per file,
 //! the dedup upsert of its blob, the scan job the upload awaits (`store::blobs::awaited_scan`: new
 //! content's, the content's open one, or a new one for an uploader who never had the content), its
-//! attachment row and its `attachment.upload` audit row. All or nothing: on any error it is rolled
+//! attachment row and its `attachment.upload` audit row, then the quota check on the totals that
+//! now include the upload (`edge::quota::check_commit`). All or nothing: on any error it is rolled
 //! back. The answer tells the uploader only what is theirs: `isDeduplicated` for content they had
 //! uploaded before, and `pending` until the scan their upload awaits is done.
 
@@ -46,6 +47,15 @@ pub(super) async fn run(
                 return Err(e);
             }
         }
+    }
+    // The inserts moved (and locked) the quota counters: judge the totals with this upload in.
+    let bytes = stored.iter().map(|s| s.size).sum();
+    let count = stored.len() as u64;
+    if let Err(e) =
+        edge::quota::check_commit(&tx, &cfg.quota, *ctx.user.as_uuid(), bytes, count).await
+    {
+        tx.rollback().await;
+        return Err(e);
     }
     tx.commit().await?;
     Ok(out)
