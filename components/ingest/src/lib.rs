@@ -10,6 +10,7 @@
 //! | `DELETE /api/v1/attachments/{id}` | [`routes::delete`] |
 //! | `POST /api/v1/emails/{messageId}/uploads`, `GET`/`DELETE /api/v1/uploads/{id}`, `POST /api/v1/uploads/{id}/complete` | [`routes::direct`]: direct-to-storage uploads |
 //! | `POST /api/v1/emails/{messageId}/tus`, `HEAD`/`PATCH`/`DELETE /api/v1/tus/{id}` | [`routes::tus`]: tus 1.0.0 resumable uploads through this component |
+//! | `PUT`/`DELETE /api/v1/admin/attachments/{id}/legal-hold`, `.../admin/emails/{messageId}/legal-hold` | [`routes::legal_hold`]: admins hold content from the retention purge |
 //!
 //! [`view`] is the `Attachment` they answer with. Statements: `crates/store`; what an upload must
 //! satisfy: `crates/attachment-policy`; object storage: `crates/storage`; download URLs:
@@ -63,6 +64,8 @@ pub(crate) struct Config {
     /// `rate_limit_fail_mode`: what a down Redis means for the upload slots.
     pub fail_mode: FailMode,
     pub redis_url: String,
+    /// How long a new attachment is kept when its tenant sets no retention (`retention_days`).
+    pub retention: store::attachments::RetentionDays,
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
@@ -110,6 +113,8 @@ impl Component for Ingest {
                 .parse()
                 .map_err(|e| config_error("rate_limit_fail_mode", e))?,
             redis_url: variable("redis_url").await?,
+            retention: store::attachments::RetentionDays::parse(&variable("retention_days").await?)
+                .map_err(|e| config_error("retention_days", e))?,
             database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
@@ -159,6 +164,9 @@ impl Component for Ingest {
             Endpoint::TusHead => tus_answer(routes::tus::head::handle(call, cfg).await),
             Endpoint::TusPatch => tus_answer(routes::tus::patch::handle(req, call, cfg).await),
             Endpoint::TusTerminate => tus_answer(routes::tus::terminate::handle(call, cfg).await),
+            Endpoint::AttachmentLegalHold | Endpoint::MessageLegalHold => {
+                routes::legal_hold::handle(req, call, cfg).await
+            }
             _ => Err(Problem::not_found().into()),
         }
     }

@@ -37,6 +37,9 @@ pub(crate) struct Config {
     /// The deadline of every outbound call (storage, Postgres, Redis): `outbound_timeout_secs`.
     pub outbound_timeout: edge::OutboundTimeout,
     pub storage: storage::client::Client,
+    /// How long a verified direct upload's attachment is kept when its tenant sets no retention
+    /// (`retention_days`).
+    pub retention: store::attachments::RetentionDays,
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
@@ -74,6 +77,8 @@ impl Component for ScanCallback {
             database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
+            retention: store::attachments::RetentionDays::parse(&variable("retention_days").await?)
+                .map_err(|e| config_error("retention_days", e))?,
         })
     }
 

@@ -61,6 +61,10 @@ pub enum Endpoint {
     TusPatch,
     /// `DELETE /api/v1/tus/{id}`: termination.
     TusTerminate,
+    /// `PUT|DELETE /api/v1/admin/attachments/{id}/legal-hold`: hold an attachment from the purge.
+    AttachmentLegalHold,
+    /// `PUT|DELETE /api/v1/admin/emails/{messageId}/legal-hold`: hold a message's attachments.
+    MessageLegalHold,
 }
 
 /// Who may call an endpoint.
@@ -281,6 +285,20 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/tus/{id}",
         "ingest",
         USER,
+    ),
+    route(
+        Endpoint::AttachmentLegalHold,
+        &["PUT", "DELETE"],
+        "/api/v1/admin/attachments/{id}/legal-hold",
+        "ingest",
+        ADMIN,
+    ),
+    route(
+        Endpoint::MessageLegalHold,
+        &["PUT", "DELETE"],
+        "/api/v1/admin/emails/{messageId}/legal-hold",
+        "ingest",
+        ADMIN,
     ),
 ];
 

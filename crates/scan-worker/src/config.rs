@@ -12,13 +12,18 @@ use storage::StorageConfig;
 pub const USAGE: &str = "\
 usage: scan-worker [--once] [options]
        scan-worker janitor [--once] [options]
+       scan-worker purge [--once] [--dry-run] [options]
 
 Claims virus-scan jobs from Postgres, streams each object from S3 to clamd (INSTREAM) and posts the
 signed verdict to the scan callback. Beside them it verifies direct uploads (one read of the object:
 size, SHA-256, the content policy and clamd; the outcome is posted, signed, to the upload-verification
 route) and, every JANITOR_INTERVAL_SECS, runs the upload janitor (aborts expired multipart uploads,
 deletes unused objects, forgets expired sessions). `janitor` runs only the janitor (`--once`: one pass,
-then exit). Every option also reads an environment variable (the flag wins).
+then exit). Every PURGE_INTERVAL_SECS it also runs the retention purge (attachments past retention or
+soft-deleted longer than PURGE_GRACE_DAYS, not on legal hold, are deleted with an audit row each, then
+the stored content nobody references any more); `purge` runs only the purge (`--once`: one pass;
+`--dry-run`: print what one pass would purge and change nothing), and needs neither clamd nor the
+callback. Every option also reads an environment variable (the flag wins).
 
   --database-url URL        SCAN_DATABASE_URL   the scanner role (attachments_scanner): it may claim and complete
                                                 scan jobs and nothing else (never the app's DATABASE_URL)
@@ -44,6 +49,13 @@ then exit). Every option also reads an environment variable (the flag wins).
   --blocked-extensions LIST BLOCKED_EXTENSIONS  refused file extensions: set it to the app's blocked_extensions
                                                 when that is not the default (the default is the same list)
   --janitor-interval-secs N JANITOR_INTERVAL_SECS  seconds between janitor runs (default 60; 0: no janitor)
+  --purge-interval-secs N   PURGE_INTERVAL_SECS  seconds between purge runs (default 3600; 0: no purge beside
+                                                the worker loop)
+  --purge-grace-days N      PURGE_GRACE_DAYS    soft-deleted attachments are purged this many days after their
+                                                deletion (default 30; 0..=36500)
+  --purge-batch N           PURGE_BATCH         attachments purged per transaction (default 500; 1..=10000)
+  --purge-concurrency N     PURGE_CONCURRENCY   objects deleted at once (default 8; 1..=64)
+  --dry-run                                     `purge` only: list what would be purged, change nothing
   --once                                        process what is claimable now, then exit (tests, cron)
   --max-jobs N                                  claim at most N scan jobs and verifications together, then
                                                 finish them and exit
@@ -82,6 +94,35 @@ pub struct Config {
     pub extensions: ExtensionPolicy,
     /// Between janitor runs; `None`: no janitor.
     pub janitor_interval: Option<Duration>,
+    /// The retention purge's settings.
+    pub purge: PurgeSettings,
+}
+
+/// The retention purge's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeSettings {
+    /// Between purge runs; `None`: no purge beside the worker loop.
+    pub interval: Option<Duration>,
+    /// Days a soft-deleted attachment is kept before it is purged.
+    pub grace_days: u32,
+    /// Attachments purged per transaction (and purging blobs claimed at once).
+    pub batch: u32,
+    /// DeleteObject requests at once.
+    pub concurrency: usize,
+    /// `--dry-run`: list, change nothing.
+    pub dry_run: bool,
+    /// A test hook (`PURGE_FAULT`, environment only): abort the process at this point of a purge,
+    /// as a crash or SIGKILL would, to prove a rerun finishes the job.
+    pub fault: Option<PurgeFault>,
+}
+
+/// Where `PURGE_FAULT` aborts a purge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeFault {
+    /// `after-rows`: the attachments are deleted and their content purging, no object deleted yet.
+    AfterRows,
+    /// `after-object`: an object is deleted, its blob row not yet forgotten.
+    AfterObject,
 }
 
 /// What the process runs.
@@ -91,6 +132,8 @@ pub enum Mode {
     Work,
     /// The janitor alone (`scan-worker janitor`).
     Janitor,
+    /// The retention purge alone (`scan-worker purge`).
+    Purge,
 }
 
 /// The upload-verification URL beside a callback URL `.../scan/callback`: the same origin and
@@ -126,6 +169,7 @@ impl fmt::Debug for Config {
             .field("verify_uploads", &self.verify_uploads)
             .field("verification_url", &self.verification_url)
             .field("janitor_interval", &self.janitor_interval)
+            .field("purge", &self.purge)
             .finish()
     }
 }
@@ -166,6 +210,10 @@ const VALUED: &[(&str, Option<&str>)] = &[
     ("verification-url", Some("SCAN_VERIFICATION_URL")),
     ("blocked-extensions", Some("BLOCKED_EXTENSIONS")),
     ("janitor-interval-secs", Some("JANITOR_INTERVAL_SECS")),
+    ("purge-interval-secs", Some("PURGE_INTERVAL_SECS")),
+    ("purge-grace-days", Some("PURGE_GRACE_DAYS")),
+    ("purge-batch", Some("PURGE_BATCH")),
+    ("purge-concurrency", Some("PURGE_CONCURRENCY")),
     ("max-jobs", None),
 ];
 
@@ -180,11 +228,16 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut flags: BTreeMap<&str, String> = BTreeMap::new();
         let mut once = false;
+        let mut dry_run = false;
         let mut mode = Mode::Work;
         let mut it = argv.into_iter().peekable();
-        if it.peek().is_some_and(|a| a == "janitor") {
+        if let Some(m) = it.peek().and_then(|a| match a.as_str() {
+            "janitor" => Some(Mode::Janitor),
+            "purge" => Some(Mode::Purge),
+            _ => None,
+        }) {
             it.next();
-            mode = Mode::Janitor;
+            mode = m;
         }
         while let Some(arg) = it.next() {
             let body = arg
@@ -197,6 +250,7 @@ impl Config {
             match name {
                 "help" => return Err(ConfigError::Help),
                 "once" if inline.is_none() => once = true,
+                "dry-run" if inline.is_none() => dry_run = true,
                 _ => {
                     let (flag, _) = VALUED
                         .iter()
@@ -266,17 +320,25 @@ impl Config {
             }
         }
 
-        let callback_url = required("callback-url", "SCAN_CALLBACK_URL")?;
-        let parsed = reqwest::Url::parse(&callback_url)
-            .map_err(|_| invalid("SCAN_CALLBACK_URL is not a URL"))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(invalid("SCAN_CALLBACK_URL must be an http(s) URL"));
-        }
-        let ring = env_req("SCAN_CALLBACK_SECRET")?;
-        let ring = scan_core::signature::SecretRing::parse(&ring)
-            .map_err(|e| invalid(format!("SCAN_CALLBACK_SECRET: {e}")))?;
-        let callback_secret = ring.current().to_vec();
-        let callback_as = ring.current_name().to_owned();
+        // The purge alone posts nothing: it needs no callback (nor its secret).
+        let (callback_url, callback_secret, callback_as) = if mode == Mode::Purge {
+            (String::new(), Vec::new(), String::new())
+        } else {
+            let callback_url = required("callback-url", "SCAN_CALLBACK_URL")?;
+            let parsed = reqwest::Url::parse(&callback_url)
+                .map_err(|_| invalid("SCAN_CALLBACK_URL is not a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(invalid("SCAN_CALLBACK_URL must be an http(s) URL"));
+            }
+            let ring = env_req("SCAN_CALLBACK_SECRET")?;
+            let ring = scan_core::signature::SecretRing::parse(&ring)
+                .map_err(|e| invalid(format!("SCAN_CALLBACK_SECRET: {e}")))?;
+            (
+                callback_url,
+                ring.current().to_vec(),
+                ring.current_name().to_owned(),
+            )
+        };
 
         let worker_name = get("worker-name").unwrap_or_else(default_worker_name);
         if worker_name.is_empty()
@@ -346,7 +408,7 @@ impl Config {
             Some(u) => u,
             None => match verification_url_beside(&callback_url) {
                 Some(u) => u,
-                None if !verify_uploads => String::new(),
+                None if !verify_uploads || mode == Mode::Purge => String::new(),
                 None => {
                     return Err(invalid(
                         "SCAN_VERIFICATION_URL is required when SCAN_CALLBACK_URL does not end in /callback",
@@ -374,6 +436,7 @@ impl Config {
                 "`janitor` needs --once or a positive --janitor-interval-secs",
             ));
         }
+        let purge = purge_settings(&get, env("PURGE_FAULT"), dry_run, once, mode)?;
         Ok(Config {
             database_url,
             storage,
@@ -396,8 +459,90 @@ impl Config {
             verification_url,
             extensions,
             janitor_interval: (janitor_secs > 0).then(|| Duration::from_secs(janitor_secs)),
+            purge,
         })
     }
+}
+
+/// The purge's settings, each refused with a clear message when negative or absurd.
+fn purge_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    fault: Option<String>,
+    dry_run: bool,
+    once: bool,
+    mode: Mode,
+) -> Result<PurgeSettings, ConfigError> {
+    fn bounded(
+        flag: &str,
+        var: &str,
+        v: Option<String>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        match v.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(invalid(format!(
+                "--{flag} / {var} must be a whole number in {}..={}, not `{v}`",
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+    let interval = bounded(
+        "purge-interval-secs",
+        "PURGE_INTERVAL_SECS",
+        get("purge-interval-secs"),
+        3600,
+        0..=604_800,
+    )?;
+    let grace_days = bounded(
+        "purge-grace-days",
+        "PURGE_GRACE_DAYS",
+        get("purge-grace-days"),
+        30,
+        0..=36_500,
+    )?;
+    let batch = bounded(
+        "purge-batch",
+        "PURGE_BATCH",
+        get("purge-batch"),
+        500,
+        1..=10_000,
+    )?;
+    let concurrency = bounded(
+        "purge-concurrency",
+        "PURGE_CONCURRENCY",
+        get("purge-concurrency"),
+        8,
+        1..=64,
+    )?;
+    let fault = match fault.as_deref() {
+        None => None,
+        Some("after-rows") => Some(PurgeFault::AfterRows),
+        Some("after-object") => Some(PurgeFault::AfterObject),
+        Some(other) => {
+            return Err(invalid(format!(
+                "PURGE_FAULT is after-rows or after-object, not `{other}`"
+            )));
+        }
+    };
+    if dry_run && mode != Mode::Purge {
+        return Err(invalid("--dry-run is an option of `purge`"));
+    }
+    if mode == Mode::Purge && interval == 0 && !once && !dry_run {
+        return Err(invalid(
+            "`purge` needs --once, --dry-run or a positive --purge-interval-secs",
+        ));
+    }
+    Ok(PurgeSettings {
+        interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        grace_days: grace_days as u32,
+        batch: batch as u32,
+        concurrency: concurrency as usize,
+        dry_run,
+        fault,
+    })
 }
 
 /// `<hostname>-<pid>`.
@@ -662,5 +807,57 @@ mod tests {
     #[test]
     fn default_name_has_the_pid() {
         assert!(default_worker_name().ends_with(&format!("-{}", std::process::id())));
+    }
+
+    #[test]
+    fn purge_settings_and_their_refusals() {
+        let c = parse(&[], &base_env()).unwrap();
+        assert_eq!(
+            c.purge,
+            PurgeSettings {
+                interval: Some(Duration::from_secs(3600)),
+                grace_days: 30,
+                batch: 500,
+                concurrency: 8,
+                dry_run: false,
+                fault: None,
+            }
+        );
+        // `purge` needs neither the callback nor its secret.
+        let env: Vec<(&str, &str)> = base_env()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("SCAN_CALLBACK"))
+            .chain([("PURGE_GRACE_DAYS", "0"), ("PURGE_FAULT", "after-rows")])
+            .collect();
+        let c = parse(&["purge", "--once", "--purge-batch", "10"], &env).unwrap();
+        assert_eq!(c.mode, Mode::Purge);
+        assert!(c.once);
+        assert_eq!((c.purge.grace_days, c.purge.batch), (0, 10));
+        assert_eq!(c.purge.fault, Some(PurgeFault::AfterRows));
+        assert!(parse(&["purge", "--dry-run"], &env).unwrap().purge.dry_run);
+        for (args, var) in [
+            (&["purge", "--purge-grace-days", "-1"][..], None),
+            (&["purge", "--purge-grace-days", "36501"][..], None),
+            (&["purge", "--purge-batch", "0"][..], None),
+            (&["purge", "--purge-batch", "100000"][..], None),
+            (&["purge", "--purge-concurrency", "0"][..], None),
+            (&["purge", "--purge-interval-secs", "-5"][..], None),
+            (&["purge", "--purge-interval-secs", "0"][..], None),
+            (&["purge", "--once"][..], Some(("PURGE_FAULT", "sometimes"))),
+            (
+                &["purge", "--once"][..],
+                Some(("PURGE_GRACE_DAYS", "thirty")),
+            ),
+            // --dry-run belongs to `purge`, and the callback to the other modes.
+            (&["--dry-run"][..], None),
+            (&["janitor", "--once"][..], None),
+        ] {
+            let mut env = env.clone();
+            env.extend(var);
+            match parse(args, &env) {
+                Err(ConfigError::Invalid(m)) => assert!(!m.is_empty(), "{args:?}"),
+                other => panic!("{args:?} {var:?}: {other:?}"),
+            }
+        }
     }
 }

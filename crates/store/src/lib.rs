@@ -13,6 +13,8 @@
 //! | [`scan_jobs`], [`verdicts`] | the scan queue and the verdicts in force |
 //! | [`uploads`] | direct-to-storage upload sessions as the components see them, until verified |
 //! | [`upload_queue`] | direct uploads, the worker's side: claiming completed sessions to verify, handing them back, the janitor's claim and its two records |
+//! | [`legal_hold`] | legal holds on attachments and messages, set by admins, which the purge respects |
+//! | [`purge`] | the retention purge, the worker's side: purging attachments, then claiming, and forgetting once their object is gone, the blobs left unreferenced |
 //! | [`identity`], [`sessions`] | users, logins and refresh-token families |
 //! | `spin` (feature `spin`) | Spin's Postgres interface as a [`Conn`]: one pooled connection, rolled back if dropped mid-transaction |
 //! | `native` (feature `native`) | tokio-postgres's `Client` as a [`Conn`] |
@@ -28,9 +30,11 @@ pub mod blobs;
 pub mod conn;
 pub mod error;
 pub mod identity;
+pub mod legal_hold;
 pub mod messages;
 #[cfg(feature = "native")]
 mod native;
+pub mod purge;
 pub mod scan_jobs;
 pub mod sessions;
 #[cfg(feature = "spin")]

@@ -20,7 +20,7 @@ use edge::{ApiError, Code, Problem, body, response};
 use scan_core::verification::{Answer, AnswerState, Decision, Report};
 use serde_json::json;
 use spin_sdk::http::Request;
-use store::attachments::{self, NewAttachment};
+use store::attachments::{self, NewAttachment, RetentionDays};
 use store::audit_log::{self, AuditEntry};
 use store::blobs::{self, NewBlob};
 use store::spin::Db;
@@ -63,7 +63,7 @@ pub(crate) async fn handle(
     let tx = store::Tx::for_tenant(&db, &tenant).await?;
     let client = call.client_addr();
     let rid = call.request_id.as_str().to_owned();
-    let recorded = record(&tx, &report, said, &rid, client, scanner).await;
+    let recorded = record(&tx, &report, said, &rid, client, scanner, cfg.retention).await;
     match recorded {
         Ok(answer) => {
             tx.commit().await?;
@@ -91,6 +91,7 @@ async fn record<C: Conn>(
     rid: &str,
     client: Option<String>,
     scanner: &str,
+    retention: RetentionDays,
 ) -> Result<Answer, ApiError> {
     let session = uploads::lock(tx, report.upload_id)
         .await?
@@ -155,7 +156,7 @@ async fn record<C: Conn>(
                 scan_job_id: None,
             })
         }
-        Said::Accepted => accept(tx, &session, report, rid, client).await,
+        Said::Accepted => accept(tx, &session, report, rid, client, retention).await,
     }
 }
 
@@ -166,6 +167,7 @@ async fn accept<C: Conn>(
     report: &Report,
     rid: &str,
     client: Option<String>,
+    retention: RetentionDays,
 ) -> Result<Answer, ApiError> {
     let sniffed = report.content.sniffed_mime.as_ref().map(|m| m.as_str());
     let detected = report.content.detected_mime.as_str();
@@ -193,6 +195,7 @@ async fn accept<C: Conn>(
             detected_mime: detected,
             size_bytes: session.claimed_size,
             scan_job: awaited.job,
+            retention,
         },
     )
     .await?;
