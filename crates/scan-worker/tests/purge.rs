@@ -170,7 +170,7 @@ async fn attachment(
         .query_one(
             "INSERT INTO email_attachments (tenant_id, message_id, blob_id, uploader_user_id, filename,
                  size_bytes, retention_expires_at, is_deleted, deleted_at)
-             VALUES ($1, $2, $3, $4, 'a.txt', 5, app_now_ms() + $5 * 86400000, $6::bigint IS NOT NULL,
+             VALUES ($1, $2, $3, $4, 'a.txt', 5, app_now_ms() + $5::bigint * 86400000, $6::bigint IS NOT NULL,
                      app_now_ms() - $6::bigint * 86400000)
              RETURNING id",
             &[&t.tenant, &t.message, &blob, &t.user, &expires_in_days, &deleted_days_ago],
@@ -293,10 +293,10 @@ async fn expired_and_long_deleted_attachments_go_held_and_recent_ones_stay() {
     assert!(attachment_exists(&admin, t.attachment).await);
 
     // Audited as the system (no user), with the reason.
-    let rows: Vec<(String, String, Option<Uuid>, String)> = admin
+    let mut rows: Vec<(String, String, Option<Uuid>, String)> = admin
         .query(
             "SELECT action, resource_id, user_id, coalesce(details->>'reason', '')
-               FROM email_audit_log WHERE tenant_id = $1 AND action LIKE '%.purge' ORDER BY action, resource_id",
+               FROM email_audit_log WHERE tenant_id = $1 AND action LIKE '%.purge'",
             &[&t.tenant],
         )
         .await
@@ -304,6 +304,7 @@ async fn expired_and_long_deleted_attachments_go_held_and_recent_ones_stay() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
+    rows.sort();
     let mut want = vec![
         (
             "attachment.purge".to_owned(),
