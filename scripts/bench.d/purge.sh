@@ -15,7 +15,7 @@ _bench_purge_sql() { psql "$DATABASE_ADMIN_URL" -XAtq -v ON_ERROR_STOP=1 -c "$1"
 
 # _bench_purge_put KEY: a 16-byte object at KEY (path-style, SigV4 by curl).
 _bench_purge_put() {
-  printf 'purge bench data' | curl -fsS -o /dev/null -X PUT --data-binary @- \
+  printf 'purge bench data' | curl -fsS -o /dev/null -X PUT --data-binary @- -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
     --aws-sigv4 "aws:amz:${S3_REGION:-garage}:s3" --user "$S3_ACCESS_KEY_ID:$S3_SECRET_ACCESS_KEY" \
     "${S3_ENDPOINT%/}/${S3_BUCKET:-attachments}/$1"
 }
