@@ -49,6 +49,7 @@ print(t["id"], u["email"], u["password"], m["id"], u["id"])' <<<"$seed_json")
       JOIN attachment_blobs b ON b.storage_key = 'tenants/$tenant/blobs/purge-bench-' || (n % $nblobs + 1);" ||
     { say "purge: loading rows failed"; return 1; }
   export -f _bench_purge_put
+  export S3_ENDPOINT S3_REGION S3_BUCKET S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY
   seq "$nblobs" | sed "s|^|tenants/$tenant/blobs/purge-bench-|" |
     xargs -P 8 -I{} bash -c '_bench_purge_put "$@"' _ {} || { say "purge: PUT of the objects failed"; return 1; }
 
