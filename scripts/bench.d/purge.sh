@@ -68,10 +68,15 @@ print(t["id"], u["email"], u["password"], m["id"], u["id"])' <<<"$seed_json")
   pid=$_LAST_PID
   WAIT_PID=$pid wait_until "${APP_START_TIMEOUT:-300}" "bench purge app" app_health "$base" ||
     { tail -n 30 "$log" >&2; return 1; }
-  local token id
-  token=$(curl -fsS "$base/api/v1/auth/token" -H 'content-type: application/json' \
-    -d "{\"email\":\"$email\",\"password\":\"$pw\"}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])') ||
-    { say "purge: login failed"; return 1; }
+  local token id try
+  # A loaded machine may answer a login 503 (its deadline): a few tries.
+  for try in 1 2 3 4 5; do
+    token=$(curl -fsS "$base/api/v1/auth/token" -H 'content-type: application/json' \
+      -d "{\"email\":\"$email\",\"password\":\"$pw\"}" | python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])') &&
+      break
+    sleep "$try"
+  done
+  [[ -n "${token:-}" ]] || { say "purge: login failed"; return 1; }
   id=$(printf 'kept' | curl -fsS -X POST "$base/api/v1/emails/$msg/attachments?filename=kept.txt" \
     -H "authorization: Bearer $token" -H 'content-type: text/plain' --data-binary @- |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])') || { say "purge: upload failed"; return 1; }
