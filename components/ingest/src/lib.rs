@@ -11,6 +11,7 @@
 //! | `POST /api/v1/emails/{messageId}/uploads`, `GET`/`DELETE /api/v1/uploads/{id}`, `POST /api/v1/uploads/{id}/complete` | [`routes::direct`]: direct-to-storage uploads |
 //! | `GET /api/v1/usage`, `GET /api/v1/admin/usage` | [`routes::usage`]: quotas and usage |
 //! | `POST /api/v1/emails/{messageId}/tus`, `HEAD`/`PATCH`/`DELETE /api/v1/tus/{id}` | [`routes::tus`]: tus 1.0.0 resumable uploads through this component |
+//! | `PUT`/`DELETE /api/v1/admin/attachments/{id}/legal-hold`, `.../admin/emails/{messageId}/legal-hold` | [`routes::legal_hold`]: admins hold content from the retention purge |
 //!
 //! [`view`] is the `Attachment` they answer with. Statements: `crates/store`; what an upload must
 //! satisfy: `crates/attachment-policy`; object storage: `crates/storage`; download URLs:
@@ -66,6 +67,8 @@ pub(crate) struct Config {
     pub redis_url: String,
     /// The default quota limits (`quota_*`); a tenant's overrides apply on top.
     pub quota: quota::Limits,
+    /// How long a new attachment is kept when its tenant sets no retention (`retention_days`).
+    pub retention: store::attachments::RetentionDays,
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
@@ -113,6 +116,8 @@ impl Component for Ingest {
                 .parse()
                 .map_err(|e| config_error("rate_limit_fail_mode", e))?,
             redis_url: variable("redis_url").await?,
+            retention: store::attachments::RetentionDays::parse(&variable("retention_days").await?)
+                .map_err(|e| config_error("retention_days", e))?,
             database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
@@ -165,6 +170,9 @@ impl Component for Ingest {
             Endpoint::TusTerminate => tus_answer(routes::tus::terminate::handle(call, cfg).await),
             Endpoint::Usage => routes::usage::mine(call, cfg).await,
             Endpoint::AdminUsage => routes::usage::tenant(call, cfg).await,
+            Endpoint::AttachmentLegalHold | Endpoint::MessageLegalHold => {
+                routes::legal_hold::handle(req, call, cfg).await
+            }
             _ => Err(Problem::not_found().into()),
         }
     }

@@ -3,6 +3,7 @@
 pub(crate) mod delete;
 pub(crate) mod direct;
 pub(crate) mod get;
+pub(crate) mod legal_hold;
 pub(crate) mod list;
 pub(crate) mod tus;
 pub(crate) mod upload;

@@ -39,6 +39,9 @@ pub(crate) struct Config {
     pub storage: storage::client::Client,
     /// The default quota limits (`quota_*`): a verified upload is recorded only within them.
     pub quota: quota::Limits,
+    /// How long a verified direct upload's attachment is kept when its tenant sets no retention
+    /// (`retention_days`).
+    pub retention: store::attachments::RetentionDays,
 }
 
 fn config_error(name: &str, e: impl std::fmt::Display) -> ApiError {
@@ -77,6 +80,8 @@ impl Component for ScanCallback {
             database: edge::spin::database().await?,
             outbound_timeout,
             storage: storage::client::Client::new(storage).with_timeout(outbound_timeout),
+            retention: store::attachments::RetentionDays::parse(&variable("retention_days").await?)
+                .map_err(|e| config_error("retention_days", e))?,
         })
     }
 

@@ -89,6 +89,7 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
             detected_mime: "image/png",
             size_bytes: 7,
             scan_job: awaited.job,
+            retention: attachments::RetentionDays::DEFAULT,
         },
     )
     .await
@@ -127,6 +128,7 @@ async fn an_upload_then_reading_revoking_and_deleting_it() {
             detected_mime: "image/png",
             size_bytes: 7,
             scan_job: second_awaits.job,
+            retention: attachments::RetentionDays::DEFAULT,
         },
     )
     .await

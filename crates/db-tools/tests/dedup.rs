@@ -46,6 +46,7 @@ async fn attach(
         detected_mime: "text/plain",
         size_bytes: size,
         scan_job: awaited.job,
+        retention: attachments::RetentionDays::DEFAULT,
     };
     attachments::insert(tx, &new)
         .await

@@ -41,6 +41,7 @@ async fn attach(tx: &TenantTx<'_, Client>, t: &common::TenantRows, size: i64) ->
             detected_mime: "application/octet-stream",
             size_bytes: size,
             scan_job: None,
+            retention: attachments::RetentionDays::DEFAULT,
         },
     )
     .await

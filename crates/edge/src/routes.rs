@@ -67,6 +67,10 @@ pub enum Endpoint {
     Usage,
     /// `GET /api/v1/admin/usage`: the tenant's totals and every user's usage (admins).
     AdminUsage,
+    /// `PUT|DELETE /api/v1/admin/attachments/{id}/legal-hold`: hold an attachment from the purge.
+    AttachmentLegalHold,
+    /// `PUT|DELETE /api/v1/admin/emails/{messageId}/legal-hold`: hold a message's attachments.
+    MessageLegalHold,
 }
 
 /// Who may call an endpoint.
@@ -301,6 +305,20 @@ pub const ROUTES: &[Route] = &[
         Endpoint::AdminUsage,
         &["GET"],
         "/api/v1/admin/usage",
+        "ingest",
+        ADMIN,
+    ),
+    route(
+        Endpoint::AttachmentLegalHold,
+        &["PUT", "DELETE"],
+        "/api/v1/admin/attachments/{id}/legal-hold",
+        "ingest",
+        ADMIN,
+    ),
+    route(
+        Endpoint::MessageLegalHold,
+        &["PUT", "DELETE"],
+        "/api/v1/admin/emails/{messageId}/legal-hold",
         "ingest",
         ADMIN,
     ),

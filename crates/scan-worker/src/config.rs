@@ -13,13 +13,18 @@ pub const USAGE: &str = "\
 usage: scan-worker [--once] [options]
        scan-worker janitor [--once] [options]
        scan-worker reconcile [--dry-run] [--once] [--tenant UUID] [options]
+       scan-worker purge [--once] [--dry-run] [options]
 
 Claims virus-scan jobs from Postgres, streams each object from S3 to clamd (INSTREAM) and posts the
 signed verdict to the scan callback. Beside them it verifies direct uploads (one read of the object:
 size, SHA-256, the content policy and clamd; the outcome is posted, signed, to the upload-verification
 route) and, every JANITOR_INTERVAL_SECS, runs the upload janitor (aborts expired multipart uploads,
 deletes unused objects, forgets expired sessions). `janitor` runs only the janitor (`--once`: one pass,
-then exit). `reconcile` compares the bucket with the database: deletes objects no row knows (older than
+then exit). Every PURGE_INTERVAL_SECS it also runs the retention purge (attachments past retention or
+soft-deleted longer than PURGE_GRACE_DAYS, not on legal hold, are deleted with an audit row each, then
+the stored content nobody references any more); `purge` runs only the purge (`--once`: one pass;
+`--dry-run`: print what one pass would purge and change nothing), and needs neither clamd nor the
+callback. `reconcile` compares the bucket with the database: deletes objects no row knows (older than
 RECONCILE_SAFETY_SECS), marks blobs whose object is missing (missing_since) and aborts stale multipart
 uploads, then prints its report (JSON); `--dry-run` only reports; it needs only the database and S3
 settings. Every option also reads an environment variable (the flag wins).
@@ -53,7 +58,14 @@ settings. Every option also reads an environment variable (the flag wins).
                                                 this alone (default 86400; 0 only for tests)
   --reconcile-interval-secs N RECONCILE_INTERVAL_SECS  seconds between reconcile runs without --once (default 86400)
   --tenant UUID                                 reconcile one tenant's keys only
-  --dry-run                                     reconcile: report, change nothing
+  --purge-interval-secs N   PURGE_INTERVAL_SECS  seconds between purge runs (default 3600; 0: no purge beside
+                                                the worker loop)
+  --purge-grace-days N      PURGE_GRACE_DAYS    soft-deleted attachments are purged this many days after their
+                                                deletion (default 30; 0..=36500)
+  --purge-batch N           PURGE_BATCH         attachments purged per transaction (default 500; 1..=10000)
+  --purge-concurrency N     PURGE_CONCURRENCY   objects deleted at once (default 8; 1..=64)
+  --dry-run                                     `reconcile` and `purge` only: report what a run would do, change
+                                                nothing
   --once                                        process what is claimable now, then exit (tests, cron)
   --max-jobs N                                  claim at most N scan jobs and verifications together, then
                                                 finish them and exit
@@ -96,6 +108,8 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// What reconcile runs with.
     pub reconcile: ReconcileSettings,
+    /// The retention purge's settings.
+    pub purge: PurgeSettings,
 }
 
 /// The reconcile job's settings.
@@ -112,6 +126,33 @@ pub struct ReconcileSettings {
     pub tenant: Option<uuid::Uuid>,
 }
 
+/// The retention purge's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeSettings {
+    /// Between purge runs; `None`: no purge beside the worker loop.
+    pub interval: Option<Duration>,
+    /// Days a soft-deleted attachment is kept before it is purged.
+    pub grace_days: u32,
+    /// Attachments purged per transaction (and purging blobs claimed at once).
+    pub batch: u32,
+    /// DeleteObject requests at once.
+    pub concurrency: usize,
+    /// `--dry-run`: list, change nothing.
+    pub dry_run: bool,
+    /// A test hook (`PURGE_FAULT`, environment only): abort the process at this point of a purge,
+    /// as a crash or SIGKILL would, to prove a rerun finishes the job.
+    pub fault: Option<PurgeFault>,
+}
+
+/// Where `PURGE_FAULT` aborts a purge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeFault {
+    /// `after-rows`: the attachments are deleted and their content purging, no object deleted yet.
+    AfterRows,
+    /// `after-object`: an object is deleted, its blob row not yet forgotten.
+    AfterObject,
+}
+
 /// What the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -121,6 +162,8 @@ pub enum Mode {
     Janitor,
     /// Bucket against database (`scan-worker reconcile`).
     Reconcile,
+    /// The retention purge alone (`scan-worker purge`).
+    Purge,
 }
 
 /// The upload-verification URL beside a callback URL `.../scan/callback`: the same origin and
@@ -158,6 +201,7 @@ impl fmt::Debug for Config {
             .field("janitor_interval", &self.janitor_interval)
             .field("metrics_addr", &self.metrics_addr)
             .field("reconcile", &self.reconcile)
+            .field("purge", &self.purge)
             .finish()
     }
 }
@@ -202,6 +246,10 @@ const VALUED: &[(&str, Option<&str>)] = &[
     ("reconcile-safety-secs", Some("RECONCILE_SAFETY_SECS")),
     ("reconcile-interval-secs", Some("RECONCILE_INTERVAL_SECS")),
     ("tenant", None),
+    ("purge-interval-secs", Some("PURGE_INTERVAL_SECS")),
+    ("purge-grace-days", Some("PURGE_GRACE_DAYS")),
+    ("purge-batch", Some("PURGE_BATCH")),
+    ("purge-concurrency", Some("PURGE_CONCURRENCY")),
     ("max-jobs", None),
 ];
 
@@ -219,13 +267,14 @@ impl Config {
         let mut dry_run = false;
         let mut mode = Mode::Work;
         let mut it = argv.into_iter().peekable();
-        match it.peek().map(String::as_str) {
-            Some("janitor") => mode = Mode::Janitor,
-            Some("reconcile") => mode = Mode::Reconcile,
-            _ => {}
-        }
-        if mode != Mode::Work {
+        if let Some(m) = it.peek().and_then(|a| match a.as_str() {
+            "janitor" => Some(Mode::Janitor),
+            "reconcile" => Some(Mode::Reconcile),
+            "purge" => Some(Mode::Purge),
+            _ => None,
+        }) {
             it.next();
+            mode = m;
         }
         while let Some(arg) = it.next() {
             let body = arg
@@ -238,7 +287,9 @@ impl Config {
             match name {
                 "help" => return Err(ConfigError::Help),
                 "once" if inline.is_none() => once = true,
-                "dry-run" if inline.is_none() && mode == Mode::Reconcile => dry_run = true,
+                "dry-run" if inline.is_none() && matches!(mode, Mode::Reconcile | Mode::Purge) => {
+                    dry_run = true
+                }
                 _ => {
                     let (flag, _) = VALUED
                         .iter()
@@ -308,8 +359,8 @@ impl Config {
             }
         }
 
-        // Reconcile posts nothing: it needs the database and the bucket only.
-        let posts = mode != Mode::Reconcile;
+        // Reconcile and the purge alone post nothing: they need the database and the bucket only.
+        let posts = !matches!(mode, Mode::Reconcile | Mode::Purge);
         let callback_url = if posts {
             required("callback-url", "SCAN_CALLBACK_URL")?
         } else {
@@ -462,12 +513,13 @@ impl Config {
                     .map_err(|_| invalid(format!("--tenant: `{t}` is not a UUID")))?,
             ),
         };
+        let purge = purge_settings(&get, env("PURGE_FAULT"), dry_run, once, mode)?;
         Ok(Config {
             metrics_addr,
             reconcile: ReconcileSettings {
                 safety_window: Duration::from_secs(safety),
                 interval: Duration::from_secs(reconcile_every),
-                dry_run,
+                dry_run: dry_run && mode == Mode::Reconcile,
                 tenant,
             },
             database_url,
@@ -491,8 +543,90 @@ impl Config {
             verification_url,
             extensions,
             janitor_interval: (janitor_secs > 0).then(|| Duration::from_secs(janitor_secs)),
+            purge,
         })
     }
+}
+
+/// The purge's settings, each refused with a clear message when negative or absurd.
+fn purge_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    fault: Option<String>,
+    dry_run: bool,
+    once: bool,
+    mode: Mode,
+) -> Result<PurgeSettings, ConfigError> {
+    fn bounded(
+        flag: &str,
+        var: &str,
+        v: Option<String>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        match v.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(invalid(format!(
+                "--{flag} / {var} must be a whole number in {}..={}, not `{v}`",
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+    let interval = bounded(
+        "purge-interval-secs",
+        "PURGE_INTERVAL_SECS",
+        get("purge-interval-secs"),
+        3600,
+        0..=604_800,
+    )?;
+    let grace_days = bounded(
+        "purge-grace-days",
+        "PURGE_GRACE_DAYS",
+        get("purge-grace-days"),
+        30,
+        0..=36_500,
+    )?;
+    let batch = bounded(
+        "purge-batch",
+        "PURGE_BATCH",
+        get("purge-batch"),
+        500,
+        1..=10_000,
+    )?;
+    let concurrency = bounded(
+        "purge-concurrency",
+        "PURGE_CONCURRENCY",
+        get("purge-concurrency"),
+        8,
+        1..=64,
+    )?;
+    let fault = match fault.as_deref() {
+        None => None,
+        Some("after-rows") => Some(PurgeFault::AfterRows),
+        Some("after-object") => Some(PurgeFault::AfterObject),
+        Some(other) => {
+            return Err(invalid(format!(
+                "PURGE_FAULT is after-rows or after-object, not `{other}`"
+            )));
+        }
+    };
+    if dry_run && !matches!(mode, Mode::Purge | Mode::Reconcile) {
+        return Err(invalid("--dry-run is an option of `reconcile` and `purge`"));
+    }
+    if mode == Mode::Purge && interval == 0 && !once && !dry_run {
+        return Err(invalid(
+            "`purge` needs --once, --dry-run or a positive --purge-interval-secs",
+        ));
+    }
+    Ok(PurgeSettings {
+        interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        grace_days: grace_days as u32,
+        batch: batch as u32,
+        concurrency: concurrency as usize,
+        dry_run,
+        fault,
+    })
 }
 
 /// `<hostname>-<pid>`.
@@ -809,5 +943,57 @@ mod tests {
     #[test]
     fn default_name_has_the_pid() {
         assert!(default_worker_name().ends_with(&format!("-{}", std::process::id())));
+    }
+
+    #[test]
+    fn purge_settings_and_their_refusals() {
+        let c = parse(&[], &base_env()).unwrap();
+        assert_eq!(
+            c.purge,
+            PurgeSettings {
+                interval: Some(Duration::from_secs(3600)),
+                grace_days: 30,
+                batch: 500,
+                concurrency: 8,
+                dry_run: false,
+                fault: None,
+            }
+        );
+        // `purge` needs neither the callback nor its secret.
+        let env: Vec<(&str, &str)> = base_env()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("SCAN_CALLBACK"))
+            .chain([("PURGE_GRACE_DAYS", "0"), ("PURGE_FAULT", "after-rows")])
+            .collect();
+        let c = parse(&["purge", "--once", "--purge-batch", "10"], &env).unwrap();
+        assert_eq!(c.mode, Mode::Purge);
+        assert!(c.once);
+        assert_eq!((c.purge.grace_days, c.purge.batch), (0, 10));
+        assert_eq!(c.purge.fault, Some(PurgeFault::AfterRows));
+        assert!(parse(&["purge", "--dry-run"], &env).unwrap().purge.dry_run);
+        for (args, var) in [
+            (&["purge", "--purge-grace-days", "-1"][..], None),
+            (&["purge", "--purge-grace-days", "36501"][..], None),
+            (&["purge", "--purge-batch", "0"][..], None),
+            (&["purge", "--purge-batch", "100000"][..], None),
+            (&["purge", "--purge-concurrency", "0"][..], None),
+            (&["purge", "--purge-interval-secs", "-5"][..], None),
+            (&["purge", "--purge-interval-secs", "0"][..], None),
+            (&["purge", "--once"][..], Some(("PURGE_FAULT", "sometimes"))),
+            (
+                &["purge", "--once"][..],
+                Some(("PURGE_GRACE_DAYS", "thirty")),
+            ),
+            // --dry-run belongs to `reconcile` and `purge`, and the callback to the other modes.
+            (&["--dry-run"][..], None),
+            (&["janitor", "--once"][..], None),
+        ] {
+            let mut env = env.clone();
+            env.extend(var);
+            match parse(args, &env) {
+                Err(ConfigError::Invalid(m)) => assert!(!m.is_empty(), "{args:?}"),
+                other => panic!("{args:?} {var:?}: {other:?}"),
+            }
+        }
     }
 }

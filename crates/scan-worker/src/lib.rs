@@ -11,19 +11,22 @@
 //! | [`uploads`] | the I/O of direct uploads: a verification's claim, report, object deletion and verdict; the upload janitor |
 //! | [`reconcile`] | orphan repair: the bucket walked page by page against the keys the database knows; orphans deleted, missing objects marked, stale multipart uploads aborted |
 //! | [`metrics`] | Prometheus metrics and the small server of `/metrics` (`METRICS_ADDR`) |
+//! | [`purge`] | the retention purge: batches of attachments deleted by the database, then the objects of the content they left unreferenced |
 //! | [`storage`] | the worker's storage requests: GetObject streamed, DeleteObject, AbortMultipartUpload, HeadObject, the listings |
 //! | [`log`] | JSON log lines |
 //!
 //! `worker`, `uploads` and `storage` do the I/O; the rest is pure or talks only to a local socket,
 //! and is unit-tested. The worker is tested end to end against the real stack
 //! (`tests/integration/tests/scan_e2e.rs`), the verifier and the janitor against real Postgres,
-//! Garage and clamd (`tests/uploads.rs`), reconcile and the metrics likewise (`tests/reconcile.rs`).
+//! Garage and clamd (`tests/uploads.rs`), reconcile and the metrics likewise (`tests/reconcile.rs`),
+//! the purge against real Postgres and Garage (`tests/purge.rs`).
 
 pub mod backoff;
 pub mod clamd;
 pub mod config;
 pub mod log;
 pub mod metrics;
+pub mod purge;
 pub mod reconcile;
 pub mod storage;
 pub mod uploads;

@@ -58,6 +58,7 @@ async fn run(cfg: Config) -> ExitCode {
     match c.mode {
         Mode::Janitor => return janitor(worker, rx).await,
         Mode::Reconcile => return reconcile(worker, rx).await,
+        Mode::Purge => return purge(worker, rx).await,
         Mode::Work => {}
     }
     // A short probe: a clamd that is still loading its database must not hold up the start.
@@ -73,6 +74,7 @@ async fn run(cfg: Config) -> ExitCode {
             "lease_secs": c.lease_secs, "concurrency": c.concurrency, "max_scan_bytes": c.max_scan_bytes, "once": c.once,
             "scan_jobs": c.scan_jobs, "verify_uploads": c.verify_uploads, "verification": c.verification_url,
             "janitor_interval_secs": c.janitor_interval.map(|d| d.as_secs()),
+            "purge_interval_secs": c.purge.interval.map(|d| d.as_secs()), "purge_grace_days": c.purge.grace_days,
         }),
     );
     if let Err(e) = &version {
@@ -153,6 +155,47 @@ async fn janitor(worker: Arc<Worker>, rx: tokio::sync::watch::Receiver<bool>) ->
         .unwrap_or(std::time::Duration::from_secs(60));
     worker.janitor_loop(every, rx).await;
     log::info("janitor.stopped", json!({}));
+    ExitCode::SUCCESS
+}
+
+/// `scan-worker purge [--once] [--dry-run]`: the retention purge alone.
+async fn purge(worker: Arc<Worker>, rx: tokio::sync::watch::Receiver<bool>) -> ExitCode {
+    let c = worker.config();
+    log::info(
+        "purge.started",
+        json!({"worker": c.worker_name, "bucket": c.storage.bucket(), "once": c.once,
+               "dry_run": c.purge.dry_run, "grace_days": c.purge.grace_days, "batch": c.purge.batch,
+               "interval_secs": c.purge.interval.map(|d| d.as_secs())}),
+    );
+    if c.purge.dry_run {
+        return match worker.purge_dry_run().await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    if c.once {
+        return match worker.purge_pass(&rx).await {
+            Ok(s) => {
+                log::info(
+                    "purge.stopped",
+                    json!({"attachments": s.attachments, "blobs": s.blobs, "left": s.left}),
+                );
+                // Blobs left behind (storage errors) are a failure an operator must see.
+                if s.left > 0 {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let every = c
+        .purge
+        .interval
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    worker.purge_loop(every, rx).await;
+    log::info("purge.stopped", json!({}));
     ExitCode::SUCCESS
 }
 

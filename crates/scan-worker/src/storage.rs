@@ -1,7 +1,7 @@
 //! The worker's storage requests, signed by the `storage` crate's one SigV4 signer and sent with
 //! reqwest: GetObject as a stream (scans, verifications), DeleteObject (unused objects of direct
-//! uploads, orphans) and AbortMultipartUpload (the janitor's expired sessions), and for reconcile
-//! ListObjectsV2, ListMultipartUploads (one page each) and HeadObject. Errors are log texts
+//! uploads, orphans, purged content) and AbortMultipartUpload (the janitor's expired sessions), and for
+//! reconcile ListObjectsV2, ListMultipartUploads (one page each) and HeadObject. Errors are log texts
 //! (status, S3 error code); they never carry credentials or signatures.
 
 use std::time::{Duration, SystemTime};
@@ -137,6 +137,24 @@ impl Storage {
         match Self::error(res).await {
             StorageError::NotFound { .. } => Ok(()),
             e => Err(format!("storage DeleteObject: {e}")),
+        }
+    }
+
+    /// Whether the bucket answers with these credentials: a GetObject of a key nobody writes, which
+    /// must answer `404`. The purge asks before it deletes any row, so an unreachable store stops it
+    /// before anything changed.
+    pub async fn reachable(&self) -> Result<(), String> {
+        let key = Self::key("purge-probe/absent")?;
+        let req = Signer::new(&self.cfg)
+            .get_object(&key, None, SystemTime::now())
+            .map_err(|e| format!("signing GetObject: {e}"))?;
+        let res = self.send(req, "GetObject").await?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        match Self::error(res).await {
+            StorageError::NotFound { .. } => Ok(()),
+            e => Err(format!("storage GetObject: {e}")),
         }
     }
 

@@ -12,8 +12,8 @@
 //!
 //! The same loop claims direct uploads to verify (`crate::uploads`): scan jobs and verifications
 //! share the `SCAN_CONCURRENCY` slots, and the two queues take turns at the first pick of free
-//! slots, so neither starves the other. The upload janitor runs beside the loop on its own
-//! interval.
+//! slots, so neither starves the other. The upload janitor and the retention purge run beside the
+//! loop, each on its own interval.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use store::StoreError;
+use store::purge;
 use store::scan_jobs::{self, JobState};
 use store::tls::PgTls;
 use store::upload_queue::{self, ClaimedVerification, JanitorTask, ReleaseState};
@@ -210,6 +211,18 @@ impl Db {
         .await
     }
 
+    /// What a purge would take now (a dry run).
+    pub async fn purge_candidates(
+        &self,
+        grace_days: u32,
+        limit: u32,
+    ) -> Result<Vec<(purge::Purged, i64)>, StoreError> {
+        self.bounded("purge_candidates", async |c| {
+            purge::candidates(&*c, grace_days, limit).await
+        })
+        .await
+    }
+
     /// Marks a blob's object missing (reconcile).
     pub async fn mark_missing(&self, blob: Uuid, key: &str) -> Result<Option<i64>, StoreError> {
         self.bounded("reconcile_mark_missing", async |c| {
@@ -238,10 +251,49 @@ impl Db {
         .await
     }
 
+    /// Purges one batch of attachments.
+    pub async fn purge_attachments(
+        &self,
+        worker: &str,
+        grace_days: u32,
+        limit: u32,
+    ) -> Result<Vec<purge::Purged>, StoreError> {
+        self.bounded("purge_attachments", async |c| {
+            purge::purge_attachments(&*c, worker, grace_days, limit).await
+        })
+        .await
+    }
+
     /// The queue gauges (metrics).
     pub async fn queue_stats(&self) -> Result<store::reconcile::QueueStats, StoreError> {
         self.bounded("worker_queue_stats", async |c| {
             store::reconcile::queue_stats(&*c).await
+        })
+        .await
+    }
+
+    /// Claims purging blobs.
+    pub async fn purge_claim_blobs(
+        &self,
+        worker: &str,
+        lease_secs: u32,
+        limit: u32,
+    ) -> Result<Vec<purge::PurgingBlob>, StoreError> {
+        self.bounded("purge_claim_blobs", async |c| {
+            purge::claim_blobs(&*c, worker, lease_secs, limit).await
+        })
+        .await
+    }
+
+    /// Forgets a purged blob whose object is gone.
+    pub async fn purge_forget_blob(
+        &self,
+        blob: Uuid,
+        worker: &str,
+        storage_key: &str,
+    ) -> Result<bool, StoreError> {
+        self.bounded("purge_forget_blob", async |c| {
+            purge::forget_blob(&*c, blob, worker, storage_key).await
         })
         .await
     }
@@ -697,6 +749,16 @@ impl Worker {
             }
             _ => None,
         };
+        let purge = match (self.cfg.purge.interval, self.cfg.once) {
+            (Some(every), false) => {
+                let me = self.clone();
+                let stop = shutdown.clone();
+                Some(tokio::spawn(
+                    async move { me.purge_loop(every, stop).await },
+                ))
+            }
+            _ => None,
+        };
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut summary = Summary::default();
         let mut db_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
@@ -822,6 +884,11 @@ impl Worker {
         if let Some(j) = janitor {
             // The janitor stops between two rows: its current row's lease simply expires otherwise.
             let _ = tokio::time::timeout(Duration::from_secs(30), j).await;
+        }
+        if let Some(p) = purge {
+            // The purge stops between two batches; a blob it was deleting stays purging for the
+            // next run.
+            let _ = tokio::time::timeout(Duration::from_secs(30), p).await;
         }
         Ok(summary)
     }

@@ -26,10 +26,13 @@ const SELECT: &str = "SELECT a.id, a.message_id, a.filename, a.detected_mime, a.
      JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id \
      LEFT JOIN scan_jobs j ON j.tenant_id = a.tenant_id AND j.id = a.scan_job_id";
 
+/// `retention_expires_at`: now plus the tenant's own `retention_days` (migration 0019), else `$11`
+/// days (the app's `retention_days`).
 const INSERT: &str = "INSERT INTO email_attachments (id, tenant_id, message_id, blob_id, uploader_user_id, \
-     filename, declared_mime, detected_mime, size_bytes, scan_job_id) \
-     VALUES (coalesce($10::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     RETURNING id, created_at, url_generation";
+     filename, declared_mime, detected_mime, size_bytes, scan_job_id, retention_expires_at) \
+     VALUES (coalesce($10::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             app_now_ms() + coalesce((SELECT t.retention_days FROM tenants t WHERE t.id = $1), $11::integer)::bigint * 86400000) \
+     RETURNING id, created_at, url_generation, retention_expires_at";
 
 const LOCK: &str = "SELECT a.uploader_user_id, a.is_deleted, a.blob_id, m.owner_user_id \
      FROM email_attachments a \
@@ -184,6 +187,41 @@ pub struct NewAttachment<'a> {
     pub size_bytes: i64,
     /// The scan job the upload awaits (`crate::blobs::awaited_scan`).
     pub scan_job: Option<Uuid>,
+    /// How long it is kept when its tenant sets no retention of its own (the app's
+    /// `retention_days`, [`RetentionDays`]).
+    pub retention: RetentionDays,
+}
+
+/// A retention period in days, 1 to 36500 (100 years): the app's `retention_days` and a tenant's
+/// `retention_days` column (which the database bounds the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDays(u16);
+
+impl RetentionDays {
+    /// The default: 90 days.
+    pub const DEFAULT: Self = Self(90);
+    /// The longest period accepted.
+    pub const MAX: u16 = 36_500;
+
+    /// A setting's value; `Err` says what is wrong, for the one log line of a misconfiguration.
+    pub fn parse(value: &str) -> std::result::Result<Self, String> {
+        let v = value.trim();
+        let n: i64 = v
+            .parse()
+            .map_err(|_| format!("retention_days: `{v}` is not a whole number of days"))?;
+        if !(1..=i64::from(Self::MAX)).contains(&n) {
+            return Err(format!(
+                "retention_days: {n} is out of range (1..={} days)",
+                Self::MAX
+            ));
+        }
+        Ok(Self(n as u16))
+    }
+
+    /// The number of days.
+    pub const fn days(self) -> u16 {
+        self.0
+    }
 }
 
 /// What the database chose for a new attachment.
@@ -193,6 +231,8 @@ pub struct Inserted {
     /// Epoch milliseconds.
     pub created_at: i64,
     pub url_generation: u32,
+    /// When the purge may delete it (epoch milliseconds).
+    pub retention_expires_at: i64,
 }
 
 /// Inserts `new` under the transaction's tenant.
@@ -212,6 +252,7 @@ pub async fn insert<C: Conn>(tx: &TenantTx<'_, C>, new: &NewAttachment<'_>) -> R
                 new.size_bytes.into(),
                 Param::opt_uuid(new.scan_job),
                 Param::opt_uuid(new.id),
+                Param::Int32(i32::from(new.retention.days())),
             ],
         )
         .await?;
@@ -222,6 +263,7 @@ pub async fn insert<C: Conn>(tx: &TenantTx<'_, C>, new: &NewAttachment<'_>) -> R
         id: r.uuid(0)?,
         created_at: r.int(1)?,
         url_generation: generation(r.int(2)?)?,
+        retention_expires_at: r.int(3)?,
     })
 }
 
@@ -334,6 +376,20 @@ mod tests {
                 .served_mime(),
             None
         );
+    }
+
+    #[test]
+    fn retention_days_refuses_negative_zero_absurd_and_garbage() {
+        assert_eq!(RetentionDays::parse("90"), Ok(RetentionDays::DEFAULT));
+        assert_eq!(RetentionDays::parse(" 1 ").map(RetentionDays::days), Ok(1));
+        assert_eq!(
+            RetentionDays::parse("36500").map(RetentionDays::days),
+            Ok(36_500)
+        );
+        for bad in ["0", "-1", "36501", "99999999999999999999", "", "90d", "1.5"] {
+            let e = RetentionDays::parse(bad).unwrap_err();
+            assert!(e.starts_with("retention_days: "), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Dedup is the upsert's: the unique `(tenant_id, content_sha256)` makes concurrent uploads of one
 //! content wait for each other and converge on one row, whose storage key is the first upload's.
-//! It never crosses tenants.
+//! It never crosses tenants, and it never joins content that is being purged (`purging_at`,
+//! migration 0019): the unique index leaves such a blob out, so an upload of that content makes a
+//! new blob with its own object while the purge deletes the old one.
 //!
 //! What an upload tells its uploader is theirs alone ([`awaited_scan`]): `isDeduplicated` only
 //! when they uploaded the content before, and the content's verdict only once a scan job of their
@@ -20,7 +22,7 @@ const HELD_BY_UPLOADER: &str = "SELECT 1 FROM attachment_blobs b WHERE b.content
 
 const UPSERT: &str = "INSERT INTO attachment_blobs \
      (tenant_id, content_sha256, size_bytes, storage_key, sniffed_mime) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (tenant_id, content_sha256) DO UPDATE SET ref_count = attachment_blobs.ref_count + 1 \
+     ON CONFLICT (tenant_id, content_sha256) WHERE purging_at IS NULL DO UPDATE SET ref_count = attachment_blobs.ref_count + 1 \
      RETURNING id, storage_key, scan_status, (xmax = 0) AS inserted";
 
 /// Whether uploader `$3` has an attachment with content `$2` (before the one being recorded), and

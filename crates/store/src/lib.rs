@@ -16,6 +16,8 @@
 //! | [`upload_queue`] | direct uploads, the worker's side: claiming completed sessions to verify, handing them back, the janitor's claim and its two records |
 //! | [`reconcile`] | the worker's operations side: the keys the database knows (the reconcile job), missing objects, the queue gauges of its metrics |
 //! | [`health`] | readiness: a statement the database must answer |
+//! | [`legal_hold`] | legal holds on attachments and messages, set by admins, which the purge respects |
+//! | [`purge`] | the retention purge, the worker's side: purging attachments, then claiming, and forgetting once their object is gone, the blobs left unreferenced |
 //! | [`identity`], [`sessions`] | users, logins and refresh-token families |
 //! | `spin` (feature `spin`) | Spin's Postgres interface as a [`Conn`]: one pooled connection, rolled back if dropped mid-transaction |
 //! | `native` (feature `native`) | tokio-postgres's `Client` as a [`Conn`] |
@@ -32,9 +34,11 @@ pub mod conn;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod legal_hold;
 pub mod messages;
 #[cfg(feature = "native")]
 mod native;
+pub mod purge;
 pub mod quota;
 pub mod reconcile;
 pub mod scan_jobs;

@@ -39,7 +39,7 @@ const RESOLVE_ATTACHMENT: &str = "SELECT tenant_id, blob_id FROM resolve_attachm
 const LOCK_BY_ID: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
      FROM attachment_blobs WHERE id = $1 FOR UPDATE";
 const LOCK_BY_HASH: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
-     FROM attachment_blobs WHERE content_sha256 = $1 FOR UPDATE";
+     FROM attachment_blobs WHERE content_sha256 = $1 AND purging_at IS NULL FOR UPDATE";
 const READ: &str = "SELECT id, content_sha256, scan_status, scanned_at, storage_key, quarantine_action \
      FROM attachment_blobs WHERE id = $1";
 

@@ -25,7 +25,7 @@ use edge::{ApiError, Code, Problem, body, response};
 use scan_core::verification::{Answer, AnswerState, Decision, Report};
 use serde_json::json;
 use spin_sdk::http::Request;
-use store::attachments::{self, NewAttachment};
+use store::attachments::{self, NewAttachment, RetentionDays};
 use store::audit_log::{self, AuditEntry};
 use store::blobs::{self, NewBlob};
 use store::spin::Db;
@@ -202,7 +202,8 @@ async fn record<C: Conn>(
             ))
         }
         Said::Accepted => {
-            let (answer, processed) = accept(tx, &session, report, rid, client).await?;
+            let (answer, processed) =
+                accept(tx, &session, report, rid, client, cfg.retention).await?;
             let size = u64::try_from(session.claimed_size).unwrap_or(u64::MAX);
             edge::quota::check_commit(tx, &cfg.quota, session.user_id, size, 1)
                 .await
@@ -225,6 +226,7 @@ async fn accept<C: Conn>(
     report: &Report,
     rid: &str,
     client: Option<String>,
+    retention: RetentionDays,
 ) -> Result<(Answer, Processed), ApiError> {
     let sniffed = report.content.sniffed_mime.as_ref().map(|m| m.as_str());
     let detected = report.content.detected_mime.as_str();
@@ -252,6 +254,7 @@ async fn accept<C: Conn>(
             detected_mime: detected,
             size_bytes: session.claimed_size,
             scan_job: awaited.job,
+            retention,
         },
     )
     .await?;

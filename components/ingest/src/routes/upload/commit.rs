@@ -96,6 +96,7 @@ async fn record<C: Conn>(
         detected_mime: &s.detected.mime,
         size_bytes: size,
         scan_job: awaited.job,
+        retention: cfg.retention,
     };
     let row = attachments::insert(tx, &new_attachment).await?;
     let entry = AuditEntry {
