@@ -1,0 +1,93 @@
+// The running dev stack the tests talk to: BASE_URL from .data/dev.env (or the environment), the demo
+// tenant from .data/dev/demo.json (both written by scripts/dev).
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { AttachmentsClient, ApiProblem, type Attachment, type ClientOptions } from "../client/src";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+function devEnv(): Record<string, string> {
+  try {
+    const out: Record<string, string> = {};
+    for (const line of readFileSync(`${root}.data/dev.env`, "utf8").split("\n")) {
+      const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+      if (m) out[m[1]!] = m[2]!.replace(/^'(.*)'$/, "$1").replace(/^"(.*)"$/, "$1");
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+const env = devEnv();
+export const BASE_URL = process.env.BASE_URL ?? env.BASE_URL ?? "";
+if (!BASE_URL) throw new Error("no BASE_URL: start scripts/dev (it writes .data/dev.env) or set BASE_URL");
+
+interface DemoUser { id: string; email: string; password: string; role: string }
+interface DemoMessage { id: string; ownerUserId: string }
+interface Demo { tenants: { users: DemoUser[]; messages: DemoMessage[] }[] }
+
+const demoPath = process.env.DEMO_JSON ?? `${root}.data/dev/demo.json`;
+const demo = JSON.parse(readFileSync(demoPath, "utf8")) as Demo;
+
+/** A demo user (role `user`) and a message of theirs. */
+export function demoUser(n = 0): { email: string; password: string; messageId: string } {
+  const t = demo.tenants[0]!;
+  const u = t.users.filter((x) => x.role === "user")[n]!;
+  const m = t.messages.find((x) => x.ownerUserId === u.id)!;
+  return { email: u.email, password: u.password, messageId: m.id };
+}
+
+export function client(opts: Partial<ClientOptions> = {}): AttachmentsClient {
+  return new AttachmentsClient({ baseUrl: BASE_URL, transport: "fetch", ...opts });
+}
+
+export async function loggedIn(opts: Partial<ClientOptions> = {}) {
+  const u = demoUser();
+  const c = client(opts);
+  await c.login(u.email, u.password);
+  return { c, ...u };
+}
+
+/** Pseudo-random bytes (xorshift), so content is never deduplicated across runs by accident. */
+export function bytes(len: number, seed = Date.now() ^ (Math.random() * 2 ** 31)): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(len);
+  let x = seed | 1;
+  for (let i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+export const EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/** Polls the scan status until it leaves `pending` (the stack's scan worker judges within seconds). */
+export async function settled(c: AttachmentsClient, id: string, timeoutMs = 60_000): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const s = await c.scanStatus(id);
+      if (s.status !== "pending") return s.status;
+    } catch (e) {
+      // a direct upload is 404 here while it is verified
+      if (!(e instanceof ApiProblem && e.status === 404)) throw e;
+    }
+    if (Date.now() > end) throw new Error(`attachment ${id} still pending after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+export async function problem(p: Promise<unknown>): Promise<ApiProblem> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ApiProblem) return e;
+    throw e;
+  }
+  throw new Error("expected the call to fail");
+}
+
+export type { Attachment };
