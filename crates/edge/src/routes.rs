@@ -61,6 +61,11 @@ pub enum Endpoint {
     TusPatch,
     /// `DELETE /api/v1/tus/{id}`: termination.
     TusTerminate,
+    /// `GET|HEAD /`: the attachment console's page.
+    ConsolePage,
+    /// `GET|HEAD /assets/{file}`: a hashed script or style of the console (no id: the component
+    /// looks the name up in its build, it never goes through [`resolve`]).
+    ConsoleAsset,
 }
 
 /// Who may call an endpoint.
@@ -281,6 +286,20 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/tus/{id}",
         "ingest",
         USER,
+    ),
+    route(
+        Endpoint::ConsolePage,
+        &["GET", "HEAD"],
+        "/",
+        "console",
+        Access::Public,
+    ),
+    route(
+        Endpoint::ConsoleAsset,
+        &["GET", "HEAD"],
+        "/assets/{file}",
+        "console",
+        Access::Public,
     ),
 ];
 
