@@ -47,8 +47,18 @@ fn main() {
             assets.push(item);
         }
     }
-    writeln!(code, "static INDEX: static_site::Asset = {};", index.expect("an index.html")).unwrap();
-    writeln!(code, "static ASSETS: [static_site::Asset; {}] = [", assets.len()).unwrap();
+    writeln!(
+        code,
+        "static INDEX: static_site::Asset = {};",
+        index.expect("an index.html")
+    )
+    .unwrap();
+    writeln!(
+        code,
+        "static ASSETS: [static_site::Asset; {}] = [",
+        assets.len()
+    )
+    .unwrap();
     for a in &assets {
         writeln!(code, "    {a},").unwrap();
     }
@@ -65,11 +75,19 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
             collect(root, &p, out);
             continue;
         }
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel.ends_with(".map") {
             continue;
         }
-        let route = if rel == "index.html" { "/".to_owned() } else { format!("/{rel}") };
+        let route = if rel == "index.html" {
+            "/".to_owned()
+        } else {
+            format!("/{rel}")
+        };
         out.push((route, p));
     }
 }

@@ -7,6 +7,7 @@
 //
 // Run: node --test e2e/ (web/), with BASE_URL or .data/dev.env from scripts/dev; CHROMIUM overrides
 // the browser's path.
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -35,12 +36,10 @@ function devEnv() {
   }
 }
 const BASE_URL = process.env.BASE_URL ?? devEnv().BASE_URL;
-const demo = JSON.parse(readFileSync(process.env.DEMO_JSON ?? join(root, ".data/dev/demo.json"), "utf8"));
-const tenant = demo.tenants[0];
-// Another demo user than the unit tests' first one, so per-user limits do not meet.
-const users = tenant.users.filter((u) => u.role === "user");
-const user = users[users.length > 1 ? 1 : 0];
-const messageId = tenant.messages.find((m) => m.ownerUserId === user.id).id;
+// A user of a fresh tenant (scripts/seed --json; DATABASE_ADMIN_URL from the environment or .data/dev.env).
+const seeded = JSON.parse(execFileSync(join(root, "scripts/seed"), ["--json"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
+const user = seeded.tenants[0].users.find((u) => u.role === "user");
+const messageId = seeded.tenants[0].messages.find((m) => m.ownerUserId === user.id).id;
 
 const MIB = 1024 * 1024;
 const EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";

@@ -1,5 +1,6 @@
-// The running dev stack the tests talk to: BASE_URL from .data/dev.env (or the environment), the demo
-// tenant from .data/dev/demo.json (both written by scripts/dev).
+// The running stack the tests talk to: BASE_URL from the environment or .data/dev.env (written by
+// scripts/dev); users from scripts/seed (DATABASE_ADMIN_URL from the environment or the same file).
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { AttachmentsClient, ApiProblem, type Attachment, type ClientOptions } from "../client/src";
@@ -23,19 +24,29 @@ const env = devEnv();
 export const BASE_URL = process.env.BASE_URL ?? env.BASE_URL ?? "";
 if (!BASE_URL) throw new Error("no BASE_URL: start scripts/dev (it writes .data/dev.env) or set BASE_URL");
 
-interface DemoUser { id: string; email: string; password: string; role: string }
-interface DemoMessage { id: string; ownerUserId: string }
-interface Demo { tenants: { users: DemoUser[]; messages: DemoMessage[] }[] }
+interface SeedUser { id: string; email: string; password: string; role: string }
+interface SeedMessage { id: string; ownerUserId: string }
+interface Seeded { tenants: { users: SeedUser[]; messages: SeedMessage[] }[] }
 
-const demoPath = process.env.DEMO_JSON ?? `${root}.data/dev/demo.json`;
-const demo = JSON.parse(readFileSync(demoPath, "utf8")) as Demo;
+export interface TestUser { email: string; password: string; messageId: string }
+const pool: TestUser[] = [];
 
-/** A demo user (role `user`) and a message of theirs. */
-export function demoUser(n = 0): { email: string; password: string; messageId: string } {
-  const t = demo.tenants[0]!;
-  const u = t.users.filter((x) => x.role === "user")[n]!;
-  const m = t.messages.find((x) => x.ownerUserId === u.id)!;
-  return { email: u.email, password: u.password, messageId: m.id };
+/**
+ * A user of a fresh tenant (`scripts/seed --json`: two tenants, two users each, messages of their
+ * own), one per test: the per-user rate limit and the lists never meet another test's.
+ */
+export function freshUser(): TestUser {
+  if (pool.length === 0) {
+    const out = execFileSync(`${root}scripts/seed`, ["--json"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    const seeded = JSON.parse(out) as Seeded;
+    for (const t of seeded.tenants) {
+      for (const u of t.users.filter((x) => x.role === "user")) {
+        const m = t.messages.find((x) => x.ownerUserId === u.id)!;
+        pool.push({ email: u.email, password: u.password, messageId: m.id });
+      }
+    }
+  }
+  return pool.shift()!;
 }
 
 export function client(opts: Partial<ClientOptions> = {}): AttachmentsClient {
@@ -43,7 +54,7 @@ export function client(opts: Partial<ClientOptions> = {}): AttachmentsClient {
 }
 
 export async function loggedIn(opts: Partial<ClientOptions> = {}) {
-  const u = demoUser();
+  const u = freshUser();
   const c = client(opts);
   await c.login(u.email, u.password);
   return { c, ...u };

@@ -13,6 +13,7 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use http_body_util::Full;
 use problem::{Problem, RequestId};
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_service;
@@ -38,17 +39,15 @@ async fn csp() -> Result<&'static str, String> {
     let connect = variable("console_connect_src")
         .await
         .map_err(|e| format!("console_connect_src: {e}"))?;
-    let origins = static_site::origins(&connect).map_err(|e| format!("console_connect_src: {e}"))?;
+    let origins =
+        static_site::origins(&connect).map_err(|e| format!("console_connect_src: {e}"))?;
     Ok(CSP.get_or_init(|| static_site::content_security_policy(&origins)))
 }
 
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let request_id = RequestId::from_client(
-        req.headers()
-            .get("x-request-id")
-            .map(|v| v.as_bytes()),
-    );
+    let request_id =
+        RequestId::from_client(req.headers().get("x-request-id").map(|v| v.as_bytes()));
     let inm = req
         .headers()
         .get(http::header::IF_NONE_MATCH)
@@ -59,7 +58,10 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         Err(why) => {
             // A deployment error: said once in the log, never to the client.
             eprintln!("console: misconfigured: {why}");
-            return Ok(problem_response(Problem::new(problem::Code::Misconfigured), &request_id));
+            return Ok(problem_response(
+                Problem::new(problem::Code::Misconfigured),
+                &request_id,
+            ));
         }
     };
     Ok(match answer {
@@ -71,11 +73,11 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 b = b.header(k, v);
             }
             b = b.header("content-length", asset.body.len());
-            b.body(if head {
+            b.body(Full::new(if head {
                 Bytes::new()
             } else {
                 Bytes::from_static(asset.body)
-            })?
+            }))?
         }
         Answer::NotModified { asset } => {
             let mut b = http::Response::builder()
@@ -86,13 +88,13 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                     b = b.header(k, v);
                 }
             }
-            b.body(Bytes::new())?
+            b.body(Full::new(Bytes::new()))?
         }
         Answer::Problem(p) => problem_response(p, &request_id),
     })
 }
 
-fn problem_response(p: Problem, request_id: &RequestId) -> Response<Bytes> {
+fn problem_response(p: Problem, request_id: &RequestId) -> Response<Full<Bytes>> {
     let mut b = http::Response::builder()
         .status(p.status())
         .header("content-type", "application/problem+json")
@@ -102,6 +104,6 @@ fn problem_response(p: Problem, request_id: &RequestId) -> Response<Bytes> {
     if p.status() == 405 {
         b = b.header("allow", static_site::ALLOW);
     }
-    b.body(Bytes::from(p.to_json(request_id)))
+    b.body(Full::new(Bytes::from(p.to_json(request_id))))
         .expect("valid response")
 }

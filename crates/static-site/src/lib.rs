@@ -67,7 +67,10 @@ pub fn answer(site: &Site, method: &Method, path: &str, if_none_match: Option<&s
 
 /// `If-None-Match` (RFC 9110 13.1.2, weak comparison): `*`, or a list with this tag (`W/` ignored).
 fn etag_matches(header: &str, etag: &str) -> bool {
-    header.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 /// The response headers of an asset (for `200` and `304` alike), the page's policy included.
@@ -83,7 +86,10 @@ pub fn headers(site: &Site, asset: &Asset, csp: &str) -> Vec<(&'static str, Stri
         h.push(("referrer-policy", "no-referrer".to_owned()));
         h.push(("x-frame-options", "DENY".to_owned()));
     } else {
-        h.push(("cache-control", "public, max-age=31536000, immutable".to_owned()));
+        h.push((
+            "cache-control",
+            "public, max-age=31536000, immutable".to_owned(),
+        ));
     }
     h
 }
@@ -115,7 +121,10 @@ pub fn origins(urls: &str) -> Result<Vec<String>, String> {
             match (uri.scheme_str(), uri.authority()) {
                 (Some(scheme @ ("http" | "https")), Some(auth))
                     if !auth.as_str().contains('@')
-                        && auth.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)) =>
+                        && auth
+                            .as_str()
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)) =>
                 {
                     Ok(format!("{scheme}://{}", auth.as_str().to_ascii_lowercase()))
                 }
@@ -150,13 +159,26 @@ mod tests {
     fn the_index_and_hashed_assets_are_found_and_nothing_else() {
         assert_eq!(
             answer(&SITE, &Method::GET, "/", None),
-            Answer::Asset { asset: &INDEX, head: false }
+            Answer::Asset {
+                asset: &INDEX,
+                head: false
+            }
         );
         assert_eq!(
             answer(&SITE, &Method::HEAD, "/assets/index-Ab12.js", None),
-            Answer::Asset { asset: &ASSETS[0], head: true }
+            Answer::Asset {
+                asset: &ASSETS[0],
+                head: true
+            }
         );
-        for path in ["/assets/", "/assets/index-Ab12.js/", "/index.html", "/assets/../index.html", "/nope", "/assets/index-ab12.js"] {
+        for path in [
+            "/assets/",
+            "/assets/index-Ab12.js/",
+            "/index.html",
+            "/assets/../index.html",
+            "/nope",
+            "/assets/index-ab12.js",
+        ] {
             let Answer::Problem(p) = answer(&SITE, &Method::GET, path, None) else {
                 panic!("{path} was found");
             };
@@ -183,7 +205,10 @@ mod tests {
         }
         assert_eq!(
             answer(&SITE, &Method::GET, "/", Some("\"old\"")),
-            Answer::Asset { asset: &INDEX, head: false }
+            Answer::Asset {
+                asset: &INDEX,
+                head: false
+            }
         );
     }
 
@@ -204,7 +229,10 @@ mod tests {
             Some("public, max-age=31536000, immutable")
         );
         assert_eq!(get(&ASSETS[0], "content-security-policy"), None);
-        assert_eq!(get(&ASSETS[0], "x-content-type-options").as_deref(), Some("nosniff"));
+        assert_eq!(
+            get(&ASSETS[0], "x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
     }
 
     #[test]
@@ -212,7 +240,10 @@ mod tests {
         let csp = content_security_policy(&origins("http://127.0.0.1:3900/").unwrap());
         assert!(csp.contains("script-src 'self';"), "{csp}");
         assert!(!csp.contains("unsafe"), "{csp}");
-        assert!(csp.contains("connect-src 'self' http://127.0.0.1:3900;"), "{csp}");
+        assert!(
+            csp.contains("connect-src 'self' http://127.0.0.1:3900;"),
+            "{csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     }
 
@@ -220,10 +251,19 @@ mod tests {
     fn origins_are_scheme_and_authority_only() {
         assert_eq!(
             origins("https://S3.Example.com/bucket?x=1, http://[::1]:9000").unwrap(),
-            vec!["https://s3.example.com".to_owned(), "http://[::1]:9000".to_owned()]
+            vec![
+                "https://s3.example.com".to_owned(),
+                "http://[::1]:9000".to_owned()
+            ]
         );
         assert_eq!(origins("").unwrap(), Vec::<String>::new());
-        for bad in ["s3.example.com", "ftp://x", "https://user@x", "https://x;y", "'self'"] {
+        for bad in [
+            "s3.example.com",
+            "ftp://x",
+            "https://user@x",
+            "https://x;y",
+            "'self'",
+        ] {
             assert!(origins(bad).is_err(), "{bad}");
         }
     }

@@ -1,13 +1,13 @@
 // The client against the running stack (scripts/dev with its scan worker): real auth, storage and scans.
 import { describe, expect, it } from "vitest";
 import { ApiProblem, AttachmentsClient, type Session } from "../src";
-import { BASE_URL, EICAR, bytes, client, demoUser, loggedIn, problem, settled } from "../../test/stack";
+import { BASE_URL, EICAR, bytes, client, freshUser, loggedIn, problem, settled } from "../../test/stack";
 
 const MIB = 1024 * 1024;
 
 describe("auth", () => {
   it("a wrong password is a typed invalid_credentials problem", async () => {
-    const u = demoUser();
+    const u = freshUser();
     const p = await problem(client().login(u.email, `${u.password}-wrong`));
     expect(p).toBeInstanceOf(ApiProblem);
     expect(p.status).toBe(401);

@@ -69,7 +69,7 @@ describe("useEmailAttachments", () => {
     await waitFor(() => expect(result.current.loading).toBe(false), wait);
     let pending!: Promise<unknown>;
     act(() => {
-      pending = result.current.upload([file(bytes(11 * MIB), "to-cancel.bin"), file("MZ", "tool.exe")]);
+      pending = result.current.upload([file(bytes(40 * MIB), "to-cancel.bin"), file("MZ", "tool.exe")]);
     });
     await waitFor(() => expect(result.current.uploads[0]?.sent).toBeGreaterThan(0), wait);
     act(() => result.current.cancel(result.current.uploads[0]!.key));
