@@ -208,8 +208,9 @@ function describe(p: ApiProblem | undefined): string {
   return p.detail ? `${p.detail} (${p.code})` : p.code;
 }
 
+/** Only judged-clean content is offered for download (the server refuses the rest unless configured otherwise). */
 function servable(a: Attachment): boolean {
-  return !["infected", "suspicious", "rejected", "verifying"].includes(a.virusScanStatus);
+  return a.virusScanStatus === "clean";
 }
 
 function pct(u: UploadItem): number {
