@@ -2,10 +2,12 @@
 // scripts/dev); users from scripts/seed (DATABASE_ADMIN_URL from the environment or the same file).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AttachmentsClient, ApiProblem, type Attachment, type ClientOptions } from "../client/src";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
+// From the string: under happy-dom, URL is the DOM's, which node:url does not take.
+const root = `${resolve(dirname(fileURLToPath(import.meta.url)), "../..")}/`;
 
 function devEnv(): Record<string, string> {
   try {
@@ -21,7 +23,9 @@ function devEnv(): Record<string, string> {
 }
 
 const env = devEnv();
-export const BASE_URL = process.env.BASE_URL ?? env.BASE_URL ?? "";
+// Vitest sets BASE_URL to Vite's base path ("/"): only an absolute URL there is the stack's.
+const fromEnv = /^https?:\/\//.test(process.env.BASE_URL ?? "") ? process.env.BASE_URL : undefined;
+export const BASE_URL = (fromEnv ?? env.BASE_URL ?? "").replace(/\/+$/, "");
 if (!BASE_URL) throw new Error("no BASE_URL: start scripts/dev (it writes .data/dev.env) or set BASE_URL");
 
 interface SeedUser { id: string; email: string; password: string; role: string }
@@ -75,13 +79,13 @@ export function bytes(len: number, seed = Date.now() ^ (Math.random() * 2 ** 31)
 
 export const EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
-/** Polls the scan status until it leaves `pending` (the stack's scan worker judges within seconds). */
+/** Polls the scan status until it leaves `pending` (and a direct upload's `verifying`) (the stack's scan worker judges within seconds). */
 export async function settled(c: AttachmentsClient, id: string, timeoutMs = 60_000): Promise<string> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
       const s = await c.scanStatus(id);
-      if (s.status !== "pending") return s.status;
+      if (s.status !== "pending" && s.status !== "verifying") return s.status;
     } catch (e) {
       // a direct upload is 404 here while it is verified
       if (!(e instanceof ApiProblem && e.status === 404)) throw e;

@@ -349,8 +349,10 @@ export class AttachmentsClient {
       res = await call();
     }
     if (!res.ok) throw await problemOf(res);
-    if (res.status === 204 || res.headers.get("content-length") === "0") return undefined as T;
-    return (await res.json()) as T;
+    // Read to the end even when empty: a response left unread is reported as aborted by browsers.
+    const text = await res.text();
+    if (res.status === 204 || text === "") return undefined as T;
+    return JSON.parse(text) as T;
   }
 }
 

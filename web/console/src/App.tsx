@@ -162,9 +162,9 @@ function Message(props: { client: AttachmentsClient; messageId: string }) {
                 <td class="actions">
                   <button type="button" disabled={!servable(a)} aria-label={`Download ${a.filename}`}
                     onClick={() => void att.download(a).catch(() => undefined)}>Download</button>
-                  <button type="button" aria-label={`Get a link to ${a.filename}`}
+                  <button type="button" aria-label={`Get link to ${a.filename}`}
                     onClick={() => void props.client.downloadUrl(a.id).then((u) => setLinks((l) => ({ ...l, [a.id]: u.url })), () => undefined)}>Get link</button>
-                  <button type="button" aria-label={`Revoke the links to ${a.filename}`}
+                  <button type="button" aria-label={`Revoke links to ${a.filename}`}
                     onClick={() => void att.revoke(a).then(() => setLinks((l) => ({ ...l, [a.id]: "" })), () => undefined)}>Revoke links</button>
                   <button type="button" aria-label={`Delete ${a.filename}`}
                     onClick={() => void att.remove(a).catch(() => undefined)}>Delete</button>
@@ -190,7 +190,7 @@ function UploadRow(props: { item: UploadItem; onCancel: () => void }) {
       <progress id={id} max={u.total || 1} value={u.sent}>{pct(u)}%</progress>
       <span class="pct">{pct(u)}%</span>
       {u.state === "uploading" ? (
-        <button type="button" onClick={props.onCancel} aria-label={`Cancel the upload of ${u.filename}`}>Cancel</button>
+        <button type="button" onClick={props.onCancel} aria-label={`Cancel upload of ${u.filename}`}>Cancel</button>
       ) : (
         <span class="state">{u.state === "failed" ? describe(u.error) : u.state}</span>
       )}

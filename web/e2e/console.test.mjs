@@ -5,7 +5,7 @@
 // step goes to e2e/artifacts/ (gitignored); any console error, page error or failed request the
 // test did not expect fails it; axe-core checks the login form and the message view.
 //
-// Run: node --test e2e/ (web/), with BASE_URL or .data/dev.env from scripts/dev; CHROMIUM overrides
+// Run: npm run e2e (web/), with BASE_URL or .data/dev.env from scripts/dev; CHROMIUM overrides
 // the browser's path.
 import { execFileSync } from "node:child_process";
 import { test } from "node:test";
@@ -110,6 +110,24 @@ test("console: login, 20 MiB upload, scan, download, EICAR, revoke, logout", { t
     page.on("response", (r) => {
       if (r.status() >= 400) unexpected.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
     });
+    // Every upload progress event the page's XMLHttpRequests fire (the client sends through XHR).
+    await page.evaluateOnNewDocument(() => {
+      globalThis.__uploadProgress = [];
+      const send = XMLHttpRequest.prototype.send;
+      XMLHttpRequest.prototype.send = function (body) {
+        this.upload.addEventListener("progress", (e) => globalThis.__uploadProgress.push(e.loaded));
+        return send.call(this, body);
+      };
+    });
+    // Uploads at 16 MiB/s, so that the bar is seen moving on a machine where storage is local.
+    const pageCdp = await page.createCDPSession();
+    await pageCdp.send("Network.enable");
+    await pageCdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 16 * MIB,
+    });
     const cdp = await browser.target().createCDPSession();
     await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads, eventsEnabled: true });
     const shot = async (name) => page.screenshot({ path: join(artifacts, `${String(++step).padStart(2, "0")}-${name}.png`), fullPage: true });
@@ -155,6 +173,10 @@ test("console: login, 20 MiB upload, scan, download, EICAR, revoke, logout", { t
     await page.waitForFunction(() => document.querySelector(".upload")?.dataset.state !== "uploading", { timeout: 120_000 });
     assert.equal(await page.$eval(".upload", (li) => li.dataset.state), "done");
     assert.equal(await page.$eval(".upload progress", (p) => p.value), big.length);
+    // Throttling off again (under it Chromium reports bodiless 204 answers as aborted).
+    await pageCdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const events = await page.evaluate(() => globalThis.__uploadProgress);
+    assert.ok(events.filter((n) => n > 0 && n < 8 * MIB).length > 0, `progress events: ${events}`);
     const early = await until("the new row", () => chip("big-e2e.bin"));
     assert.ok(["verifying", "pending", "clean"].includes(early), early);
     await shot(`scan-${early}`);
@@ -176,7 +198,7 @@ test("console: login, 20 MiB upload, scan, download, EICAR, revoke, logout", { t
     await until("EICAR infected", async () => (await chip("eicar-e2e.txt")) === "infected", 90_000);
     const eicarRow = await row("eicar-e2e.txt");
     assert.equal(await eicarRow.$eval("button[aria-label^='Download']", (b) => b.disabled), true);
-    await eicarRow.$eval("button[aria-label^='Get a link']", (b) => b.click());
+    await eicarRow.$eval("button[aria-label^='Get link']", (b) => b.click());
     const eicarUrl = await until("the EICAR link", async () => {
       const el = await (await row("eicar-e2e.txt")).$("input.link");
       return el && el.evaluate((e) => e.value);
@@ -187,7 +209,7 @@ test("console: login, 20 MiB upload, scan, download, EICAR, revoke, logout", { t
     await shot("eicar-infected");
 
     // ---- revoke: an issued link stops working
-    await (await row("big-e2e.bin")).$eval("button[aria-label^='Get a link']", (b) => b.click());
+    await (await row("big-e2e.bin")).$eval("button[aria-label^='Get link']", (b) => b.click());
     const link = await until("the link", async () => {
       const el = await (await row("big-e2e.bin")).$("input.link");
       return el && el.evaluate((e) => e.value);
@@ -210,6 +232,10 @@ test("console: login, 20 MiB upload, scan, download, EICAR, revoke, logout", { t
     await shot("logged-out");
 
     assert.deepEqual(unexpected, [], "unexpected errors in the browser");
+  } catch (e) {
+    const pages = await browser.pages();
+    if (pages.length) await pages[pages.length - 1].screenshot({ path: join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
+    throw new Error(`${e.message}\nunexpected so far: ${JSON.stringify(unexpected)}`, { cause: e });
   } finally {
     await browser.close();
     rmSync(work, { recursive: true, force: true });
