@@ -106,3 +106,8 @@ export async function problem(p: Promise<unknown>): Promise<ApiProblem> {
 }
 
 export type { Attachment };
+
+/** Byte equality without a deep comparison of megabytes element by element (slow in expect). */
+export function sameBytes(got: ArrayBuffer, want: Uint8Array): boolean {
+  return Buffer.compare(Buffer.from(got), Buffer.from(want.buffer, want.byteOffset, want.byteLength)) === 0;
+}

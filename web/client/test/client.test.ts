@@ -1,7 +1,7 @@
 // The client against the running stack (scripts/dev with its scan worker): real auth, storage and scans.
 import { describe, expect, it } from "vitest";
 import { ApiProblem, AttachmentsClient, type Session } from "../src";
-import { BASE_URL, EICAR, bytes, client, freshUser, loggedIn, problem, settled } from "../../test/stack";
+import { BASE_URL, EICAR, bytes, client, freshUser, loggedIn, problem, sameBytes, settled } from "../../test/stack";
 
 const MIB = 1024 * 1024;
 
@@ -78,7 +78,7 @@ describe("attachments", () => {
     expect(expiresAt).toBeGreaterThan(Date.now());
     const res = await fetch(url);
     expect(res.status).toBe(200);
-    expect(new Uint8Array(await res.arrayBuffer())).toEqual(data);
+    expect(sameBytes(await res.arrayBuffer(), data)).toBe(true);
 
     await c.revokeUrls(a.id);
     const revoked = await fetch(url);
@@ -148,9 +148,12 @@ describe("direct-to-storage uploads", () => {
     expect(progress.length).toBeGreaterThanOrEqual(2); // one report per part at least
     expect(await settled(c, a.id, 120_000)).toBe("clean");
     const { url } = await c.downloadUrl(a.id);
-    const res = await fetch(url); // over 10 MiB: a redirect to storage, followed
+    // Over download_stream_max_bytes (10 MiB): a redirect to a presigned storage URL.
+    const redirect = await fetch(url, { redirect: "manual" });
+    expect(redirect.status).toBe(302);
+    const res = await fetch(redirect.headers.get("location")!, { signal: AbortSignal.timeout(30_000) });
     expect(res.status).toBe(200);
-    expect(new Uint8Array(await res.arrayBuffer())).toEqual(data);
+    expect(sameBytes(await res.arrayBuffer(), data)).toBe(true);
     await c.remove(a.id);
   });
 
