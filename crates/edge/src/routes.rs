@@ -71,6 +71,11 @@ pub enum Endpoint {
     AttachmentLegalHold,
     /// `PUT|DELETE /api/v1/admin/emails/{messageId}/legal-hold`: hold a message's attachments.
     MessageLegalHold,
+    /// `GET|HEAD /`: the attachment console's page.
+    ConsolePage,
+    /// `GET|HEAD /assets/{file}`: a hashed script or style of the console (no id: the component
+    /// looks the name up in its build, it never goes through [`resolve`]).
+    ConsoleAsset,
 }
 
 /// Who may call an endpoint.
@@ -321,6 +326,20 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/admin/emails/{messageId}/legal-hold",
         "ingest",
         ADMIN,
+    ),
+    route(
+        Endpoint::ConsolePage,
+        &["GET", "HEAD"],
+        "/",
+        "console",
+        Access::Public,
+    ),
+    route(
+        Endpoint::ConsoleAsset,
+        &["GET", "HEAD"],
+        "/assets/{file}",
+        "console",
+        Access::Public,
     ),
 ];
 
