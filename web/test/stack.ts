@@ -23,10 +23,14 @@ function devEnv(): Record<string, string> {
 }
 
 const env = devEnv();
-// Vitest sets BASE_URL to Vite's base path ("/"): only an absolute URL there is the stack's.
-const fromEnv = /^https?:\/\//.test(process.env.BASE_URL ?? "") ? process.env.BASE_URL : undefined;
+// Vitest sets BASE_URL to Vite's base path ("/") in its test workers, so the stack's URL comes as
+// STACK_BASE_URL (scripts/test sets it); an absolute BASE_URL (outside vitest) or .data/dev.env serve too.
+const absolute = (v?: string) => (/^https?:\/\//.test(v ?? "") ? v : undefined);
+const fromEnv = absolute(process.env.STACK_BASE_URL) ?? absolute(process.env.BASE_URL);
 export const BASE_URL = (fromEnv ?? env.BASE_URL ?? "").replace(/\/+$/, "");
-if (!BASE_URL) throw new Error("no BASE_URL: start scripts/dev (it writes .data/dev.env) or set BASE_URL");
+if (!BASE_URL) {
+  throw new Error("no BASE_URL: start scripts/dev (it writes .data/dev.env) or set STACK_BASE_URL");
+}
 
 interface SeedUser { id: string; email: string; password: string; role: string }
 interface SeedMessage { id: string; ownerUserId: string }
