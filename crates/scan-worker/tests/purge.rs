@@ -6,96 +6,22 @@
 
 #[path = "../../db-tools/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use auth_core::TenantId;
-use bytes::Bytes;
 use scan_worker::config::Config;
 use scan_worker::storage::Storage;
 use scan_worker::worker::Worker;
 use sha2::{Digest, Sha256};
-use storage::request::{Body, Signer};
-use storage::{ObjectKey, StorageConfig};
+use storage::StorageConfig;
 use store::blobs::{self, NewBlob};
+use support::{bucket, exists, put, scanner_url, var};
 use uuid::Uuid;
 
 const DAY_MS: i64 = 86_400_000;
-
-fn var(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
-fn bucket() -> Option<StorageConfig> {
-    let (Some(endpoint), Some(id), Some(secret)) = (
-        var("S3_ENDPOINT"),
-        var("S3_ACCESS_KEY_ID"),
-        var("S3_SECRET_ACCESS_KEY"),
-    ) else {
-        eprintln!("S3_* is not set: skipped (scripts/test and scripts/dev set them)");
-        return None;
-    };
-    Some(
-        StorageConfig::new(
-            &endpoint,
-            &var("S3_REGION").unwrap_or_else(|| "garage".into()),
-            &var("S3_BUCKET").unwrap_or_else(|| "attachments".into()),
-            &id,
-            &secret,
-        )
-        .expect("S3 settings"),
-    )
-}
-
-/// PUTs `content` under a fresh key of `tenant`; the key.
-async fn put(cfg: &StorageConfig, tenant: Uuid, content: &[u8]) -> String {
-    let key = ObjectKey::new_upload(tenant);
-    let req = Signer::new(cfg)
-        .put_object(
-            &key,
-            None,
-            Body::Bytes(Bytes::copy_from_slice(content)),
-            SystemTime::now(),
-        )
-        .unwrap();
-    let http = reqwest::Client::new();
-    let mut rb = http.put(&req.url).body(content.to_vec());
-    for (n, v) in &req.headers {
-        if n != "content-length" {
-            rb = rb.header(n, v);
-        }
-    }
-    let res = rb.send().await.expect("PUT");
-    assert_eq!(res.status().as_u16(), 200, "PUT {key}");
-    key.as_str().to_owned()
-}
-
-async fn exists(storage: &Storage, key: &str) -> bool {
-    match storage.get(key).await {
-        Ok(_) => true,
-        Err(e) if e.contains("not found") => false,
-        Err(e) => panic!("GetObject {key}: {e}"),
-    }
-}
-
-/// The scanner role's URL for a test database.
-fn scanner_url(db: &common::TestDb) -> String {
-    let admin: tokio_postgres::Config = db_tools::admin_url(None).parse().unwrap();
-    let host = match &admin.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        #[allow(unreachable_patterns)]
-        _ => "127.0.0.1".into(),
-    };
-    let port = admin.get_ports().first().copied().unwrap_or(5432);
-    let pw = common::scanner_password().unwrap_or_default();
-    format!(
-        "postgres://{}:{pw}@{host}:{port}/{}?sslmode=disable",
-        db_tools::SCANNER_ROLE,
-        db.name
-    )
-}
 
 /// The environment of `scan-worker purge` for a test database; `endpoint` replaces the bucket's.
 fn purge_env(db: &common::TestDb, endpoint: Option<&str>) -> Vec<(String, String)> {

@@ -10,97 +10,17 @@
 
 #[path = "../../db-tools/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use bytes::Bytes;
 use scan_worker::config::Config;
 use scan_worker::storage::{Aborted, Storage};
 use scan_worker::worker::Worker;
-use storage::request::{Body, Signer};
-use storage::{ObjectKey, StorageConfig};
+use storage::ObjectKey;
+use support::{begin_multipart, bucket, exists, put_at, scanner_url, var};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
-
-fn var(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
-fn bucket() -> Option<StorageConfig> {
-    let (Some(endpoint), Some(id), Some(secret)) = (
-        var("S3_ENDPOINT"),
-        var("S3_ACCESS_KEY_ID"),
-        var("S3_SECRET_ACCESS_KEY"),
-    ) else {
-        eprintln!("S3_* is not set: skipped (scripts/test and scripts/dev set them)");
-        return None;
-    };
-    Some(
-        StorageConfig::new(
-            &endpoint,
-            &var("S3_REGION").unwrap_or_else(|| "garage".into()),
-            &var("S3_BUCKET").unwrap_or_else(|| "attachments".into()),
-            &id,
-            &secret,
-        )
-        .expect("S3 settings"),
-    )
-}
-
-async fn send(req: storage::S3Request, body: Vec<u8>) -> (u16, Vec<u8>) {
-    let http = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes()).unwrap();
-    let mut rb = http.request(method, &req.url).body(body);
-    for (n, v) in &req.headers {
-        if n != "content-length" {
-            rb = rb.header(n, v);
-        }
-    }
-    let res = rb.send().await.expect("storage request");
-    let status = res.status().as_u16();
-    (status, res.bytes().await.unwrap().to_vec())
-}
-
-/// PUTs `content` at `key`, straight to the bucket.
-async fn put_at(cfg: &StorageConfig, key: &str, content: &[u8]) {
-    let key = ObjectKey::from_stored(key).unwrap();
-    let req = Signer::new(cfg)
-        .put_object(
-            &key,
-            None,
-            Body::Bytes(Bytes::copy_from_slice(content)),
-            SystemTime::now(),
-        )
-        .unwrap();
-    let (status, body) = send(req, content.to_vec()).await;
-    assert_eq!(status, 200, "PUT: {}", String::from_utf8_lossy(&body));
-}
-
-async fn begin_multipart(cfg: &StorageConfig, key: &str) -> String {
-    let key = ObjectKey::from_stored(key).unwrap();
-    let req = Signer::new(cfg)
-        .create_multipart_upload_crc32(&key, None, SystemTime::now())
-        .unwrap();
-    let (status, body) = send(req, Vec::new()).await;
-    storage::response::upload_id(status, &body).expect("CreateMultipartUpload")
-}
-
-fn scanner_url(db: &common::TestDb) -> String {
-    let admin: tokio_postgres::Config = db_tools::admin_url(None).parse().unwrap();
-    let host = match &admin.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        #[allow(unreachable_patterns)]
-        _ => "127.0.0.1".into(),
-    };
-    let port = admin.get_ports().first().copied().unwrap_or(5432);
-    let pw = common::scanner_password().unwrap_or_default();
-    format!(
-        "postgres://{}:{pw}@{host}:{port}/{}?sslmode=disable",
-        db_tools::SCANNER_ROLE,
-        db.name
-    )
-}
 
 /// A worker of `db` with `args`, the bucket's settings (`S3_ENDPOINT` replaced by `endpoint` if
 /// given) and, for scanning, a callback at `callback`.
@@ -176,10 +96,6 @@ async fn missing_since(admin: &tokio_postgres::Client, blob: Uuid) -> Option<i64
         .await
         .unwrap()
         .get(0)
-}
-
-async fn exists(storage: &Storage, key: &str) -> bool {
-    storage.exists(key).await.unwrap()
 }
 
 #[tokio::test]

@@ -9,12 +9,12 @@
 
 #[path = "../../db-tools/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use attachment_policy::ExtensionPolicy;
-use bytes::Bytes;
 use scan_core::verification::{Decision, Report};
 use scan_worker::clamd::Clamd;
 use scan_worker::config::Config;
@@ -23,18 +23,14 @@ use scan_worker::verdict::Status;
 use scan_worker::verify::{self, Scan};
 use scan_worker::worker::Worker;
 use sha2::{Digest, Sha256};
-use storage::request::{Body, Signer};
 use storage::{ObjectKey, StorageConfig};
 use store::upload_queue::ClaimedVerification;
+use support::{begin_multipart, put, scanner_url, var};
 use uuid::Uuid;
 
 const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const PDF: &[u8] =
     b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
-
-fn var(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
-}
 
 /// The bucket and clamd of the running stack, or `None` (with a note) outside one.
 fn services() -> Option<(StorageConfig, Clamd)> {
@@ -56,42 +52,6 @@ fn services() -> Option<(StorageConfig, Clamd)> {
     )
     .expect("S3 settings");
     Some((cfg, Clamd::new(clamd, Duration::from_secs(60))))
-}
-
-async fn send(req: storage::S3Request, body: Vec<u8>) -> (u16, Vec<u8>) {
-    let http = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes()).unwrap();
-    let mut rb = http.request(method, &req.url).body(body);
-    for (n, v) in &req.headers {
-        if n != "content-length" {
-            rb = rb.header(n, v);
-        }
-    }
-    let res = rb.send().await.expect("storage request");
-    let status = res.status().as_u16();
-    (status, res.bytes().await.unwrap().to_vec())
-}
-
-/// PUTs `content` under a fresh key of `tenant`; the key.
-async fn put(cfg: &StorageConfig, tenant: Uuid, content: &[u8]) -> String {
-    let key = ObjectKey::new_upload(tenant);
-    let bytes = Bytes::copy_from_slice(content);
-    let req = Signer::new(cfg)
-        .put_object(&key, None, Body::Bytes(bytes), SystemTime::now())
-        .unwrap();
-    let (status, body) = send(req, content.to_vec()).await;
-    assert_eq!(status, 200, "PUT: {}", String::from_utf8_lossy(&body));
-    key.as_str().to_owned()
-}
-
-/// Begins a multipart upload at `key`; its UploadId.
-async fn begin_multipart(cfg: &StorageConfig, key: &str) -> String {
-    let key = ObjectKey::from_stored(key).unwrap();
-    let req = Signer::new(cfg)
-        .create_multipart_upload_crc32(&key, None, SystemTime::now())
-        .unwrap();
-    let (status, body) = send(req, Vec::new()).await;
-    storage::response::upload_id(status, &body).expect("CreateMultipartUpload")
 }
 
 fn claim(
@@ -337,23 +297,6 @@ async fn eicar_is_accepted_as_a_file_and_judged_infected_in_the_same_pass() {
     assert_eq!(parsed["contentHash"], sha_hex(EICAR));
     assert_eq!(parsed["status"], "infected");
     storage.delete(&key).await.unwrap();
-}
-
-/// The scanner role's URL for a test database.
-fn scanner_url(db: &common::TestDb) -> String {
-    let admin: tokio_postgres::Config = db_tools::admin_url(None).parse().unwrap();
-    let host = match &admin.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        #[allow(unreachable_patterns)]
-        _ => "127.0.0.1".into(),
-    };
-    let port = admin.get_ports().first().copied().unwrap_or(5432);
-    let pw = common::scanner_password().unwrap_or_default();
-    format!(
-        "postgres://{}:{pw}@{host}:{port}/{}?sslmode=disable",
-        db_tools::SCANNER_ROLE,
-        db.name
-    )
 }
 
 fn worker_for(db: &common::TestDb, cfg: &StorageConfig) -> Arc<Worker> {
