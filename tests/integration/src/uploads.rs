@@ -101,11 +101,27 @@ impl Uploader {
     /// A direct upload of `len` bytes of `content` named `name`: the session (`201`), every part
     /// `PUT` straight to storage, then `complete` (`202`); the session as created.
     pub fn direct(&self, name: &str, content: &mut Noise, len: u64) -> Value {
+        self.direct_with(name, len, None, |size| content.take(size))
+    }
+
+    /// A direct upload of `len` bytes named `name`, claiming `claimed_sha` when given, each part's
+    /// bytes from `next_part(its size)` in order; the session as created (after `202 verifying`).
+    pub fn direct_with(
+        &self,
+        name: &str,
+        len: u64,
+        claimed_sha: Option<&str>,
+        mut next_part: impl FnMut(usize) -> Vec<u8>,
+    ) -> Value {
+        let mut claims = json!({"filename": name, "size": len});
+        if let Some(h) = claimed_sha {
+            claims["sha256"] = json!(h);
+        }
         let r = send(
             client()
                 .post(Stack::get().url(&format!("/api/v1/emails/{}/uploads", self.message())))
                 .bearer_auth(&self.token)
-                .json(&json!({"filename": name, "size": len})),
+                .json(&claims),
         );
         assert_eq!(r.status, 201, "create {name}: {r:?}");
         let session = r.json();
@@ -115,7 +131,7 @@ impl Uploader {
             let size = p["size"].as_u64().expect("part size") as usize;
             let res = storage
                 .put(p["url"].as_str().expect("part url"))
-                .body(content.take(size))
+                .body(next_part(size))
                 .send()
                 .expect("PUT part");
             assert_eq!(

@@ -10,9 +10,8 @@
 use std::sync::{Mutex, MutexGuard};
 
 use integration_tests::bucket::Bucket;
-use integration_tests::{
-    Reply, Stack, Tenant, User, client, login, psql, scan_worker, send, sha256_hex, sql_str,
-};
+use integration_tests::uploads::Uploader;
+use integration_tests::{Stack, client, psql, scan_worker, send, sha256_hex, sql_str};
 use serde_json::{Value, json};
 
 const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
@@ -24,22 +23,18 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct World {
-    tenant: Tenant,
-    user: User,
-    token: String,
+/// The shared uploader (a fresh tenant's user, logged in) with this file's in-memory uploads.
+struct World(Uploader);
+
+impl std::ops::Deref for World {
+    type Target = Uploader;
+    fn deref(&self) -> &Uploader {
+        &self.0
+    }
 }
 
 fn world() -> World {
-    let mut seed = Stack::get().seed();
-    let tenant = seed.tenants.remove(0);
-    let user = tenant.user(0).clone();
-    let token = login(&client(), &Stack::get().base_url, &user).access;
-    World {
-        tenant,
-        user,
-        token,
-    }
+    World(Uploader::new())
 }
 
 /// Text-like content: `label`, a uuid, then letters up to `len` bytes (never executable, never a
@@ -55,63 +50,15 @@ fn content(label: &str, len: usize) -> Vec<u8> {
 }
 
 impl World {
-    fn message(&self) -> String {
-        self.tenant.message_of(&self.user, 0).id.clone()
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        send(
-            client()
-                .get(Stack::get().url(path))
-                .bearer_auth(&self.token),
-        )
-    }
-
     /// Creates a session for `data` named `name` (claiming `claimed_sha` when given), PUTs every part
     /// straight to storage and completes it (`202 verifying`); the session as created.
     fn upload(&self, name: &str, data: &[u8], claimed_sha: Option<&str>) -> Value {
-        let mut claims = json!({"filename": name, "size": data.len()});
-        if let Some(h) = claimed_sha {
-            claims["sha256"] = json!(h);
-        }
-        let r = send(
-            client()
-                .post(Stack::get().url(&format!("/api/v1/emails/{}/uploads", self.message())))
-                .bearer_auth(&self.token)
-                .json(&claims),
-        );
-        assert_eq!(r.status, 201, "create {name}: {r:?}");
-        let session = r.json();
-        let c = client();
-        let mut parts = Vec::new();
-        let mut offset = 0usize;
-        for p in session["parts"].as_array().unwrap() {
-            let size = p["size"].as_u64().unwrap() as usize;
-            let res = c
-                .put(p["url"].as_str().unwrap())
-                .body(data[offset..offset + size].to_vec())
-                .send()
-                .expect("PUT part");
-            assert_eq!(res.status().as_u16(), 200, "part of {name}");
-            let etag = res.headers()["etag"].to_str().unwrap().to_owned();
-            parts.push(json!({"partNumber": p["partNumber"], "etag": etag}));
-            offset += size;
-        }
-        let upload = session["uploadId"].as_str().unwrap();
-        let done = send(
-            client()
-                .post(Stack::get().url(&format!("/api/v1/uploads/{upload}/complete")))
-                .bearer_auth(&self.token)
-                .json(&json!({ "parts": parts })),
-        );
-        assert_eq!(done.status, 202, "complete {name}: {done:?}");
-        session
-    }
-
-    fn attachment(&self, id: &str) -> Value {
-        let r = self.get(&format!("/api/v1/attachments/{id}"));
-        assert_eq!(r.status, 200, "attachment {id}: {r:?}");
-        r.json()
+        let mut rest = data;
+        self.direct_with(name, data.len() as u64, claimed_sha, |size| {
+            let (part, after) = rest.split_at(size);
+            rest = after;
+            part.to_vec()
+        })
     }
 
     /// The attachment's content through a freshly issued signed URL: (status, bytes).
