@@ -324,9 +324,6 @@ pub struct TusProgress {
     pub part_etags: Vec<String>,
 }
 
-const TUS_PROGRESS: &str = "SELECT upload_offset, parts_done, array_to_json(part_etags)::jsonb \
-     FROM upload_sessions WHERE id = $1 AND protocol = 'tus'";
-
 /// Claims the PATCH of session `id` at `offset` for `token` until `until` (epoch ms): only while it
 /// is open at that offset and no other PATCH holds an unexpired claim.
 const CLAIM_PATCH: &str = "UPDATE upload_sessions SET patch_token = $2, patch_until = $4 \
@@ -344,30 +341,47 @@ const ADVANCE: &str = "UPDATE upload_sessions SET upload_offset = $4, parts_done
      completed_at = CASE WHEN $6 THEN app_now_ms() ELSE completed_at END \
      WHERE id = $1 AND patch_token = $2 AND upload_offset = $3 AND state = 'open'";
 
-/// The progress of tus session `id` (`None` when there is none, or it is a direct upload).
-pub async fn tus_progress<C: Conn>(tx: &TenantTx<'_, C>, id: Uuid) -> Result<Option<TusProgress>> {
-    let rows = tx
-        .query("tus progress", TUS_PROGRESS, vec![id.into()])
-        .await?;
+/// Tus session `id` and its progress, in one round trip (what every PATCH reads first); `None`
+/// when there is none, or it is a direct upload.
+pub async fn get_tus<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    id: Uuid,
+) -> Result<Option<(SessionRow, TusProgress)>> {
+    let sql = format!(
+        "SELECT {COLUMNS}, parts_done, array_to_json(part_etags)::jsonb \
+         FROM upload_sessions WHERE id = $1 AND protocol = 'tus'"
+    );
+    let rows = tx.query("tus session", &sql, vec![id.into()]).await?;
     let Some(r) = rows.first() else {
         return Ok(None);
     };
-    let etags = match r.opt_json(2)? {
-        Some(serde_json::Value::Array(a)) => a
-            .into_iter()
-            .map(|v| match v {
-                serde_json::Value::String(s) => Ok(s),
-                _ => Err(StoreError::decode("tus progress", "part_etags")),
-            })
-            .collect::<Result<Vec<_>>>()?,
-        _ => return Err(StoreError::decode("tus progress", "part_etags")),
-    };
-    Ok(Some(TusProgress {
-        offset: r.int(0)?,
-        parts_done: u32::try_from(r.int(1)?)
-            .map_err(|_| StoreError::decode("tus progress", "parts_done"))?,
-        part_etags: etags,
-    }))
+    // COLUMNS ends with upload_offset: the progress starts there.
+    Ok(Some((
+        SessionRow::from_row(r)?,
+        TusProgress::from_row(r, 18)?,
+    )))
+}
+
+impl TusProgress {
+    /// From `upload_offset, parts_done, part_etags` as JSON, at columns `at..at + 3` of `r`.
+    fn from_row(r: &Row, at: usize) -> Result<Self> {
+        let etags = match r.opt_json(at + 2)? {
+            Some(serde_json::Value::Array(a)) => a
+                .into_iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => Ok(s),
+                    _ => Err(StoreError::decode("tus progress", "part_etags")),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => return Err(StoreError::decode("tus progress", "part_etags")),
+        };
+        Ok(Self {
+            offset: r.int(at)?,
+            parts_done: u32::try_from(r.int(at + 1)?)
+                .map_err(|_| StoreError::decode("tus progress", "parts_done"))?,
+            part_etags: etags,
+        })
+    }
 }
 
 /// Claims the next PATCH of tus session `id` at `offset` for `token` until `until_ms`; `false`

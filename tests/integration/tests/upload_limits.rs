@@ -387,6 +387,8 @@ fn trickling_uploads_time_out_while_other_tenants_are_served() {
 /// one user could hold forty, as above, each within its pace); the user's fourth upload is `429
 /// too_many_uploads` with `Retry-After` and leaves nothing behind, while a colleague uploads as usual.
 /// Once the slow ones have ended (`408`), the user uploads again: every ending gives its slot back.
+/// A tus chunk counts too: refused `429` meanwhile, it gives back the claim on its upload taken at
+/// the same time, so the same chunk is stored afterwards (not `423 upload_locked`).
 #[test]
 fn concurrent_uploads_per_user_are_capped() {
     const CAP: usize = 3;
@@ -411,6 +413,34 @@ fn concurrent_uploads_per_user_are_capped() {
             .bearer_auth(&w.token)
             .header("content-type", "text/plain")
             .body(format!("content of {name}")),
+        )
+    };
+    let created = send(
+        busy.c
+            .post(format!(
+                "{}/api/v1/emails/{}/tus",
+                app.base_url, busy.message
+            ))
+            .bearer_auth(&busy.token)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "11")
+            .header("upload-metadata", "filename dHVzLnR4dA=="),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let chunk_url = format!(
+        "{}{}",
+        app.base_url,
+        created.header("location").expect("Location")
+    );
+    let chunk = || {
+        send(
+            busy.c
+                .patch(&chunk_url)
+                .bearer_auth(&busy.token)
+                .header("tus-resumable", "1.0.0")
+                .header("upload-offset", "0")
+                .header("content-type", "application/offset+octet-stream")
+                .body("tus content"),
         )
     };
     let slow_answers: Vec<Option<(u16, String)>> = std::thread::scope(|scope| {
@@ -440,6 +470,7 @@ fn concurrent_uploads_per_user_are_capped() {
         let r = upload(&busy, "fourth.txt");
         r.assert_problem(429, "too_many_uploads");
         assert!(r.header("retry-after").is_some(), "{r:?}");
+        chunk().assert_problem(429, "too_many_uploads");
         let r = upload(&colleague, "colleague.txt");
         assert_eq!(r.status, 201, "per user, not per tenant: {r:?}");
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -449,6 +480,12 @@ fn concurrent_uploads_per_user_are_capped() {
     }
     let r = upload(&busy, "after.txt");
     assert_eq!(r.status, 201, "the slots were given back: {r:?}");
+    let r = chunk();
+    assert_eq!(
+        r.status, 204,
+        "the refused chunk's claim was given back: {r:?}"
+    );
+    assert_eq!(r.header("upload-offset"), Some("11"), "{r:?}");
     let names = psql(&format!(
         "SELECT string_agg(filename, ',' ORDER BY filename) FROM email_attachments \
          WHERE tenant_id = '{}' AND filename IN ('fourth.txt', 'after.txt', 'colleague.txt') \

@@ -24,7 +24,7 @@ pub(crate) mod terminate;
 use auth_core::AuthContext;
 use edge::{ApiError, Code, Problem};
 use store::uploads::{self, SessionRow, TusProgress};
-use store::{Conn, TenantTx};
+use store::{Conn, TenantTx, access};
 use tus::headers::HeaderError;
 use uuid::Uuid;
 
@@ -88,11 +88,10 @@ pub(crate) async fn owned<C: Conn>(
     ctx: &AuthContext,
     id: Uuid,
 ) -> Result<(SessionRow, TusProgress), ApiError> {
-    let row = super::direct::owned(tx, ctx, id, false).await?;
-    let progress = uploads::tus_progress(tx, id)
+    uploads::get_tus(tx, id)
         .await?
-        .ok_or_else(|| ApiError::new(Problem::not_found()))?;
-    Ok((row, progress))
+        .filter(|(row, _)| access::may_manage(ctx, row.user_id))
+        .ok_or_else(|| ApiError::new(Problem::not_found()))
 }
 
 /// Before the last chunk completes a tus upload: its length must still fit the quotas (other

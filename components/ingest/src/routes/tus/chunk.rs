@@ -28,7 +28,7 @@ use deadline::with_deadline;
 use edge::app::Call;
 use edge::{ApiError, Code, Problem};
 use futures::channel::mpsc;
-use futures::future::{Either, select};
+use futures::future::{Either, join, select};
 use futures::{SinkExt, StreamExt};
 use http_body::Frame;
 use http_body_util::StreamBody;
@@ -75,6 +75,10 @@ const RETRY_AFTER_SECS: u64 = 5;
 
 /// Receives and stores `chunk` of session `id` from `body`; the session as it was and the offset
 /// after the chunk.
+///
+/// The work around the body is paid once per chunk (128 times for 1 GiB at 8 MiB), so what does
+/// not depend on each other runs at once: the upload slot (Redis) is taken while the session is
+/// claimed (Postgres), and given back while the chunk is recorded.
 pub(crate) async fn receive(
     cfg: &Config,
     call: &mut Call,
@@ -84,8 +88,47 @@ pub(crate) async fn receive(
     body_stream: IncomingRequestBody,
 ) -> Result<(SessionRow, u64), ApiError> {
     let token = Uuid::new_v4();
-    let (row, progress) = claim(cfg, ctx, id, &chunk, token).await?;
-    let stored = store(cfg, call, ctx, &row, &progress, &chunk, token, body_stream).await;
+    // A chunk of known, non-zero length streams under the slot taken here; one of unknown length
+    // reserves its buffer first and takes its own slot then ([`buffer_part`]).
+    let streams = chunk.declared.is_some_and(|d| d > 0);
+    let log = &mut call.log;
+    let taking = async {
+        match streams {
+            true => Some(slot::take(cfg, &ctx.user, log).await),
+            false => None,
+        }
+    };
+    let (claimed, slot) = join(claim(cfg, ctx, id, &chunk, token), taking).await;
+    let (row, progress, slot) = match (claimed, slot.transpose()) {
+        (Ok((row, progress)), Ok(slot)) => (row, progress, slot),
+        (Err(e), Ok(slot)) => {
+            if let Some(slot) = slot {
+                slot.give_back(cfg).await;
+            }
+            return Err(e);
+        }
+        (Ok(_), Err(refused)) => {
+            release(cfg, ctx, id, token).await;
+            return Err(refused);
+        }
+        (Err(e), Err(_)) => return Err(e),
+    };
+    let landed = land(cfg, call, ctx, &row, &progress, &chunk, body_stream).await;
+    let recording = async {
+        match landed {
+            Ok(Some(landed)) => record(cfg, call, ctx, &row, &progress, &chunk, token, landed)
+                .await
+                .map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let giving = async {
+        if let Some(slot) = slot {
+            slot.give_back(cfg).await;
+        }
+    };
+    let (stored, ()) = join(recording, giving).await;
     match stored {
         Ok(Some(offset)) => Ok((row, offset)),
         Ok(None) => {
@@ -185,27 +228,25 @@ struct Landed {
     answer: Result<String, StorageError>,
 }
 
-/// Reads, checks and stores the chunk under the claim; `None` for an empty body.
-#[allow(clippy::too_many_arguments)]
-async fn store(
+/// Reads and checks the chunk under the claim and sends it to storage as the session's next part;
+/// `None` for an empty body.
+async fn land(
     cfg: &Config,
     call: &mut Call,
     ctx: &AuthContext,
     row: &SessionRow,
     progress: &TusProgress,
     chunk: &Chunk,
-    token: Uuid,
     body_stream: IncomingRequestBody,
-) -> Result<Option<u64>, ApiError> {
+) -> Result<Option<Landed>, ApiError> {
     let length = u64::try_from(row.claimed_size).map_err(|_| ApiError::internal("size"))?;
     let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
-    let part = progress.parts_done + 1;
     let target = Target {
         key: &key,
         upload_id: &row.s3_upload_id,
-        part,
+        part: progress.parts_done + 1,
     };
-    let landed = match chunk.declared {
+    match chunk.declared {
         // The length is known before the body: the bytes go on to storage as they arrive.
         Some(declared) => {
             let kind =
@@ -213,17 +254,30 @@ async fn store(
             if kind == Received::Empty {
                 return Ok(None);
             }
-            let slot = slot::take(cfg, &ctx.user, &mut call.log).await?;
-            let landed =
-                stream_part(cfg, &target, declared, kind, chunk.checksum, body_stream).await;
-            slot.give_back(cfg).await;
-            landed?
+            stream_part(cfg, &target, declared, kind, chunk.checksum, body_stream)
+                .await
+                .map(Some)
         }
-        None => match buffer_part(cfg, call, ctx, &target, chunk, length, body_stream).await? {
-            Some(landed) => landed,
-            None => return Ok(None),
-        },
-    };
+        None => buffer_part(cfg, call, ctx, &target, chunk, length, body_stream).await,
+    }
+}
+
+/// Records a chunk that reached storage: the next offset and part ETag, in one compare-and-swap
+/// from the offset claimed; the last chunk first completes the multipart upload. The offset after
+/// the chunk.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    cfg: &Config,
+    call: &mut Call,
+    ctx: &AuthContext,
+    row: &SessionRow,
+    progress: &TusProgress,
+    chunk: &Chunk,
+    token: Uuid,
+    landed: Landed,
+) -> Result<u64, ApiError> {
+    let length = u64::try_from(row.claimed_size).map_err(|_| ApiError::internal("size"))?;
+    let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
     let Landed {
         received,
         kind,
@@ -285,7 +339,7 @@ async fn store(
     if completes {
         call.log.reason = Some(format!("tus upload {} complete", row.id));
     }
-    Ok(Some(to))
+    Ok(to)
 }
 
 /// Where a chunk goes: part `part` of multipart upload `upload_id` of `key`.
