@@ -15,9 +15,10 @@
 //! - then every multipart upload (ListMultipartUploads) older than the window whose session expired,
 //!   or that no session knows (an in-function upload whose instance died), is aborted.
 //!
-//! `--dry-run` does the same reads and changes nothing. Any storage or database error ends the run
-//! with an error: what was done before it is complete (each deletion, mark or abort is one call),
-//! and a later run finishes the rest.
+//! `--dry-run` does the same reads and changes nothing. A storage request that meets a passing
+//! failure is sent again a few times ([`crate::storage`]); one that keeps failing, or any database
+//! error, ends the run with an error: what was done before it is complete (each deletion, mark or
+//! abort is one call), and a later run finishes the rest.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

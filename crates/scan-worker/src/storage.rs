@@ -3,6 +3,11 @@
 //! uploads, orphans, purged content) and AbortMultipartUpload (the janitor's expired sessions), and for
 //! reconcile ListObjectsV2, ListMultipartUploads (one page each) and HeadObject. Errors are log texts
 //! (status, S3 error code); they never carry credentials or signatures.
+//!
+//! Every request here is idempotent, so one that meets a passing failure (no answer, or `500`,
+//! `502`, `503` — S3's `SlowDown` —, `504`) is sent again after a short backoff, up to
+//! [`ATTEMPTS`] times in all: a store that sheds load for a moment no longer ends a reconcile run
+//! or fails a scan job that would have succeeded a second later.
 
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +36,17 @@ pub struct Object {
     pub length: u64,
     /// The body, read chunk by chunk ([`crate::clamd::ChunkSource`]).
     pub body: reqwest::Response,
+}
+
+/// Sends of one request at most (the first and two retries).
+pub const ATTEMPTS: u32 = 3;
+/// The first retry's delay; each next one doubles, at most [`RETRY_MAX`].
+const RETRY_BASE: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Whether an answer's status says "try again shortly".
+fn passing(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504)
 }
 
 /// Longest error document read from an answer (S3 error XML is a few hundred bytes).
@@ -68,7 +84,23 @@ impl Storage {
         ObjectKey::from_stored(stored).map_err(|e| format!("storage key: {e}"))
     }
 
+    /// Sends `req`, again after a passing failure (see the module docs); the last outcome.
     async fn send(&self, req: S3Request, what: &str) -> Result<reqwest::Response, String> {
+        let mut backoff = crate::backoff::Backoff::new(RETRY_BASE, RETRY_MAX);
+        loop {
+            let outcome = self.send_once(&req, what).await;
+            let again = match &outcome {
+                Ok(res) => passing(res.status().as_u16()),
+                Err(_) => true,
+            };
+            if !again || backoff.attempts() + 1 >= ATTEMPTS {
+                return outcome;
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+
+    async fn send_once(&self, req: &S3Request, what: &str) -> Result<reqwest::Response, String> {
         let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes())
             .map_err(|e| format!("{what}: method: {e}"))?;
         let mut rb = self.http.request(method.clone(), &req.url);

@@ -13,9 +13,10 @@ mod common;
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scan_worker::config::Config;
-use scan_worker::storage::{Aborted, Storage};
+use scan_worker::storage::{ATTEMPTS, Aborted, Storage};
 use scan_worker::worker::Worker;
 use storage::ObjectKey;
 use support::{begin_multipart, bucket, exists, put_at, scanner_url, var};
@@ -281,6 +282,86 @@ async fn young_objects_are_left_alone_and_an_unreachable_store_fails_the_run() {
         Aborted::Aborted
     );
     storage.delete(&in_flight).await.unwrap();
+}
+
+/// A proxy in front of the bucket at `target` that answers its first `refuse` connections `503
+/// SlowDown` (an S3 store shedding load) and passes the others through; its endpoint, and the
+/// connections it saw (the worker opens one per request).
+async fn shedding_proxy(target: &str, refuse: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = target.trim_start_matches("http://").to_owned();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let target = target.clone();
+            tokio::spawn(async move {
+                if n >= refuse {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+                    }
+                    return;
+                }
+                let mut head = [0u8; 8192];
+                let _ = conn.read(&mut head).await;
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>\
+                            <Message>Please reduce your request rate.</Message></Error>";
+                let answer = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+/// A store that sheds load for a moment (`503 SlowDown`) is asked again after a short backoff:
+/// the run completes and deletes its orphan. One that keeps refusing ends the run after
+/// [`ATTEMPTS`] sends of its first request, with the store's reason, and nothing changed.
+#[tokio::test]
+async fn a_store_shedding_load_is_asked_again_a_bounded_number_of_times() {
+    let Some(cfg) = bucket() else { return };
+    let storage = Storage::new(cfg.clone()).unwrap();
+    let db = common::TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = common::tenant_with_rows(&admin).await;
+    let tenant = t.tenant.to_string();
+    let orphan = ObjectKey::new_upload(t.tenant).as_str().to_owned();
+    put_at(&cfg, &orphan, b"an orphan").await;
+    let args = [
+        "reconcile",
+        "--once",
+        "--tenant",
+        &tenant,
+        "--reconcile-safety-secs",
+        "0",
+    ];
+
+    let (refusing, seen) = shedding_proxy(&cfg.endpoint(), usize::MAX).await;
+    let e = worker(&db, &args, Some(&refusing), None)
+        .reconcile()
+        .await
+        .unwrap_err();
+    assert!(e.contains("ListObjectsV2") && e.contains("SlowDown"), "{e}");
+    assert_eq!(seen.load(Ordering::SeqCst), ATTEMPTS as usize);
+    assert!(exists(&storage, &orphan).await);
+
+    let (shedding, seen) = shedding_proxy(&cfg.endpoint(), 2).await;
+    let r = worker(&db, &args, Some(&shedding), None)
+        .reconcile()
+        .await
+        .unwrap();
+    assert_eq!((r.objects, r.orphans), (1, 1), "{r:?}");
+    assert!(!exists(&storage, &orphan).await);
+    assert!(
+        seen.load(Ordering::SeqCst) > 2,
+        "the refused requests were sent again"
+    );
 }
 
 /// A scan callback that answers every request `204` (the app's answer to an applied verdict).
