@@ -18,7 +18,7 @@ use scan_worker::worker::Worker;
 use sha2::{Digest, Sha256};
 use storage::StorageConfig;
 use store::blobs::{self, NewBlob};
-use support::{bucket, exists, put, scanner_url, var};
+use support::{Fixture, bucket, exists, fixture, put, scanner_url, var};
 use uuid::Uuid;
 
 const DAY_MS: i64 = 86_400_000;
@@ -133,11 +133,16 @@ async fn blob_state(admin: &tokio_postgres::Client, id: Uuid) -> Option<(i32, bo
 
 #[tokio::test]
 async fn expired_and_long_deleted_attachments_go_held_and_recent_ones_stay() {
-    let Some(cfg) = bucket() else { return };
-    let storage = Storage::new(cfg.clone()).unwrap();
-    let db = common::TestDb::migrated().await;
-    let admin = db.admin().await;
-    let t = common::tenant_with_rows(&admin).await;
+    let Some(Fixture {
+        cfg,
+        storage,
+        db,
+        admin,
+        t,
+    }) = fixture().await
+    else {
+        return;
+    };
 
     let (expired_blob, expired_key) = blob(&admin, &cfg, &t, b"past retention", 1).await;
     let expired = attachment(&admin, &t, expired_blob, -1, None).await;
@@ -279,11 +284,16 @@ async fn expired_and_long_deleted_attachments_go_held_and_recent_ones_stay() {
 #[tokio::test]
 async fn a_deduplicated_blob_survives_the_purge_of_one_of_its_attachments_and_goes_with_the_second()
 {
-    let Some(cfg) = bucket() else { return };
-    let storage = Storage::new(cfg.clone()).unwrap();
-    let db = common::TestDb::migrated().await;
-    let admin = db.admin().await;
-    let t = common::tenant_with_rows(&admin).await;
+    let Some(Fixture {
+        cfg,
+        storage,
+        db,
+        admin,
+        t,
+    }) = fixture().await
+    else {
+        return;
+    };
     let (shared, key) = blob(&admin, &cfg, &t, b"shared content", 2).await;
     let first = attachment(&admin, &t, shared, -1, None).await;
     let second = attachment(&admin, &t, shared, 10, None).await;
@@ -327,11 +337,16 @@ fn run_purge(db: &common::TestDb, fault: Option<&str>) -> std::process::ExitStat
 
 #[tokio::test]
 async fn a_purge_killed_between_its_two_deletes_is_finished_by_the_next_run() {
-    let Some(cfg) = bucket() else { return };
-    let storage = Storage::new(cfg.clone()).unwrap();
-    let db = common::TestDb::migrated().await;
-    let admin = db.admin().await;
-    let t = common::tenant_with_rows(&admin).await;
+    let Some(Fixture {
+        cfg,
+        storage,
+        db,
+        admin,
+        t,
+    }) = fixture().await
+    else {
+        return;
+    };
 
     for fault in ["after-rows", "after-object"] {
         let (b, key) = blob(&admin, &cfg, &t, fault.as_bytes(), 1).await;

@@ -19,7 +19,7 @@ use scan_worker::config::Config;
 use scan_worker::storage::{ATTEMPTS, Aborted, Storage};
 use scan_worker::worker::Worker;
 use storage::ObjectKey;
-use support::{begin_multipart, bucket, exists, put_at, scanner_url, var};
+use support::{Fixture, begin_multipart, bucket, exists, fixture, put_at, scanner_url, var};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -101,11 +101,16 @@ async fn missing_since(admin: &tokio_postgres::Client, blob: Uuid) -> Option<i64
 
 #[tokio::test]
 async fn reconcile_deletes_orphans_marks_missing_objects_and_aborts_stale_uploads() {
-    let Some(cfg) = bucket() else { return };
-    let storage = Storage::new(cfg.clone()).unwrap();
-    let db = common::TestDb::migrated().await;
-    let admin = db.admin().await;
-    let t = common::tenant_with_rows(&admin).await;
+    let Some(Fixture {
+        cfg,
+        storage,
+        db,
+        admin,
+        t,
+    }) = fixture().await
+    else {
+        return;
+    };
     let tenant = t.tenant.to_string();
     let key = || ObjectKey::new_upload(t.tenant).as_str().to_owned();
 
@@ -229,11 +234,16 @@ async fn reconcile_deletes_orphans_marks_missing_objects_and_aborts_stale_upload
 
 #[tokio::test]
 async fn young_objects_are_left_alone_and_an_unreachable_store_fails_the_run() {
-    let Some(cfg) = bucket() else { return };
-    let storage = Storage::new(cfg.clone()).unwrap();
-    let db = common::TestDb::migrated().await;
-    let admin = db.admin().await;
-    let t = common::tenant_with_rows(&admin).await;
+    let Some(Fixture {
+        cfg,
+        storage,
+        db,
+        admin,
+        t,
+    }) = fixture().await
+    else {
+        return;
+    };
     let tenant = t.tenant.to_string();
     // An upload in flight: its object is stored, its row not written yet.
     let in_flight = ObjectKey::new_upload(t.tenant).as_str().to_owned();
@@ -325,11 +335,16 @@ async fn shedding_proxy(target: &str, refuse: usize) -> (String, Arc<AtomicUsize
 /// [`ATTEMPTS`] sends of its first request, with the store's reason, and nothing changed.
 #[tokio::test]
 async fn a_store_shedding_load_is_asked_again_a_bounded_number_of_times() {
-    let Some(cfg) = bucket() else { return };
-    let storage = Storage::new(cfg.clone()).unwrap();
-    let db = common::TestDb::migrated().await;
-    let admin = db.admin().await;
-    let t = common::tenant_with_rows(&admin).await;
+    let Some(Fixture {
+        cfg,
+        storage,
+        db,
+        admin: _,
+        t,
+    }) = fixture().await
+    else {
+        return;
+    };
     let tenant = t.tenant.to_string();
     let orphan = ObjectKey::new_upload(t.tenant).as_str().to_owned();
     put_at(&cfg, &orphan, b"an orphan").await;

@@ -39,6 +39,33 @@ pub fn bucket() -> Option<StorageConfig> {
     )
 }
 
+/// What the tests against the bucket and a database start from: the bucket (`cfg`, and the
+/// worker's client of it), a fresh migrated database, its admin connection and one tenant with
+/// its rows.
+pub struct Fixture {
+    pub cfg: StorageConfig,
+    pub storage: Storage,
+    pub db: crate::common::TestDb,
+    pub admin: tokio_postgres::Client,
+    pub t: crate::common::TenantRows,
+}
+
+/// A fresh [`Fixture`], `None` (with a note) without `S3_*`.
+pub async fn fixture() -> Option<Fixture> {
+    let cfg = bucket()?;
+    let storage = Storage::new(cfg.clone()).unwrap();
+    let db = crate::common::TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = crate::common::tenant_with_rows(&admin).await;
+    Some(Fixture {
+        cfg,
+        storage,
+        db,
+        admin,
+        t,
+    })
+}
+
 /// Sends a signed request with `body`: the status and the answer's body.
 pub async fn send(req: storage::S3Request, body: Vec<u8>) -> (u16, Vec<u8>) {
     let http = reqwest::Client::new();

@@ -113,12 +113,18 @@ pub(crate) async fn receive(
         }
         (Err(e), Err(_)) => return Err(e),
     };
-    let landed = land(cfg, call, ctx, &row, &progress, &chunk, body_stream).await;
+    let claimed = Claimed {
+        cfg,
+        ctx,
+        row: &row,
+        progress: &progress,
+        chunk: &chunk,
+        token,
+    };
+    let landed = land(&claimed, call, body_stream).await;
     let recording = async {
         match landed {
-            Ok(Some(landed)) => record(cfg, call, ctx, &row, &progress, &chunk, token, landed)
-                .await
-                .map(Some),
+            Ok(Some(landed)) => record(&claimed, call, landed).await.map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         }
@@ -228,17 +234,33 @@ struct Landed {
     answer: Result<String, StorageError>,
 }
 
+/// A PATCH whose session is claimed: what storing and recording its chunk go by.
+struct Claimed<'a> {
+    cfg: &'a Config,
+    ctx: &'a AuthContext,
+    /// The session as the claim found it.
+    row: &'a SessionRow,
+    progress: &'a TusProgress,
+    chunk: &'a Chunk,
+    /// The claim's token.
+    token: Uuid,
+}
+
 /// Reads and checks the chunk under the claim and sends it to storage as the session's next part;
 /// `None` for an empty body.
 async fn land(
-    cfg: &Config,
+    claimed: &Claimed<'_>,
     call: &mut Call,
-    ctx: &AuthContext,
-    row: &SessionRow,
-    progress: &TusProgress,
-    chunk: &Chunk,
     body_stream: IncomingRequestBody,
 ) -> Result<Option<Landed>, ApiError> {
+    let Claimed {
+        cfg,
+        ctx,
+        row,
+        progress,
+        chunk,
+        ..
+    } = *claimed;
     let length = u64::try_from(row.claimed_size).map_err(|_| ApiError::internal("size"))?;
     let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
     let target = Target {
@@ -265,17 +287,15 @@ async fn land(
 /// Records a chunk that reached storage: the next offset and part ETag, in one compare-and-swap
 /// from the offset claimed; the last chunk first completes the multipart upload. The offset after
 /// the chunk.
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    cfg: &Config,
-    call: &mut Call,
-    ctx: &AuthContext,
-    row: &SessionRow,
-    progress: &TusProgress,
-    chunk: &Chunk,
-    token: Uuid,
-    landed: Landed,
-) -> Result<u64, ApiError> {
+async fn record(claimed: &Claimed<'_>, call: &mut Call, landed: Landed) -> Result<u64, ApiError> {
+    let Claimed {
+        cfg,
+        ctx,
+        row,
+        progress,
+        chunk,
+        token,
+    } = *claimed;
     let length = u64::try_from(row.claimed_size).map_err(|_| ApiError::internal("size"))?;
     let key = ObjectKey::from_stored(&row.storage_key).map_err(ApiError::from)?;
     let Landed {
