@@ -2,7 +2,7 @@
 // and the uploads in flight with their progress. Written against React's hooks API only, so it runs
 // under React and under preact/compat (the console) alike.
 import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
-import { ApiProblem, type Attachment, type AttachmentsClient, type DownloadUrl, type VirusScanStatus } from "../client/src";
+import { ApiProblem, type Attachment, type AttachmentsClient, type DownloadUrl, type UploadPath, type VirusScanStatus } from "../client/src";
 
 const ClientContext = createContext<AttachmentsClient | null>(null);
 
@@ -21,6 +21,8 @@ export interface UploadItem {
   sent: number;
   total: number;
   state: "uploading" | "done" | "failed" | "cancelled";
+  /** The way the bytes go (`single`, `direct`, `tus`), once chosen. */
+  path?: UploadPath;
   error?: ApiProblem;
   attachment?: Attachment;
 }
@@ -45,6 +47,8 @@ export interface EmailAttachments {
   /** Uploads the files one by one; each has its own progress and cancel. Resolves with those that succeeded. */
   upload: (files: Iterable<File> | ArrayLike<File>) => Promise<Attachment[]>;
   cancel: (key: string) => void;
+  /** Sends a failed or cancelled upload's file again (a tus upload resumes where the server stands). */
+  retry: (key: string) => Promise<Attachment | null>;
   /** Forgets finished upload items. */
   clearUploads: () => void;
   refresh: () => Promise<void>;
@@ -68,6 +72,8 @@ export function useEmailAttachments(messageId: string | null | undefined, opts: 
   const [error, setError] = useState<ApiProblem | null>(null);
   const [uploads, setUploads] = useState<UploadItem[]>([]);
   const controllers = useRef(new Map<string, AbortController>());
+  /** The file of each upload item, for a retry. */
+  const files = useRef(new Map<string, File>());
   /** Bumped to restart polling at its shortest delay (after an upload). */
   const [pollEpoch, setPollEpoch] = useState(0);
   const current = useRef(messageId);
@@ -126,10 +132,37 @@ export function useEmailAttachments(messageId: string | null | undefined, opts: 
   const patch = (key: string, p: Partial<UploadItem>) =>
     setUploads((all) => all.map((u) => (u.key === key ? { ...u, ...p } : u)));
 
+  /** One file's upload under its item: progress, path, the outcome. */
+  const send = useCallback(
+    async (file: File, key: string): Promise<Attachment | null> => {
+      if (!messageId) return null;
+      const ctl = new AbortController();
+      controllers.current.set(key, ctl);
+      try {
+        const a = await client.upload(messageId, file, {
+          signal: ctl.signal,
+          onProgress: (sent, total) => patch(key, { sent, total }),
+          onPath: (path) => patch(key, { path }),
+        });
+        files.current.delete(key);
+        patch(key, { state: "done", sent: file.size, attachment: a });
+        setAttachments((all) => [a, ...all.filter((x) => x.id !== a.id)]);
+        return a;
+      } catch (e) {
+        const p = asProblem(e);
+        patch(key, { state: p.code === "aborted" ? "cancelled" : "failed", error: p });
+        return null;
+      } finally {
+        controllers.current.delete(key);
+      }
+    },
+    [client, messageId],
+  );
+
   const upload = useCallback(
-    async (files: Iterable<File> | ArrayLike<File>) => {
+    async (picked: Iterable<File> | ArrayLike<File>) => {
       if (!messageId) return [];
-      const list = Array.from(files as ArrayLike<File>);
+      const list = Array.from(picked as ArrayLike<File>);
       const items = list.map((f) => ({
         file: f,
         item: { key: `u${++nextKey}`, filename: f.name, sent: 0, total: f.size, state: "uploading" } as UploadItem,
@@ -137,31 +170,35 @@ export function useEmailAttachments(messageId: string | null | undefined, opts: 
       setUploads((all) => [...all, ...items.map((x) => x.item)]);
       const done: Attachment[] = [];
       for (const { file, item } of items) {
-        const ctl = new AbortController();
-        controllers.current.set(item.key, ctl);
-        try {
-          const a = await client.upload(messageId, file, {
-            signal: ctl.signal,
-            onProgress: (sent, total) => patch(item.key, { sent, total }),
-          });
-          done.push(a);
-          patch(item.key, { state: "done", sent: file.size, attachment: a });
-          setAttachments((all) => [a, ...all.filter((x) => x.id !== a.id)]);
-        } catch (e) {
-          const p = asProblem(e);
-          patch(item.key, { state: p.code === "aborted" ? "cancelled" : "failed", error: p });
-        } finally {
-          controllers.current.delete(item.key);
-        }
+        files.current.set(item.key, file);
+        const a = await send(file, item.key);
+        if (a) done.push(a);
       }
       setPollEpoch((n) => n + 1);
       return done;
     },
-    [client, messageId],
+    [messageId, send],
+  );
+
+  const retry = useCallback(
+    async (key: string) => {
+      const file = files.current.get(key);
+      if (!file || controllers.current.has(key)) return null;
+      patch(key, { state: "uploading", error: undefined, sent: 0 });
+      const a = await send(file, key);
+      setPollEpoch((n) => n + 1);
+      return a;
+    },
+    [send],
   );
 
   const cancel = useCallback((key: string) => controllers.current.get(key)?.abort(), []);
-  const clearUploads = useCallback(() => setUploads((all) => all.filter((u) => u.state === "uploading")), []);
+  const clearUploads = useCallback(() => {
+    setUploads((all) => {
+      for (const u of all) if (u.state !== "uploading") files.current.delete(u.key);
+      return all.filter((u) => u.state === "uploading");
+    });
+  }, []);
 
   const guarded = useCallback(
     async <T,>(f: () => Promise<T>): Promise<T> => {
@@ -197,7 +234,7 @@ export function useEmailAttachments(messageId: string | null | undefined, opts: 
 
   const revoke = useCallback((a: Attachment) => guarded(() => client.revokeUrls(a.id)), [client, guarded]);
 
-  return { attachments, loading, error, uploads, upload, cancel, clearUploads, refresh, download, remove, revoke };
+  return { attachments, loading, error, uploads, upload, cancel, retry, clearUploads, refresh, download, remove, revoke };
 }
 
 function startDownload(url: string, a: Attachment) {

@@ -4,6 +4,7 @@
 //!
 //! | route | file |
 //! |---|---|
+//! | `GET /api/v1/emails` | [`routes::emails`]: the caller's own messages, newest first |
 //! | `POST /api/v1/emails/{messageId}/attachments` (raw body or multipart/form-data) | [`routes::upload`] |
 //! | `GET /api/v1/emails/{messageId}/attachments` | [`routes::list`] |
 //! | `GET /api/v1/attachments/{id}` | [`routes::get`] |
@@ -156,6 +157,7 @@ impl Component for Ingest {
         cfg: &'static Config,
     ) -> Result<Reply, ApiError> {
         match call.matched.endpoint {
+            Endpoint::ListMessages => routes::emails::handle(req, call, cfg).await,
             Endpoint::Upload => routes::upload::handle(req, call, cfg).await,
             Endpoint::ListAttachments => routes::list::handle(req, call, cfg).await,
             Endpoint::GetAttachment => routes::get::handle(req, call, cfg).await,

@@ -2,6 +2,7 @@
 
 pub(crate) mod delete;
 pub(crate) mod direct;
+pub(crate) mod emails;
 pub(crate) mod get;
 pub(crate) mod legal_hold;
 pub(crate) mod list;

@@ -25,6 +25,8 @@ pub enum Endpoint {
     Me,
     /// `GET /api/v1/audit-log`.
     AuditLog,
+    /// `GET /api/v1/emails`: the caller's own messages, newest first.
+    ListMessages,
     /// `POST /api/v1/emails/{messageId}/attachments`.
     Upload,
     /// `GET /api/v1/emails/{messageId}/attachments`.
@@ -170,6 +172,13 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/audit-log",
         "auth",
         ADMIN,
+    ),
+    route(
+        Endpoint::ListMessages,
+        &["GET"],
+        "/api/v1/emails",
+        "ingest",
+        USER,
     ),
     route(
         Endpoint::Upload,

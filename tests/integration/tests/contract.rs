@@ -65,6 +65,7 @@ fn a_plain_options_is_204_with_allow_on_every_route_without_a_token() {
         ("/api/v1/auth/me".to_owned(), "GET, OPTIONS"),
         ("/api/v1/auth/logout".to_owned(), "POST, OPTIONS"),
         ("/api/v1/audit-log".to_owned(), "GET, OPTIONS"),
+        ("/api/v1/emails".to_owned(), "GET, OPTIONS"),
         (
             format!("/api/v1/emails/{id}/attachments"),
             "POST, GET, OPTIONS",

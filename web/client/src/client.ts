@@ -14,6 +14,8 @@ export type DownloadUrlRequest = Partial<Schemas["DownloadUrlRequest"]>;
 export type UploadSession = Schemas["UploadSession"];
 export type TokenResponse = Schemas["TokenResponse"];
 export type Me = Schemas["Me"];
+export type MessageSummary = Schemas["MessageSummary"];
+export type MessageList = Schemas["MessageList"];
 
 export interface Session {
   accessToken: string;
@@ -34,6 +36,17 @@ export interface ClientOptions {
   maxUploadBytes?: number;
   /** Parts of a direct upload in flight at once. */
   partConcurrency?: number;
+  /**
+   * How files above `maxSingleUploadBytes` go, in order of preference: `direct` (parts straight to
+   * storage, in parallel) and `tus` (chunks through the service, resumable after a reload). A path
+   * found missing (its route answers 404/405) or unusable from here (storage unreachable, e.g. a
+   * bucket without a CORS rule for this origin) is skipped from then on. Default `["direct", "tus"]`.
+   */
+  largeUploadPaths?: LargeUploadPath[];
+  /** Bytes per tus PATCH (the server's `upload_chunk_bytes`, 8 MiB by default; at least 5 MiB). */
+  tusChunkBytes?: number;
+  /** Where tus upload URLs are kept for resuming after a reload: localStorage in browsers, else memory. */
+  resumeStore?: ResumeStore;
   /** Called whenever the session changes (login, rotation, logout, a refresh that failed: null). */
   onSession?: (session: Session | null) => void;
 }
@@ -46,7 +59,36 @@ export interface UploadOptions {
   signal?: AbortSignal;
   /** Bytes of the file sent so far, and the file's size. */
   onProgress?: (sent: number, total: number) => void;
+  /** Which path the bytes take (called again when one falls back to the next). */
+  onPath?: (path: UploadPath) => void;
 }
+
+export type LargeUploadPath = "direct" | "tus";
+export type UploadPath = "single" | LargeUploadPath;
+
+/** A small string store (the shape of localStorage), for tus URLs across reloads. */
+export interface ResumeStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+function defaultResumeStore(): ResumeStore {
+  try {
+    if (typeof localStorage !== "undefined") return localStorage;
+  } catch {
+    // storage disabled (privacy settings): fall through to memory
+  }
+  const m = new Map<string, string>();
+  return { getItem: (k) => m.get(k) ?? null, setItem: (k, v) => void m.set(k, v), removeItem: (k) => void m.delete(k) };
+}
+
+/** A path that cannot be used here: the next one is tried. */
+class PathUnavailable extends Error {}
+
+const TUS_VERSION = "1.0.0";
+/** How often a tus chunk is sent again after a network error (each time from the server's offset). */
+const TUS_RETRIES = 5;
 
 const MIB = 1024 * 1024;
 
@@ -57,6 +99,10 @@ export class AttachmentsClient {
   private readonly fetchImpl: typeof fetch;
   private readonly transport: Transport;
   private readonly partConcurrency: number;
+  private readonly tusChunkBytes: number;
+  private readonly resumeStore: ResumeStore;
+  /** Large-upload paths still worth trying, in order. */
+  private largePaths: LargeUploadPath[];
   private readonly onSession?: (session: Session | null) => void;
   private current: Session | null = null;
   /** The refresh in flight: concurrent 401s share one rotation (a refresh token is single use). */
@@ -69,6 +115,9 @@ export class AttachmentsClient {
     this.maxSingleUploadBytes = opts.maxSingleUploadBytes ?? 10 * MIB;
     this.maxUploadBytes = opts.maxUploadBytes ?? 5 * 1024 * MIB;
     this.partConcurrency = opts.partConcurrency ?? 4;
+    this.largePaths = [...(opts.largeUploadPaths ?? ["direct", "tus"])];
+    this.tusChunkBytes = opts.tusChunkBytes ?? 8 * MIB;
+    this.resumeStore = opts.resumeStore ?? defaultResumeStore();
     this.onSession = opts.onSession;
   }
 
@@ -144,6 +193,17 @@ export class AttachmentsClient {
     };
   }
 
+  // ------------------------------------------------------------------ messages
+
+  /** A page of the caller's own messages, newest first; pass `nextBefore` as `before` for the next. */
+  messages(opts: { limit?: number; before?: string; signal?: AbortSignal } = {}): Promise<MessageList> {
+    const q = new URLSearchParams();
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    if (opts.before !== undefined) q.set("before", opts.before);
+    const query = q.size ? `?${q}` : "";
+    return this.json<MessageList>("GET", `/api/v1/emails${query}`, undefined, { signal: opts.signal });
+  }
+
   // ------------------------------------------------------------------ attachments
 
   async list(messageId: string, signal?: AbortSignal): Promise<Attachment[]> {
@@ -180,10 +240,17 @@ export class AttachmentsClient {
     return this.json<void>("POST", `/api/v1/attachments/${seg(attachmentId)}/revoke-urls`);
   }
 
+  /** The large-upload paths this client still tries, in order (those found unusable are gone). */
+  get uploadPaths(): readonly LargeUploadPath[] {
+    return this.largePaths;
+  }
+
   /**
-   * Uploads one file: in one request up to `maxSingleUploadBytes`, above it straight to storage in
-   * parts (`/api/v1/emails/{id}/uploads`), where the answer is the attachment `verifying` until the
-   * scan worker has read it back. A file over `maxUploadBytes` or empty is refused before anything is sent.
+   * Uploads one file: in one request up to `maxSingleUploadBytes`; above it by the first usable of
+   * `largeUploadPaths` (straight to storage in parts, or tus through the service), where the answer is
+   * the attachment `verifying` until the scan worker has read it back. When no large path is usable
+   * the upload is refused as too large for one request. A file over `maxUploadBytes` or empty is
+   * refused before anything is sent.
    */
   async upload(messageId: string, file: Blob, opts: UploadOptions = {}): Promise<Attachment> {
     const filename = opts.filename ?? (file as File).name ?? "";
@@ -199,9 +266,28 @@ export class AttachmentsClient {
         extensions: { limit: this.maxUploadBytes },
       });
     }
-    return file.size <= this.maxSingleUploadBytes
-      ? this.uploadSingle(messageId, file, filename, contentType, opts)
-      : this.uploadDirect(messageId, file, filename, contentType, opts);
+    if (file.size <= this.maxSingleUploadBytes) {
+      opts.onPath?.("single");
+      return this.uploadSingle(messageId, file, filename, contentType, opts);
+    }
+    for (const path of [...this.largePaths]) {
+      try {
+        opts.onPath?.(path);
+        return path === "direct"
+          ? await this.uploadDirect(messageId, file, filename, contentType, opts)
+          : await this.uploadTus(messageId, file, filename, contentType, opts);
+      } catch (e) {
+        if (!(e instanceof PathUnavailable)) throw e;
+        this.largePaths = this.largePaths.filter((p) => p !== path);
+        opts.onProgress?.(0, file.size);
+      }
+    }
+    throw new ApiProblem({
+      status: 413,
+      code: "payload_too_large",
+      detail: `The file is ${file.size} bytes; without a large-upload path at most ${this.maxSingleUploadBytes} bytes can be uploaded.`,
+      extensions: { limit: this.maxSingleUploadBytes },
+    });
   }
 
   private async uploadSingle(
@@ -254,7 +340,11 @@ export class AttachmentsClient {
       `/api/v1/emails/${seg(messageId)}/uploads`,
       { filename, size: file.size, contentType },
       { signal: opts.signal },
-    );
+    ).catch((e: unknown) => {
+      throw missingRoute(e) ? new PathUnavailable("no direct uploads here") : e;
+    });
+    /** A part stored: storage is reachable from here. */
+    let reached = false;
     const parts = session.parts ?? [];
     const sent = new Array<number>(parts.length).fill(0);
     const report = () => opts.onProgress?.(sent.reduce((a, b) => a + b, 0), file.size);
@@ -273,6 +363,7 @@ export class AttachmentsClient {
             sent[i] = n;
             report();
           });
+          reached = true;
         }
       };
       const workers = Array.from({ length: Math.min(this.partConcurrency, parts.length) }, worker);
@@ -284,11 +375,201 @@ export class AttachmentsClient {
     } catch (e) {
       // Nothing half-written: a cancelled or failed upload is aborted on the server too.
       await this.json<void>("DELETE", `/api/v1/uploads/${seg(session.uploadId)}`).catch(() => undefined);
+      // Not one part got through, every try failing before any answer: storage cannot be reached from
+      // here (in a browser, typically a bucket whose CORS rule does not allow this origin).
+      if (!reached && !opts.signal?.aborted && e instanceof ApiProblem && e.code === "network_error") {
+        throw new PathUnavailable("storage unreachable");
+      }
       throw e instanceof ApiProblem ? e : ApiProblem.network(e);
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
     }
     return this.get(session.attachmentId);
+  }
+
+  /** The key a tus upload's URL is kept under: the same file picked again after a reload finds it. */
+  static resumeKey(messageId: string, file: Blob, filename: string): string {
+    const modified = (file as File).lastModified ?? 0;
+    return `attachments.tus:${messageId}:${filename}:${file.size}:${modified}`;
+  }
+
+  /**
+   * tus 1.0.0 through the service: resumes the upload kept for this file (HEAD for its offset) or
+   * creates one, then PATCHes chunks from the server's offset. A network error, a lost answer or an
+   * offset conflict is resolved by asking the server where the upload stands (HEAD) and going on from
+   * there; a 401 rotates the session and sends the chunk again. Cancel terminates it (DELETE).
+   */
+  private async uploadTus(
+    messageId: string,
+    file: Blob,
+    filename: string,
+    contentType: string,
+    opts: UploadOptions,
+  ): Promise<Attachment> {
+    const key = AttachmentsClient.resumeKey(messageId, file, filename);
+    let location = this.resumeStore.getItem(key);
+    let offset = -1;
+    if (location) {
+      offset = await this.tusOffset(location, opts.signal).catch((e: unknown) => {
+        if (e instanceof ApiProblem && [403, 404, 410].includes(e.status)) return -1;
+        throw e;
+      });
+      if (offset < 0) {
+        this.resumeStore.removeItem(key);
+        location = null;
+      }
+    }
+    if (!location) {
+      location = await this.tusCreate(messageId, file.size, filename, contentType, opts.signal);
+      this.resumeStore.setItem(key, location);
+      offset = 0;
+    }
+    const url = location;
+    opts.onProgress?.(offset, file.size);
+    try {
+      let failures = 0;
+      while (offset < file.size) {
+        const chunk = file.slice(offset, Math.min(file.size, offset + this.tusChunkBytes));
+        const from = offset;
+        let res;
+        try {
+          res = await this.tusPatch(url, from, chunk, opts.signal, (n) => opts.onProgress?.(from + n, file.size));
+        } catch (e) {
+          if (!(e instanceof ApiProblem) || e.code !== "network_error" || failures >= TUS_RETRIES) throw e;
+          // The connection dropped: where does the upload stand? (The chunk may have been kept.)
+          await sleep(Math.min(8000, 250 * 2 ** failures++), opts.signal);
+          offset = await this.tusOffset(url, opts.signal);
+          opts.onProgress?.(offset, file.size);
+          continue;
+        }
+        const told = Number(res.headers.get("upload-offset"));
+        if (res.status === 204 && Number.isSafeInteger(told)) {
+          offset = told;
+          failures = 0;
+          continue;
+        }
+        if (res.status === 409 || res.status === 423) {
+          // Another answer moved the offset, or a PATCH is still being finished: ask again.
+          if (failures++ >= TUS_RETRIES) throw ApiProblem.fromBody(res.status, res.headers.get("content-type"), res.text, null);
+          await sleep(res.status === 423 ? 1000 : 0, opts.signal);
+          offset = await this.tusOffset(url, opts.signal);
+          continue;
+        }
+        throw ApiProblem.fromBody(res.status, res.headers.get("content-type"), res.text, res.headers.get("retry-after"));
+      }
+    } catch (e) {
+      if (opts.signal?.aborted || (e instanceof ApiProblem && e.code === "aborted")) {
+        // Cancelled: terminate it, nothing is kept, nothing to resume.
+        await this.json<void>("DELETE", url, undefined, { tus: true }).catch(() => undefined);
+        this.resumeStore.removeItem(key);
+        throw ApiProblem.aborted();
+      }
+      // Kept for a later try (the same file picked again resumes from the server's offset), unless
+      // the server refused the upload for good.
+      if (e instanceof ApiProblem && [403, 404, 410, 413, 415, 422].includes(e.status)) this.resumeStore.removeItem(key);
+      throw e;
+    }
+    this.resumeStore.removeItem(key);
+    const session = await this.json<UploadSession>("GET", `/api/v1/uploads/${seg(tusId(url))}`);
+    return this.get(session.attachmentId);
+  }
+
+  /** The tus creation: the upload's path (`/api/v1/tus/{id}`). */
+  private async tusCreate(
+    messageId: string,
+    size: number,
+    filename: string,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const meta = `filename ${base64Utf8(filename)},filetype ${base64Utf8(contentType)}`;
+    const res = await this.authed(() => ({
+      method: "POST",
+      url: `${this.baseUrl}/api/v1/emails/${seg(messageId)}/tus`,
+      headers: { "tus-resumable": TUS_VERSION, "upload-length": String(size), "upload-metadata": meta },
+      signal,
+    }));
+    const location = res.headers.get("location");
+    if (res.status === 201 && location) {
+      await drain(res);
+      return new URL(location, `${this.baseUrl || globalThis.location?.origin}/`).pathname;
+    }
+    const problem = await problemOf(res);
+    throw missingRoute(problem) ? new PathUnavailable("no tus here") : problem;
+  }
+
+  /** HEAD: the offset the server holds. */
+  private async tusOffset(path: string, signal?: AbortSignal): Promise<number> {
+    const res = await this.authed(() => ({
+      method: "HEAD",
+      url: this.baseUrl + path,
+      headers: { "tus-resumable": TUS_VERSION },
+      signal,
+    }));
+    await drain(res);
+    const offset = Number(res.headers.get("upload-offset"));
+    if (res.ok && Number.isSafeInteger(offset)) return offset;
+    if (res.ok) {
+      throw new ApiProblem({ status: res.status, code: "unexpected_response", detail: "HEAD answered no Upload-Offset." });
+    }
+    // A HEAD answer has no body: the status says it.
+    throw new ApiProblem({
+      status: res.status,
+      code: res.status === 410 ? "upload_expired" : res.status === 404 ? "not_found" : "unexpected_response",
+      detail: `The resumable upload cannot go on (${res.status}).`,
+    });
+  }
+
+  private async tusPatch(path: string, offset: number, chunk: Blob, signal: AbortSignal | undefined, onProgress: (n: number) => void) {
+    const attempt = () =>
+      send(
+        this.transport,
+        {
+          method: "PATCH",
+          url: this.baseUrl + path,
+          headers: {
+            authorization: this.bearer(),
+            "tus-resumable": TUS_VERSION,
+            "upload-offset": String(offset),
+            "content-type": "application/offset+octet-stream",
+          },
+          body: chunk,
+          signal,
+          onProgress,
+        },
+        this.fetchImpl,
+      );
+    let res = await attempt();
+    if (res.status === 401 && this.current) {
+      // The access token went bad mid-upload: rotate, then send the chunk again.
+      onProgress(0);
+      await this.refresh();
+      res = await attempt();
+    }
+    return res;
+  }
+
+  /** A raw request with the bearer token; a 401 rotates the session once and repeats it. */
+  private async authed(make: () => { method: string; url: string; headers: Record<string, string>; signal?: AbortSignal }): Promise<Response> {
+    const call = async () => {
+      const r = make();
+      try {
+        return await this.fetchImpl(r.url, {
+          method: r.method,
+          headers: { ...r.headers, authorization: this.bearer() },
+          signal: r.signal,
+        });
+      } catch (e) {
+        throw r.signal?.aborted ? ApiProblem.aborted() : ApiProblem.network(e);
+      }
+    };
+    let res = await call();
+    if (res.status === 401 && this.current) {
+      await drain(res);
+      await this.refresh();
+      res = await call();
+    }
+    return res;
   }
 
   /** PUTs one part to its presigned storage URL (no token); storage's ETag. Retried twice on a network error. */
@@ -324,11 +605,12 @@ export class AttachmentsClient {
     method: string,
     path: string,
     body?: unknown,
-    opts: { auth?: boolean; signal?: AbortSignal } = {},
+    opts: { auth?: boolean; signal?: AbortSignal; tus?: boolean } = {},
   ): Promise<T> {
     const auth = opts.auth ?? true;
     const call = async () => {
       const headers: Record<string, string> = { accept: "application/json" };
+      if (opts.tus) headers["tus-resumable"] = TUS_VERSION;
       if (body !== undefined) headers["content-type"] = "application/json";
       if (auth) headers.authorization = this.bearer();
       try {
@@ -344,7 +626,7 @@ export class AttachmentsClient {
     };
     let res = await call();
     if (auth && res.status === 401) {
-      await res.body?.cancel();
+      await drain(res);
       await this.refresh();
       res = await call();
     }
@@ -358,6 +640,41 @@ export class AttachmentsClient {
 
 function notLoggedIn(): ApiProblem {
   return new ApiProblem({ status: 401, code: "not_logged_in", detail: "Not logged in." });
+}
+
+/** Reads an answer to its end: browsers report a response left unread (or cancelled) as an aborted request. */
+async function drain(res: Response): Promise<void> {
+  await res.text().catch(() => "");
+}
+
+/** A route that is not there: 404 (unrouted) or 405 (another component's path). */
+function missingRoute(e: unknown): boolean {
+  return e instanceof ApiProblem && (e.status === 405 || (e.status === 404 && e.code !== "not_found"));
+}
+
+function tusId(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+function base64Utf8(s: string): string {
+  let bin = "";
+  for (const b of new TextEncoder().encode(s)) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(ApiProblem.aborted());
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(ApiProblem.aborted());
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 function seg(id: string): string {

@@ -4,6 +4,62 @@
  */
 
 export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The attachment console (a web page)
+         * @description The console's `index.html`: a single-page app that logs in with `POST /api/v1/auth/token` and
+         *     works with this API on the same origin. `Cache-Control: no-cache` with a strong `ETag`
+         *     (`If-None-Match` gets `304`), so a new deployment shows at once; its scripts and styles are
+         *     under `/assets/`. `Content-Security-Policy` allows no inline script or style, and connections
+         *     only to this origin and the storage origin of direct-upload parts (`console_connect_src`).
+         */
+        get: operations["getConsole"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** Headers of the console page */
+        head: operations["headConsole"];
+        patch?: never;
+        trace?: never;
+    };
+    "/assets/{file}": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description A file name of the console's build; it carries a hash of the content (e.g. `index-C5d9xAu9.js`). */
+                file: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * A script or style of the console
+         * @description Served as built, `Cache-Control: public, max-age=31536000, immutable` (the name changes when
+         *     the content does), with a strong `ETag`. A name that is not part of the deployed build is `404`.
+         */
+        get: operations["getConsoleAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** Headers of a console asset */
+        head: operations["headConsoleAsset"];
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/token": {
         parameters: {
             query?: never;
@@ -204,6 +260,37 @@ export interface paths {
          * @description Answered by the auth middleware without a token (browsers send none on a preflight). A preflight from a configured origin is `204` with the `Access-Control-Allow-*` headers, from any other origin (or for a method/header that is not allowed) `403 origin_not_allowed`. A plain `OPTIONS` (no `Origin` or no `Access-Control-Request-Method`) is `204` with `Allow`, the route's methods from the route table.
          */
         options: operations["optionsAuditLog"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/emails": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's own messages, newest first
+         * @description The live (not deleted) messages the caller owns in their tenant, by `receivedAt` descending (ties
+         *     by `id`, descending): what a client opens before it lists a message's attachments.
+         *     Choice: an admin too sees only their own messages here; other users' messages are reached by id.
+         *     Keyset paging on `(receivedAt, id)`: pass the previous page's `nextBefore` as `before` to get the
+         *     next (older) page; `nextBefore` is `null` on the last page. Unknown query parameters are ignored.
+         */
+        get: operations["listMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        /**
+         * CORS preflight
+         * @description Answered by the auth middleware without a token (browsers send none on a preflight). A preflight from a configured origin is `204` with the `Access-Control-Allow-*` headers, from any other origin (or for a method/header that is not allowed) `403 origin_not_allowed`. A plain `OPTIONS` (no `Origin` or no `Access-Control-Request-Method`) is `204` with `Allow`, the route's methods from the route table.
+         */
+        options: operations["optionsMessages"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -699,6 +786,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/attachments/{id}/legal-hold": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description The attachment's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown attachment is `404`. */
+                id: components["parameters"]["AttachmentId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Hold an attachment from the retention purge (admins)
+         * @description The attachment (deleted or not) is kept by the retention purge (`scan-worker purge`) whatever its retention or deletion,
+         *     until the hold is lifted. No request body; idempotent (`204` again when already held). Audited
+         *     (`attachment.legal_hold`, `details.hold` true). Admins only: a plain user gets `403 forbidden`;
+         *     another tenant's id is `404`.
+         */
+        put: operations["putAttachmentLegalHold"];
+        post?: never;
+        /**
+         * Lift the legal hold of an attachment (admins)
+         * @description The next purge run takes what is due then. Idempotent (`204` when there was no hold). Audited
+         *     (`attachment.legal_hold`, `details.hold` false). Admins only (`403 forbidden` for a plain user);
+         *     another tenant's id is `404`.
+         */
+        delete: operations["deleteAttachmentLegalHold"];
+        /**
+         * CORS preflight
+         * @description Answered by the auth middleware without a token (browsers send none on a preflight). A preflight from a configured origin is `204` with the `Access-Control-Allow-*` headers, from any other origin (or for a method/header that is not allowed) `403 origin_not_allowed`. A plain `OPTIONS` (no `Origin` or no `Access-Control-Request-Method`) is `204` with `Allow`, the route's methods from the route table.
+         */
+        options: operations["optionsAttachmentLegalHold"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/emails/{messageId}/legal-hold": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description The message's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown message is `404`. */
+                messageId: components["parameters"]["MessageId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Hold a message's attachments from the retention purge (admins)
+         * @description Every attachment of the message is kept by the retention purge (`scan-worker purge`) whatever its retention or deletion,
+         *     until the hold is lifted. No request body; idempotent (`204` again when already held). Audited
+         *     (`message.legal_hold`, `details.hold` true). Admins only: a plain user gets `403 forbidden`;
+         *     another tenant's id is `404`.
+         */
+        put: operations["putMessageLegalHold"];
+        post?: never;
+        /**
+         * Lift the legal hold of a message's attachments (admins)
+         * @description The next purge run takes what is due then. Idempotent (`204` when there was no hold). Audited
+         *     (`message.legal_hold`, `details.hold` false). Admins only (`403 forbidden` for a plain user);
+         *     another tenant's id is `404`.
+         */
+        delete: operations["deleteMessageLegalHold"];
+        /**
+         * CORS preflight
+         * @description Answered by the auth middleware without a token (browsers send none on a preflight). A preflight from a configured origin is `204` with the `Access-Control-Allow-*` headers, from any other origin (or for a method/header that is not allowed) `403 origin_not_allowed`. A plain `OPTIONS` (no `Origin` or no `Access-Control-Request-Method`) is `204` with `Allow`, the route's methods from the route table.
+         */
+        options: operations["optionsMessageLegalHold"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/attachments/{id}/scan-status": {
         parameters: {
             query?: never;
@@ -844,6 +1009,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/health/ready": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness (database, Redis and storage reachable)
+         * @description Beside the runner's liveness (`/.well-known/spin/health`, which says nothing about the
+         *     dependencies): `200` when the database answers a statement as the app role, Redis answers `PING`
+         *     and storage answers a `HeadObject` in the bucket with the app's keys (an absent object's `404`
+         *     counts), each within `outbound_timeout_secs`; else `503 not_ready`, whose `detail` names every
+         *     dependency that did not (`database`, `redis`, `storage`). Public, no rate limit, and cheap: one
+         *     call to each, at once. It reveals no address, setting or error text (those are logged).
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the caller stores and downloaded today, and their limits
+         * @description Live attachments the caller uploaded (bytes and count; every attachment counts its own size, also
+         *     when the tenant held the content already), the bytes of their messages' content served today (UTC),
+         *     and the limits in force for them (`null`: unlimited).
+         */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        /**
+         * CORS preflight
+         * @description Answered by the auth middleware without a token, as for every protected route.
+         */
+        options: operations["optionsUsage"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/usage": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's totals and every user's usage (admin only)
+         * @description The caller's tenant only (another tenant's usage is never visible). A `user` is refused with `403
+         *     forbidden` (audited as `auth.forbidden`).
+         */
+        get: operations["getTenantUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        /**
+         * CORS preflight
+         * @description Answered by the auth middleware without a token, as for every protected route.
+         */
+        options: operations["optionsTenantUsage"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/spin/health": {
         parameters: {
             query?: never;
@@ -902,6 +1152,28 @@ export interface components {
         /** @enum {string} */
         Role: "user" | "admin";
         /**
+         * @example {
+         *       "status": "ready",
+         *       "checks": {
+         *         "database": "up",
+         *         "redis": "up",
+         *         "storage": "up"
+         *       }
+         *     }
+         */
+        Readiness: {
+            /** @constant */
+            status: "ready";
+            checks: {
+                /** @constant */
+                database: "up";
+                /** @constant */
+                redis: "up";
+                /** @constant */
+                storage: "up";
+            };
+        };
+        /**
          * @description RFC 9457 problem details; member order is stable. `type` is `about:blank` unless a more specific
          *     URI is documented, and `title` is then the HTTP reason phrase. `detail` is written for the client
          *     (at most 512 bytes, no control characters); `500 internal_error` always has the same detail.
@@ -930,7 +1202,7 @@ export interface components {
              * @description The stable codes (crates/problem `Code`) and the status each is normally sent with:
              *     `bad_request` 400, `invalid_id` 400, `clock_skew` 400, `invalid_credentials` 401, `invalid_token` 401,
              *     `token_expired` 401, `forbidden` 403, `origin_not_allowed` 403, `signature_invalid` 403 (401 at
-             *     the scanners' routes), `url_expired` 403, `scan_blocked` 403, `not_found` 404, `method_not_allowed`
+             *     the scanners' routes), `url_expired` 403, `scan_blocked` 403, `quota_exceeded` 403, `not_found` 404, `method_not_allowed`
              *     405, `request_timeout` 408, `conflict` 409, `gone` 410, `payload_too_large` 413, `too_many_parts` 413,
              *     `part_header_too_large` 400, `invalid_parts` 400, `upload_not_open` 409, `upload_expired` 410,
              *     `offset_mismatch` 409, `upload_locked` 423, `checksum_mismatch` 460, `chunk_too_small` 400,
@@ -938,10 +1210,10 @@ export interface components {
              *     `blocked_file_type` 415,
              *     `unsupported_media_type` 415, `range_not_satisfiable` 416, `invalid_filename` 422,
              *     `digest_mismatch` 422, `rate_limited` 429, `too_many_uploads` 429, `internal_error` 500, `misconfigured` 500,
-             *     `service_unavailable` 503, `upstream_timeout` 503.
+             *     `service_unavailable` 503, `upstream_timeout` 503, `not_ready` 503.
              * @enum {string}
              */
-            code: "bad_request" | "invalid_id" | "clock_skew" | "invalid_credentials" | "invalid_token" | "token_expired" | "forbidden" | "origin_not_allowed" | "signature_invalid" | "url_expired" | "scan_blocked" | "not_found" | "method_not_allowed" | "request_timeout" | "conflict" | "gone" | "payload_too_large" | "too_many_parts" | "part_header_too_large" | "invalid_parts" | "upload_not_open" | "upload_expired" | "offset_mismatch" | "upload_locked" | "checksum_mismatch" | "chunk_too_small" | "upload_length_exceeded" | "tus_version_unsupported" | "blocked_file_type" | "unsupported_media_type" | "range_not_satisfiable" | "invalid_filename" | "digest_mismatch" | "rate_limited" | "too_many_uploads" | "internal_error" | "misconfigured" | "service_unavailable" | "upstream_timeout";
+            code: "bad_request" | "invalid_id" | "clock_skew" | "invalid_credentials" | "invalid_token" | "token_expired" | "forbidden" | "origin_not_allowed" | "signature_invalid" | "url_expired" | "scan_blocked" | "quota_exceeded" | "not_found" | "method_not_allowed" | "request_timeout" | "conflict" | "gone" | "payload_too_large" | "too_many_parts" | "part_header_too_large" | "invalid_parts" | "upload_not_open" | "upload_expired" | "offset_mismatch" | "upload_locked" | "checksum_mismatch" | "chunk_too_small" | "upload_length_exceeded" | "tus_version_unsupported" | "blocked_file_type" | "unsupported_media_type" | "range_not_satisfiable" | "invalid_filename" | "digest_mismatch" | "rate_limited" | "too_many_uploads" | "internal_error" | "misconfigured" | "service_unavailable" | "upstream_timeout" | "not_ready";
             /** @description Equal to the response's `x-request-id`. */
             requestId: string;
         };
@@ -962,6 +1234,69 @@ export interface components {
             status?: 403;
             /** @constant */
             code?: "forbidden";
+        };
+        /**
+         * @description A storage or download quota does not allow the request. Extension members: `quota` (which limit),
+         *     `limit`, `usage` (what is used now, without this request) and `requested` (what it would add), in
+         *     bytes or attachments.
+         * @example {
+         *       "type": "about:blank",
+         *       "title": "Forbidden",
+         *       "status": 403,
+         *       "detail": "Your storage quota does not allow this upload.",
+         *       "code": "quota_exceeded",
+         *       "requestId": "0b9d8a52-6d0e-4f0e-9a51-8f8b8d1c2e3f",
+         *       "quota": "user_bytes",
+         *       "limit": 1048576,
+         *       "usage": 1000000,
+         *       "requested": 65536
+         *     }
+         */
+        ProblemQuotaExceeded: components["schemas"]["Problem"] & {
+            /** @constant */
+            status?: 403;
+            /** @constant */
+            code?: "quota_exceeded";
+            /** @enum {string} */
+            quota: "tenant_bytes" | "tenant_attachments" | "user_bytes" | "user_attachments" | "user_download_bytes_per_day";
+            limit: number;
+            usage: number;
+            requested: number;
+        };
+        /** @description The limits in force (the settings with the tenant's overrides); `null` is unlimited. */
+        QuotaLimits: {
+            tenantBytes: number | null;
+            tenantAttachments: number | null;
+            userBytes: number | null;
+            userAttachments: number | null;
+            userDownloadBytesPerDay: number | null;
+        };
+        /**
+         * @description The caller's live attachments (logical bytes: each counts its own size, deduplicated or not) and the
+         *     bytes of their messages' content served today (UTC).
+         */
+        Usage: {
+            storedBytes: number;
+            attachments: number;
+            downloadedBytesToday: number;
+            limits: components["schemas"]["QuotaLimits"];
+        };
+        TenantUsage: {
+            tenant: {
+                storedBytes: number;
+                attachments: number;
+                downloadedBytesToday: number;
+            };
+            limits: components["schemas"]["QuotaLimits"];
+            /** @description Every user of the tenant, by email. */
+            users: {
+                userId: components["schemas"]["Uuid"];
+                email: string;
+                role: components["schemas"]["Role"];
+                storedBytes: number;
+                attachments: number;
+                downloadedBytesToday: number;
+            }[];
         };
         ProblemNotFound: components["schemas"]["Problem"] & {
             /** @constant */
@@ -1111,6 +1446,29 @@ export interface components {
         };
         AuditLogPage: {
             entries: components["schemas"]["AuditLogEntry"][];
+            /** @description Pass as `before` for the next (older) page; `null` on the last page. */
+            nextBefore: string | null;
+        };
+        MessageSummary: {
+            /** Format: uuid */
+            id: string;
+            /** @description The Subject header (empty when there was none). */
+            subject: string;
+            /** @description The RFC 5322 From, as received. */
+            from: string;
+            /**
+             * Format: int64
+             * @description Epoch milliseconds.
+             */
+            receivedAt: number;
+            /**
+             * Format: int64
+             * @description Live (not deleted) attachments of the message.
+             */
+            attachmentCount: number;
+        };
+        MessageList: {
+            messages: components["schemas"]["MessageSummary"][];
             /** @description Pass as `before` for the next (older) page; `null` on the last page. */
             nextBefore: string | null;
         };
@@ -1384,14 +1742,15 @@ export interface components {
         /** @description Why the verification of a direct upload refused it. The stored bytes are deleted; start a new upload. */
         UploadRejection: {
             /**
-             * @description `size_mismatch`: the stored object's size is not the claimed `size`. `digest_mismatch`: its
+             * @description `quota_exceeded`: recording the file would pass a storage quota of the tenant or the uploader.
+             *     `size_mismatch`: the stored object's size is not the claimed `size`. `digest_mismatch`: its
              *     SHA-256 is not the claimed `sha256`. `blocked_file_type`: the content policy refused it
              *     (executable or script content, as for a single-request upload). `message_gone`: the message
              *     was deleted while the upload was verified. `verification_failed`: the scan workers could not
              *     read it back and judge it after several attempts.
              * @enum {string}
              */
-            code: "size_mismatch" | "digest_mismatch" | "blocked_file_type" | "message_gone" | "verification_failed";
+            code: "size_mismatch" | "digest_mismatch" | "blocked_file_type" | "message_gone" | "verification_failed" | "quota_exceeded";
             /** @description For people; may be empty. Switch on `code`. */
             detail: string;
         };
@@ -1881,6 +2240,8 @@ export interface components {
         /**
          * @description `signature_invalid`: any bit of the URL changed. `url_expired`: past its `expiresAt`, or revoked.
          *     `scan_blocked`: `infected` or `suspicious` content (and by default `pending` or `error` content).
+         *     `quota_exceeded`: the answer would pass the daily download quota of the message's owner (a
+         *     redirected answer counts the object's size); see `ProblemQuotaExceeded`.
          */
         ContentForbidden: {
             headers: {
@@ -1893,7 +2254,7 @@ export interface components {
                     /** @constant */
                     status?: 403;
                     /** @enum {unknown} */
-                    code?: "signature_invalid" | "url_expired" | "scan_blocked";
+                    code?: "signature_invalid" | "url_expired" | "scan_blocked" | "quota_exceeded";
                 };
             };
         };
@@ -1982,6 +2343,23 @@ export interface components {
                 "application/problem+json": components["schemas"]["ProblemForbidden"];
             };
         };
+        /**
+         * @description `forbidden`: the caller's role or relation to the resource does not allow this. `quota_exceeded`:
+         *     the claimed size or one more attachment would pass a storage quota (judged before any byte is
+         *     read; see `ProblemQuotaExceeded`).
+         */
+        ForbiddenOrQuota: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                "Cache-Control": components["headers"]["CacheControlNoStore"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["ProblemForbidden"] | components["schemas"]["ProblemQuotaExceeded"];
+            };
+        };
         /** @description No such resource in the caller's tenant (another tenant's resource is answered the same way). */
         NotFound: {
             headers: {
@@ -2060,6 +2438,61 @@ export interface components {
             };
             content: {
                 "application/problem+json": components["schemas"]["ProblemRateLimited"];
+            };
+        };
+        /** @description The console's page. */
+        ConsolePage: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                /** @description The strong entity tag of the file, its lowercase hex SHA-256 in quotes. */
+                ETag: string;
+                /** @description `no-cache`: revalidate with `If-None-Match` on every load. */
+                "Cache-Control"?: "no-cache";
+                /** @description `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' <storage origin>; base-uri 'none'; form-action 'self'; frame-ancestors 'none'` */
+                "Content-Security-Policy"?: string;
+                "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                [name: string]: unknown;
+            };
+            content: {
+                "text/html": string;
+            };
+        };
+        /** @description A hashed script or style of the console. */
+        ConsoleAsset: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                /** @description The strong entity tag of the file, its lowercase hex SHA-256 in quotes. */
+                ETag: string;
+                /** @description `public, max-age=31536000, immutable`. */
+                "Cache-Control"?: "public, max-age=31536000, immutable";
+                "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                [name: string]: unknown;
+            };
+            content: {
+                "text/javascript": string;
+                "text/css": string;
+                "application/octet-stream": string;
+            };
+        };
+        /** @description The copy named by `If-None-Match` is current. */
+        ConsoleNotModified: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                /** @description The strong entity tag of the file, its lowercase hex SHA-256 in quotes. */
+                ETag: string;
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description No such file in the deployed console. */
+        ConsoleNotFound: {
+            headers: {
+                "x-request-id": components["headers"]["XRequestId"];
+                "Cache-Control": components["headers"]["CacheControlNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["ProblemNotFound"];
             };
         };
         /** @description Something unexpected (`internal_error`: the detail is fixed and the cause is only logged, find it by `requestId`), or a deployment setting is wrong (`misconfigured`: a missing or invalid variable, a database, Redis or storage address the manifest does not allow; the log names the setting). Retrying does not help either. */
@@ -2404,6 +2837,102 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getConsole: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description An `ETag` received earlier (or `*`); a match is `304`.
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ConsolePage"];
+            304: components["responses"]["ConsoleNotModified"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    headConsole: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description An `ETag` received earlier (or `*`); a match is `304`.
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ConsolePage"];
+            304: components["responses"]["ConsoleNotModified"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getConsoleAsset: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description An `ETag` received earlier (or `*`); a match is `304`.
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description A file name of the console's build; it carries a hash of the content (e.g. `index-C5d9xAu9.js`). */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ConsoleAsset"];
+            304: components["responses"]["ConsoleNotModified"];
+            404: components["responses"]["ConsoleNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    headConsoleAsset: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description An `ETag` received earlier (or `*`); a match is `304`.
+                 * @example "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description A file name of the console's build; it carries a hash of the content (e.g. `index-C5d9xAu9.js`). */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ConsoleAsset"];
+            304: components["responses"]["ConsoleNotModified"];
+            404: components["responses"]["ConsoleNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     createToken: {
         parameters: {
             query?: never;
@@ -2870,6 +3399,75 @@ export interface operations {
             403: components["responses"]["CorsPreflightDenied"];
         };
     };
+    listMessages: {
+        parameters: {
+            query?: {
+                /** @description Page size. Outside 1..=100, or not an integer, is `400 bad_request`. */
+                limit?: number;
+                /** @description The `nextBefore` cursor of the previous page (opaque; currently `<receivedAt>_<id>`). Anything else is `400 bad_request`. */
+                before?: string;
+            };
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    optionsMessages: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description The calling page's origin; must be one of `cors_origins`. Sent by browsers on every preflight.
+                 * @example https://mail.example.com
+                 */
+                Origin?: components["parameters"]["Origin"];
+                /**
+                 * @description Its presence (with `Origin`) makes an `OPTIONS` a CORS preflight; any value is taken (a method the
+                 *     route does not allow is refused in the preflight, `403 origin_not_allowed`). Without `Origin` it is
+                 *     ignored: a plain `OPTIONS`.
+                 */
+                "Access-Control-Request-Method"?: components["parameters"]["AccessControlRequestMethod"];
+                /**
+                 * @description Comma-separated; each must be one of authorization, content-type, content-disposition, repr-digest, x-request-id, if-none-match, if-match, range, tus-resumable, upload-offset, upload-length, upload-metadata, upload-checksum, upload-defer-length, upload-concat, x-http-method-override, accept, accept-language, content-language.
+                 * @example authorization, content-type
+                 */
+                "Access-Control-Request-Headers"?: components["parameters"]["AccessControlRequestHeaders"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["Options"];
+            403: components["responses"]["CorsPreflightDenied"];
+        };
+    };
     listAttachments: {
         parameters: {
             query?: never;
@@ -2993,7 +3591,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrQuota"];
             404: components["responses"]["NotFound"];
             /**
              * @description `request_timeout`: the body arrived too slowly: a read waited over 20 s, the average rate fell
@@ -3357,7 +3955,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrQuota"];
             404: components["responses"]["NotFound"];
             /**
              * @description `payload_too_large`: the claimed `size` is over `direct_upload_max_bytes` (default 5 GiB), or
@@ -3812,7 +4410,7 @@ export interface operations {
             };
             400: components["responses"]["TusBadRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrQuota"];
             404: components["responses"]["TusNotFound"];
             412: components["responses"]["TusPreconditionFailed"];
             413: components["responses"]["TusTooLarge"];
@@ -4060,6 +4658,22 @@ export interface operations {
             };
             400: components["responses"]["TusBadRequest"];
             401: components["responses"]["Unauthorized"];
+            /**
+             * @description `quota_exceeded` (see `ProblemQuotaExceeded`): the chunk would complete the upload, and its length no
+             *     longer fits a storage quota (other uploads used it up since the creation). Nothing of the chunk is
+             *     kept; the upload stays where it was.
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    "Tus-Resumable": components["headers"]["TusResumableOnError"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemQuotaExceeded"];
+                };
+            };
             404: components["responses"]["TusNotFound"];
             408: components["responses"]["TusRequestTimeout"];
             409: components["responses"]["TusConflict"];
@@ -4232,6 +4846,208 @@ export interface operations {
             path: {
                 /** @description The attachment's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown attachment is `404`. */
                 id: components["parameters"]["AttachmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["Options"];
+            /** @description A plain `OPTIONS` whose path id is not a UUID (`invalid_id`), as for every method of the route. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 400;
+                        /** @constant */
+                        code?: "invalid_id";
+                    };
+                };
+            };
+            403: components["responses"]["CorsPreflightDenied"];
+        };
+    };
+    putAttachmentLegalHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description The attachment's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown attachment is `404`. */
+                id: components["parameters"]["AttachmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContentLimited"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteAttachmentLegalHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description The attachment's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown attachment is `404`. */
+                id: components["parameters"]["AttachmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContentLimited"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    optionsAttachmentLegalHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description The calling page's origin; must be one of `cors_origins`. Sent by browsers on every preflight.
+                 * @example https://mail.example.com
+                 */
+                Origin?: components["parameters"]["Origin"];
+                /**
+                 * @description Its presence (with `Origin`) makes an `OPTIONS` a CORS preflight; any value is taken (a method the
+                 *     route does not allow is refused in the preflight, `403 origin_not_allowed`). Without `Origin` it is
+                 *     ignored: a plain `OPTIONS`.
+                 */
+                "Access-Control-Request-Method"?: components["parameters"]["AccessControlRequestMethod"];
+                /**
+                 * @description Comma-separated; each must be one of authorization, content-type, content-disposition, repr-digest, x-request-id, if-none-match, if-match, range, tus-resumable, upload-offset, upload-length, upload-metadata, upload-checksum, upload-defer-length, upload-concat, x-http-method-override, accept, accept-language, content-language.
+                 * @example authorization, content-type
+                 */
+                "Access-Control-Request-Headers"?: components["parameters"]["AccessControlRequestHeaders"];
+            };
+            path: {
+                /** @description The attachment's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown attachment is `404`. */
+                id: components["parameters"]["AttachmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["Options"];
+            /** @description A plain `OPTIONS` whose path id is not a UUID (`invalid_id`), as for every method of the route. */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        status?: 400;
+                        /** @constant */
+                        code?: "invalid_id";
+                    };
+                };
+            };
+            403: components["responses"]["CorsPreflightDenied"];
+        };
+    };
+    putMessageLegalHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description The message's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown message is `404`. */
+                messageId: components["parameters"]["MessageId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContentLimited"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteMessageLegalHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description The message's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown message is `404`. */
+                messageId: components["parameters"]["MessageId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContentLimited"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    optionsMessageLegalHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description The calling page's origin; must be one of `cors_origins`. Sent by browsers on every preflight.
+                 * @example https://mail.example.com
+                 */
+                Origin?: components["parameters"]["Origin"];
+                /**
+                 * @description Its presence (with `Origin`) makes an `OPTIONS` a CORS preflight; any value is taken (a method the
+                 *     route does not allow is refused in the preflight, `403 origin_not_allowed`). Without `Origin` it is
+                 *     ignored: a plain `OPTIONS`.
+                 */
+                "Access-Control-Request-Method"?: components["parameters"]["AccessControlRequestMethod"];
+                /**
+                 * @description Comma-separated; each must be one of authorization, content-type, content-disposition, repr-digest, x-request-id, if-none-match, if-match, range, tus-resumable, upload-offset, upload-length, upload-metadata, upload-checksum, upload-defer-length, upload-concat, x-http-method-override, accept, accept-language, content-language.
+                 * @example authorization, content-type
+                 */
+                "Access-Control-Request-Headers"?: components["parameters"]["AccessControlRequestHeaders"];
+            };
+            path: {
+                /** @description The message's UUID. A malformed one is `400 invalid_id`; another tenant's or an unknown message is `404`. */
+                messageId: components["parameters"]["MessageId"];
             };
             cookie?: never;
         };
@@ -4540,6 +5356,181 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every dependency answered. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            /** @description A dependency is unreachable: `not_ready`, the detail naming which. */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "not ready: redis unreachable",
+                     *       "code": "not_ready",
+                     *       "requestId": "0b6c2a3e-6f3e-4c0e-9a43-4b8d0f6f2f7a"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @constant */
+                        code?: "not_ready";
+                    };
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's usage. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    optionsUsage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description The calling page's origin; must be one of `cors_origins`. Sent by browsers on every preflight.
+                 * @example https://mail.example.com
+                 */
+                Origin?: components["parameters"]["Origin"];
+                /**
+                 * @description Its presence (with `Origin`) makes an `OPTIONS` a CORS preflight; any value is taken (a method the
+                 *     route does not allow is refused in the preflight, `403 origin_not_allowed`). Without `Origin` it is
+                 *     ignored: a plain `OPTIONS`.
+                 */
+                "Access-Control-Request-Method"?: components["parameters"]["AccessControlRequestMethod"];
+                /**
+                 * @description Comma-separated; each must be one of authorization, content-type, content-disposition, repr-digest, x-request-id, if-none-match, if-match, range, tus-resumable, upload-offset, upload-length, upload-metadata, upload-checksum, upload-defer-length, upload-concat, x-http-method-override, accept, accept-language, content-language.
+                 * @example authorization, content-type
+                 */
+                "Access-Control-Request-Headers"?: components["parameters"]["AccessControlRequestHeaders"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["Options"];
+            403: components["responses"]["CorsPreflightDenied"];
+        };
+    };
+    getTenantUsage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's usage. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantUsage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    optionsTenantUsage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client-chosen id, echoed in the response's `x-request-id` (and the problem's `requestId`) when it is 1..=128 characters of `[A-Za-z0-9._:-]` (sent once); any other value is accepted and replaced by a fresh id, never refused. */
+                "x-request-id"?: components["parameters"]["XRequestId"];
+                /**
+                 * @description The calling page's origin; must be one of `cors_origins`. Sent by browsers on every preflight.
+                 * @example https://mail.example.com
+                 */
+                Origin?: components["parameters"]["Origin"];
+                /**
+                 * @description Its presence (with `Origin`) makes an `OPTIONS` a CORS preflight; any value is taken (a method the
+                 *     route does not allow is refused in the preflight, `403 origin_not_allowed`). Without `Origin` it is
+                 *     ignored: a plain `OPTIONS`.
+                 */
+                "Access-Control-Request-Method"?: components["parameters"]["AccessControlRequestMethod"];
+                /**
+                 * @description Comma-separated; each must be one of authorization, content-type, content-disposition, repr-digest, x-request-id, if-none-match, if-match, range, tus-resumable, upload-offset, upload-length, upload-metadata, upload-checksum, upload-defer-length, upload-concat, x-http-method-override, accept, accept-language, content-language.
+                 * @example authorization, content-type
+                 */
+                "Access-Control-Request-Headers"?: components["parameters"]["AccessControlRequestHeaders"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["Options"];
+            403: components["responses"]["CorsPreflightDenied"];
         };
     };
     health: {

@@ -56,6 +56,25 @@ describe("auth", () => {
   });
 });
 
+describe("messages", () => {
+  it("the caller's own messages, newest first, a page at a time", async () => {
+    const { c, messageId } = await loggedIn();
+    const all = await c.messages();
+    expect(all.nextBefore).toBeNull();
+    expect(all.messages.map((m) => m.id)).toContain(messageId);
+    const times = all.messages.map((m) => m.receivedAt);
+    expect([...times].sort((a, b) => b - a)).toEqual(times);
+    const first = await c.messages({ limit: 1 });
+    expect(first.messages.map((m) => m.id)).toEqual([all.messages[0]!.id]);
+    expect(first.nextBefore).toBeTruthy();
+    const second = await c.messages({ limit: 100, before: first.nextBefore! });
+    expect(second.messages.map((m) => m.id)).toEqual(all.messages.slice(1).map((m) => m.id));
+    const bad = await problem(c.messages({ before: "not-a-cursor" }));
+    expect(bad.status).toBe(400);
+    expect(bad.code).toBe("bad_request");
+  });
+});
+
 describe("attachments", () => {
   it("upload in one request, list, scan clean, download the bytes, revoke, delete", async () => {
     const { c, messageId } = await loggedIn();

@@ -1,8 +1,9 @@
-// The attachment console: log in, then one message's attachments (the message from the page's
-// `#message=<id>`), with uploads, scan chips, download, links, revoke and delete.
+// The attachment console: log in, then one message's attachments (the newest of the caller's
+// messages, another picked from the list, or the page's `#message=<id>`), with uploads, scan chips,
+// download, links, revoke and delete.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { JSX } from "preact";
-import { ApiProblem, AttachmentsClient, type Attachment } from "../../client/src";
+import { ApiProblem, AttachmentsClient, type Attachment, type MessageSummary } from "../../client/src";
 import { useEmailAttachments, type UploadItem } from "../../react/useEmailAttachments";
 
 function messageFromHash(): string {
@@ -72,37 +73,68 @@ function Login(props: { client: AttachmentsClient; onLogin: (email: string) => v
 }
 
 function Workspace(props: { client: AttachmentsClient; email: string; onLogout: () => void }) {
-  const [messageId, setMessageId] = useState(messageFromHash);
-  const [draft, setDraft] = useState(messageId);
+  // The message shown: the page's `#message=<id>` when it names one, else the newest of the caller's.
+  const [fromHash, setFromHash] = useState(messageFromHash);
+  const [messages, setMessages] = useState<MessageSummary[] | null>(null);
+  const [error, setError] = useState<ApiProblem | null>(null);
   useEffect(() => {
-    const on = () => {
-      const m = messageFromHash();
-      setMessageId(m);
-      setDraft(m);
-    };
+    const on = () => setFromHash(messageFromHash());
     addEventListener("hashchange", on);
     return () => removeEventListener("hashchange", on);
   }, []);
+  useEffect(() => {
+    const abort = new AbortController();
+    props.client
+      .messages({ limit: MESSAGES_SHOWN, signal: abort.signal })
+      .then((page) => setMessages(page.messages))
+      .catch((e: unknown) => {
+        if (!abort.signal.aborted) setError(e instanceof ApiProblem ? e : ApiProblem.network(e));
+      });
+    return () => abort.abort();
+  }, [props.client]);
+  const messageId = fromHash || messages?.[0]?.id || "";
+  // A message opened by its id (an admin's look at another user's) is offered in the list too.
+  const choices = messages && messageId && !messages.some((m) => m.id === messageId)
+    ? [{ id: messageId, subject: messageId, from: "", receivedAt: 0, attachmentCount: 0 }, ...messages]
+    : messages ?? [];
   return (
     <>
       <header class="bar">
         <span>Signed in as <strong>{props.email}</strong></span>
         <button type="button" onClick={props.onLogout}>Log out</button>
       </header>
-      <form
-        class="message-pick"
-        onSubmit={(e) => {
-          e.preventDefault();
-          location.hash = `message=${encodeURIComponent(draft.trim())}`;
-        }}
-      >
-        <label for="message-id">Message id</label>
-        <input id="message-id" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} spellcheck={false} />
-        <button type="submit">Open</button>
-      </form>
-      {messageId ? <Message client={props.client} messageId={messageId} /> : <p>Enter a message id to open it.</p>}
+      <ProblemMessage problem={error} />
+      {messages === null && !error ? (
+        <p role="status">Loading messages…</p>
+      ) : choices.length === 0 ? (
+        <p>You have no messages yet.</p>
+      ) : (
+        <div class="message-pick">
+          <label for="message">Message</label>
+          <select id="message" value={messageId}
+            onChange={(e) => {
+              location.hash = `message=${encodeURIComponent(e.currentTarget.value)}`;
+            }}>
+            {choices.map((m) => (
+              <option key={m.id} value={m.id}>{describeMessage(m)}</option>
+            ))}
+          </select>
+        </div>
+      )}
+      {messageId ? <Message client={props.client} messageId={messageId} /> : null}
     </>
   );
+}
+
+/** How many of the newest messages the picker offers. */
+const MESSAGES_SHOWN = 50;
+
+function describeMessage(m: MessageSummary): string {
+  const subject = m.subject.trim() || "(no subject)";
+  if (!m.receivedAt) return subject;
+  const when = new Date(m.receivedAt).toLocaleString();
+  const n = m.attachmentCount === 1 ? "1 attachment" : `${m.attachmentCount} attachments`;
+  return `${subject} — ${m.from}, ${when} (${n})`;
 }
 
 function Message(props: { client: AttachmentsClient; messageId: string }) {
@@ -136,7 +168,7 @@ function Message(props: { client: AttachmentsClient; messageId: string }) {
       {att.uploads.length > 0 && (
         <ul class="uploads" aria-label="Uploads">
           {att.uploads.map((u) => (
-            <UploadRow key={u.key} item={u} onCancel={() => att.cancel(u.key)} />
+            <UploadRow key={u.key} item={u} onCancel={() => att.cancel(u.key)} onRetry={() => void att.retry(u.key)} />
           ))}
           <li><button type="button" onClick={att.clearUploads}>Clear finished uploads</button></li>
         </ul>
@@ -181,19 +213,24 @@ function Message(props: { client: AttachmentsClient; messageId: string }) {
   );
 }
 
-function UploadRow(props: { item: UploadItem; onCancel: () => void }) {
+function UploadRow(props: { item: UploadItem; onCancel: () => void; onRetry: () => void }) {
   const u = props.item;
   const id = `up-${u.key}`;
   return (
-    <li class={`upload upload-${u.state}`} data-state={u.state}>
+    <li class={`upload upload-${u.state}`} data-state={u.state} data-path={u.path}>
       <label for={id}>{u.filename}</label>
       <progress id={id} max={u.total || 1} value={u.sent}>{pct(u)}%</progress>
       <span class="pct">{pct(u)}%</span>
       {u.state === "uploading" ? (
         <button type="button" onClick={props.onCancel} aria-label={`Cancel upload of ${u.filename}`}>Cancel</button>
       ) : (
-        <span class="state">{u.state === "failed" ? describe(u.error) : u.state}</span>
+        <span class="state" role={u.state === "failed" ? "alert" : undefined}>
+          {u.state === "failed" ? describe(u.error) : u.state}
+        </span>
       )}
+      {(u.state === "failed" && retryable(u.error)) || u.state === "cancelled" ? (
+        <button type="button" onClick={props.onRetry} aria-label={`Retry upload of ${u.filename}`}>Retry</button>
+      ) : null}
     </li>
   );
 }
@@ -206,6 +243,11 @@ function ProblemMessage(props: { problem: ApiProblem | null }) {
 function describe(p: ApiProblem | undefined): string {
   if (!p) return "failed";
   return p.detail ? `${p.detail} (${p.code})` : p.code;
+}
+
+/** Worth sending again: the connection or the service failed, not the file itself. */
+function retryable(p: ApiProblem | undefined): boolean {
+  return !p || p.status === 0 || p.status === 408 || p.status === 429 || p.status >= 500;
 }
 
 /** Only judged-clean content is offered for download (the server refuses the rest unless configured otherwise). */

@@ -5,7 +5,7 @@ import { act, renderHook, waitFor } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { ApiProblem } from "../../client/src";
 import { AttachmentsProvider, useEmailAttachments } from "../useEmailAttachments";
-import { EICAR, bytes, loggedIn, sameBytes } from "../../test/stack";
+import { EICAR, bytes, loggedIn, sameBytes, settled } from "../../test/stack";
 import { createElement, type ReactNode } from "react";
 
 const MIB = 1024 * 1024;
@@ -82,6 +82,50 @@ describe("useEmailAttachments", () => {
     expect(blocked!.state).toBe("failed");
     expect(blocked!.error).toBeInstanceOf(ApiProblem);
     expect(blocked!.error!.code).toBe("blocked_file_type");
+  });
+
+  it("an upload cut off by the network fails with a clear problem; retry resumes it where the server stands", async () => {
+    const patches: string[] = [];
+    let offline = false;
+    let cut = false;
+    const net: typeof fetch = async (input, init) => {
+      if (offline) throw new TypeError("fetch failed (connection dropped by the test)");
+      const res = await fetch(input, init);
+      if (init?.method === "PATCH" && res.status === 204) {
+        patches.push(new Headers(init.headers).get("upload-offset")!);
+        if (!cut) offline = cut = true; // the network goes after the first stored chunk
+      }
+      return res;
+    };
+    const store = new Map<string, string>();
+    const { c, messageId } = await loggedIn({
+      fetch: net,
+      largeUploadPaths: ["tus"],
+      resumeStore: { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => void store.set(k, v), removeItem: (k) => void store.delete(k) },
+    });
+    const { result } = renderHook(() => useEmailAttachments(messageId, { client: c }));
+    await waitFor(() => expect(result.current.loading).toBe(false), wait);
+    await act(async () => {
+      await result.current.upload([file(bytes(12 * MIB), "retried.bin")]);
+    });
+    const failed = result.current.uploads[0]!;
+    expect(failed.state).toBe("failed");
+    expect(failed.path).toBe("tus");
+    expect(failed.error!.code).toBe("network_error");
+
+    offline = false;
+    patches.length = 0;
+    await act(async () => {
+      await result.current.retry(failed.key);
+    });
+    const done = result.current.uploads[0]!;
+    expect(done.state).toBe("done");
+    expect(done.sent).toBe(12 * MIB);
+    expect(patches).toEqual([String(8 * MIB)]); // only the rest went
+    expect(result.current.attachments[0]!.id).toBe(done.attachment!.id);
+    // Verified by the scan worker first (a resumable upload is `verifying` until then).
+    expect(await settled(c, done.attachment!.id, 120_000)).toBe("clean");
+    await c.remove(done.attachment!.id);
   });
 
   it("an unknown message is an error, not a crash", async () => {

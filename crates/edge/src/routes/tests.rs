@@ -36,8 +36,14 @@ fn resolve_finds_the_endpoint_and_its_id() {
 
 #[test]
 fn resolve_refuses_unknown_paths_other_methods_and_odd_ids() {
-    let e = resolve("ingest", &Method::GET, "/api/v1/emails").unwrap_err();
+    let e = resolve("ingest", &Method::GET, "/api/v1/email").unwrap_err();
     assert_eq!(e.status(), 404);
+    // The caller's messages: a path without an id.
+    let m = resolve("ingest", &Method::GET, "/api/v1/emails").unwrap();
+    assert_eq!(m.endpoint, Endpoint::ListMessages);
+    assert_eq!(m.id, None);
+    let e = resolve("ingest", &Method::POST, "/api/v1/emails").unwrap_err();
+    assert_eq!(e.status(), 405);
     // Another component's route is not this component's to answer.
     let e = resolve(
         "ingest",
