@@ -71,6 +71,12 @@ const TABLES: &[Table] = &[
         app_inserts: true,
     },
     Table {
+        name: "scan_engine_verdicts",
+        tenant_col: "tenant_id",
+        id_col: "blob_id",
+        app_inserts: true,
+    },
+    Table {
         name: "email_audit_log",
         tenant_col: "tenant_id",
         id_col: "id",
@@ -124,6 +130,7 @@ fn id_literal(table: &str, r: &TenantRows) -> String {
         "attachment_blobs" => format!("'{}'", r.blob),
         "email_attachments" => format!("'{}'", r.attachment),
         "scan_jobs" => format!("'{}'", r.scan_job),
+        "scan_engine_verdicts" => format!("'{}'", r.blob),
         "email_audit_log" => r.audit.to_string(),
         "upload_sessions" => format!("'{}'", r.upload_session),
         "tenant_quotas" | "tenant_usage" => format!("'{}'", r.tenant),
@@ -167,6 +174,12 @@ fn insert_sql(table: &str, r: &TenantRows) -> String {
             r.message, r.blob, r.user
         ),
         "scan_jobs" => format!("INSERT INTO scan_jobs (tenant_id, blob_id) VALUES ('{t}', '{}')", r.blob),
+        "scan_engine_verdicts" => format!(
+            "INSERT INTO scan_engine_verdicts (tenant_id, blob_id, engine, status, scanned_at)
+             VALUES ('{t}', '{}', 'e{}', 'clean', 1)",
+            r.blob,
+            &h[..8]
+        ),
         "email_audit_log" => format!("INSERT INTO email_audit_log (tenant_id, action) VALUES ('{t}', 'test.insert')"),
         "upload_sessions" => format!(
             "INSERT INTO upload_sessions (tenant_id, message_id, user_id, filename, claimed_size, storage_key,

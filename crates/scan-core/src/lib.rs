@@ -7,6 +7,8 @@
 //!   scanners from the same types ([`callback::Callback::signed`]).
 //! - [`verdict`]: the per-content verdict state machine ([`verdict::decide`]): findings always win,
 //!   other verdicts in order of arrival.
+//! - [`engines`]: each engine's verdict on a content and the rule that combines them (the worst
+//!   opinion wins; an engine's error never hides another's finding).
 //! - [`quarantine`]: quarantine keys and the storage steps of quarantining content.
 //! - [`audit`]: the audit rows of verdicts and quarantine.
 //! - [`verification`]: the upload-verification report the worker posts about a directly uploaded
@@ -16,11 +18,13 @@
 
 pub mod audit;
 pub mod callback;
+pub mod engines;
 pub mod quarantine;
 pub mod signature;
 pub mod verdict;
 pub mod verification;
 
 pub use callback::{BodyError, Callback, ContentHash, Target, Verdict, VerdictStatus};
+pub use engines::{EngineKey, EngineVerdict};
 pub use signature::Signed;
 pub use verdict::{Decision, Ignored, InForce, ScanStatus};

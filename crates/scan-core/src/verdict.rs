@@ -110,6 +110,9 @@ pub struct InForce {
     pub signature: Option<String>,
     /// The scanner's time of the verdict (epoch milliseconds); `None` while no scanner has answered.
     pub scanned_at: Option<i64>,
+    /// Each engine's own verdict on the content, by engine name (`status` is the worst of them,
+    /// see [`crate::engines`]); empty while no engine has answered.
+    pub engines: Vec<crate::engines::EngineVerdict>,
 }
 
 use crate::callback::VerdictStatus;
@@ -377,10 +380,11 @@ mod tests {
             engine: Some("ClamAV 1.4".into()),
             signature: Some("Eicar-Test-Signature".into()),
             scanned_at: Some(T),
+            engines: vec![],
         };
         assert_eq!(
             serde_json::to_string(&v).unwrap(),
-            r#"{"status":"infected","details":null,"engine":"ClamAV 1.4","signature":"Eicar-Test-Signature","scannedAt":1790000000000}"#
+            r#"{"status":"infected","details":null,"engine":"ClamAV 1.4","signature":"Eicar-Test-Signature","scannedAt":1790000000000,"engines":[]}"#
         );
         for s in ScanStatus::ALL {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());

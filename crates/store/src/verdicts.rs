@@ -6,6 +6,7 @@
 //! change a `storage_key`.
 
 use auth_core::TenantId;
+use scan_core::engines::{EngineKey, EngineVerdict};
 use scan_core::quarantine::Recorded;
 use scan_core::{InForce, ScanStatus, Verdict};
 use uuid::Uuid;
@@ -63,12 +64,26 @@ const RECORD_QUARANTINE: &str = "SELECT scan_record_quarantine($1, $2, $3)";
 /// the scan job its upload awaits is still open.
 const OF_ATTACHMENT: &str = "SELECT b.scan_status, b.scan_details, b.scan_engine, b.scan_signature, b.scanned_at, \
      a.is_deleted, a.uploader_user_id, m.owner_user_id, \
-     coalesce(j.status IN ('pending', 'running'), false) \
+     coalesce(j.status IN ('pending', 'running'), false), b.id \
      FROM email_attachments a \
      JOIN attachment_blobs b ON b.tenant_id = a.tenant_id AND b.id = a.blob_id \
      JOIN email_messages m ON m.tenant_id = a.tenant_id AND m.id = a.message_id \
      LEFT JOIN scan_jobs j ON j.tenant_id = a.tenant_id AND j.id = a.scan_job_id \
      WHERE a.id = $1";
+
+/// Keeps an engine's own verdict on a content: one row per content and engine, the engine's
+/// latest word (its `error` too: the row says what the engine last said, the content's status what
+/// all of them amount to).
+const RECORD_ENGINE: &str = "INSERT INTO scan_engine_verdicts \
+     (tenant_id, blob_id, engine, engine_version, signature_version, status, names, scanned_at) \
+     VALUES (app_current_tenant_id(), $1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (blob_id, engine) DO UPDATE SET engine_version = EXCLUDED.engine_version, \
+       signature_version = EXCLUDED.signature_version, status = EXCLUDED.status, \
+       names = EXCLUDED.names, scanned_at = EXCLUDED.scanned_at, received_at = app_now_ms()";
+
+/// A content's engine verdicts, by engine.
+const ENGINES_OF: &str = "SELECT engine, engine_version, signature_version, status, names, scanned_at \
+     FROM scan_engine_verdicts WHERE blob_id = $1 ORDER BY engine";
 
 /// Where an attachment's content lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +232,62 @@ pub async fn record_quarantine<C: Conn>(
     }
 }
 
+/// Keeps `verdict` as its engine's own verdict on content `blob` (in the transaction that decided
+/// it, with the content locked).
+pub async fn record_engine<C: Conn>(
+    tx: &TenantTx<'_, C>,
+    blob: Uuid,
+    verdict: &Verdict,
+) -> Result<()> {
+    use scan_core::engines::{EngineKey, EngineVersion, detection_names};
+    let engine = verdict.engine.as_ref().map(|t| t.as_str());
+    let key = EngineKey::of(engine);
+    let version = EngineVersion::of(engine);
+    let names = detection_names(verdict.signature.as_ref().map(|t| t.as_str()));
+    tx.execute(
+        "record engine verdict",
+        RECORD_ENGINE,
+        vec![
+            blob.into(),
+            key.as_str().into(),
+            Param::opt_text(version.version.as_deref()),
+            version.signatures.map_or(Param::Null, Param::Int64),
+            verdict.status.as_str().into(),
+            Param::Jsonb(serde_json::json!(names)),
+            verdict.scanned_at.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The engine verdicts on content `blob`, by engine name.
+pub async fn engines_of<C: Conn>(tx: &TenantTx<'_, C>, blob: Uuid) -> Result<Vec<EngineVerdict>> {
+    const CONTEXT: &str = "engine verdicts";
+    let rows = tx.query(CONTEXT, ENGINES_OF, vec![blob.into()]).await?;
+    rows.iter()
+        .map(|r| {
+            let status = r.text(3)?;
+            let names = match r.opt_json(4)? {
+                Some(serde_json::Value::Array(a)) => a
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok(EngineVerdict {
+                engine: EngineKey::of(Some(&r.text(0)?)),
+                version: r.opt_text(1)?,
+                signature_version: r.opt_int(2)?,
+                status: ScanStatus::parse(&status)
+                    .ok_or_else(|| StoreError::decode(CONTEXT, format!("status {status:?}")))?,
+                names,
+                scanned_at: r.int(5)?,
+            })
+        })
+        .collect()
+}
+
 /// An attachment's verdict and who may read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentScan {
@@ -251,6 +322,7 @@ pub async fn of_attachment<C: Conn>(
             engine: None,
             signature: None,
             scanned_at: None,
+            engines: Vec::new(),
         }
     } else {
         InForce {
@@ -260,6 +332,7 @@ pub async fn of_attachment<C: Conn>(
             engine: r.opt_text(2)?,
             signature: r.opt_text(3)?,
             scanned_at: r.opt_int(4)?,
+            engines: engines_of(tx, r.uuid(9)?).await?,
         }
     };
     Ok(Some(AttachmentScan {

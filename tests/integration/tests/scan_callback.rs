@@ -686,6 +686,144 @@ fn scan_callback_by_content_and_unknown_targets() {
     assert_eq!(u.status_of(id)["status"], "clean");
 }
 
+/// Two engines judge the same content: each one's verdict is listed, the content's status is the
+/// worst of them, and one engine's error hides neither another's clean nor its finding.
+#[test]
+fn scan_verdicts_from_several_engines() {
+    let seed = stack().seed();
+    let t = &seed.tenants[0];
+    let u = who(t, t.user(0));
+    let t0 = now_ms() - 60_000;
+    let engine_verdict =
+        |target: &Value, engine: &str, status: &str, signature: Option<&str>, at: i64| {
+            let mut v = verdict(target.clone(), status, at);
+            v["engine"] = engine.into();
+            v["signature"] = signature.map_or(Value::Null, Into::into);
+            v
+        };
+    let engines = |id: &str| -> Vec<(String, String)> {
+        u.status_of(id)["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["engine"].as_str().unwrap().to_owned(),
+                    e["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+
+    // ClamAV clean, then VirusTotal cannot answer: still clean, both listed.
+    let a = u.upload(0, &unique("engines clean"));
+    let id = a["id"].as_str().unwrap();
+    let target = by_attachment(id);
+    post_ok(&engine_verdict(
+        &target,
+        "ClamAV 1.0.7/27000/Tue Dec  1 08:00:00 2026",
+        "clean",
+        None,
+        t0,
+    ));
+    post_ok(&engine_verdict(
+        &target,
+        "VirusTotal",
+        "error",
+        None,
+        t0 + 1_000,
+    ));
+    let s = u.status_of(id);
+    assert_eq!(s["status"], "clean", "{s}");
+    assert_eq!(
+        engines(id),
+        [
+            ("clamav".into(), "clean".into()),
+            ("virustotal".into(), "error".into())
+        ]
+    );
+    let clamav = &s["engines"][0];
+    assert_eq!(clamav["version"], "1.0.7", "{s}");
+    assert_eq!(clamav["signatureVersion"], 27000, "{s}");
+    assert_eq!(clamav["scannedAt"], t0, "{s}");
+    assert_eq!(clamav["names"], json!([]), "{s}");
+
+    // VirusTotal finds it (two names), ClamAV said clean: infected, with VirusTotal's names.
+    post_ok(&engine_verdict(
+        &target,
+        "VirusTotal",
+        "infected",
+        Some("Win.Test.EICAR_HDB-1, EICAR-Test-File"),
+        t0 + 2_000,
+    ));
+    let s = u.status_of(id);
+    assert_eq!(s["status"], "infected", "{s}");
+    assert_eq!(
+        s["engines"][1]["names"],
+        json!(["Win.Test.EICAR_HDB-1", "EICAR-Test-File"])
+    );
+    // ClamAV's later clean is kept as its word, and releases nothing.
+    post_ok(&engine_verdict(
+        &target,
+        "ClamAV 1.0.7/27001/Wed Dec  2 08:00:00 2026",
+        "clean",
+        None,
+        t0 + 3_000,
+    ));
+    let s = u.status_of(id);
+    assert_eq!(s["status"], "infected", "{s}");
+    assert_eq!(s["engines"][0]["signatureVersion"], 27001, "{s}");
+    assert_eq!(
+        engines(id),
+        [
+            ("clamav".into(), "clean".into()),
+            ("virustotal".into(), "infected".into())
+        ]
+    );
+
+    // The other way round: ClamAV finds it, then VirusTotal errs: the finding stays.
+    let b = u.upload(0, &unique("engines infected"));
+    let id = b["id"].as_str().unwrap();
+    let target = by_attachment(id);
+    post_ok(&engine_verdict(
+        &target,
+        "ClamAV 1.0.7/27000/x",
+        "infected",
+        Some("Itest-Signature"),
+        t0,
+    ));
+    post_ok(&engine_verdict(
+        &target,
+        "VirusTotal",
+        "error",
+        None,
+        t0 + 1_000,
+    ));
+    assert_eq!(u.status_of(id)["status"], "infected");
+    assert_eq!(
+        engines(id),
+        [
+            ("clamav".into(), "infected".into()),
+            ("virustotal".into(), "error".into())
+        ]
+    );
+
+    // Only an engine's error: error; then the other engine's clean: clean.
+    let c = u.upload(0, &unique("engines error"));
+    let id = c["id"].as_str().unwrap();
+    let target = by_attachment(id);
+    post_ok(&engine_verdict(&target, "VirusTotal", "error", None, t0));
+    assert_eq!(u.status_of(id)["status"], "error");
+    post_ok(&engine_verdict(
+        &target,
+        "ClamAV 1.0.7/27000/x",
+        "clean",
+        None,
+        t0 + 1_000,
+    ));
+    assert_eq!(u.status_of(id)["status"], "clean");
+}
+
 #[test]
 fn scan_status_route_and_tenancy() {
     let seed = stack().seed();
@@ -705,14 +843,21 @@ fn scan_status_route_and_tenancy() {
     };
     assert_eq!(
         keys,
-        ["details", "engine", "scannedAt", "signature", "status"]
+        [
+            "details",
+            "engine",
+            "engines",
+            "scannedAt",
+            "signature",
+            "status"
+        ]
     );
     // A scan worker may have judged it already.
     assert!(s["status"] == "pending" || s["status"] == "clean", "{s}");
     if s["status"] == "pending" {
         assert_eq!(
             s,
-            json!({ "status": "pending", "details": null, "engine": null, "signature": null, "scannedAt": null })
+            json!({ "status": "pending", "details": null, "engine": null, "signature": null, "scannedAt": null, "engines": [] })
         );
     }
     let r = owner.scan_status(id);

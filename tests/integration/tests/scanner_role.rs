@@ -47,6 +47,7 @@ fn the_scanner_role_reads_no_table() {
         "email_messages",
         "email_audit_log",
         "scan_jobs",
+        "scan_engine_verdicts",
     ] {
         let e = psql_as(&scanner, &format!("SELECT count(*) FROM {table}"))
             .expect_err(&format!("the scanner read {table}"));

@@ -43,6 +43,7 @@ pub(crate) async fn handle(call: &mut Call, cfg: &'static Config) -> Result<Repl
             "engine": null,
             "signature": null,
             "scannedAt": null,
+            "engines": [],
         });
         return Ok(response::json(StatusCode::OK, &body, &call.request_id).into());
     }

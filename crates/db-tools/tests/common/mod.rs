@@ -292,6 +292,14 @@ pub async fn tenant_with_rows(admin: &Client) -> TenantRows {
         .await
         .unwrap()
         .get(0);
+    admin
+        .execute(
+            "INSERT INTO scan_engine_verdicts (tenant_id, blob_id, engine, status, scanned_at)
+             VALUES ($1, $2, 'clamav', 'clean', app_now_ms())",
+            &[&tenant, &blob],
+        )
+        .await
+        .unwrap();
     let audit: i64 = admin
         .query_one(
             "INSERT INTO email_audit_log (tenant_id, user_id, action, resource_type, resource_id)

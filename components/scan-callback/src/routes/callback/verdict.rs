@@ -4,7 +4,9 @@
 //! and then its row locked (`FOR UPDATE`, in the lock order of the scan queue's functions, so
 //! concurrent verdicts for one content are decided one after the other on fresh state); the state
 //! machine ([`scan_core::verdict::decide`]: the lock order is the order of arrival); the guarded
-//! update; the open jobs answered; the audit row, naming the scanner.
+//! update; the engine's own verdict kept (`scan_engine_verdicts`: the content's status is the worst
+//! of its engines', which the state machine arrives at in whatever order they answer); the open
+//! jobs answered; the audit row, naming the scanner.
 
 use auth_core::TenantId;
 use edge::app::Call;
@@ -63,6 +65,10 @@ pub(crate) async fn apply(
     {
         decision = Decision::Ignore(Ignored::Refused);
     }
+    // Each engine's own word is kept, whatever the state machine made of it (an engine's `clean` on
+    // content another engine found infected is still what that engine said); a replay rewrites the
+    // same row.
+    verdicts::record_engine(&tx, blob.id, v).await?;
     let jobs_completed = if decision.completes_jobs() {
         scan_jobs::complete_open(&tx, blob.id).await?
     } else {
