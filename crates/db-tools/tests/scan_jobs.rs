@@ -441,3 +441,191 @@ async fn a_burst_of_one_tenant_does_not_starve_another() {
         .await;
     assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "{r:?}");
 }
+
+async fn fair_clock(admin: &Client, tenant: Uuid) -> Option<i64> {
+    admin
+        .query_opt(
+            "SELECT clock FROM scan_fair_clocks WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get::<_, i64>(0))
+}
+
+/// `n` clean blobs of `tenant` judged by ClamAV under signature `version`, created one second apart
+/// (the first oldest); returns the blob ids, oldest first.
+async fn clean_judged(admin: &Client, tenant: Uuid, n: i32, version: Option<i64>) -> Vec<Uuid> {
+    let ids: Vec<Uuid> = admin
+        .query(
+            "INSERT INTO attachment_blobs (tenant_id, content_sha256, size_bytes, storage_key, scan_status, created_at)
+             SELECT $1, encode(sha256(convert_to(gen_random_uuid()::text, 'UTF8')), 'hex'), 1,
+                    'k-' || gen_random_uuid(), 'clean', app_now_ms() - 100000 + g * 1000
+             FROM generate_series(1, $2) g ORDER BY g RETURNING id",
+            &[&tenant, &n],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    admin
+        .execute(
+            "INSERT INTO scan_engine_verdicts (tenant_id, blob_id, engine, signature_version, status, scanned_at)
+             SELECT $1, id, 'clamav', $3, 'clean', app_now_ms() FROM unnest($2::uuid[]) id",
+            &[&tenant, &ids, &version],
+        )
+        .await
+        .unwrap();
+    ids
+}
+
+/// Rescans: queued for content judged under older signatures only, newest first, a bounded number
+/// at a time; never claimed by the first-scan claim, which goes first; no effect on the tenant's
+/// fair-share clock; an upload awaiting one makes it a first scan. Through the scanner role.
+#[tokio::test]
+async fn rescans_wait_behind_first_scans_newest_first() {
+    use store::scan_jobs::RescanSelection;
+    let db = TestDb::migrated().await;
+    let admin = db.admin().await;
+    let t = tenant_with_rows(&admin).await;
+    let w = db.scanner().await;
+    while !claim(&w, "w", 10).await.is_empty() {}
+
+    let old = clean_judged(&admin, t.tenant, 5, Some(100)).await;
+    let current = clean_judged(&admin, t.tenant, 2, Some(101)).await;
+    let unversioned = clean_judged(&admin, t.tenant, 1, None).await;
+    let clock_before = fair_clock(&admin, t.tenant).await;
+
+    let by_version = RescanSelection {
+        engine: "clamav",
+        signature_version: Some(101),
+        judged_before: None,
+        created_since: None,
+        unjudged_too: false,
+        tenant: None,
+    };
+    // At most 3 open at a time.
+    assert_eq!(
+        scan_jobs::enqueue_rescans(&w, &by_version, 3)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        scan_jobs::enqueue_rescans(&w, &by_version, 3)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(scan_jobs::open_rescans(&w).await.unwrap(), 3);
+    assert_eq!(
+        fair_clock(&admin, t.tenant).await,
+        clock_before,
+        "rescans moved the tenant's clock"
+    );
+
+    // A first scan arrives: the first-scan claim takes it and never a rescan.
+    let first = pending_jobs(&admin, t.tenant, 1).await[0];
+    let got = claim(&w, "w", 10).await;
+    assert_eq!(got.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [first]);
+    assert!(claim(&w, "w", 10).await.is_empty());
+
+    // Rescans: newest content first.
+    let mut rescans = Vec::new();
+    for _ in 0..4 {
+        rescans.extend(scan_jobs::claim_rescans(&w, "w", 60, 1).await.unwrap());
+    }
+    let blobs: Vec<Uuid> = rescans.iter().map(|j| j.blob_id).collect();
+    assert_eq!(blobs, [old[4], old[3], old[2]]);
+    assert!(rescans.iter().all(|j| j.rescan));
+    for j in &rescans {
+        assert_eq!(complete(&w, j.id, "w", None).await, JobState::Done);
+    }
+    // Their verdicts under the new signatures (what the callback records).
+    admin
+        .execute(
+            "UPDATE scan_engine_verdicts SET signature_version = 101 WHERE blob_id = ANY ($1)",
+            &[&blobs],
+        )
+        .await
+        .unwrap();
+    // The rest of the old ones; the current and unversioned ones never.
+    assert_eq!(
+        scan_jobs::enqueue_rescans(&w, &by_version, 3)
+            .await
+            .unwrap(),
+        2
+    );
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        rest.extend(
+            scan_jobs::claim_rescans(&w, "w", 60, 1)
+                .await
+                .unwrap()
+                .iter()
+                .map(|j| j.blob_id),
+        );
+    }
+    assert_eq!(rest, [old[1], old[0]]);
+    let queued: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM scan_jobs WHERE rescan AND blob_id = ANY ($1)",
+            &[&[current.clone(), unversioned.clone()].concat()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 0);
+
+    // On demand (judged before now, unjudged too) of one tenant: the rest of it.
+    let other = tenant_with_rows(&admin).await;
+    let other_blob = clean_judged(&admin, other.tenant, 1, Some(1)).await[0];
+    let on_demand = RescanSelection {
+        engine: "clamav",
+        signature_version: None,
+        judged_before: Some(i64::MAX),
+        created_since: None,
+        unjudged_too: true,
+        tenant: Some(t.tenant),
+    };
+    let n = scan_jobs::enqueue_rescans(&w, &on_demand, 1000)
+        .await
+        .unwrap();
+    assert!(n >= 3, "{n}");
+    let other_queued: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM scan_jobs WHERE rescan AND blob_id = $1",
+            &[&other_blob],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(other_queued, 0);
+
+    // An upload joining content with an open rescan awaits it: the job becomes a first scan.
+    let job: Uuid = admin
+        .query_one(
+            "SELECT id FROM scan_jobs WHERE rescan AND status = 'pending' AND blob_id = $1",
+            &[&current[1]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .execute(
+            "INSERT INTO email_attachments (tenant_id, message_id, blob_id, uploader_user_id, filename, size_bytes, scan_job_id)
+             VALUES ($1, $2, $3, $4, 'again.txt', 1, $5)",
+            &[&t.tenant, &t.message, &current[1], &t.user, &job],
+        )
+        .await
+        .unwrap();
+    let got: Vec<Uuid> = claim(&w, "w", 10).await.iter().map(|(id, _)| *id).collect();
+    assert_eq!(got, [job]);
+
+    // The scanner role reads none of it directly.
+    let r = w
+        .query("SELECT count(*) FROM scan_engine_verdicts", &[])
+        .await;
+    assert_eq!(sqlstate(&r).as_deref(), Some("42501"), "{r:?}");
+}

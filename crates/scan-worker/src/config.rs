@@ -14,6 +14,7 @@ usage: scan-worker [--once] [options]
        scan-worker janitor [--once] [options]
        scan-worker reconcile [--dry-run] [--once] [--tenant UUID] [options]
        scan-worker purge [--once] [--dry-run] [options]
+       scan-worker rescan (--tenant UUID | --all) [options]
 
 Claims virus-scan jobs from Postgres, streams each object from S3 to clamd (INSTREAM) and posts the
 signed verdict to the scan callback. Beside them it verifies direct uploads (one read of the object:
@@ -57,7 +58,18 @@ settings. Every option also reads an environment variable (the flag wins).
   --reconcile-safety-secs N RECONCILE_SAFETY_SECS  reconcile leaves objects and multipart uploads younger than
                                                 this alone (default 86400; 0 only for tests)
   --reconcile-interval-secs N RECONCILE_INTERVAL_SECS  seconds between reconcile runs without --once (default 86400)
-  --tenant UUID                                 reconcile one tenant's keys only
+  --tenant UUID                                 reconcile one tenant's keys only; `rescan`: that tenant's content
+  --all                                         `rescan`: every tenant's content
+  --rescan-interval-secs N  RESCAN_INTERVAL_SECS  how often the worker looks for clean content to rescan: judged
+                                                by ClamAV under older signatures than clamd's VERSION now names,
+                                                or (with VirusTotal) younger than VT_RESCAN_WINDOW_SECS and not
+                                                asked for VT_RESCAN_EVERY_SECS (default 60; 0: no rescans)
+  --rescan-slots N          SCAN_RESCAN_SLOTS   of SCAN_CONCURRENCY, how many slots rescans may hold at most
+                                                (default half, at least 1); first scans always claim first
+  --rescan-queue N          RESCAN_QUEUE        rescans queued at a time (default 1000; 1..=1000000)
+                            VT_RESCAN_WINDOW_SECS  VirusTotal asks again about content younger than this
+                                                (default 604800, 7 days; 0: never)
+                            VT_RESCAN_EVERY_SECS   ...at most this often per content (default 86400)
   --purge-interval-secs N   PURGE_INTERVAL_SECS  seconds between purge runs (default 3600; 0: no purge beside
                                                 the worker loop)
   --purge-grace-days N      PURGE_GRACE_DAYS    soft-deleted attachments are purged this many days after their
@@ -67,6 +79,16 @@ settings. Every option also reads an environment variable (the flag wins).
   --dry-run                                     `reconcile` and `purge` only: report what a run would do, change
                                                 nothing
   --once                                        process what is claimable now, then exit (tests, cron)
+                            VT_API_KEY          the VirusTotal engine's API key (env only; default unset: no
+                                                VirusTotal). With it, each content ClamAV did not find infected
+                                                is looked up by SHA-256 (and uploaded where the tenant allows it)
+                            VT_API_URL          default https://www.virustotal.com
+                            VT_REQUESTS_PER_MINUTE  the request budget, shared by every worker through REDIS_URL
+                                                (default 4, the public API's quota)
+                            VT_ANALYSIS_DEADLINE_SECS  one content's VirusTotal judgement, waits included (default 120)
+                            VT_MAX_UPLOAD_BYTES larger unknown content is not uploaded (default and most 33554432)
+                            VT_POLL_MS          first wait between polls of an analysis, doubling (default 5000)
+                            REDIS_URL           where the VirusTotal budget is shared (default: this process only)
   --max-jobs N                                  claim at most N scan jobs and verifications together, then
                                                 finish them and exit
   --help";
@@ -110,6 +132,10 @@ pub struct Config {
     pub reconcile: ReconcileSettings,
     /// The retention purge's settings.
     pub purge: PurgeSettings,
+    /// Rescans of content judged clean.
+    pub rescan: RescanSettings,
+    /// The VirusTotal engine's settings; `None` (the default) without `VT_API_KEY`.
+    pub virustotal: Option<crate::virustotal::Settings>,
 }
 
 /// The reconcile job's settings.
@@ -123,6 +149,23 @@ pub struct ReconcileSettings {
     /// Report only.
     pub dry_run: bool,
     /// One tenant's keys only.
+    pub tenant: Option<uuid::Uuid>,
+}
+
+/// Rescans of content judged clean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescanSettings {
+    /// Between looks for content to rescan; `None`: never.
+    pub interval: Option<Duration>,
+    /// Slots of `SCAN_CONCURRENCY` rescans may hold at most.
+    pub slots: usize,
+    /// Rescans open at a time.
+    pub queue: u32,
+    /// VirusTotal asks again about content younger than this; `None`: never.
+    pub vt_window: Option<Duration>,
+    /// ...at most this often per content.
+    pub vt_every: Duration,
+    /// `scan-worker rescan --tenant`: that tenant's content (`--all`: `None`).
     pub tenant: Option<uuid::Uuid>,
 }
 
@@ -164,6 +207,8 @@ pub enum Mode {
     Reconcile,
     /// The retention purge alone (`scan-worker purge`).
     Purge,
+    /// Queue rescans of one tenant's or every tenant's clean content (`scan-worker rescan`).
+    Rescan,
 }
 
 /// The upload-verification URL beside a callback URL `.../scan/callback`: the same origin and
@@ -202,6 +247,8 @@ impl fmt::Debug for Config {
             .field("metrics_addr", &self.metrics_addr)
             .field("reconcile", &self.reconcile)
             .field("purge", &self.purge)
+            .field("virustotal", &self.virustotal)
+            .field("rescan", &self.rescan)
             .finish()
     }
 }
@@ -250,6 +297,9 @@ const VALUED: &[(&str, Option<&str>)] = &[
     ("purge-grace-days", Some("PURGE_GRACE_DAYS")),
     ("purge-batch", Some("PURGE_BATCH")),
     ("purge-concurrency", Some("PURGE_CONCURRENCY")),
+    ("rescan-interval-secs", Some("RESCAN_INTERVAL_SECS")),
+    ("rescan-slots", Some("SCAN_RESCAN_SLOTS")),
+    ("rescan-queue", Some("RESCAN_QUEUE")),
     ("max-jobs", None),
 ];
 
@@ -265,12 +315,14 @@ impl Config {
         let mut flags: BTreeMap<&str, String> = BTreeMap::new();
         let mut once = false;
         let mut dry_run = false;
+        let mut all = false;
         let mut mode = Mode::Work;
         let mut it = argv.into_iter().peekable();
         if let Some(m) = it.peek().and_then(|a| match a.as_str() {
             "janitor" => Some(Mode::Janitor),
             "reconcile" => Some(Mode::Reconcile),
             "purge" => Some(Mode::Purge),
+            "rescan" => Some(Mode::Rescan),
             _ => None,
         }) {
             it.next();
@@ -287,6 +339,7 @@ impl Config {
             match name {
                 "help" => return Err(ConfigError::Help),
                 "once" if inline.is_none() => once = true,
+                "all" if inline.is_none() && mode == Mode::Rescan => all = true,
                 "dry-run" if inline.is_none() && matches!(mode, Mode::Reconcile | Mode::Purge) => {
                     dry_run = true
                 }
@@ -360,7 +413,7 @@ impl Config {
         }
 
         // Reconcile and the purge alone post nothing: they need the database and the bucket only.
-        let posts = !matches!(mode, Mode::Reconcile | Mode::Purge);
+        let posts = !matches!(mode, Mode::Reconcile | Mode::Purge | Mode::Rescan);
         let callback_url = if posts {
             required("callback-url", "SCAN_CALLBACK_URL")?
         } else {
@@ -505,8 +558,8 @@ impl Config {
         }
         let tenant = match get("tenant") {
             None => None,
-            Some(_) if mode != Mode::Reconcile => {
-                return Err(invalid("--tenant is an option of `reconcile`"));
+            Some(_) if !matches!(mode, Mode::Reconcile | Mode::Rescan) => {
+                return Err(invalid("--tenant is an option of `reconcile` and `rescan`"));
             }
             Some(t) => Some(
                 uuid::Uuid::parse_str(&t)
@@ -514,13 +567,56 @@ impl Config {
             ),
         };
         let purge = purge_settings(&get, env("PURGE_FAULT"), dry_run, once, mode)?;
+        let virustotal = virustotal_settings(&env)?;
+        if mode == Mode::Rescan && tenant.is_some() == all {
+            return Err(invalid(
+                "`rescan` needs exactly one of --tenant UUID and --all",
+            ));
+        }
+        let rescan_every: u64 = number("rescan-interval-secs", get("rescan-interval-secs"), 60)?;
+        if rescan_every > 86_400 {
+            return Err(invalid("--rescan-interval-secs must be 0..=86400"));
+        }
+        let rescan_slots: usize = number(
+            "rescan-slots",
+            get("rescan-slots"),
+            (concurrency / 2).max(1),
+        )?;
+        if !(1..=concurrency).contains(&rescan_slots) {
+            return Err(invalid("--rescan-slots must be 1..=SCAN_CONCURRENCY"));
+        }
+        let rescan_queue: u32 = number("rescan-queue", get("rescan-queue"), 1000)?;
+        if !(1..=1_000_000).contains(&rescan_queue) {
+            return Err(invalid("--rescan-queue must be 1..=1000000"));
+        }
+        let vt_window: u64 = number("vt-rescan-window", env("VT_RESCAN_WINDOW_SECS"), 7 * 86_400)?;
+        let vt_every: u64 = number("vt-rescan-every", env("VT_RESCAN_EVERY_SECS"), 86_400)?;
+        if vt_window > 366 * 86_400 || !(60..=366 * 86_400).contains(&vt_every) {
+            return Err(invalid(
+                "VT_RESCAN_WINDOW_SECS must be 0..=31622400 and VT_RESCAN_EVERY_SECS 60..=31622400",
+            ));
+        }
+        let rescan = RescanSettings {
+            interval: (rescan_every > 0).then(|| Duration::from_secs(rescan_every)),
+            slots: rescan_slots,
+            queue: rescan_queue,
+            vt_window: (vt_window > 0).then(|| Duration::from_secs(vt_window)),
+            vt_every: Duration::from_secs(vt_every),
+            tenant: if mode == Mode::Rescan { tenant } else { None },
+        };
         Ok(Config {
+            virustotal,
+            rescan,
             metrics_addr,
             reconcile: ReconcileSettings {
                 safety_window: Duration::from_secs(safety),
                 interval: Duration::from_secs(reconcile_every),
                 dry_run: dry_run && mode == Mode::Reconcile,
-                tenant,
+                tenant: if mode == Mode::Reconcile {
+                    tenant
+                } else {
+                    None
+                },
             },
             database_url,
             storage,
@@ -546,6 +642,59 @@ impl Config {
             purge,
         })
     }
+}
+
+/// The VirusTotal engine's settings from the environment (environment only: `VT_API_KEY` is a
+/// secret); `None` without a key.
+fn virustotal_settings(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<crate::virustotal::Settings>, ConfigError> {
+    let Some(api_key) = env("VT_API_KEY") else {
+        return Ok(None);
+    };
+    if api_key.len() > 200 || api_key.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid("VT_API_KEY must be one printable word"));
+    }
+    let api_url = env("VT_API_URL").unwrap_or_else(|| "https://www.virustotal.com".into());
+    match reqwest::Url::parse(&api_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+        _ => return Err(invalid("VT_API_URL must be an http(s) URL")),
+    }
+    let num = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+        let v = match env(k) {
+            None => default,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| invalid(format!("{k}: `{v}` is not a valid number")))?,
+        };
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(invalid(format!(
+                "{k} must be {}..={}",
+                range.start(),
+                range.end()
+            )))
+        }
+    };
+    let per_minute = num("VT_REQUESTS_PER_MINUTE", 4, 1..=100_000)?;
+    let deadline = num("VT_ANALYSIS_DEADLINE_SECS", 120, 1..=3600)?;
+    let max_upload = num(
+        "VT_MAX_UPLOAD_BYTES",
+        crate::virustotal::MAX_DIRECT_UPLOAD_BYTES,
+        0..=crate::virustotal::MAX_DIRECT_UPLOAD_BYTES,
+    )?;
+    let poll_ms = num("VT_POLL_MS", 5_000, 10..=600_000)?;
+    Ok(Some(crate::virustotal::Settings {
+        api_url,
+        api_key,
+        requests_per_minute: per_minute as u32,
+        deadline: Duration::from_secs(deadline),
+        max_upload_bytes: max_upload,
+        poll_base: Duration::from_millis(poll_ms),
+        redis_url: env("REDIS_URL"),
+        budget_namespace: crate::virustotal::BUDGET_NAMESPACE.into(),
+    }))
 }
 
 /// The purge's settings, each refused with a clear message when negative or absurd.
@@ -993,6 +1142,80 @@ mod tests {
             match parse(args, &env) {
                 Err(ConfigError::Invalid(m)) => assert!(!m.is_empty(), "{args:?}"),
                 other => panic!("{args:?} {var:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn virustotal_and_rescan_settings() {
+        let c = parse(&[], &base_env()).unwrap();
+        assert!(c.virustotal.is_none(), "off without a key");
+        assert_eq!(c.rescan.interval, Some(Duration::from_secs(60)));
+        assert_eq!((c.rescan.slots, c.rescan.queue), (1, 1000));
+        assert_eq!(c.rescan.vt_window, Some(Duration::from_secs(7 * 86_400)));
+
+        let mut env = base_env();
+        env.extend([
+            ("VT_API_KEY", "k3y-0123"),
+            ("VT_REQUESTS_PER_MINUTE", "500"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("RESCAN_INTERVAL_SECS", "0"),
+            ("SCAN_RESCAN_SLOTS", "3"),
+            ("SCAN_CONCURRENCY", "4"),
+            ("VT_RESCAN_WINDOW_SECS", "0"),
+        ]);
+        let c = parse(&[], &env).unwrap();
+        let vt = c.virustotal.as_ref().unwrap();
+        assert_eq!(vt.api_url, "https://www.virustotal.com");
+        assert_eq!(vt.requests_per_minute, 500);
+        assert_eq!(vt.deadline, Duration::from_secs(120));
+        assert_eq!(vt.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(c.rescan.interval, None);
+        assert_eq!(c.rescan.slots, 3);
+        assert_eq!(c.rescan.vt_window, None);
+        // The key never shows in Debug.
+        assert!(!format!("{c:?}").contains("k3y-0123"));
+
+        let t = "6f1c1d5e-8c1b-4d5e-9f00-000000000001";
+        let c = parse(
+            &["rescan", "--tenant", t],
+            &[
+                ("SCAN_DATABASE_URL", base_env()[0].1),
+                ("S3_ENDPOINT", "http://s3"),
+                ("S3_ACCESS_KEY_ID", "a"),
+                ("S3_SECRET_ACCESS_KEY", "b"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.mode, c.rescan.tenant.map(|u| u.to_string())),
+            (Mode::Rescan, Some(t.to_owned()))
+        );
+        assert_eq!(c.reconcile.tenant, None);
+        let c = parse(&["rescan", "--all"], &base_env()).unwrap();
+        assert_eq!((c.mode, c.rescan.tenant), (Mode::Rescan, None));
+
+        for (args, add) in [
+            (&["rescan"][..], ("", "")),
+            (&["rescan", "--all", "--tenant", t][..], ("", "")),
+            (&["--all"][..], ("", "")),
+            (&[][..], ("VT_API_KEY", "two words")),
+            (&[][..], ("VT_API_URL", "ftp://x")),
+            (&[][..], ("VT_REQUESTS_PER_MINUTE", "0")),
+            (&[][..], ("VT_MAX_UPLOAD_BYTES", "40000000")),
+            (&[][..], ("SCAN_RESCAN_SLOTS", "3")),
+            (&[][..], ("RESCAN_QUEUE", "0")),
+            (&[][..], ("VT_RESCAN_EVERY_SECS", "1")),
+        ] {
+            let mut env = base_env();
+            env.push(("VT_API_KEY", "key"));
+            if !add.0.is_empty() {
+                env.retain(|(k, _)| *k != add.0);
+                env.push(add);
+            }
+            match parse(args, &env) {
+                Err(ConfigError::Invalid(_)) => {}
+                other => panic!("{args:?} {add:?}: {other:?}"),
             }
         }
     }

@@ -14,6 +14,7 @@
 //! | [`purge`] | the retention purge: batches of attachments deleted by the database, then the objects of the content they left unreferenced |
 //! | [`storage`] | the worker's storage requests: GetObject streamed, DeleteObject, AbortMultipartUpload, HeadObject, the listings |
 //! | [`log`] | JSON log lines |
+//! | [`virustotal`] | the VirusTotal engine (API v3): hash lookup, upload where the tenant allows it, the shared request budget |
 //!
 //! `worker`, `uploads` and `storage` do the I/O; the rest is pure or talks only to a local socket,
 //! and is unit-tested. The worker is tested end to end against the real stack
@@ -32,4 +33,5 @@ pub mod storage;
 pub mod uploads;
 pub mod verdict;
 pub mod verify;
+pub mod virustotal;
 pub mod worker;

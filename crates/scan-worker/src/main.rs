@@ -59,6 +59,7 @@ async fn run(cfg: Config) -> ExitCode {
         Mode::Janitor => return janitor(worker, rx).await,
         Mode::Reconcile => return reconcile(worker, rx).await,
         Mode::Purge => return purge(worker, rx).await,
+        Mode::Rescan => return rescan(worker, rx).await,
         Mode::Work => {}
     }
     // A short probe: a clamd that is still loading its database must not hold up the start.
@@ -93,6 +94,26 @@ async fn run(cfg: Config) -> ExitCode {
         }
         Err(e) => {
             log::error("worker.failed", json!({"error": e.to_string()}));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scan-worker rescan --tenant UUID | --all`: queues rescans of the clean content (bounded batches)
+/// and, without `--once`, waits until the workers have scanned them all; its last line
+/// (`rescan.finished`) says how many.
+async fn rescan(worker: Arc<Worker>, rx: tokio::sync::watch::Receiver<bool>) -> ExitCode {
+    let tenant = worker.config().rescan.tenant;
+    match worker.rescan_on_demand(tenant, rx).await {
+        Ok(n) => {
+            log::info(
+                "rescan.finished",
+                json!({"queued": n, "tenant": tenant.map(|t| t.to_string())}),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error("rescan.failed", json!({"error": e.to_string()}));
             ExitCode::FAILURE
         }
     }

@@ -298,6 +298,53 @@ impl Db {
         .await
     }
 
+    /// Claims up to `limit` rescans.
+    pub async fn claim_rescans(
+        &self,
+        worker: &str,
+        lease_secs: u32,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.bounded("scan_claim_rescans", async |c| {
+            scan_jobs::claim_rescans(
+                &*c,
+                worker,
+                lease_secs,
+                u32::try_from(limit).unwrap_or(u32::MAX),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// Queues rescans of the content `what` selects until `max_open` are open; how many.
+    pub async fn enqueue_rescans(
+        &self,
+        what: &scan_jobs::RescanSelection<'_>,
+        max_open: u32,
+    ) -> Result<u64, StoreError> {
+        self.bounded("scan_enqueue_rescans", async |c| {
+            scan_jobs::enqueue_rescans(&*c, what, max_open).await
+        })
+        .await
+    }
+
+    /// How many rescans are open.
+    pub async fn open_rescans(&self) -> Result<u64, StoreError> {
+        self.bounded("scan_open_rescans", async |c| {
+            scan_jobs::open_rescans(&*c).await
+        })
+        .await
+    }
+
+    /// Whether `tenant` lets the VirusTotal engine upload content VirusTotal does not know.
+    pub async fn allows_virustotal_upload(&self, tenant: Uuid) -> Result<bool, StoreError> {
+        self.bounded("scan_tenant_allows_upload", async |c| {
+            scan_jobs::allows_virustotal_upload(&*c, tenant).await
+        })
+        .await
+    }
+
     /// `Pending` (retried later), `Failed` (attempts exhausted), `NotOwner` (the lease passed to
     /// another worker, or the callback completed the job already) or `Done`.
     pub async fn complete(
@@ -362,8 +409,12 @@ pub struct Worker {
     http: reqwest::Client,
     pub(crate) storage: Storage,
     clamd: Clamd,
+    /// The second engine, when `VT_API_KEY` is set.
+    virustotal: Option<crate::virustotal::VirusTotal>,
     engine: Mutex<Option<(String, Instant)>>,
     in_flight: Mutex<HashSet<Uuid>>,
+    /// Rescans running (they hold at most `SCAN_RESCAN_SLOTS` slots).
+    rescans_running: std::sync::atomic::AtomicUsize,
     /// Verifications running, handed back if the worker stops before they end.
     verifying: Mutex<HashSet<Uuid>>,
     pub(crate) metrics: Metrics,
@@ -403,6 +454,8 @@ impl Summary {
 enum Queue {
     Scan,
     Verify,
+    /// Rescans: claimed last, with what first scans left free, in at most `SCAN_RESCAN_SLOTS`.
+    Rescan,
 }
 
 impl Worker {
@@ -420,10 +473,17 @@ impl Worker {
             storage: Storage::new(cfg.storage.clone())?,
             db: Db::new(&cfg.database_url, cfg.db_timeout).map_err(anyhow::Error::msg)?,
             clamd: Clamd::new(cfg.clamd_addr.clone(), cfg.clamd_timeout),
+            virustotal: cfg
+                .virustotal
+                .clone()
+                .map(crate::virustotal::VirusTotal::new)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
             http,
             cfg,
             engine: Mutex::new(None),
             in_flight: Mutex::new(HashSet::new()),
+            rescans_running: std::sync::atomic::AtomicUsize::new(0),
             verifying: Mutex::new(HashSet::new()),
             metrics: Metrics::new(),
         })
@@ -458,6 +518,16 @@ impl Worker {
             }
             _ => "ClamAV".to_owned(),
         }
+    }
+
+    /// Asks clamd for its `VERSION` now (the cached engine name is refreshed): its signature
+    /// database version, or `None` when clamd names none (signature databases without a version,
+    /// such as the test signatures alone) or does not answer.
+    pub async fn signature_version(&self) -> Option<i64> {
+        let v = self.clamd.version().await.ok().filter(|v| !v.is_empty())?;
+        let v: String = v.chars().take(100).collect();
+        *self.engine.lock().unwrap() = Some((v.clone(), Instant::now()));
+        scan_core::engines::EngineVersion::of(Some(&v)).signatures
     }
 
     /// Decides the verdict for a job, or why not now.
@@ -559,7 +629,19 @@ impl Worker {
         v: &Verdict,
     ) -> CallbackAnswer {
         let engine = self.engine().await;
-        let body = match verdict::callback_body(tenant, content_sha256, v, &engine, log::now_ms()) {
+        self.post_verdict_of(&engine, tenant, content_sha256, v)
+            .await
+    }
+
+    /// POSTs engine `engine`'s verdict about `tenant`'s content `content_sha256` to the scan callback.
+    pub(crate) async fn post_verdict_of(
+        &self,
+        engine: &str,
+        tenant: Uuid,
+        content_sha256: &str,
+        v: &Verdict,
+    ) -> CallbackAnswer {
+        let body = match verdict::callback_body(tenant, content_sha256, v, engine, log::now_ms()) {
             Ok(b) => b,
             Err(e) => {
                 return CallbackAnswer::Refused(format!("building the callback body: {e}"));
@@ -591,12 +673,90 @@ impl Worker {
         self.metrics.scan_time(started.elapsed());
         self.metrics.verdict(v.status.as_str());
         match self.post(job, &v).await {
-            CallbackAnswer::Accepted => Outcome::Posted(v.status),
+            CallbackAnswer::Accepted => {
+                if v.status != Status::Infected {
+                    self.second_opinion(job).await;
+                }
+                Outcome::Posted(v.status)
+            }
             CallbackAnswer::Moot(http) => Outcome::Moot {
                 status: v.status,
                 http,
             },
             CallbackAnswer::Transient(r) | CallbackAnswer::Refused(r) => Outcome::Retry(r),
+        }
+    }
+
+    /// VirusTotal's opinion of the job's content, posted as its own engine's verdict (nothing when
+    /// it has none, or without `VT_API_KEY`). ClamAV's verdict is in force already; this one can
+    /// only add a finding (an `error` ranks below ClamAV's `clean`), so a failure here is logged,
+    /// never retried: the next rescan asks again.
+    async fn second_opinion(&self, job: &Job) {
+        let Some(vt) = &self.virustotal else { return };
+        let allowed = match self.db.allows_virustotal_upload(job.tenant_id).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Unknown policy: the content is not uploaded.
+                log::warn(
+                    "vt.policy_unknown",
+                    json!({"tenant": job.tenant_id.to_string(), "error": e.to_string()}),
+                );
+                false
+            }
+        };
+        let size = u64::try_from(job.size_bytes).unwrap_or(u64::MAX);
+        let read = || async {
+            let mut res = self.storage.get_stream(&job.storage_key).await?;
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
+            while let Some(chunk) = res
+                .chunk()
+                .await
+                .map_err(|e| format!("reading the object: {}", without_url(&e)))?
+            {
+                if bytes.len() as u64 + chunk.len() as u64 > size {
+                    return Err("the object is larger than recorded".to_owned());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
+        };
+        let opinion = vt
+            .opinion(&job.content_sha256, size, allowed.then_some(read))
+            .await;
+        let mut fields = json!({
+            "job": job.id.to_string(),
+            "tenant": job.tenant_id.to_string(),
+            "blob": job.blob_id.to_string(),
+            "upload_allowed": allowed,
+        });
+        match opinion {
+            crate::virustotal::Opinion::None(why) => {
+                fields["opinion"] = "none".into();
+                fields["why"] = why.into();
+                log::info("vt.done", fields);
+            }
+            crate::virustotal::Opinion::Verdict(v) => {
+                self.metrics.verdict(v.status.as_str());
+                let answer = self
+                    .post_verdict_of(
+                        crate::virustotal::ENGINE,
+                        job.tenant_id,
+                        &job.content_sha256,
+                        &v,
+                    )
+                    .await;
+                fields["status"] = v.status.as_str().into();
+                fields["details"] = v.details.into();
+                match answer {
+                    CallbackAnswer::Accepted | CallbackAnswer::Moot(_) => {
+                        log::info("vt.done", fields)
+                    }
+                    CallbackAnswer::Transient(r) | CallbackAnswer::Refused(r) => {
+                        fields["callback"] = r.into();
+                        log::warn("vt.not_posted", fields)
+                    }
+                }
+            }
         }
     }
 
@@ -660,9 +820,22 @@ impl Worker {
             Outcome::Moot { .. } => "moot",
             Outcome::Retry(_) => "retry",
         });
+        if job.rescan {
+            fields["rescan"] = true.into();
+        }
         match &outcome {
             Outcome::Posted(s) => {
                 fields["status"] = s.as_str().into();
+                if job.rescan && matches!(s, Status::Infected | Status::Suspicious) {
+                    // Rescans are of clean content: this one flipped. One line an operator can alert on;
+                    // the callback quarantined it and wrote the audit row.
+                    log::warn(
+                        "rescan.flipped",
+                        json!({"tenant": job.tenant_id.to_string(), "blob": job.blob_id.to_string(),
+                               "content_sha256": job.content_sha256, "from": "clean", "to": s.as_str(),
+                               "job": job.id.to_string()}),
+                    );
+                }
                 log::info("job.done", fields);
             }
             Outcome::Moot { status, http } => {
@@ -690,11 +863,36 @@ impl Worker {
         }
         let name = &self.cfg.worker_name;
         match queue {
-            Queue::Scan => {
-                let jobs = self.db.claim(name, self.cfg.lease_secs, free).await?;
+            Queue::Scan | Queue::Rescan => {
+                let jobs = if queue == Queue::Scan {
+                    self.db.claim(name, self.cfg.lease_secs, free).await?
+                } else {
+                    let running = self
+                        .rescans_running
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let room = self.cfg.rescan.slots.saturating_sub(running).min(free);
+                    if room == 0 {
+                        return Ok(0);
+                    }
+                    self.db
+                        .claim_rescans(name, self.cfg.lease_secs, room)
+                        .await?
+                };
                 let n = jobs.len();
-                self.metrics.claimed("scan", n);
+                self.metrics.claimed(
+                    if queue == Queue::Scan {
+                        "scan"
+                    } else {
+                        "rescan"
+                    },
+                    n,
+                );
                 for job in jobs {
+                    let rescan = job.rescan;
+                    if rescan {
+                        self.rescans_running
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     log::info(
                         "job.claimed",
                         json!({"job": job.id.to_string(), "bytes": job.size_bytes, "attempt": job.attempts}),
@@ -705,6 +903,10 @@ impl Worker {
                         let id = job.id;
                         let outcome = me.handle(job).await;
                         me.in_flight.lock().unwrap().remove(&id);
+                        if rescan {
+                            me.rescans_running
+                                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         Done::Scan(outcome)
                     });
                 }
@@ -759,6 +961,24 @@ impl Worker {
             }
             _ => None,
         };
+        // `--once` looks for due rescans once, before claiming: they are then claimed after every
+        // first scan that is claimable.
+        if self.cfg.once && self.cfg.scan_jobs && self.cfg.rescan.interval.is_some() {
+            match self.enqueue_due_rescans().await {
+                Ok(n) => log::info("rescan.queued", json!({"queued": n})),
+                Err(e) => log::warn("rescan.queue_failed", json!({"error": e.to_string()})),
+            }
+        }
+        let rescans = match (self.cfg.rescan.interval, self.cfg.once, self.cfg.scan_jobs) {
+            (Some(every), false, true) => {
+                let me = self.clone();
+                let stop = shutdown.clone();
+                Some(tokio::spawn(
+                    async move { me.rescan_loop(every, stop).await },
+                ))
+            }
+            _ => None,
+        };
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut summary = Summary::default();
         let mut db_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
@@ -808,7 +1028,7 @@ impl Worker {
                 match self.claim_into(queue, free, &mut tasks).await {
                     Ok(n) => {
                         match queue {
-                            Queue::Scan => summary.jobs += n as u64,
+                            Queue::Scan | Queue::Rescan => summary.jobs += n as u64,
                             Queue::Verify => summary.verifications += n as u64,
                         }
                         claimed += n;
@@ -821,6 +1041,16 @@ impl Worker {
                 }
             }
             turn = turn.wrapping_add(1);
+            // Rescans get only what first scans and verifications left free this round.
+            if failed.is_none() && self.cfg.scan_jobs {
+                match self.claim_into(Queue::Rescan, free, &mut tasks).await {
+                    Ok(n) => {
+                        summary.jobs += n as u64;
+                        claimed += n;
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
             if let Some(e) = failed {
                 if self.cfg.once {
                     return Err(anyhow::anyhow!("claiming work: {e}"));
@@ -885,12 +1115,112 @@ impl Worker {
             // The janitor stops between two rows: its current row's lease simply expires otherwise.
             let _ = tokio::time::timeout(Duration::from_secs(30), j).await;
         }
+        if let Some(r) = rescans {
+            let _ = tokio::time::timeout(Duration::from_secs(30), r).await;
+        }
         if let Some(p) = purge {
             // The purge stops between two batches; a blob it was deleting stays purging for the
             // next run.
             let _ = tokio::time::timeout(Duration::from_secs(30), p).await;
         }
         Ok(summary)
+    }
+}
+
+impl Worker {
+    /// Queues what is due for a rescan now; how many. ClamAV: clean content it judged under an older
+    /// signature version than clamd's `VERSION` names now (nothing when clamd names none).
+    /// VirusTotal (when on): clean content younger than `VT_RESCAN_WINDOW_SECS` it has not been
+    /// asked about for `VT_RESCAN_EVERY_SECS`.
+    pub async fn enqueue_due_rescans(&self) -> Result<u64, StoreError> {
+        let mut queued = 0;
+        if let Some(version) = self.signature_version().await {
+            let what = scan_jobs::RescanSelection {
+                engine: scan_core::EngineKey::CLAMAV,
+                signature_version: Some(version),
+                judged_before: None,
+                created_since: None,
+                unjudged_too: false,
+                tenant: None,
+            };
+            queued += self
+                .db
+                .enqueue_rescans(&what, self.cfg.rescan.queue)
+                .await?;
+        }
+        if let (Some(_), Some(window)) = (&self.virustotal, self.cfg.rescan.vt_window) {
+            let now = log::now_ms();
+            let what = scan_jobs::RescanSelection {
+                engine: scan_core::EngineKey::VIRUSTOTAL,
+                signature_version: None,
+                judged_before: Some(now - self.cfg.rescan.vt_every.as_millis() as i64),
+                created_since: Some(now - window.as_millis() as i64),
+                unjudged_too: true,
+                tenant: None,
+            };
+            queued += self
+                .db
+                .enqueue_rescans(&what, self.cfg.rescan.queue)
+                .await?;
+        }
+        Ok(queued)
+    }
+
+    async fn rescan_loop(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+        loop {
+            match self.enqueue_due_rescans().await {
+                Ok(0) => {}
+                Ok(n) => log::info("rescan.queued", json!({"queued": n})),
+                Err(e) => log::warn("rescan.queue_failed", json!({"error": e.to_string()})),
+            }
+            sleep_or_shutdown(every, &mut stop).await;
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// `scan-worker rescan`: queues rescans of all clean content of `tenant` (every tenant's with
+    /// `None`) that ClamAV judged before now, in bounded batches (`RESCAN_QUEUE` open at a time),
+    /// waiting for the workers to take each; the number queued.
+    pub async fn rescan_on_demand(
+        &self,
+        tenant: Option<Uuid>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<u64, StoreError> {
+        let started = log::now_ms();
+        let what = scan_jobs::RescanSelection {
+            engine: scan_core::EngineKey::CLAMAV,
+            signature_version: None,
+            judged_before: Some(started),
+            created_since: None,
+            unjudged_too: true,
+            tenant,
+        };
+        let mut total = 0;
+        loop {
+            let n = self
+                .db
+                .enqueue_rescans(&what, self.cfg.rescan.queue)
+                .await?;
+            total += n;
+            let open = self.db.open_rescans().await?;
+            log::info(
+                "rescan.progress",
+                json!({"queued": total, "open": open, "tenant": tenant.map(|t| t.to_string())}),
+            );
+            if n == 0 && open == 0 {
+                return Ok(total);
+            }
+            if n == 0 && self.cfg.once {
+                // Queued all there is; the workers scan them.
+                return Ok(total);
+            }
+            sleep_or_shutdown(Duration::from_secs(2), &mut stop).await;
+            if *stop.borrow() {
+                return Ok(total);
+            }
+        }
     }
 }
 

@@ -16,6 +16,16 @@ use crate::verdicts::Content;
 const CLAIM: &str = "SELECT job_id, tenant_id, blob_id, content_sha256, storage_key, size_bytes, attempts \
      FROM scan_claim_jobs($1, $2, $3)";
 
+/// Hands out up to `$3` pending rescans to worker `$1` (lease `$2` s), newest content first.
+const CLAIM_RESCANS: &str = "SELECT job_id, tenant_id, blob_id, content_sha256, storage_key, size_bytes, attempts \
+     FROM scan_claim_rescans($1, $2, $3)";
+
+/// Queues rescans (see [`enqueue_rescans`]).
+const ENQUEUE_RESCANS: &str = "SELECT scan_enqueue_rescans($1, $2, $3, $4, $5, $6, $7)";
+
+/// How many rescans are open.
+const OPEN_RESCANS: &str = "SELECT scan_open_rescans()";
+
 /// `done`, `pending` (retried after a backoff), `failed` or `not_owner`.
 const COMPLETE: &str = "SELECT scan_complete_job($1, $2, $3)";
 
@@ -32,6 +42,22 @@ const LOCK_OPEN_BY_HASH: &str = "SELECT j.id FROM scan_jobs j \
 const COMPLETE_OPEN: &str = "UPDATE scan_jobs \
      SET status = 'done', lease_expires_at = NULL, locked_by = NULL, finished_at = app_now_ms() \
      WHERE blob_id = $1 AND status IN ('pending', 'running')";
+
+/// Whether the tenant lets the VirusTotal engine upload content VirusTotal does not know.
+const ALLOWS_UPLOAD: &str = "SELECT scan_tenant_allows_upload($1)";
+
+/// Whether `tenant` lets the VirusTotal engine upload its content (`tenants.virustotal_upload`,
+/// default off; `false` for an unknown tenant). The scanner role's one statement about tenants.
+pub async fn allows_virustotal_upload<C: Conn>(conn: &C, tenant: Uuid) -> Result<bool> {
+    const CONTEXT: &str = "tenant upload policy";
+    let rows = conn
+        .query(CONTEXT, ALLOWS_UPLOAD, vec![tenant.into()])
+        .await?;
+    match rows.first() {
+        Some(r) => r.bool(0),
+        None => Err(StoreError::decode(CONTEXT, "no row")),
+    }
+}
 
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +76,8 @@ pub struct ClaimedJob {
     pub size_bytes: i64,
     /// This is the job's `attempts`-th claim.
     pub attempts: i32,
+    /// A rescan of content judged clean before (claimed with [`claim_rescans`]).
+    pub rescan: bool,
 }
 
 /// What became of a job handed back with [`complete`].
@@ -94,12 +122,110 @@ pub async fn claim<C: Conn>(
     lease_secs: u32,
     limit: u32,
 ) -> Result<Vec<ClaimedJob>> {
-    const CONTEXT: &str = "claim scan jobs";
-    let int = |n: u32| Param::Int32(i32::try_from(n).unwrap_or(i32::MAX));
+    claim_from(
+        conn,
+        "claim scan jobs",
+        CLAIM,
+        worker,
+        lease_secs,
+        limit,
+        false,
+    )
+    .await
+}
+
+/// Claims up to `limit` pending rescans (newest content first) for `worker`, like [`claim`]. The
+/// first scans of new content are never among them: [`claim`] takes those, and rescans only get
+/// the slots first scans left free.
+pub async fn claim_rescans<C: Conn>(
+    conn: &C,
+    worker: &str,
+    lease_secs: u32,
+    limit: u32,
+) -> Result<Vec<ClaimedJob>> {
+    claim_from(
+        conn,
+        "claim rescans",
+        CLAIM_RESCANS,
+        worker,
+        lease_secs,
+        limit,
+        true,
+    )
+    .await
+}
+
+/// Which content to rescan (see [`enqueue_rescans`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescanSelection<'a> {
+    /// The engine whose verdict is outdated (`clamav`, `virustotal`).
+    pub engine: &'a str,
+    /// Content that engine judged under a smaller signature version.
+    pub signature_version: Option<i64>,
+    /// Content whose verdict by that engine arrived before this time (epoch ms).
+    pub judged_before: Option<i64>,
+    /// Only content created at or after this time (epoch ms).
+    pub created_since: Option<i64>,
+    /// Also content that engine never judged.
+    pub unjudged_too: bool,
+    /// One tenant's content only.
+    pub tenant: Option<Uuid>,
+}
+
+/// Queues rescans of clean content matching `what`, newest first, until `max_open` rescans are
+/// open; how many it queued.
+pub async fn enqueue_rescans<C: Conn>(
+    conn: &C,
+    what: &RescanSelection<'_>,
+    max_open: u32,
+) -> Result<u64> {
+    const CONTEXT: &str = "enqueue rescans";
+    let opt_int = |v: Option<i64>| v.map_or(Param::Null, Param::Int64);
     let rows = conn
         .query(
             CONTEXT,
-            CLAIM,
+            ENQUEUE_RESCANS,
+            vec![
+                what.engine.into(),
+                opt_int(what.signature_version),
+                opt_int(what.judged_before),
+                opt_int(what.created_since),
+                Param::Bool(what.unjudged_too),
+                Param::opt_uuid(what.tenant),
+                Param::Int32(i32::try_from(max_open).unwrap_or(i32::MAX)),
+            ],
+        )
+        .await?;
+    match rows.first() {
+        Some(r) => Ok(u64::try_from(r.int(0)?).unwrap_or(0)),
+        None => Err(StoreError::decode(CONTEXT, "no row")),
+    }
+}
+
+/// How many rescans are open (pending or running).
+pub async fn open_rescans<C: Conn>(conn: &C) -> Result<u64> {
+    const CONTEXT: &str = "open rescans";
+    let rows = conn.query(CONTEXT, OPEN_RESCANS, vec![]).await?;
+    match rows.first() {
+        Some(r) => Ok(u64::try_from(r.int(0)?).unwrap_or(0)),
+        None => Err(StoreError::decode(CONTEXT, "no row")),
+    }
+}
+
+async fn claim_from<C: Conn>(
+    conn: &C,
+    context: &'static str,
+    sql: &'static str,
+    worker: &str,
+    lease_secs: u32,
+    limit: u32,
+    rescan: bool,
+) -> Result<Vec<ClaimedJob>> {
+    let int = |n: u32| Param::Int32(i32::try_from(n).unwrap_or(i32::MAX));
+    let rows = conn
+        .query(
+            context,
+            sql,
             vec![worker.into(), int(lease_secs), int(limit)],
         )
         .await?;
@@ -114,7 +240,8 @@ pub async fn claim<C: Conn>(
                 storage_key: r.text(4)?,
                 size_bytes: r.int(5)?,
                 attempts: i32::try_from(attempts)
-                    .map_err(|_| StoreError::decode(CONTEXT, format!("attempts {attempts}")))?,
+                    .map_err(|_| StoreError::decode(context, format!("attempts {attempts}")))?,
+                rescan,
             })
         })
         .collect()

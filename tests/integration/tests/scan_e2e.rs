@@ -623,3 +623,341 @@ fn scan_job_of_a_killed_worker_is_taken_over_after_its_lease() {
     );
     assert_eq!(w.scan_status(id)["status"], "clean");
 }
+
+/// A clamd of this test's own whose signature database has a version (a `daily.cud` built with
+/// `sigtool --build --unsigned`, beside the project's test signatures), so that a signature update
+/// can be played: [`Clamd::update`] builds the next version with one more signature and sends
+/// `RELOAD`. Stopped on drop.
+struct Clamd {
+    child: Child,
+    dir: std::path::PathBuf,
+    addr: String,
+}
+
+/// `Attachments.Test.Rescan` (the updated database's new signature) matches these bytes anywhere.
+const RESCAN_MARKER: &[u8] = b"ATTACHMENTS-RESCAN-TEST-SIGNATURE";
+
+impl Clamd {
+    /// `None` (with a note) without clamd and sigtool on this machine.
+    fn start(version: u32) -> Option<Self> {
+        let found = |b: &str| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {b}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !found("clamd") || !found("sigtool") {
+            eprintln!(
+                "clamd or sigtool is not installed: skipped (scripts/bootstrap installs them)"
+            );
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("rescan-clamd-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("db")).unwrap();
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let sigs = integration_tests::root().join("crates/scan-worker/signatures");
+        for f in ["test.hdb", "test.ndb"] {
+            std::fs::copy(sigs.join(f), dir.join("db").join(f)).unwrap();
+        }
+        // Version 1 knows a signature no test content has.
+        Self::build(
+            &dir,
+            version,
+            &[(
+                "Attachments.Test.Placeholder",
+                b"NO-CONTENT-HAS-THESE-BYTES-0f3a",
+            )],
+        );
+        let port = integration_tests::free_port();
+        std::fs::write(
+            dir.join("clamd.conf"),
+            format!(
+                "Foreground yes\nTCPSocket {port}\nTCPAddr 127.0.0.1\nDatabaseDirectory {}\n\
+                 TemporaryDirectory {}\nLogFile {}\nAlertExceedsMax yes\nSelfCheck 3600\n",
+                dir.join("db").display(),
+                dir.join("tmp").display(),
+                dir.join("clamd.log").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("clamd")
+            .arg(format!(
+                "--config-file={}",
+                dir.join("clamd.conf").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clamd");
+        let c = Self {
+            child,
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        c.wait_for_version(version);
+        Some(c)
+    }
+
+    /// Writes `daily.cud` of `version` with these `(name, bytes)` body signatures.
+    fn build(dir: &std::path::Path, version: u32, sigs: &[(&str, &[u8])]) {
+        let work = dir.join(format!("build-{version}"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(
+            work.join("COPYING"),
+            "test signatures, never for production\n",
+        )
+        .unwrap();
+        let ndb: String = sigs
+            .iter()
+            .map(|(name, bytes)| format!("{name}:0:*:{}\n", hex(bytes)))
+            .collect();
+        std::fs::write(work.join("daily.ndb"), ndb).unwrap();
+        let mut child = Command::new("sigtool")
+            .current_dir(&work)
+            .args([
+                "--build=daily.cud",
+                "--unsigned",
+                "--no-cdiff",
+                &format!("--cvd-version={version}"),
+                &format!("--datadir={}", work.display()),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sigtool");
+        // It asks for the builder's name.
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"integration-tests\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let built = work.join("daily.cud");
+        assert!(
+            built.exists(),
+            "sigtool did not build daily.cud: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Renamed into place: clamd never reads a half-written file.
+        std::fs::copy(&built, dir.join("daily.cud.new")).unwrap();
+        std::fs::rename(dir.join("daily.cud.new"), dir.join("db/daily.cud")).unwrap();
+    }
+
+    fn command(&self, cmd: &str) -> Option<String> {
+        let mut s = std::net::TcpStream::connect(&self.addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(format!("z{cmd}\0").as_bytes()).ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).ok()?;
+        Some(
+            String::from_utf8_lossy(&out)
+                .trim_end_matches('\0')
+                .to_owned(),
+        )
+    }
+
+    fn wait_for_version(&self, version: u32) {
+        let want = format!("/{version}/");
+        let start = Instant::now();
+        loop {
+            if self.command("VERSION").is_some_and(|v| v.contains(&want)) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "clamd never answered VERSION with signature version {version}: {:?}\n{}",
+                self.command("VERSION"),
+                std::fs::read_to_string(self.dir.join("clamd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The signature update: `version` knows `Attachments.Test.Rescan`.
+    fn update(&self, version: u32) {
+        Self::build(
+            &self.dir,
+            version,
+            &[
+                (
+                    "Attachments.Test.Placeholder",
+                    b"NO-CONTENT-HAS-THESE-BYTES-0f3a",
+                ),
+                ("Attachments.Test.Rescan", RESCAN_MARKER),
+            ],
+        );
+        assert_eq!(self.command("RELOAD").as_deref(), Some("RELOADING"));
+        self.wait_for_version(version);
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A signature update finds yesterday's clean file: after clamd's signature version changes, the
+/// worker queues a rescan of the content judged clean under the old version; it becomes infected,
+/// quarantined and audited, with one `rescan.flipped` line. A new upload waiting at the same time is
+/// scanned first: no rescan is claimed while a first scan is claimable.
+#[test]
+fn scan_rescan_after_a_signature_update_flips_clean_to_infected() {
+    let _g = serial();
+    // Versions from the clock: a rerun on the same database finds its own content newer.
+    let v1 = (now_s() / 10) as u32;
+    let Some(clamd) = Clamd::start(v1) else {
+        return;
+    };
+    let env = [("CLAMD_ADDR", clamd.addr.as_str())];
+    let w = world();
+
+    // Yesterday's file: clean under version v1.
+    let mut old = content("rescan old", 2000);
+    old.extend_from_slice(RESCAN_MARKER);
+    let a = w.upload(&w.message(0), "old.txt", &old);
+    let a_id = a["id"].as_str().unwrap().to_owned();
+    let (a_job, blob) = job_of(&a_id);
+    prioritise(&[&a_job]);
+    run_worker(&["--max-jobs", "1", "--concurrency", "1"], &env);
+    let s = w.scan_status(&a_id);
+    assert_eq!(s["status"], "clean", "{s}");
+    assert_eq!(s["engines"][0]["engine"], "clamav", "{s}");
+    assert_eq!(s["engines"][0]["signatureVersion"], v1, "{s}");
+
+    // The update, and a new upload arriving meanwhile.
+    clamd.update(v1 + 1);
+    let b = w.upload(&w.message(1), "new.txt", &content("rescan new", 2000));
+    let b_id = b["id"].as_str().unwrap().to_owned();
+    let (b_job, _) = job_of(&b_id);
+    prioritise(&[&b_job]);
+
+    // One pass of a worker: it queues the rescans due under v1 + 1, then claims: every claimable
+    // first scan (the new upload and whatever other tests left pending) before any rescan.
+    let log = run_worker(&["--concurrency", "2"], &env);
+    let claimed: Vec<&Value> = log.iter().filter(|l| l["msg"] == "job.claimed").collect();
+    let done: HashMap<String, &Value> = log
+        .iter()
+        .filter(|l| l["msg"] == "job.done")
+        .map(|l| (l["job"].as_str().unwrap().to_owned(), l))
+        .collect();
+    let is_rescan = |job: &str| done.get(job).is_some_and(|l| l["rescan"] == true);
+    let order: Vec<(String, bool)> = claimed
+        .iter()
+        .map(|l| {
+            let j = l["job"].as_str().unwrap().to_owned();
+            let r = is_rescan(&j);
+            (j, r)
+        })
+        .collect();
+    let first_rescan = order
+        .iter()
+        .position(|(_, r)| *r)
+        .expect("a rescan was claimed");
+    assert!(
+        order[first_rescan..].iter().all(|(_, r)| *r),
+        "a first scan was claimed after a rescan: {order:?}"
+    );
+    let b_at = order
+        .iter()
+        .position(|(j, _)| *j == b_job)
+        .expect("the new upload's job");
+    assert!(b_at < first_rescan, "{order:?}");
+    assert_eq!(w.scan_status(&b_id)["status"], "clean");
+
+    // The old file flipped: infected, under the new version, quarantined, audited, one event line.
+    let s = w.scan_status(&a_id);
+    assert_eq!(s["status"], "infected", "{s}");
+    assert!(s.to_string().contains("Attachments.Test.Rescan"), "{s}");
+    assert_eq!(s["engines"][0]["signatureVersion"], v1 + 1, "{s}");
+    w.assert_blocked(&a_id);
+    let flipped: Vec<&Value> = log
+        .iter()
+        .filter(|l| l["msg"] == "rescan.flipped" && l["blob"] == blob.as_str())
+        .collect();
+    assert_eq!(flipped.len(), 1, "{log:#?}");
+    assert_eq!(flipped[0]["to"], "infected");
+    let audit = psql(&format!(
+        "SELECT string_agg(details->>'previousStatus' || '>' || (details->>'status'), ',') \
+         FROM email_audit_log WHERE action = 'scan.verdict' AND resource_id = '{blob}'"
+    ));
+    assert!(audit.ends_with("clean>infected"), "{audit}");
+    let start = Instant::now();
+    while psql(&format!(
+        "SELECT coalesce(quarantine_action, '') FROM attachment_blobs WHERE id = '{blob}'"
+    ))
+    .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the flipped object was not quarantined"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Nothing left to rescan under v1 + 1: a second pass queues nothing for this content.
+    let again = run_worker(&["--max-jobs", "1"], &env);
+    assert!(
+        !again
+            .iter()
+            .any(|l| l["blob"] == blob.as_str() && l["msg"] == "job.claimed"),
+        "{again:#?}"
+    );
+}
+
+/// `scan-worker rescan --tenant` queues every clean content of that tenant, and only of that tenant.
+#[test]
+fn scan_rescan_on_demand_of_one_tenant() {
+    let _g = serial();
+    let w = world();
+    let bytes = content("on demand", 1500);
+    let a = w.upload(&w.message(0), "demand.txt", &bytes);
+    let a_id = a["id"].as_str().unwrap();
+    scan_now(&[a_id]);
+    assert_eq!(w.scan_status(a_id)["status"], "clean");
+    let (_, blob) = job_of(a_id);
+    let tenant = w.tenant.id.clone();
+    let out: Output =
+        integration_tests::scan_worker("scan", &["rescan", "--tenant", &tenant, "--once"], &[])
+            .output()
+            .expect("scan-worker rescan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let open = psql(&format!(
+        "SELECT count(*) FROM scan_jobs WHERE blob_id = '{blob}' AND rescan AND status = 'pending'"
+    ));
+    assert_eq!(open, "1");
+    let other_tenant = psql(&format!(
+        "SELECT count(*) FROM scan_jobs j WHERE j.rescan AND j.status = 'pending' AND j.tenant_id <> '{tenant}'"
+    ));
+    assert_eq!(other_tenant, "0");
+    // The rescan runs like any scan job; the content stays clean and its ClamAV verdict is new.
+    let before = w.scan_status(a_id)["engines"][0]["scannedAt"]
+        .as_i64()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let log = run_worker(&["--concurrency", "2"], &[]);
+    assert!(
+        log.iter()
+            .any(|l| l["msg"] == "job.done" && l["blob"] == blob.as_str() && l["rescan"] == true),
+        "{log:#?}"
+    );
+    let s = w.scan_status(a_id);
+    assert_eq!(s["status"], "clean", "{s}");
+    assert!(
+        s["engines"][0]["scannedAt"].as_i64().unwrap() > before,
+        "{s}"
+    );
+}
