@@ -53,7 +53,8 @@ CREATE FUNCTION scan_jobs_promote_awaited() RETURNS trigger
     AS $$
 BEGIN
     IF NEW.scan_job_id IS NOT NULL THEN
-        UPDATE public.scan_jobs j SET rescan = false
+        -- In line as a first scan arriving now (a rescan's fair_at only orders rescans).
+        UPDATE public.scan_jobs j SET rescan = false, fair_at = public.app_now_ms()
          WHERE j.id = NEW.scan_job_id AND j.tenant_id = NEW.tenant_id AND j.rescan
            AND j.status IN ('pending', 'running');
     END IF;

@@ -524,7 +524,13 @@ impl Worker {
     /// database version, or `None` when clamd names none (signature databases without a version,
     /// such as the test signatures alone) or does not answer.
     pub async fn signature_version(&self) -> Option<i64> {
-        let v = self.clamd.version().await.ok().filter(|v| !v.is_empty())?;
+        // A short probe: a clamd that does not answer must not hold up the claims (`--once` asks
+        // before claiming); its scans fail on their own timeout anyway.
+        let v = tokio::time::timeout(Duration::from_secs(3), self.clamd.version())
+            .await
+            .ok()?
+            .ok()
+            .filter(|v| !v.is_empty())?;
         let v: String = v.chars().take(100).collect();
         *self.engine.lock().unwrap() = Some((v.clone(), Instant::now()));
         scan_core::engines::EngineVersion::of(Some(&v)).signatures
@@ -961,14 +967,6 @@ impl Worker {
             }
             _ => None,
         };
-        // `--once` looks for due rescans once, before claiming: they are then claimed after every
-        // first scan that is claimable.
-        if self.cfg.once && self.cfg.scan_jobs && self.cfg.rescan.interval.is_some() {
-            match self.enqueue_due_rescans().await {
-                Ok(n) => log::info("rescan.queued", json!({"queued": n})),
-                Err(e) => log::warn("rescan.queue_failed", json!({"error": e.to_string()})),
-            }
-        }
         let rescans = match (self.cfg.rescan.interval, self.cfg.once, self.cfg.scan_jobs) {
             (Some(every), false, true) => {
                 let me = self.clone();

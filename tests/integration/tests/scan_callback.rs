@@ -372,9 +372,18 @@ fn scan_callback_replay_is_a_noop() {
         s,
         json!({
             "status": "clean", "details": format!("clean at {at}"), "engine": "itest-engine 1.0",
-            "signature": null, "scannedAt": at
+            "signature": null, "scannedAt": at,
+            "engines": [{"engine": "itest-engine", "version": "1.0", "signatureVersion": null,
+                         "status": "clean", "names": [], "scannedAt": at}]
         })
     );
+    // The replays kept one engine row.
+    let rows = psql(&format!(
+        "SELECT count(*) FROM scan_engine_verdicts e JOIN attachment_blobs b ON b.id = e.blob_id \
+         WHERE b.tenant_id = '{}' AND b.content_sha256 = '{hash}'",
+        t.id
+    ));
+    assert_eq!(rows, "1");
     // One applied verdict, one audit row; the replays wrote nothing.
     let rows: Vec<Value> = admin
         .audit("scan.verdict")

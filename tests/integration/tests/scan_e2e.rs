@@ -624,6 +624,14 @@ fn scan_job_of_a_killed_worker_is_taken_over_after_its_lease() {
     assert_eq!(w.scan_status(id)["status"], "clean");
 }
 
+/// Puts `job` before every other claimable first scan, also those other tests prioritised (whose
+/// `fair_at` is 0) and whose retry backoff ends meanwhile.
+fn first_in_line(job: &str) {
+    psql(&format!(
+        "UPDATE scan_jobs SET available_at = 0, fair_at = -1 WHERE id = '{job}' AND status = 'pending'"
+    ));
+}
+
 /// A clamd of this test's own whose signature database has a version (a `daily.cud` built with
 /// `sigtool --build --unsigned`, beside the project's test signatures), so that a signature update
 /// can be played: [`Clamd::update`] builds the next version with one more signature and sends
@@ -827,7 +835,7 @@ fn scan_rescan_after_a_signature_update_flips_clean_to_infected() {
     let a = w.upload(&w.message(0), "old.txt", &old);
     let a_id = a["id"].as_str().unwrap().to_owned();
     let (a_job, blob) = job_of(&a_id);
-    prioritise(&[&a_job]);
+    first_in_line(&a_job);
     run_worker(&["--max-jobs", "1", "--concurrency", "1"], &env);
     let s = w.scan_status(&a_id);
     assert_eq!(s["status"], "clean", "{s}");
@@ -839,11 +847,36 @@ fn scan_rescan_after_a_signature_update_flips_clean_to_infected() {
     let b = w.upload(&w.message(1), "new.txt", &content("rescan new", 2000));
     let b_id = b["id"].as_str().unwrap().to_owned();
     let (b_job, _) = job_of(&b_id);
-    prioritise(&[&b_job]);
+    first_in_line(&b_job);
 
-    // One pass of a worker: it queues the rescans due under v1 + 1, then claims: every claimable
-    // first scan (the new upload and whatever other tests left pending) before any rescan.
-    let log = run_worker(&["--concurrency", "2"], &env);
+    // A worker that looks for due rescans every second: it queues the rescan of the old file (judged
+    // under v1) and claims every claimable first scan (the new upload first in line) before any
+    // rescan. It runs until the old file flipped, then stops (SIGTERM).
+    let mut running = worker(
+        &["--concurrency", "2", "--poll-secs", "0.2"],
+        &[env[0], ("RESCAN_INTERVAL_SECS", "1")],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("scan-worker");
+    let start = Instant::now();
+    while w.scan_status(&a_id)["status"] != "infected" {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = running.kill();
+            panic!("the old file did not flip: {}", w.scan_status(&a_id));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stopped = Command::new("kill")
+        .args(["-TERM", &running.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let out = running.wait_with_output().unwrap();
+    let log: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let claimed: Vec<&Value> = log.iter().filter(|l| l["msg"] == "job.claimed").collect();
     let done: HashMap<String, &Value> = log
         .iter()
@@ -901,15 +934,6 @@ fn scan_rescan_after_a_signature_update_flips_clean_to_infected() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-
-    // Nothing left to rescan under v1 + 1: a second pass queues nothing for this content.
-    let again = run_worker(&["--max-jobs", "1"], &env);
-    assert!(
-        !again
-            .iter()
-            .any(|l| l["blob"] == blob.as_str() && l["msg"] == "job.claimed"),
-        "{again:#?}"
-    );
 }
 
 /// `scan-worker rescan --tenant` queues every clean content of that tenant, and only of that tenant.
