@@ -918,7 +918,7 @@ fn scan_rescan_after_a_signature_update_flips_clean_to_infected() {
     assert_eq!(flipped.len(), 1, "{log:#?}");
     assert_eq!(flipped[0]["to"], "infected");
     let audit = psql(&format!(
-        "SELECT string_agg(details->>'previousStatus' || '>' || (details->>'status'), ',') \
+        "SELECT string_agg(details->>'previousStatus' || '>' || (details->>'status'), ',' ORDER BY id) \
          FROM email_audit_log WHERE action = 'scan.verdict' AND resource_id = '{blob}'"
     ));
     assert!(audit.ends_with("clean>infected"), "{audit}");
