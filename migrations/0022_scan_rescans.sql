@@ -1,4 +1,4 @@
--- 0021_scan_rescans: content judged clean is scanned again when the signatures move on, without ever
+-- 0022_scan_rescans: content judged clean is scanned again when the signatures move on, without ever
 -- delaying the first scan of new content.
 --
 -- A rescan is a scan job with `rescan = true`, in the same queue (one open job per content, 0004), so a

@@ -1,4 +1,4 @@
--- 0020_scan_engine_verdicts: each scan engine's own verdict on a content.
+-- 0021_scan_engine_verdicts: each scan engine's own verdict on a content.
 --
 -- attachment_blobs holds the verdict in force (scan_status and the columns of the verdict that last
 -- changed it). With more than one engine (ClamAV, VirusTotal) the content's status is the worst of the
