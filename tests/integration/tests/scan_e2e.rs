@@ -984,3 +984,164 @@ fn scan_rescan_on_demand_of_one_tenant() {
         "{s}"
     );
 }
+
+/// The requests a stand-in server saw: method, path and `x-apikey`.
+type Asked = std::sync::Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A stand-in for VirusTotal's API v3 (the real one cannot be reached from here): every file it is
+/// asked about by hash is known and judged malicious by two of its engines, for the key
+/// `vt-test-key` only. Its URL, and the requests it saw (method, path, `x-apikey`).
+fn fake_virustotal() -> (String, Asked) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen: Asked = Default::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap_or("").to_owned(),
+                parts.next().unwrap_or("").to_owned(),
+            );
+            let (mut key, mut len) = (String::new(), 0usize);
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.trim_end().split_once(':') {
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "x-apikey" => key = v.trim().to_owned(),
+                        "content-length" => len = v.trim().parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            log.lock()
+                .unwrap()
+                .push((method.clone(), path.clone(), key.clone()));
+            let (status, answer) = match path.strip_prefix("/api/v3/files/") {
+                _ if key != "vt-test-key" => (
+                    401,
+                    json!({"error": {"code": "WrongCredentialsError", "message": "wrong key"}}),
+                ),
+                Some(hash) if method == "GET" => (
+                    200,
+                    json!({"data": {"type": "file", "id": hash, "attributes": {
+                        "last_analysis_stats": {"malicious": 2, "suspicious": 0, "undetected": 60,
+                                                "harmless": 0, "timeout": 0},
+                        "last_analysis_results": {
+                            "EngineA": {"category": "malicious", "engine_name": "EngineA",
+                                        "result": "Trojan.ZeroDay.Fake"},
+                            "EngineB": {"category": "malicious", "engine_name": "EngineB",
+                                        "result": "Trojan.ZeroDay.Fake"},
+                            "EngineC": {"category": "undetected", "engine_name": "EngineC",
+                                        "result": null}}}}}),
+                ),
+                _ => (
+                    404,
+                    json!({"error": {"code": "NotFoundError", "message": "not found"}}),
+                ),
+            };
+            let text = answer.to_string();
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{text}",
+                    text.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// Two engines end to end: content ClamAV finds clean but VirusTotal knows as malicious (looked up by
+/// its SHA-256 only: nothing is uploaded, the tenant never allowed it) ends `infected`, quarantined
+/// and never served; `scan-status` lists both engines' own verdicts, VirusTotal's with the names
+/// its engines gave. ClamAV's `clean` does not hide VirusTotal's `infected`.
+#[test]
+fn scan_virustotal_finds_what_clamav_missed_and_both_verdicts_are_listed() {
+    let _g = serial();
+    let w = world();
+    let body = content("zero-day", 2048);
+    let a = w.upload(&w.message(0), "invoice.txt", &body);
+    let id = a["id"].as_str().unwrap();
+    let (job, blob) = job_of(id);
+    prioritise(&[&job]);
+    let (vt_url, seen) = fake_virustotal();
+    let log = run_worker(
+        &["--max-jobs", "1", "--concurrency", "1"],
+        &[("VT_API_KEY", "vt-test-key"), ("VT_API_URL", &vt_url)],
+    );
+    assert!(
+        log.iter()
+            .any(|l| l["job"] == job.as_str() && l["msg"] == "job.done"),
+        "{log:#?}"
+    );
+    // The key went with every request and never into the worker's log.
+    let asked = seen.lock().unwrap().clone();
+    let hash = sha256_hex(&body);
+    assert_eq!(
+        asked,
+        vec![(
+            "GET".to_owned(),
+            format!("/api/v3/files/{hash}"),
+            "vt-test-key".to_owned()
+        )],
+        "one lookup by hash, no upload"
+    );
+    assert!(
+        !log.iter().any(|l| l.to_string().contains("vt-test-key")),
+        "{log:#?}"
+    );
+
+    let start = Instant::now();
+    let s = loop {
+        let s = w.scan_status(id);
+        if s["status"] == "infected" || start.elapsed() > Duration::from_secs(10) {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(s["status"], "infected", "{s}");
+    let engines = s["engines"].as_array().expect("engines");
+    let by = |name: &str| {
+        engines
+            .iter()
+            .find(|e| e["engine"] == name)
+            .unwrap_or_else(|| panic!("no {name} verdict: {s}"))
+            .clone()
+    };
+    assert_eq!(by("clamav")["status"], "clean", "{s}");
+    let vt = by("virustotal");
+    assert_eq!(vt["status"], "infected", "{s}");
+    assert!(
+        vt["names"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n == "Trojan.ZeroDay.Fake")),
+        "{s}"
+    );
+    w.assert_blocked(id);
+    let start = Instant::now();
+    while psql(&format!(
+        "SELECT coalesce(quarantine_action, '') FROM attachment_blobs WHERE id = '{blob}'"
+    ))
+    .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the infected object was not quarantined"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
