@@ -208,6 +208,24 @@ fn run_worker(extra: &[&str], env: &[(&str, &str)]) -> Vec<Value> {
         .collect()
 }
 
+/// Waits (at most 10 s) until the callback has taken content `blob` out of its normal key
+/// (moved to `quarantine/` or deleted, as `quarantine_action` says).
+#[track_caller]
+fn assert_quarantined(blob: &str) {
+    let start = Instant::now();
+    while psql(&format!(
+        "SELECT coalesce(quarantine_action, '') FROM attachment_blobs WHERE id = '{blob}'"
+    ))
+    .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "content {blob} was not quarantined"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Scans exactly these attachments' jobs now.
 #[track_caller]
 fn scan_now(attachments: &[&str]) -> Vec<Value> {
@@ -415,18 +433,7 @@ fn scan_eicar_is_infected_and_never_served() {
     ));
     assert_eq!(scanner, "scan-worker");
     // The callback also took the object out of its normal key (moved to quarantine/ or deleted).
-    let start = Instant::now();
-    while psql(&format!(
-        "SELECT coalesce(quarantine_action, '') FROM attachment_blobs WHERE id = '{blob}'"
-    ))
-    .is_empty()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the infected object was not quarantined"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_quarantined(&blob);
 }
 
 #[test]
@@ -922,18 +929,7 @@ fn scan_rescan_after_a_signature_update_flips_clean_to_infected() {
          FROM email_audit_log WHERE action = 'scan.verdict' AND resource_id = '{blob}'"
     ));
     assert!(audit.ends_with("clean>infected"), "{audit}");
-    let start = Instant::now();
-    while psql(&format!(
-        "SELECT coalesce(quarantine_action, '') FROM attachment_blobs WHERE id = '{blob}'"
-    ))
-    .is_empty()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the flipped object was not quarantined"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_quarantined(&blob);
 }
 
 /// `scan-worker rescan --tenant` queues every clean content of that tenant, and only of that tenant.
@@ -1132,16 +1128,5 @@ fn scan_virustotal_finds_what_clamav_missed_and_both_verdicts_are_listed() {
         "{s}"
     );
     w.assert_blocked(id);
-    let start = Instant::now();
-    while psql(&format!(
-        "SELECT coalesce(quarantine_action, '') FROM attachment_blobs WHERE id = '{blob}'"
-    ))
-    .is_empty()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the infected object was not quarantined"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_quarantined(&blob);
 }
