@@ -3,35 +3,28 @@
 //! What the worker then does with a `verifying` upload is in `direct_upload_verify.rs`.
 
 use integration_tests::bucket::Bucket;
-use integration_tests::{Reply, Stack, Tenant, User, client, login, psql, send, sql_str};
+use integration_tests::uploads::Uploader;
+use integration_tests::{Reply, Stack, client, login, psql, send, sql_str};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 const MIB: usize = 1024 * 1024;
 
-struct World {
-    tenant: Tenant,
-    user: User,
-    token: String,
+/// A fresh tenant's first user, logged in ([`Uploader`]), with this file's requests.
+struct World(Uploader);
+
+impl std::ops::Deref for World {
+    type Target = Uploader;
+    fn deref(&self) -> &Uploader {
+        &self.0
+    }
 }
 
 fn world() -> World {
-    let mut seed = Stack::get().seed();
-    let tenant = seed.tenants.remove(0);
-    let user = tenant.user(0).clone();
-    let token = login(&client(), &Stack::get().base_url, &user).access;
-    World {
-        tenant,
-        user,
-        token,
-    }
+    World(Uploader::new())
 }
 
 impl World {
-    fn message(&self) -> String {
-        self.tenant.message_of(&self.user, 0).id.clone()
-    }
-
     fn create_as(&self, token: &str, message: &str, body: Value) -> Reply {
         send(
             client()

@@ -3,9 +3,10 @@
 //! signed callback, and what users then see (`scan-status`, downloads).
 //!
 //! The scan queue is one table for the whole stack, so every test here holds [`SERIAL`] and moves
-//! its own jobs to the front (`available_at = 0` and `fair_at = 0`, as the admin) before running a worker with
-//! `--once --max-jobs n`: the worker then takes exactly those jobs, whatever other tests left
-//! pending. Tests whose name starts with `scan_worker_` need no callback component (they post to a
+//! its own jobs to the front (`available_at = 0`, and a `fair_at` below every earlier test's: minus
+//! the time in ms, as the admin) before running a worker with `--once --max-jobs n`: the worker then
+//! takes exactly those jobs, whatever other tests left pending, also a job another test prioritised
+//! and handed back whose retry backoff ends meanwhile. Tests whose name starts with `scan_worker_` need no callback component (they post to a
 //! tiny receiver in the test); the others go through `POST /api/v1/scan/callback`.
 
 use std::collections::HashMap;
@@ -16,7 +17,8 @@ use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use integration_tests::{Reply, Stack, Tenant, User, client, login, send};
+use integration_tests::uploads::Uploader;
+use integration_tests::{Reply, Stack, client, login, send};
 use integration_tests::{now_ms, now_s, psql, sha256_hex};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -52,22 +54,18 @@ fn content(label: &str, len: usize) -> Vec<u8> {
     v
 }
 
-struct World {
-    tenant: Tenant,
-    user: User,
-    token: String,
+/// A fresh tenant's first user, logged in ([`Uploader`]), with this file's requests.
+struct World(Uploader);
+
+impl std::ops::Deref for World {
+    type Target = Uploader;
+    fn deref(&self) -> &Uploader {
+        &self.0
+    }
 }
 
 fn world() -> World {
-    let mut seed = Stack::get().seed();
-    let tenant = seed.tenants.remove(0);
-    let user = tenant.user(0).clone();
-    let token = login(&client(), &Stack::get().base_url, &user).access;
-    World {
-        tenant,
-        user,
-        token,
-    }
+    World(Uploader::new())
 }
 
 impl World {
@@ -177,9 +175,13 @@ fn prioritise(jobs: &[&str]) {
         .collect::<Vec<_>>()
         .join(",");
     psql(&format!(
-        "UPDATE scan_jobs SET available_at = 0, fair_at = 0 WHERE id IN ({list}) AND status = 'pending'"
+        "UPDATE scan_jobs SET available_at = 0, fair_at = {AHEAD_OF_EARLIER} \
+         WHERE id IN ({list}) AND status = 'pending'"
     ));
 }
+
+/// A `fair_at` below that of every job prioritised earlier (the claim takes the lowest first).
+const AHEAD_OF_EARLIER: &str = "-(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /// A scan worker that takes scan jobs only: `--max-jobs n` then counts exactly this test's jobs,
 /// whatever direct uploads other tests left to verify.
@@ -467,11 +469,11 @@ fn scan_a_colleagues_upload_of_the_same_bytes_is_not_revealed() {
     let _g = serial();
     let a = world();
     let b_user = a.tenant.user(1).clone();
-    let b = World {
+    let b = World(Uploader {
         tenant: a.tenant.clone(),
         token: login(&client(), &Stack::get().base_url, &b_user).access,
         user: b_user,
-    };
+    });
     let bytes = content("colleague", 2500);
     let first = a.upload(&a.message(0), "minutes.txt", &bytes);
     let first_id = first["id"].as_str().unwrap();
@@ -631,12 +633,10 @@ fn scan_job_of_a_killed_worker_is_taken_over_after_its_lease() {
     assert_eq!(w.scan_status(id)["status"], "clean");
 }
 
-/// Puts `job` before every other claimable first scan, also those other tests prioritised (whose
-/// `fair_at` is 0) and whose retry backoff ends meanwhile.
+/// Puts `job` before every other claimable first scan, also those other tests prioritised and
+/// whose retry backoff ends meanwhile.
 fn first_in_line(job: &str) {
-    psql(&format!(
-        "UPDATE scan_jobs SET available_at = 0, fair_at = -1 WHERE id = '{job}' AND status = 'pending'"
-    ));
+    prioritise(&[job]);
 }
 
 /// A clamd of this test's own whose signature database has a version (a `daily.cud` built with

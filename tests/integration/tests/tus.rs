@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use integration_tests::bucket::Bucket;
+use integration_tests::uploads::Uploader;
 use integration_tests::{
-    Reply, Stack, Tenant, User, client, login, parse_remaining, psql, send,
-    send_expecting_continue, send_may_be_cut, sql_str,
+    Reply, Stack, client, login, parse_remaining, psql, send, send_expecting_continue,
+    send_may_be_cut, sql_str,
 };
 use sha2::{Digest, Sha256};
 
@@ -24,22 +25,18 @@ fn chunk_limit() -> usize {
         .unwrap()
 }
 
-struct World {
-    tenant: Tenant,
-    user: User,
-    token: String,
+/// A fresh tenant's first user, logged in ([`Uploader`]), with this file's requests.
+struct World(Uploader);
+
+impl std::ops::Deref for World {
+    type Target = Uploader;
+    fn deref(&self) -> &Uploader {
+        &self.0
+    }
 }
 
 fn world() -> World {
-    let mut seed = Stack::get().seed();
-    let tenant = seed.tenants.remove(0);
-    let user = tenant.user(0).clone();
-    let token = login(&client(), &Stack::get().base_url, &user).access;
-    World {
-        tenant,
-        user,
-        token,
-    }
+    World(Uploader::new())
 }
 
 /// Pseudo-random bytes (distinct per seed).
@@ -64,10 +61,6 @@ fn checksum(chunk: &[u8]) -> String {
 }
 
 impl World {
-    fn message(&self) -> String {
-        self.tenant.message_of(&self.user, 0).id.clone()
-    }
-
     /// `POST .../tus` for `len` bytes named `name`, as `token`.
     fn create_as(&self, token: &str, name: &str, len: usize) -> Reply {
         send(
