@@ -1788,6 +1788,34 @@ export interface components {
             signature: string | null;
             /** @description The scanner's time of the verdict in force; `null` while `pending`. */
             scannedAt: components["schemas"]["EpochMillis"] | null;
+            /**
+             * @description Each engine's own verdict on the content, by engine name; empty while `pending` (and while a
+             *     direct upload is `verifying` or `rejected`). `status` is the worst of them: `infected` over
+             *     `suspicious` over `clean` over `error`. An engine's `error` (it could not scan: an outage, a
+             *     quota, content too large for it) never hides another engine's finding, nor blocks content
+             *     another engine judged `clean`; an engine with no opinion (VirusTotal, for content it does not
+             *     know and may not upload) is not listed. Quarantine stays: once `infected` or `suspicious`,
+             *     a later `clean` of any engine is listed here but does not release the content.
+             */
+            engines: components["schemas"]["EngineVerdict"][];
+        };
+        EngineVerdict: {
+            /** @description The engine, e.g. `clamav`, `virustotal` (the first word of the scanner's `engine`, lower case). */
+            engine: string;
+            /** @description The engine's version, e.g. `1.0.7`. */
+            version: string | null;
+            /**
+             * Format: int64
+             * @description The version of the engine's signature database when it scanned (ClamAV: the number after the first
+             *     `/` of clamd's `VERSION` answer, e.g. `27000`). Content judged `clean` under an older one is scanned
+             *     again after a signature update.
+             */
+            signatureVersion: number | null;
+            /** @enum {string} */
+            status: "clean" | "infected" | "suspicious" | "error";
+            /** @description The threats the engine named (VirusTotal: its top detection names). */
+            names: string[];
+            scannedAt: components["schemas"]["EpochMillis"];
         };
         /**
          * @description Target by attachment (`{"attachmentId"}`) or by stored content (`{"tenantId","contentHash"}`),
