@@ -564,6 +564,8 @@ impl App {
         let log_file = std::fs::File::create(&log).expect("app log file");
         let listen = format!("127.0.0.1:{port}");
         let mut state_dir = None;
+        // Connection caps: this app runs beside the stack's own and other tests' (see the file).
+        let runtime_config = root().join("tests/integration/app-runtime-config.toml");
         let mut cmd = match host {
             Host::Spinlet => {
                 let bin = root().join("target/release/spinlet");
@@ -581,6 +583,7 @@ impl App {
                     Limits::UnlimitedHost => "none",
                 };
                 cmd.args(["--platform", profile]);
+                cmd.arg("--runtime-config-file").arg(&runtime_config);
                 cmd
             }
             Host::Spin(bin) => {
@@ -593,7 +596,9 @@ impl App {
                     .arg("--state-dir")
                     .arg(&dir)
                     .arg("--log-dir")
-                    .arg(dir.join("logs"));
+                    .arg(dir.join("logs"))
+                    .arg("--runtime-config-file")
+                    .arg(&runtime_config);
                 state_dir = Some(dir);
                 cmd
             }
