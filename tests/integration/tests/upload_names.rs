@@ -125,6 +125,33 @@ fn every_name_a_raw_upload_carries_is_checked() {
     assert_eq!(r.json()["filename"], "résumé.txt");
 }
 
+/// The route's one query parameter is `filename`: any other (a misspelt `filname`, a stray one) is
+/// `400 bad_request` before a byte is stored, rather than ignored with the file stored under a name
+/// the client did not mean.
+#[test]
+fn a_query_parameter_other_than_filename_is_refused() {
+    let u = who();
+    let msg = u.message(0);
+    for query in [
+        "?filname=notes.txt",
+        "?filename=notes.txt&x=1",
+        "?filename=notes.txt&filename*=a",
+    ] {
+        let r = u.raw(&msg, "attachment", query);
+        r.assert_problem(400, "bad_request");
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("filename")),
+            "{query}: {r:?}"
+        );
+    }
+    assert_eq!(rows(&msg), "0", "nothing recorded for a refused upload");
+    let r = u.raw(&msg, "attachment", "?filename=notes.txt");
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["filename"], "notes.txt");
+}
+
 #[test]
 fn invisible_and_format_characters_are_refused() {
     let u = who();

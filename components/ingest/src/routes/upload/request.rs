@@ -49,11 +49,27 @@ fn repr_digest(headers: &HeaderMap) -> Result<Option<ReprDigest>, ApiError> {
     ReprDigest::parse(&lines.join(", ")).map_err(policy)
 }
 
+/// `400` for a query parameter other than `filename`: a misspelt one (`?filname=`) would otherwise
+/// be ignored and the file stored under a name the client did not mean.
+fn only_filename_in(query: Option<&str>) -> Result<(), ApiError> {
+    let unknown = query
+        .unwrap_or("")
+        .split('&')
+        .any(|pair| !pair.is_empty() && pair.split('=').next() != Some("filename"));
+    match unknown {
+        true => Err(ApiError::new(Problem::bad_request(
+            "Unknown query parameter: this route takes `filename` only.",
+        ))),
+        false => Ok(()),
+    }
+}
+
 /// `413` over the size limit, `400` for a malformed `Content-Length` or `Repr-Digest` (`422` for a
 /// `sha-256` digest that is not 32 bytes) or a multipart/form-data type without a boundary,
 /// `422`/`415` for a raw body without an acceptable filename, `415` when any name the request
-/// carries (header or query, any form) has a blocked extension.
+/// carries (header or query, any form) has a blocked extension, `400` for any other query parameter.
 pub(super) fn parse(parts: &Parts, cfg: &Config) -> Result<Upload, ApiError> {
+    only_filename_in(parts.uri.query())?;
     let headers = &parts.headers;
     let expected = cfg
         .size_limit
