@@ -3536,7 +3536,10 @@ export interface operations {
     uploadAttachments: {
         parameters: {
             query?: {
-                /** @description Raw body only; the filename when `Content-Disposition` gives none. Percent-encoded UTF-8. */
+                /**
+                 * @description Raw body only; the filename when `Content-Disposition` gives none. Percent-encoded UTF-8. It is the
+                 *     route's only query parameter: any other is `400 bad_request`.
+                 */
                 filename?: string;
             };
             header?: {
